@@ -1,0 +1,173 @@
+"""The SageMaker job layout: where a job finds its inputs and leaves its outputs.
+
+Every runner (local process, container, Ray cluster, SageMaker) starts a job under this layout, so
+this module knows `/opt/ml` and the `SM_*` environment, and nothing about PPO.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the variable sagemaker-training itself honours
+DEFAULT_BASE_DIR = "/opt/ml"
+FAILURE_MESSAGE_LIMIT = 1024  # SageMaker shows this many characters of output/failure
+
+# Exit codes that point at a cause a user can act on.
+_EXIT_HINTS = {137: "killed with SIGKILL (exit 137): likely out of memory", -9: "killed with SIGKILL"}
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad hyperparameter, missing file); its message is the reason."""
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """The directories and files of one job under its base directory."""
+
+    base: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> JobPaths:
+        return cls(Path(environ.get(BASE_DIR_ENV, DEFAULT_BASE_DIR)))
+
+    @property
+    def config_dir(self) -> Path:
+        return self.base / "input" / "config"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.config_dir / "hyperparameters.json"
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.base / "checkpoints"
+
+    @property
+    def model(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def output(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def intermediate(self) -> Path:
+        return self.output / "intermediate"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output / "failure"
+
+    @property
+    def success_file(self) -> Path:
+        return self.output / "success"
+
+    @property
+    def log_file(self) -> Path:
+        """Where a job's detailed (library) logs go, keeping the console quiet."""
+        return self.output / "job.log"
+
+    def make_dirs(self) -> None:
+        for directory in (self.checkpoints, self.model, self.intermediate):
+            directory.mkdir(parents=True, exist_ok=True)
+
+
+def write_inputs(
+    paths: JobPaths, hyperparameters: Mapping[str, Any], *, hosts: list[str] | None = None
+) -> None:
+    """Write a job's input files as SageMaker would (values JSON-encoded as strings)."""
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    encoded = {key: json.dumps(value) for key, value in hyperparameters.items()}
+    paths.hyperparameters_file.write_text(json.dumps(encoded, indent=2, sort_keys=True) + "\n")
+    hosts = hosts or ["algo-1"]
+    resource = {"current_host": hosts[0], "hosts": hosts, "network_interface_name": "eth0"}
+    paths.resource_config_file.write_text(json.dumps(resource, indent=2) + "\n")
+
+
+def read_hyperparameters(paths: JobPaths) -> dict[str, Any]:
+    """The raw flat object of hyperparameters.json (values still encoded as SageMaker wrote them)."""
+    file = paths.hyperparameters_file
+    if not file.is_file():
+        raise UserError(f"hyperparameter file {file} does not exist: write a JSON object of "
+                        f"hyperparameters there, or set ${BASE_DIR_ENV} to the job's base directory")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"hyperparameter file {file} is not valid JSON ({error}): "
+                        "it must hold one JSON object of names to values") from None
+    if not isinstance(data, dict):
+        raise UserError(f"hyperparameter file {file} holds a {type(data).__name__}, "
+                        "not a JSON object of names to values")
+    return data
+
+
+def read_resource_config(paths: JobPaths) -> dict[str, Any]:
+    """current_host and hosts; a single local host when the file is absent."""
+    file = paths.resource_config_file
+    if not file.is_file():
+        return {"current_host": "algo-1", "hosts": ["algo-1"]}
+    try:
+        return dict(json.loads(file.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as error:
+        raise UserError(f"resource config {file} is not a valid JSON object ({error})") from None
+
+
+def num_cpus(environ: Mapping[str, str] = os.environ) -> int:
+    """CPUs this job may use: SM_NUM_CPUS (set by SageMaker and by our tuner), else the affinity mask."""
+    value = environ.get("SM_NUM_CPUS")
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise UserError(f"SM_NUM_CPUS must be a whole number of CPUs, got {value!r}") from None
+    return len(os.sched_getaffinity(0))
+
+
+def exit_hint(returncode: int) -> str:
+    """A human reason for a process exit code, where one is known."""
+    return _EXIT_HINTS.get(returncode, f"exit code {returncode}")
+
+
+def run_job(paths: JobPaths, job: Callable[[JobPaths], None]) -> int:
+    """Run `job` under the contract: on any failure write output/failure (reason first) and return 1."""
+    try:
+        paths.output.mkdir(parents=True, exist_ok=True)
+        for stale in (paths.failure_file, paths.success_file):
+            stale.unlink(missing_ok=True)
+        job(paths)
+    except KeyboardInterrupt:
+        _write_failure(paths, "the job was interrupted (SIGINT); rerun it to resume from the last checkpoint")
+        return 130
+    except UserError as error:
+        _write_failure(paths, str(error))
+        return 2
+    except Exception as error:  # everything else: keep the traceback for the failure file
+        reason = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+        _write_failure(paths, f"the job failed: {reason}", details=traceback.format_exc())
+        return 1
+    paths.success_file.write_text("")
+    return 0
+
+
+def _write_failure(paths: JobPaths, reason: str, *, details: str = "") -> None:
+    text = reason + ("\n\n" + details if details else "")
+    try:
+        paths.output.mkdir(parents=True, exist_ok=True)
+        paths.failure_file.write_text(text + "\n")
+    except OSError as error:
+        logger.error("could not write %s: %s", paths.failure_file, error)
+    print(f"ERROR: {reason}", file=sys.stderr, flush=True)

@@ -1,0 +1,102 @@
+"""Policy export: the trained RLModule as an ONNX file that maps observations to env actions.
+
+The exported graph is RLlib's deterministic inference path (distribution inputs -> mean action),
+followed by the same unsquash-and-clip to the action space that RLlib applies before `env.step`,
+so the ONNX output can be fed to the environment as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+INPUT_NAME = "obs"
+OUTPUT_NAME = "action"
+
+
+def deterministic_actions(module: Any, obs: Any) -> Any:
+    """RLlib's deterministic env actions for a batch of observations (a torch tensor)."""
+    with torch.no_grad():
+        return PolicyGraph(module)(obs)
+
+
+def export_onnx(module: Any, path: Path) -> Path:
+    """Write `module`'s deterministic policy to `path` (opset 17, dynamic batch size)."""
+    graph = PolicyGraph(module).eval()
+    obs_dim = int(np.prod(module.observation_space.shape))
+    example = torch.zeros(1, obs_dim, dtype=torch.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _traceable_free_log_std(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
+        torch.onnx.export(graph, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    return path
+
+
+class OnnxPolicy:
+    """An exported policy, run with onnxruntime (no Ray, no torch needed)."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime
+
+        self._session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        batch = np.asarray(obs, dtype=np.float32)
+        single = batch.ndim == 1
+        if single:
+            batch = batch[None]
+        (action,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        return action[0] if single else action
+
+
+class PolicyGraph(torch.nn.Module):
+    """obs -> RLModule inference forward -> deterministic action -> unsquash/clip to the space."""
+
+    def __init__(self, module: Any) -> None:
+        super().__init__()
+        self.module = module
+        self.dist_cls = module.get_inference_action_dist_cls()
+        space = module.action_space
+        self.register_buffer("low", torch.tensor(np.array(space.low), dtype=torch.float32))
+        self.register_buffer("high", torch.tensor(np.array(space.high), dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        dist_inputs = self.module.forward_inference({"obs": obs})["action_dist_inputs"]
+        action = self.dist_cls.from_logits(dist_inputs).to_deterministic().sample()
+        # RLlib's normalize_actions: the policy acts in [-1, 1]; unsquash to the bounds, then clip.
+        action = self.low + (action + 1.0) * (self.high - self.low) / 2.0
+        return torch.maximum(torch.minimum(action, self.high), self.low)
+
+
+@contextlib.contextmanager
+def _traceable_free_log_std() -> Iterator[None]:
+    """Let the tracer keep the batch size dynamic in RLlib's free-log-std head.
+
+    RLlib tiles log_std with `repeat([len(mean), 1])`; the tracer records `len()` as the constant 1,
+    so the exported graph would accept batches of one only. The same computation with
+    `expand(mean.shape[0], -1)` traces the batch size as a shape op (the ONNX test checks batches).
+    """
+    from ray.rllib.core.models.torch.heads import TorchFreeLogStdMLPHead
+
+    original = TorchFreeLogStdMLPHead._forward
+
+    def forward(self: Any, inputs: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        mean = self.net(inputs)
+        log_std = self.log_std
+        if self.clip_log_std:
+            log_std = torch.clamp(log_std, -self.log_std_clip_param_const, self.log_std_clip_param_const)
+        return torch.cat([mean, log_std.unsqueeze(0).expand(mean.shape[0], -1)], dim=1)
+
+    TorchFreeLogStdMLPHead._forward = forward
+    try:
+        yield
+    finally:
+        TorchFreeLogStdMLPHead._forward = original

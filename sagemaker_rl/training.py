@@ -1,0 +1,356 @@
+"""Training: one RLlib PPO run from a JobConfig, with stop criteria, checkpoints and resume.
+
+The loop prints the reward lines (metrics.py) and one progress line per iteration; everything
+else RLlib and Ray say goes to the job's log file. Checkpoints carry the job's own counters, so
+a job killed at any point continues from its last checkpoint with the same budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sagemaker_rl import metrics
+from sagemaker_rl.contract import JobPaths, UserError
+from sagemaker_rl.hyperparameters import JobConfig, StopCriteria
+from sagemaker_rl.problems import PROBLEMS
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint_"
+JOB_STATE_FILE = "job_state.json"  # written last: a checkpoint without it is incomplete
+MODULE_ID = "default_policy"
+# Learner statistics kept in progress.csv and TensorBoard (RLlib 2.60 result keys).
+LEARNER_STATS = ("policy_loss", "vf_loss", "mean_kl_loss", "entropy", "curr_kl_coeff",
+                 "default_optimizer_learning_rate")
+
+
+@dataclass
+class JobState:
+    """Counters that must survive a restart (RLlib restarts its time counter at 0 on restore)."""
+
+    training_iteration: int = 0
+    timesteps_total: int = 0
+    time_total_s: float = 0.0
+    kl_coeff: float | None = None  # PPO's adaptive KL coefficient: RLlib does not checkpoint it
+    best_reward: float | None = None
+
+
+@dataclass
+class Progress:
+    """What one iteration reported, in our names."""
+
+    training_iteration: int
+    timesteps_total: int
+    time_total_s: float
+    episode_reward_mean: float | None
+    episode_reward_max: float | None
+    episode_reward_min: float | None
+    steps_this_iter: int
+    time_this_iter_s: float
+    learner: dict[str, float]
+
+
+def env_runners_for(cpus: int) -> int:
+    """Remote env runners for a job with `cpus` CPUs: one per CPU, none (sample in the driver) on one."""
+    return cpus if cpus >= 2 else 0
+
+
+def env_name(job: JobConfig) -> str:
+    return f"sagemaker_rl-{job.problem}-{job.simulator}"
+
+
+def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
+    """PPOConfig for `job` (our config is the source; PPOConfig is the output format)."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    ppo = dict(job.ppo)
+    ppo.setdefault("num_env_runners", env_runners_for(cpus))
+    model_config = ppo.pop("model_config", {})
+    batch = ppo.pop("train_batch_size_per_learner")
+    config = (
+        PPOConfig()
+        .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
+        .framework("torch")
+        # Envs are seeded by RLlib from debugging(seed=...) (per runner and vector copy).
+        .environment(env_name(job), env_config={"problem": job.problem, "simulator": job.simulator})
+        .training(train_batch_size_per_learner=batch)
+        .rl_module(model_config=model_config)
+        .debugging(log_level="ERROR", seed=job.seed)
+        # Actors without restarts: no "max_restarts > 0" noise, and a broken env fails the job
+        # with its own error instead of being retried forever.
+        .fault_tolerance(restart_failed_env_runners=False)
+        .reporting(metrics_num_episodes_for_smoothing=100)
+    )
+    config.update_from_dict(ppo)
+    try:
+        config.validate()
+    except (ValueError, TypeError) as error:
+        raise UserError(f"RLlib rejected the PPO settings: {str(error).strip().splitlines()[0]}") from None
+    return config
+
+
+def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
+    """Run PPO until a stop criterion is met; returns the last iteration's progress."""
+    paths.make_dirs()
+    config = build_ppo_config(job, cpus=cpus)
+    state, checkpoint = _latest_checkpoint(paths.checkpoints)
+    if _stop_reason(job.stop, state, None):
+        raise UserError(f"the checkpoint in {checkpoint} already meets the stop criteria "
+                        f"({_stop_reason(job.stop, state, None)}): raise a rl.training.stop.* value "
+                        "or empty the checkpoints directory to train again")
+    _start_ray(cpus)
+    algo = _build(config, job, cpus=cpus)
+    try:
+        if checkpoint is not None:
+            _restore(algo, checkpoint, state)
+            print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "
+                  f"{state.timesteps_total:,} env steps, {state.time_total_s:.0f} s", flush=True)
+        return _loop(algo, job, paths, state)
+    finally:
+        algo.stop()
+        _stop_ray()
+
+
+def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState) -> Progress | None:
+    time_offset = state.time_total_s
+    sigterm = _SigtermFlag()
+    last: Progress | None = None
+    with _ProgressLog(paths.intermediate) as progress_log:
+        while True:
+            result = algo.train()
+            last = _progress(result, time_offset)
+            state.training_iteration = last.training_iteration
+            state.timesteps_total = last.timesteps_total
+            state.time_total_s = last.time_total_s
+            state.kl_coeff = last.learner.get("curr_kl_coeff", state.kl_coeff)
+            if last.episode_reward_mean is not None:
+                state.best_reward = max(last.episode_reward_mean, state.best_reward or -math.inf)
+            _report(job, last, state)
+            progress_log.write(last)
+            reason = _stop_reason(job.stop, state, last.episode_reward_mean)
+            if reason or sigterm.raised:
+                _save_checkpoint(algo, paths.checkpoints, state, keep=job.keep_checkpoints)
+                if sigterm.raised:
+                    raise RuntimeError("the job received SIGTERM; a checkpoint was saved, rerun it to resume")
+                print(f"Stopped: {reason}.", flush=True)
+                _write_model(algo, job, paths, state, last)
+                return last
+            if state.training_iteration % job.checkpoint_freq == 0:
+                _save_checkpoint(algo, paths.checkpoints, state, keep=job.keep_checkpoints)
+
+
+def _report(job: JobConfig, progress: Progress, state: JobState) -> None:
+    for line in metrics.format_lines(vars(progress)):
+        print(line)
+    reward = "n/a (no episode finished)" if progress.episode_reward_mean is None \
+        else f"{progress.episode_reward_mean:.2f}"
+    best = "" if state.best_reward is None else f" (best {state.best_reward:.2f})"
+    rate = progress.steps_this_iter / max(progress.time_this_iter_s, 1e-9)
+    print(f"[{job.problem}] iter {progress.training_iteration} | {progress.timesteps_total:,} steps | "
+          f"{rate:,.0f} steps/s | reward {reward}{best} | {progress.time_total_s:.0f} s", flush=True)
+
+
+def _stop_reason(stop: StopCriteria, state: JobState, reward: float | None) -> str:
+    if stop.episode_reward_mean is not None and reward is not None and reward >= stop.episode_reward_mean:
+        return f"episode_reward_mean {reward:.2f} >= {stop.episode_reward_mean:g}"
+    if stop.time_total_s is not None and state.time_total_s >= stop.time_total_s:
+        return f"time_total_s {state.time_total_s:.0f} >= {stop.time_total_s:g}"
+    if stop.timesteps_total is not None and state.timesteps_total >= stop.timesteps_total:
+        return f"timesteps_total {state.timesteps_total} >= {stop.timesteps_total}"
+    if stop.training_iteration is not None and state.training_iteration >= stop.training_iteration:
+        return f"training_iteration {state.training_iteration} >= {stop.training_iteration}"
+    return ""
+
+
+def _progress(result: dict[str, Any], time_offset: float) -> Progress:
+    runners = result.get("env_runners", {})
+    learner = result.get("learners", {}).get(MODULE_ID, {})
+
+    def finite(value: Any) -> float | None:
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+    return Progress(
+        training_iteration=int(result["training_iteration"]),
+        timesteps_total=int(runners.get("num_env_steps_sampled_lifetime")
+                            or result.get("num_env_steps_sampled_lifetime") or 0),
+        time_total_s=time_offset + float(result["time_total_s"]),
+        episode_reward_mean=finite(runners.get("episode_return_mean")),
+        episode_reward_max=finite(runners.get("episode_return_max")),
+        episode_reward_min=finite(runners.get("episode_return_min")),
+        steps_this_iter=int(runners.get("num_env_steps_sampled", 0)),
+        time_this_iter_s=float(result.get("time_this_iter_s", 0.0)),
+        learner={name: float(learner[name]) for name in LEARNER_STATS if finite(learner.get(name)) is not None},
+    )
+
+
+class _ProgressLog:
+    """progress.csv and TensorBoard event files in output/intermediate (appended across restarts)."""
+
+    COLUMNS = ("training_iteration", "timesteps_total", "time_total_s", "episode_reward_mean",
+               "episode_reward_max", "episode_reward_min", "steps_this_iter", "time_this_iter_s",
+               *LEARNER_STATS)
+
+    def __init__(self, directory: Path) -> None:
+        self._csv_path = directory / "progress.csv"
+        self._tensorboard_dir = directory / "tensorboard"
+
+    def __enter__(self) -> _ProgressLog:
+        from tensorboardX import SummaryWriter
+
+        new = not self._csv_path.exists()
+        self._csv_file = self._csv_path.open("a", newline="")
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=self.COLUMNS)
+        if new:
+            self._csv.writeheader()
+        self._tensorboard = SummaryWriter(str(self._tensorboard_dir))
+        return self
+
+    def write(self, progress: Progress) -> None:
+        row = {name: value for name, value in vars(progress).items() if name != "learner"}
+        row.update(progress.learner)
+        self._csv.writerow({name: ("" if row.get(name) is None else row[name]) for name in self.COLUMNS})
+        self._csv_file.flush()
+        step = progress.timesteps_total
+        for name, value in row.items():
+            if isinstance(value, int | float) and name != "timesteps_total":
+                group = "learner" if name in LEARNER_STATS else "ray/tune"
+                self._tensorboard.add_scalar(f"{group}/{name}", value, step)
+        self._tensorboard.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        self._csv_file.close()
+        self._tensorboard.close()
+
+
+class _SigtermFlag:
+    """SIGTERM (SageMaker's stop, a spot interruption) finishes the iteration and checkpoints."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        if sys.platform != "win32" and _is_main_thread():
+            signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        logger.warning("SIGTERM received: checkpointing after this iteration")
+        self.raised = True
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# --- Ray and the algorithm -------------------------------------------------------------------
+
+def _start_ray(cpus: int) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file, no warning
+    address = os.environ.get("RAY_ADDRESS")
+    if address:  # a cluster is already running (Ray runner, multi-host SageMaker job)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+    else:
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    logging.getLogger("ray").setLevel(logging.ERROR)
+
+
+def _stop_ray() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+def _build(config: Any, job: JobConfig, *, cpus: int) -> Any:
+    import ray.tune.trainable.trainable as trainable_module
+    from ray.tune.registry import register_env
+
+    from sagemaker_rl.envs import env_creator
+
+    register_env(env_name(job), env_creator)
+    # A standalone Algorithm makes an empty log dir under ~/ray_results; Ray 2.60 has no setting
+    # for it, so point its default at a throwaway place (tests/test_training checks ~ stays clean).
+    trainable_module.DEFAULT_STORAGE_PATH = os.path.join(_scratch_dir(), "ray_results")
+    algo = config.build_algo()
+    import torch
+
+    torch.set_num_threads(cpus)  # the learner runs in this process; leave no core idle, take no more
+    return algo
+
+
+def _scratch_dir() -> str:
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"sagemaker_rl-{os.getuid()}")
+
+
+def _restore(algo: Any, checkpoint: Path, state: JobState) -> None:
+    algo.restore_from_path(str(checkpoint / "algorithm"))
+    if state.kl_coeff is not None:
+        kl_coeff = state.kl_coeff
+
+        def set_kl(learner: Any) -> None:
+            learner.curr_kl_coeffs_per_module[MODULE_ID].data.fill_(kl_coeff)
+
+        algo.learner_group.foreach_learner(set_kl)
+
+
+def current_kl_coeff(algo: Any) -> float:
+    """PPO's live adaptive KL coefficient (for tests of resume)."""
+    values = algo.learner_group.foreach_learner(
+        lambda learner: float(learner.curr_kl_coeffs_per_module[MODULE_ID].item()))
+    return float(values[0])
+
+
+# --- checkpoints and the model ---------------------------------------------------------------
+
+def _latest_checkpoint(directory: Path) -> tuple[JobState, Path | None]:
+    if directory.is_dir():
+        for candidate in sorted(directory.glob(f"{CHECKPOINT_PREFIX}*"), reverse=True):
+            state_file = candidate / JOB_STATE_FILE
+            if state_file.is_file():
+                return JobState(**json.loads(state_file.read_text())), candidate
+            logger.warning("ignoring incomplete checkpoint %s (no %s)", candidate, JOB_STATE_FILE)
+    return JobState(), None
+
+
+def _save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) -> Path:
+    final = directory / f"{CHECKPOINT_PREFIX}{state.training_iteration:06d}"
+    partial = directory / f".partial-{final.name}"
+    shutil.rmtree(partial, ignore_errors=True)
+    algo.save_to_path(str(partial / "algorithm"))
+    (partial / JOB_STATE_FILE).write_text(json.dumps(vars(state), indent=2))
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)  # atomic: a kill leaves either the old set or the new checkpoint
+    if keep > 0:
+        for old in sorted(directory.glob(f"{CHECKPOINT_PREFIX}*"))[:-keep]:
+            shutil.rmtree(old)
+    return final
+
+
+def _write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, last: Progress) -> None:
+    from sagemaker_rl.export import export_onnx
+    from sagemaker_rl.hyperparameters import to_hyperparameters
+
+    checkpoint_dir = paths.model / "checkpoint"
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    algo.save_to_path(str(checkpoint_dir))
+    problem_env = PROBLEMS[job.problem].envs[job.simulator]
+    export_onnx(algo.get_module(MODULE_ID), paths.model / "policy.onnx")
+    params = {"problem": job.problem, "simulator": job.simulator, "env_id": problem_env.env_id,
+              "max_episode_steps": problem_env.max_episode_steps, "seed": job.seed,
+              "hyperparameters": to_hyperparameters(job), "command": sys.argv}
+    (paths.model / "params.json").write_text(json.dumps(params, indent=2, default=str) + "\n")
+    summary = {**vars(last), "best_episode_reward_mean": state.best_reward}
+    (paths.model / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
