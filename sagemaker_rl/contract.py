@@ -96,6 +96,7 @@ def write_inputs(
     hosts = hosts or ["algo-1"]
     resource = {"current_host": hosts[0], "hosts": hosts, "network_interface_name": "eth0"}
     paths.resource_config_file.write_text(json.dumps(resource, indent=2) + "\n")
+    (paths.config_dir / "inputdataconfig.json").write_text("{}\n")  # no data channels; the toolkit reads it
 
 
 def read_hyperparameters(paths: JobPaths) -> dict[str, Any]:

@@ -51,8 +51,6 @@ def _configure_logging(paths: JobPaths) -> None:
     console.addFilter(logging.Filter("sagemaker_rl"))
     console.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(console)
-    for noisy in ("ray", "ray.rllib", "ray.tune"):  # RLlib warns at config time, e.g. "new API stack"
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     logging.captureWarnings(True)  # library DeprecationWarnings go to the file, not the console
     warnings.simplefilter("default")
 

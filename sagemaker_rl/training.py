@@ -74,6 +74,7 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
     """PPOConfig for `job` (our config is the source; PPOConfig is the output format)."""
     from ray.rllib.algorithms.ppo import PPOConfig
 
+    _quiet_ray_loggers()
     ppo = dict(job.ppo)
     ppo.setdefault("num_env_runners", env_runners_for(cpus))
     model_config = ppo.pop("model_config", {})
@@ -263,7 +264,13 @@ def _start_ray(cpus: int) -> None:
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     else:
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    logging.getLogger("ray").setLevel(logging.ERROR)
+    _quiet_ray_loggers()
+
+
+def _quiet_ray_loggers() -> None:
+    """Ray configures its loggers on import; RLlib then warns at config time (e.g. "new API stack")."""
+    for name in ("ray", "ray.rllib", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _stop_ray() -> None:

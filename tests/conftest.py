@@ -38,6 +38,7 @@ def write_hyperparameters(base: Path, hyperparameters: dict[str, object], *, enc
     config.mkdir(parents=True, exist_ok=True)
     values = {k: json.dumps(v) for k, v in hyperparameters.items()} if encode else hyperparameters
     (config / "hyperparameters.json").write_text(json.dumps(values))
+    (config / "inputdataconfig.json").write_text("{}")
 
 
 # Small but real PPO settings: a training iteration of reacher takes a few seconds on 2 cores.

@@ -130,3 +130,39 @@ def test_resume_after_kill_9_continues_iterations_and_env_steps(tmp_path, home):
     first_after_resume = next(row for row in rows if int(row["training_iteration"]) == saved + 1)
     ratio = float(first_after_resume["curr_kl_coeff"]) / state["kl_coeff"]
     assert min(abs(ratio - factor) for factor in (0.5, 1.0, 1.5)) < 1e-6, (ratio, state)
+
+
+def test_entrypoint_runs_under_sagemaker_trainings_train_command(tmp_path, home):
+    """The toolkit's `train`, as a SageMaker container runs it: code in <base>/code, SAGEMAKER_PROGRAM."""
+    import shutil
+
+    (tmp_path / "code").mkdir()
+    shutil.copy(REPO / "entrypoints" / "train-reacher.py", tmp_path / "code")
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 1,
+                                     "sagemaker_program": "train-reacher.py",
+                                     "sagemaker_submit_directory": str(tmp_path / "code")})
+    (tmp_path / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    # SM_STUDIO_LOCAL_MODE skips the toolkit's DNS wait for "algo-1", which only SageMaker resolves.
+    env = job_env(tmp_path, home, SAGEMAKER_PROGRAM="train-reacher.py", SM_STUDIO_LOCAL_MODE="true")
+    train = Path(sys.executable).with_name("train")
+    result = subprocess.run([str(train)], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(SDK_RAY_REGEX["episode_reward_mean"], result.stdout)
+    assert (tmp_path / "model" / "policy.onnx").is_file() and (tmp_path / "output" / "success").is_file()
+
+
+def test_evaluate_runs_deterministic_episodes_of_the_exported_policy(finished_job):
+    base, home, _ = finished_job
+    result = subprocess.run([sys.executable, str(REPO / "entrypoints" / "evaluate.py"), "--model-dir",
+                             str(base / "model"), "--episodes", "2"], capture_output=True, text=True,
+                            timeout=300, env=job_env(base, home))
+    assert result.returncode == 0, result.stderr[-2000:]
+    numbers = dict(re.findall(r"^(mean|max|min) return: (-?[\d.]+)$", result.stdout, re.M))
+    assert float(numbers["min"]) <= float(numbers["mean"]) <= float(numbers["max"])
+
+
+def test_evaluate_names_a_directory_without_a_model(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "entrypoints" / "evaluate.py"), "--model-dir",
+                             str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "params.json does not exist" in result.stderr
