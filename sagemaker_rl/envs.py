@@ -10,7 +10,6 @@ only our reward lines.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import ctypes
 import functools
@@ -33,8 +32,7 @@ from sagemaker_rl.problems import DEFAULT_SIMULATOR, PROBLEMS, check_simulator, 
 
 logger = logging.getLogger(__name__)
 
-_ENV_CONFIG_KEYS = ("problem", "simulator", "seed")
-_WORKER_SEED_STRIDE = 1000  # seeds of runner w's copies start at seed + w * 1000
+_ENV_CONFIG_KEYS = ("problem", "simulator")
 
 _PORTS_PACKAGE = "pybullet_envs"
 _PYBULLET_INSTALL_HINT = "the roboschool simulator needs pybullet: pip install pybullet==3.2.7"
@@ -42,9 +40,6 @@ _PYBULLET_INSTALL_HINT = "the roboschool simulator needs pybullet: pip install p
 # fd 1 is process-wide: one redirect at a time, and only one thread loads the ports' modules.
 _STDOUT_LOCK = threading.RLock()
 _IMPORT_LOCK = threading.Lock()
-# How many copies env_creator has built per (seed, worker_index, vector_index), in this process.
-_COPIES_BUILT: collections.Counter[tuple[int, int, int]] = collections.Counter()
-_COPIES_LOCK = threading.Lock()
 
 
 def make_env(problem: str, simulator: str = DEFAULT_SIMULATOR, *, seed: int | None = None,
@@ -69,8 +64,7 @@ def make_env(problem: str, simulator: str = DEFAULT_SIMULATOR, *, seed: int | No
         env = gymnasium.make(spec, render_mode=render_mode)
     if seed is not None:
         # Seeding by a first reset, as Stable-Baselines3's make_vec_env does: gymnasium seeds
-        # only through reset. RLlib's first reset passes seed=None, so this seed holds, unless
-        # config.seed is set (then RLlib reseeds copy i of runner w with config.seed + w + i).
+        # only through reset.
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
@@ -79,29 +73,15 @@ def make_env(problem: str, simulator: str = DEFAULT_SIMULATOR, *, seed: int | No
 def env_creator(env_config: Mapping[str, Any]) -> gymnasium.Env:
     """Build one env copy for RLlib: pass this to `ray.tune.registry.register_env`.
 
-    `env_config` holds "problem", optionally "simulator" and "seed". RLlib passes an EnvContext;
-    given a seed, each copy gets its own: seed + worker_index * 1000 + vector_index + the number of
-    copies this process already built for the same context. The last term is needed because
-    RLlib 2.60 hands every copy of a vector env the same context (vector_index 0).
+    `env_config` holds "problem" and optionally "simulator". Seeding is RLlib's: with
+    `config.debugging(seed=s)` it resets copy i of runner w with a seed derived from s, w and i.
     """
     unknown = sorted(set(env_config) - set(_ENV_CONFIG_KEYS))
     if unknown:
         raise ValueError(f"unknown env_config keys {unknown}: allowed are {', '.join(_ENV_CONFIG_KEYS)}")
     if "problem" not in env_config:
         raise ValueError(f"env_config {dict(env_config)} has no 'problem': add one of {', '.join(PROBLEMS)}")
-    seed = env_config.get("seed")
-    if seed is not None:
-        seed = _copy_seed(int(seed), getattr(env_config, "worker_index", 0) or 0,
-                          getattr(env_config, "vector_index", 0) or 0)
-    return make_env(env_config["problem"], env_config.get("simulator", DEFAULT_SIMULATOR), seed=seed)
-
-
-def _copy_seed(seed: int, worker_index: int, vector_index: int) -> int:
-    key = (seed, worker_index, vector_index)
-    with _COPIES_LOCK:
-        built = _COPIES_BUILT[key]
-        _COPIES_BUILT[key] += 1
-    return seed + worker_index * _WORKER_SEED_STRIDE + vector_index + built
+    return make_env(env_config["problem"], env_config.get("simulator", DEFAULT_SIMULATOR))
 
 
 class _BulletEnv(gymnasium.Env):

@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,9 @@ def evaluate(model_dir: Path, *, episodes: int = 10, seed: int = 0, video: Path 
     params = json.loads(params_file.read_text())
     policy = OnnxPolicy(policy_file)
     env = make_env(params["problem"], params["simulator"], render_mode="rgb_array" if video else None)
-    returns, lengths, frames = [], [], []
+    returns: list[float] = []
+    lengths: list[int] = []
+    frames: list[Any] = []
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
@@ -69,7 +72,7 @@ def evaluate(model_dir: Path, *, episodes: int = 10, seed: int = 0, video: Path 
     return EvaluationResult(returns, lengths)
 
 
-def _save_gif(frames: list[np.ndarray], path: Path) -> None:
+def _save_gif(frames: list[Any], path: Path) -> None:
     import imageio.v2 as imageio
 
     path.parent.mkdir(parents=True, exist_ok=True)

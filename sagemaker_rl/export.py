@@ -65,6 +65,8 @@ class PolicyGraph(torch.nn.Module):
         self.module = module
         self.dist_cls = module.get_inference_action_dist_cls()
         space = module.action_space
+        self.low: torch.Tensor
+        self.high: torch.Tensor
         self.register_buffer("low", torch.tensor(np.array(space.low), dtype=torch.float32))
         self.register_buffer("high", torch.tensor(np.array(space.high), dtype=torch.float32))
 
@@ -95,8 +97,8 @@ def _traceable_free_log_std() -> Iterator[None]:
             log_std = torch.clamp(log_std, -self.log_std_clip_param_const, self.log_std_clip_param_const)
         return torch.cat([mean, log_std.unsqueeze(0).expand(mean.shape[0], -1)], dim=1)
 
-    TorchFreeLogStdMLPHead._forward = forward
+    TorchFreeLogStdMLPHead._forward = forward  # type: ignore[method-assign]
     try:
         yield
     finally:
-        TorchFreeLogStdMLPHead._forward = original
+        TorchFreeLogStdMLPHead._forward = original  # type: ignore[method-assign]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from sagemaker_rl.contract import JobPaths, read_resource_config, run_job, UserError
+from sagemaker_rl.contract import JobPaths, UserError, read_resource_config, run_job
 from tests.conftest import job_env, run_entrypoint, write_hyperparameters
 
 
@@ -19,7 +19,8 @@ def assert_failed_with(result, base, reason):
 
 
 @pytest.mark.parametrize("hyperparameters, reason", [
-    ({"rl.training.config.kl_coef": 0.5}, "unknown PPO setting 'rl.training.config.kl_coef' (did you mean 'kl_coeff'?)"),
+    ({"rl.training.config.kl_coef": 0.5},
+     "unknown PPO setting 'rl.training.config.kl_coef' (did you mean 'kl_coeff'?)"),
     ({"rl.training.config.num_epochs": "many"}, "rl.training.config.num_epochs must be a whole number, got 'many'"),
     ({"rl.env.simulator": "bullet"}, "unknown simulator 'bullet'"),
 ])
@@ -40,7 +41,8 @@ def test_malformed_json_fails_with_the_file_named(tmp_path, home):
 
 def test_missing_config_file_says_where_it_looked(tmp_path, home):
     result = run_entrypoint("humanoid", tmp_path, home, timeout=120)
-    assert_failed_with(result, tmp_path, f"hyperparameter file {tmp_path}/input/config/hyperparameters.json does not exist")
+    expected = f"hyperparameter file {tmp_path}/input/config/hyperparameters.json does not exist"
+    assert_failed_with(result, tmp_path, expected)
 
 
 def test_unknown_problem_fails_under_the_contract(tmp_path, home):

@@ -40,7 +40,7 @@ def test_an_int_field_rejects_fractions(value):
 
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=20))
 def test_unknown_ppo_fields_are_rejected_before_training(name):
-    from sagemaker_rl.hyperparameters import LEGACY_NAMES, IGNORED_LEGACY, JOB_OWNED, _ppo_defaults
+    from sagemaker_rl.hyperparameters import IGNORED_LEGACY, JOB_OWNED, LEGACY_NAMES, _ppo_defaults
 
     known = set(_ppo_defaults()) | set(LEGACY_NAMES) | set(IGNORED_LEGACY) | set(JOB_OWNED) | {"observation_filter"}
     if name in known:
