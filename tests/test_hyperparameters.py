@@ -59,11 +59,11 @@ def test_booleans_in_json_and_python_spelling(value):
 def test_categorical_json_strings_lists_and_nested_dicts():
     job = parse_hyperparameters({
         "rl.training.config.batch_mode": '"truncate_episodes"',
-        "rl.training.config.model_config.fcnet_hiddens": "[64, 64]",
+        "rl.training.config.model_config.fcnet_hiddens": "[32, 32]",
         "rl.training.config.model_config.free_log_std": "false",
     }, "hopper")
     assert job.ppo["batch_mode"] == "truncate_episodes"
-    assert job.ppo["model_config"]["fcnet_hiddens"] == [64, 64]
+    assert job.ppo["model_config"]["fcnet_hiddens"] == [32, 32]
     assert job.ppo["model_config"]["free_log_std"] is False
     assert job.ppo["model_config"]["fcnet_activation"] == "tanh"  # the rest of the dict is kept
 

@@ -166,3 +166,16 @@ def test_evaluate_names_a_directory_without_a_model(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "entrypoints" / "evaluate.py"), "--model-dir",
                              str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "params.json does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("problem, simulator", [("hopper", "roboschool"), ("humanoid", "mujoco")])
+def test_each_entrypoint_trains_one_tiny_iteration(tmp_path, home, problem, simulator):
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.env.simulator": simulator,
+                                     "rl.training.config.train_batch_size_per_learner": 1000,
+                                     "rl.training.config.batch_mode": "truncate_episodes",
+                                     "rl.training.stop.training_iteration": 1})
+    result = run_entrypoint(problem, tmp_path, home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.findall(r"^training_iteration: (\d+)$", result.stdout, re.M) == ["1"]
+    params = json.loads((tmp_path / "model" / "params.json").read_text())
+    assert (params["problem"], params["simulator"]) == (problem, simulator)

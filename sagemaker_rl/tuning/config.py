@@ -1,0 +1,215 @@
+"""Tuning config: the budget, strategy, objective and space of a tuning run, from flags or a file.
+
+A tuning file (YAML or JSON) holds the same keys as `TuningConfig` plus `parameters` and `static`
+for the search space (SageMaker's `ParameterRanges` / `StaticHyperParameters` are read as well).
+Order: defaults -> file -> flags. The run directory's `tuning.json` is such a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sagemaker_rl import metrics
+from sagemaker_rl.problems import PROBLEMS, did_you_mean
+from sagemaker_rl.tuning.space import (
+    ContinuousParameter,
+    IntegerParameter,
+    SearchSpace,
+    TuningError,
+    from_parameter_ranges,
+    load_file,
+    parse_space,
+)
+from sagemaker_rl.tuning.strategies import (
+    EarlyStopping,
+    Strategy,
+    check_strategy,
+    parse_early_stopping,
+    parse_strategy,
+)
+
+DEFAULT_MAX_JOBS = 8
+DEFAULT_MAX_PARALLEL_JOBS = 2
+# Static budget of every default trial. 8 trials, 2 at a time, are 4 rounds of ~15-20 s start-up,
+# 120 s of training, up to one more iteration (the stop is checked after each) and the final export:
+# ~3 min a round, ~13 min on 2 cores.
+DEFAULT_TIME_PER_TRIAL_S = 120
+OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN)
+OBJECTIVE_TYPES = ("Maximize", "Minimize")
+
+
+def default_space() -> SearchSpace:
+    """The seed's space: kl_coeff Continuous(0.5, 1.0), num_sgd_iter (now num_epochs) Integer(3, 50)."""
+    return SearchSpace(
+        (
+            ContinuousParameter("rl.training.config.kl_coeff", 0.5, 1.0),
+            IntegerParameter("rl.training.config.num_epochs", 3, 50),
+        ),
+        {"rl.training.stop.time_total_s": DEFAULT_TIME_PER_TRIAL_S},
+    )
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Everything a tuning run needs; validated when built."""
+
+    problem: str = "reacher"  # key of problems.PROBLEMS
+    space: SearchSpace = field(default_factory=default_space)  # ranges and static hyperparameters
+    max_jobs: int | None = None  # trials in the run (None: 8, or every combination for Grid)
+    max_parallel_jobs: int = DEFAULT_MAX_PARALLEL_JOBS  # jobs running at once; they share the cores
+    strategy: Strategy = Strategy.BAYESIAN  # Bayesian, Random, Grid or Hyperband
+    early_stopping: EarlyStopping = EarlyStopping.OFF  # Off, or Auto (median of running averages)
+    objective_metric: str = metrics.EPISODE_REWARD_MEAN  # the reward line the objective is read from
+    objective_type: str = "Maximize"  # Maximize or Minimize
+    objective_last_k: int = 1  # objective = mean of the last K values (1 = the last, as SageMaker)
+    seeds: int = 1  # jobs per trial, each with its own rl.training.seed; objective = their mean
+    run_dir: Path | None = None  # where the study, trials and report go (None: runs/tune-<problem>-<time>)
+    storage: str | None = None  # SQLAlchemy URL of the study (None: SQLite in the run directory)
+    study_name: str | None = None  # name of the study in the storage (None: the run directory's name)
+    sampler_seed: int | None = None  # seed of the sampler (None: drawn and recorded)
+    num_cpus: int | None = None  # cores shared by parallel jobs (None: those this process may use)
+    hyperband_min_resource: int = 1  # Hyperband: fewest training iterations a trial gets
+    hyperband_max_resource: int | None = None  # Hyperband: most iterations (None: from the first trials)
+    check_hyperparameters: bool = True  # check every key with the job's own parser before starting
+
+    def __post_init__(self) -> None:
+        if self.problem not in PROBLEMS:
+            raise TuningError(
+                f"unknown problem {self.problem!r}{did_you_mean(self.problem, PROBLEMS)}: "
+                f"choose one of {', '.join(PROBLEMS)}"
+            )
+        object.__setattr__(self, "strategy", parse_strategy(self.strategy))
+        object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
+        check_strategy(self.strategy, self.early_stopping, self.space)
+        for name in ("max_parallel_jobs", "objective_last_k", "seeds", "hyperband_min_resource"):
+            _check_positive(name, getattr(self, name))
+        for name in ("max_jobs", "num_cpus", "hyperband_max_resource"):
+            if getattr(self, name) is not None:
+                _check_positive(name, getattr(self, name))
+        if self.objective_metric not in OBJECTIVE_METRICS:
+            raise TuningError(
+                f"objective_metric {self.objective_metric!r} is not a reward line"
+                f"{did_you_mean(self.objective_metric, OBJECTIVE_METRICS)}: "
+                f"use one of {', '.join(OBJECTIVE_METRICS)}"
+            )
+        if self.objective_type not in OBJECTIVE_TYPES:
+            raise TuningError(
+                f"objective_type {self.objective_type!r} is not one of {', '.join(OBJECTIVE_TYPES)}"
+                f"{did_you_mean(self.objective_type, OBJECTIVE_TYPES)}"
+            )
+        if self.seeds > 1 and "rl.training.seed" in self.space.names:
+            raise TuningError("rl.training.seed cannot be tuned when seeds > 1: each trial sets it per seed")
+        if self.run_dir is not None:
+            object.__setattr__(self, "run_dir", Path(self.run_dir).absolute())
+
+    @property
+    def budget(self) -> int:
+        """Trials in the run."""
+        if self.strategy is Strategy.GRID:
+            size = self.space.grid_size()
+            return min(self.max_jobs, size) if self.max_jobs else size
+        return self.max_jobs or DEFAULT_MAX_JOBS
+
+    @property
+    def cpus_per_job(self) -> int:
+        """SM_NUM_CPUS of each job: the cores split between the parallel jobs."""
+        cores = self.num_cpus or len(os.sched_getaffinity(0))
+        return max(1, cores // self.max_parallel_jobs)
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        return "maximize" if self.objective_type == "Maximize" else "minimize"
+
+    def resolved(self) -> TuningConfig:
+        """This config with run directory, storage, study name and sampler seed filled in."""
+        run_dir = self.run_dir or Path("runs", f"tune-{self.problem}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
+        storage = self.storage or f"sqlite:///{run_dir / 'study.db'}"
+        seed = self.sampler_seed if self.sampler_seed is not None else int.from_bytes(os.urandom(4), "big") >> 1
+        return dataclasses.replace(
+            self,
+            run_dir=run_dir,
+            storage=storage,
+            study_name=self.study_name or run_dir.name,
+            sampler_seed=seed,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config in the tuning-file format (what `config_from_mapping` reads back)."""
+        data: dict[str, Any] = {"problem": self.problem, **self.space.to_dict()}
+        for item in dataclasses.fields(self):
+            if item.name in ("problem", "space"):
+                continue
+            value = getattr(self, item.name)
+            data[item.name] = str(value) if isinstance(value, Path | Strategy | EarlyStopping) else value
+        return data
+
+
+_SPACE_KEYS = ("parameters", "static", "ParameterRanges", "StaticHyperParameters")
+_RECORD_KEYS = ("reproduce", "run")  # written into tuning.json by the tuner; not read as settings
+
+
+def config_from_mapping(data: Mapping[str, Any], *, base: TuningConfig | None = None) -> TuningConfig:
+    """A config from a tuning file's mapping, on top of `base` (default: the defaults).
+
+    `parameters` replace the base's parameters when given; `static` values are added to the base's.
+    """
+    base = base or TuningConfig()
+    fields = {item.name for item in dataclasses.fields(TuningConfig)} - {"space"}
+    known = sorted(fields | set(_SPACE_KEYS) | set(_RECORD_KEYS) | {"objective"})
+    for key in data:
+        if key not in known:
+            raise TuningError(
+                f"unknown tuning setting {key!r}{did_you_mean(str(key), known)}: use one of {', '.join(known)}"
+            )
+    changes: dict[str, Any] = {key: data[key] for key in fields if key in data}
+    if "objective" in data:
+        objective = data["objective"]
+        if not isinstance(objective, Mapping) or set(objective) - {"metric", "type"}:
+            raise TuningError(f"objective must be a mapping with 'metric' and 'type', got {objective!r}")
+        changes.setdefault("objective_metric", objective.get("metric", base.objective_metric))
+        changes.setdefault("objective_type", objective.get("type", base.objective_type))
+    if "run_dir" in changes and changes["run_dir"] is not None:
+        changes["run_dir"] = Path(changes["run_dir"])
+    changes["space"] = _space(data, base.space)
+    try:
+        return dataclasses.replace(base, **changes)
+    except TypeError as error:
+        raise TuningError(f"invalid tuning setting: {error}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TuningConfig:
+    """Defaults, then the tuning file at `path`, then `overrides` (same keys; e.g. from flags)."""
+    config = TuningConfig()
+    if path is not None:
+        config = config_from_mapping(load_file(path), base=config)
+    if overrides:
+        config = config_from_mapping(overrides, base=config)
+    return config
+
+
+def _space(data: Mapping[str, Any], base: SearchSpace) -> SearchSpace:
+    """Given parameters replace the base's; given static values are added (a static value wins over
+    a base range of the same key, a given range over a base static value)."""
+    if "ParameterRanges" in data or "StaticHyperParameters" in data:
+        given = from_parameter_ranges(data.get("ParameterRanges") or {}, data.get("StaticHyperParameters"))
+    else:
+        given = parse_space(data.get("parameters"), data.get("static"))
+    if "parameters" in data or "ParameterRanges" in data:
+        parameters = given.parameters
+    else:
+        parameters = tuple(parameter for parameter in base.parameters if parameter.name not in given.static)
+    tuned = {parameter.name for parameter in parameters}
+    static = {key: value for key, value in base.static.items() if key not in tuned}
+    static.update(given.static)
+    return SearchSpace(parameters, static)
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TuningError(f"{name} must be a whole number >= 1, got {value!r}")

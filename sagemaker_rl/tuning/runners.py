@@ -1,0 +1,285 @@
+"""Runners: how a tuner starts one job under the job contract and watches its reward lines.
+
+A runner starts a job in a base directory (inputs written as SageMaker writes them), then the tuner
+polls it for the values of the objective metric, read with SageMaker's own regex, and may stop it.
+`LocalProcessRunner` runs the job as a local process in its own process group; container, Ray and
+SageMaker runners implement the same two classes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sagemaker_rl import contract, metrics
+
+logger = logging.getLogger(__name__)
+
+JOB_MODULE = "sagemaker_rl.job"
+STDOUT_LOG = "stdout.log"  # the job's console output, in its base directory
+PID_FILE = "job.pid"  # pid, process start time and host of a running local job
+
+# A reward line whose value is not a number SageMaker's regex can read (e.g. "nan", "inf").
+_NON_FINITE = re.compile(rf"^\s*{metrics.EPISODE_REWARD_MEAN}:\s*([-+]?(nan|inf(inity)?))\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job: its base directory, problem, hyperparameters and CPU share."""
+
+    base_dir: Path  # $SAGEMAKER_BASE_DIR of the job
+    problem: str  # key of problems.PROBLEMS
+    hyperparameters: Mapping[str, Any]  # flat dotted keys -> values
+    num_cpus: int = 1  # SM_NUM_CPUS: the job sizes its env runners from it
+    metric: str = metrics.EPISODE_REWARD_MEAN  # the objective metric read from the reward lines
+
+
+@dataclass
+class JobStatus:
+    """What a job has reported so far."""
+
+    values: list[tuple[int, float]] = field(default_factory=list)  # (training iteration, objective)
+    done: bool = False  # the job has ended
+    returncode: int | None = None  # its exit code once done (negative: killed by that signal)
+    failure: str | None = None  # why it failed, once done; None for a success
+    non_finite: bool = False  # it printed the metric as NaN or infinity
+
+
+class Job(Protocol):
+    """A started job."""
+
+    spec: JobSpec
+
+    def poll(self) -> JobStatus:
+        """The values so far and whether the job has ended (never blocks)."""
+
+    def stop(self) -> None:
+        """Ask the job to stop (never blocks); `wait` then ends it for good."""
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the job to end, then kill it; True if it ended by itself."""
+
+
+class Runner(Protocol):
+    """Starts jobs under the job contract."""
+
+    def start(self, spec: JobSpec) -> Job:
+        """Write the job's inputs and start it."""
+
+    def stop_orphan(self, base_dir: Path) -> bool:
+        """Stop a job left running in `base_dir` by an earlier tuner process; True if one was stopped."""
+
+
+class LocalProcessRunner:
+    """Runs each job as `python -m sagemaker_rl.job --problem P` in its own process group."""
+
+    def __init__(self, command: Sequence[str] | None = None, *, extra_env: Mapping[str, str] | None = None) -> None:
+        self._command = list(command) if command else [sys.executable, "-m", JOB_MODULE]
+        self._extra_env = dict(extra_env or {})
+
+    def start(self, spec: JobSpec) -> LocalJob:
+        paths = contract.JobPaths(spec.base_dir)
+        contract.write_inputs(paths, spec.hyperparameters)
+        for stale in (paths.failure_file, paths.success_file):
+            stale.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            **self._extra_env,
+            contract.BASE_DIR_ENV: str(spec.base_dir),
+            "SM_NUM_CPUS": str(spec.num_cpus),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])),
+        }
+        log = open(spec.base_dir / STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
+        process = subprocess.Popen(
+            [*self._command, "--problem", spec.problem],
+            cwd=spec.base_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # own process group: stopped as a whole
+        _write_pid_file(spec.base_dir / PID_FILE, process.pid)
+        logger.debug("started job in %s (pid %d)", spec.base_dir, process.pid)
+        return LocalJob(spec, process, log)
+
+    def stop_orphan(self, base_dir: Path) -> bool:
+        pid_file = base_dir / PID_FILE
+        if not pid_file.is_file():
+            return False
+        try:
+            recorded = json.loads(pid_file.read_text())
+            pid, started = int(recorded["pid"]), recorded["start_time"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            logger.warning("ignoring unreadable %s: %s", pid_file, error)
+            return False
+        if _start_time(pid) != started:  # gone, or the pid now belongs to another process
+            return False
+        logger.warning("stopping job left running in %s by an earlier tuner (pid %d)", base_dir, pid)
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _start_time(pid) == started:
+            time.sleep(0.2)
+        _signal_group(pid, signal.SIGKILL)
+        return True
+
+
+class LocalJob:
+    """A job running as a local process; a thread copies its output to stdout.log and parses it."""
+
+    def __init__(self, spec: JobSpec, process: subprocess.Popen[bytes], log: Any) -> None:
+        self.spec = spec
+        self._process = process
+        self._lock = threading.Lock()
+        self._values: list[tuple[int, float]] = []
+        self._non_finite = False
+        self._tail: list[str] = []  # last lines, for a failure reason
+        self._ended = False
+        self._reader = threading.Thread(target=self._read, args=(log,), daemon=True)
+        self._reader.start()
+
+    def poll(self) -> JobStatus:
+        returncode = self._process.poll()
+        if returncode is not None and not self._ended:
+            # Leftovers of the job (e.g. Ray workers) may hold the output pipe open: end them first.
+            _signal_group(self._process.pid, signal.SIGKILL)
+            self._reader.join(timeout=5)
+            self._ended = True
+        with self._lock:
+            status = JobStatus(values=list(self._values), non_finite=self._non_finite)
+        if returncode is not None:
+            status.done = True
+            status.returncode = returncode
+            status.failure = self._failure(returncode, status)
+        return status
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            _signal_group(self._process.pid, signal.SIGTERM)
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            self._process.wait(timeout)
+            ended = True
+        except subprocess.TimeoutExpired:
+            ended = False
+        _signal_group(self._process.pid, signal.SIGKILL)
+        self._process.wait()
+        self._reader.join(timeout=5)
+        self._ended = True
+        return ended
+
+    def _read(self, log: Any) -> None:
+        pending: float | None = None  # a reward line waits for its iteration's training_iteration line
+        last_step = 0
+        assert self._process.stdout is not None
+        with log:
+            for raw in self._process.stdout:
+                log.write(raw)
+                log.flush()
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                with self._lock:
+                    self._tail = (self._tail + [line])[-20:]
+                    if self.spec.metric == metrics.EPISODE_REWARD_MEAN and _NON_FINITE.match(line):
+                        self._non_finite = True
+                parsed = metrics.parse_line(line)
+                if parsed is None:
+                    continue
+                name, value = parsed
+                if name == self.spec.metric:
+                    if pending is not None:  # two values without an iteration line between them
+                        last_step += 1
+                        self._add(last_step, pending)
+                    pending = value
+                elif name == metrics.TRAINING_ITERATION:
+                    last_step = max(last_step + (pending is not None), int(value))
+                    if pending is not None:
+                        self._add(last_step, pending)
+                        pending = None
+            if pending is not None:
+                self._add(last_step + 1, pending)
+
+    def _add(self, step: int, value: float) -> None:
+        with self._lock:
+            self._values.append((step, value))
+
+    def _failure(self, returncode: int, status: JobStatus) -> str | None:
+        failure_file = contract.JobPaths(self.spec.base_dir).failure_file
+        reason = _first_line(failure_file)
+        if returncode != 0:
+            if reason:
+                return reason
+            with self._lock:
+                tail = [line for line in self._tail if line.strip()]
+            last = f"; last output: {tail[-1].strip()[:300]}" if tail else ""
+            return f"the job ended ({contract.exit_hint(returncode)}){last}"
+        if status.non_finite and (not status.values or _last_line_non_finite(self._tail)):
+            return f"the job reported {self.spec.metric} as NaN or infinity (diverged)"
+        if not status.values:
+            return (
+                f"the job printed no {self.spec.metric} line (no episode finished? raise "
+                "rl.training.stop.time_total_s or the batch size)"
+            )
+        return None
+
+
+def _last_line_non_finite(tail: list[str]) -> bool:
+    for line in reversed(tail):
+        if _NON_FINITE.match(line):
+            return True
+        parsed = metrics.parse_line(line)
+        if parsed and parsed[0] == metrics.EPISODE_REWARD_MEAN:
+            return False
+    return False
+
+
+def _first_line(path: Path) -> str | None:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        logger.warning("could not read %s: %s", path, error)
+        return None
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[0].strip() if lines else None
+
+
+def _package_root() -> str:
+    """The directory holding the sagemaker_rl package, so the job runs this very code."""
+    return str(Path(__file__).resolve().parents[2])
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of a live process in clock ticks since boot (with the pid, it names one process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]  # a zombie has ended; only its exit status is left
+
+
+def _write_pid_file(path: Path, pid: int) -> None:
+    path.write_text(json.dumps({"pid": pid, "start_time": _start_time(pid), "host": os.uname().nodename}) + "\n")
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        logger.debug("process group %d already gone (signal %d not sent)", pgid, signum)
+    except PermissionError as error:
+        logger.warning("could not signal process group %d: %s", pgid, error)

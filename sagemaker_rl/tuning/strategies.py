@@ -1,0 +1,151 @@
+"""Strategies: SageMaker's tuning strategies and early stopping, as Optuna samplers and pruners.
+
+Bayesian -> TPE (with a constant liar, so parallel trials do not all pick the same point); Random ->
+random sampling; Grid -> every combination of the Categorical values (SageMaker allows Categorical
+parameters only and sets the number of jobs to the number of combinations); Hyperband -> TPE plus
+Optuna's HyperbandPruner, with training iterations as the resource. Early stopping Auto follows
+SageMaker's documented rule: stop a trial whose objective at an iteration is worse than the median of
+the running averages of earlier trials up to that iteration. Hyperband has its own early stopping,
+so, as in SageMaker, it requires early stopping Off.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from sagemaker_rl.problems import did_you_mean
+from sagemaker_rl.tuning.space import SearchSpace, TuningError
+
+
+class Strategy(StrEnum):
+    """SageMaker's HyperParameterTuningJobConfig.Strategy values."""
+
+    BAYESIAN = "Bayesian"
+    RANDOM = "Random"
+    GRID = "Grid"
+    HYPERBAND = "Hyperband"
+
+
+class EarlyStopping(StrEnum):
+    """SageMaker's TrainingJobEarlyStoppingType values."""
+
+    OFF = "Off"
+    AUTO = "Auto"
+
+
+def parse_strategy(value: Any) -> Strategy:
+    try:
+        return Strategy(value)
+    except ValueError:
+        choices = [str(strategy) for strategy in Strategy]
+        raise TuningError(
+            f"unknown strategy {value!r}{did_you_mean(str(value), choices)}: use one of {', '.join(choices)}"
+        ) from None
+
+
+def parse_early_stopping(value: Any) -> EarlyStopping:
+    if isinstance(value, bool):  # YAML 1.1 reads a bare Off as false
+        return EarlyStopping.AUTO if value else EarlyStopping.OFF
+    try:
+        return EarlyStopping(value)
+    except ValueError:
+        choices = [str(mode) for mode in EarlyStopping]
+        raise TuningError(
+            f"unknown early_stopping {value!r}{did_you_mean(str(value), choices)}: use one of {', '.join(choices)}"
+        ) from None
+
+
+def check_strategy(strategy: Strategy, early_stopping: EarlyStopping, space: SearchSpace) -> None:
+    """Raise TuningError for a combination SageMaker would reject."""
+    if strategy is Strategy.HYPERBAND and early_stopping is EarlyStopping.AUTO:
+        raise TuningError(
+            "strategy Hyperband stops trials early by itself, so early_stopping must be Off "
+            "(as in SageMaker): drop early_stopping Auto or use strategy Bayesian"
+        )
+    if strategy is Strategy.GRID:
+        space.grid()  # raises for non-categorical parameters
+    elif not space.parameters:
+        raise TuningError(f"strategy {strategy} needs at least one parameter to tune: add one under 'parameters'")
+
+
+def startup_trials(max_jobs: int) -> int:
+    """Random trials before TPE models the results: a third of a small budget, 10 at most."""
+    return min(10, max(2, max_jobs // 3))
+
+
+def make_sampler(
+    strategy: Strategy, space: SearchSpace, *, seed: int | None, max_jobs: int
+) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler that implements `strategy` on `space`."""
+    if strategy is Strategy.RANDOM:
+        return optuna.samplers.RandomSampler(seed=seed)
+    if strategy is Strategy.GRID:
+        return _GridSampler(space.grid(), seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(max_jobs), constant_liar=True)
+
+
+def make_pruner(
+    strategy: Strategy,
+    early_stopping: EarlyStopping,
+    *,
+    min_resource: int = 1,
+    max_resource: int | None = None,
+) -> optuna.pruners.BasePruner:
+    """The Optuna pruner for `strategy` and `early_stopping` (steps are training iterations)."""
+    if strategy is Strategy.HYPERBAND:
+        return optuna.pruners.HyperbandPruner(
+            min_resource=min_resource, max_resource=max_resource if max_resource else "auto"
+        )
+    if early_stopping is EarlyStopping.AUTO:
+        return MedianRunningAveragePruner()
+    return optuna.pruners.NopPruner()
+
+
+class MedianRunningAveragePruner(optuna.pruners.BasePruner):
+    """SageMaker's Auto early stopping: prune below the median of earlier trials' running averages.
+
+    At iteration t a trial is stopped when its objective is worse than the median, over earlier
+    finished trials, of each one's mean objective over its iterations up to t.
+    """
+
+    def __init__(self, n_startup_trials: int = 3, n_warmup_steps: int = 2) -> None:
+        self._n_startup_trials = n_startup_trials  # finished trials needed before any trial is stopped
+        self._n_warmup_steps = n_warmup_steps  # iterations a trial always runs
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self._n_warmup_steps:
+            return False
+        current = trial.intermediate_values[step]
+        if not math.isfinite(current):
+            return True
+        averages = []
+        for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            values = [value for at, value in other.intermediate_values.items() if at <= step and math.isfinite(value)]
+            if values:
+                averages.append(statistics.fmean(values))
+        if len(averages) < self._n_startup_trials:
+            return False
+        median = statistics.median(averages)
+        if study.direction == optuna.study.StudyDirection.MAXIMIZE:
+            return current < median
+        return current > median
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler for an ask-and-tell loop: the tuner's budget ends the run.
+
+    Optuna's own `after_trial` calls `study.stop()`, which raises outside `study.optimize`.
+    """
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        return None

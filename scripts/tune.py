@@ -1,0 +1,193 @@
+"""Tune PPO hyperparameters locally: `python scripts/tune.py --problem reacher`.
+
+With no other flag this runs the default study (8 trials of 120 s, 2 at a time: ~15 minutes on a
+2-core machine). The space, budget and strategy come from flags or a YAML/JSON file (--config);
+flags win over the file. `--resume RUN_DIR` continues a run that was stopped or killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from sagemaker_rl.problems import PROBLEMS
+from sagemaker_rl.tuning import (
+    EarlyStopping,
+    Strategy,
+    TuningError,
+    check_hyperparameters,
+    load_config,
+    load_run_config,
+    parse_parameter_flag,
+    parse_static_flag,
+    resume_tuning,
+    run_tuning,
+)
+from sagemaker_rl.tuning.config import DEFAULT_MAX_JOBS, DEFAULT_MAX_PARALLEL_JOBS, DEFAULT_TIME_PER_TRIAL_S
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Tuning file keys: problem, parameters, static, max_jobs, max_parallel_jobs, strategy, "
+        "early_stopping, objective, objective_last_k, seeds, storage, study_name, sampler_seed, num_cpus.",
+    )
+    add = parser.add_argument
+    add("--problem", choices=sorted(PROBLEMS), default=None, help="problem to tune (default: reacher)")
+    add("--config", type=Path, help="YAML/JSON tuning file (a run's tuning.json works too)")
+    add(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=TYPE:...",
+        help="a range; replaces the default space. NAME=Continuous:MIN:MAX[:SCALING], "
+        "NAME=Integer:MIN:MAX[:SCALING] or NAME=Categorical:A,B,C; SCALING is Auto, Linear, "
+        "Logarithmic or ReverseLogarithmic (default space: kl_coeff Continuous 0.5-1.0, "
+        "num_epochs Integer 3-50)",
+    )
+    add(
+        "--static",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a hyperparameter fixed for every trial (default: rl.training.stop.time_total_s="
+        f"{DEFAULT_TIME_PER_TRIAL_S})",
+    )
+    add(
+        "--max-jobs",
+        type=int,
+        help=f"trials in the run (default: {DEFAULT_MAX_JOBS}; Grid: every combination)",
+    )
+    add(
+        "--max-parallel-jobs",
+        type=int,
+        help=f"trials at once; they split the cores (default: {DEFAULT_MAX_PARALLEL_JOBS})",
+    )
+    add("--strategy", choices=[str(s) for s in Strategy], help="search strategy (default: Bayesian)")
+    add(
+        "--early-stopping",
+        choices=[str(e) for e in EarlyStopping],
+        help="stop poor trials early (default: Off)",
+    )
+    add(
+        "--objective-last-k",
+        type=int,
+        help="objective = mean of the last K reward values (default: 1, the last)",
+    )
+    add("--seeds", type=int, help="jobs per trial with different seeds; objective = their mean (default: 1)")
+    add("--run-dir", type=Path, help="run directory (default: runs/tune-PROBLEM-TIME)")
+    add(
+        "--storage",
+        help="SQLAlchemy URL of the study, e.g. for several machines (default: SQLite in the run dir)",
+    )
+    add("--study-name", help="study name in the storage (default: the run directory's name)")
+    add("--sampler-seed", type=int, help="seed of the sampler (default: drawn and recorded)")
+    add("--num-cpus", type=int, help="cores the parallel trials share (default: all this process may use)")
+    add(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue this run; only --max-jobs/--max-parallel-jobs apply",
+    )
+    add(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved config and SageMaker's ParameterRanges, then exit",
+    )
+    add(
+        "--verbose",
+        action="store_true",
+        help="log details to the console too (they always go to RUN_DIR/tuner.log)",
+    )
+    return parser.parse_args(argv)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    overrides: dict[str, object] = {
+        key: getattr(args, key)
+        for key in (
+            "problem",
+            "max_jobs",
+            "max_parallel_jobs",
+            "strategy",
+            "early_stopping",
+            "objective_last_k",
+            "seeds",
+            "run_dir",
+            "storage",
+            "study_name",
+            "sampler_seed",
+            "num_cpus",
+        )
+        if getattr(args, key) is not None
+    }
+    if args.param:
+        overrides["parameters"] = dict(parse_parameter_flag(text) for text in args.param)
+    if args.static:
+        overrides["static"] = dict(parse_static_flag(text) for text in args.static)
+    return overrides
+
+
+def _configure_logging(run_dir: Path, verbose: bool) -> None:
+    import optuna
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(run_dir / "tuner.log")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[file_handler, console], force=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    logging.captureWarnings(True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    try:
+        if args.resume:
+            extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
+            if extra or args.config:
+                raise TuningError(
+                    f"--resume continues a run with its recorded settings; only --max-jobs and "
+                    f"--max-parallel-jobs may be given with it, not {sorted(extra) or ['config']}"
+                )
+            load_run_config(args.resume)  # a wrong directory fails here, before anything is written
+            _configure_logging(args.resume, args.verbose)
+            result = resume_tuning(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs)
+        else:
+            config = load_config(args.config, _overrides(args)).resolved()
+            if args.dry_run:
+                print(
+                    json.dumps(
+                        {
+                            **config.to_dict(),
+                            "ParameterRanges": config.space.to_parameter_ranges(),
+                            "StaticHyperParameters": config.space.static_hyperparameters(),
+                        },
+                        indent=2,
+                        default=str,
+                    )
+                )
+                return 0
+            assert config.run_dir is not None
+            if config.check_hyperparameters:
+                check_hyperparameters(config)  # a bad key fails here, before the run directory exists
+            _configure_logging(config.run_dir, args.verbose)
+            result = run_tuning(config, command=["python", *sys.argv])
+    except TuningError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if result.interrupted:
+        return 130
+    return 0 if result.complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

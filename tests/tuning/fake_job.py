@@ -1,0 +1,65 @@
+"""TEST DOUBLE of the job contract (not the real job): used only by the runner and tuner-loop tests.
+
+It reads $SAGEMAKER_BASE_DIR/input/config/hyperparameters.json and prints reward lines the way
+`sagemaker_rl.job` does, in a few seconds and without Ray. `fake.*` hyperparameters choose its
+behaviour:
+  fake.mode   ok | crash | nan | silent | sigkill | late_nan   (default ok)
+  fake.slope  reward at iteration i is slope * i + rl.training.seed  (slope default: kl_coeff, else 1)
+  fake.sleep  seconds per iteration                             (default 0.05)
+  fake.child  1: start a child process in the job's process group that sleeps for a long time
+Stop criterion: rl.training.stop.training_iteration (default 3). Each start appends a line to
+`starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    assert sys.argv[1:3] == ["--problem", "reacher"], sys.argv
+    base = Path(os.environ["SAGEMAKER_BASE_DIR"])
+    raw = json.loads((base / "input/config/hyperparameters.json").read_text())
+    hp = {key: json.loads(value) for key, value in raw.items()}
+    (base / "output").mkdir(parents=True, exist_ok=True)
+    with open(base / "starts.log", "a") as handle:
+        handle.write(f"{os.getpid()} {time.time()}\n")
+    (base / "env.log").write_text(os.environ.get("SM_NUM_CPUS", "") + "\n")
+    mode = hp.get("fake.mode", "ok")
+    slope = float(hp.get("fake.slope", hp.get("rl.training.config.kl_coeff", 1.0)))
+    offset = int(hp.get("rl.training.seed", 0))  # seeds differ by a constant
+    pause = float(hp.get("fake.sleep", 0.05))
+    iterations = int(hp.get("rl.training.stop.training_iteration", 3))
+    if hp.get("fake.child"):
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        (base / "child.started").write_text("")
+    print("fake job starting", flush=True)
+    for iteration in range(1, iterations + 1):
+        time.sleep(pause)
+        if mode == "crash" and iteration == 2:
+            (base / "output/failure").write_text("the job failed: RuntimeError: boom\n\ntraceback ...\n")
+            print("ERROR: the job failed: RuntimeError: boom", file=sys.stderr, flush=True)
+            return 1
+        if mode == "sigkill" and iteration == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "silent":
+            print(f"training_iteration: {iteration}", flush=True)
+            continue
+        nan = mode == "nan" or (mode == "late_nan" and iteration == iterations)
+        reward = "nan" if nan else f"{slope * iteration + offset:.6g}"
+        print(f"episode_reward_mean: {reward}", flush=True)
+        if not nan:
+            print(f"episode_reward_max: {slope * iteration + 1:.6g}", flush=True)
+        print(f"timesteps_total: {iteration * 1000}", flush=True)
+        print(f"training_iteration: {iteration}", flush=True)
+        print(f"iteration {iteration}: reward {reward}", flush=True)
+    (base / "output/success").write_text("")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Runs the real tuner loop on the job contract's TEST DOUBLE (fake_job.py), as its own process.
+
+Used by the Ctrl-C and kill -9 tests: `python fake_tuning.py start RUN_DIR CONFIG_JSON` or
+`python fake_tuning.py resume RUN_DIR`.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from sagemaker_rl.tuning import LocalProcessRunner, config_from_mapping, resume_tuning, run_tuning
+
+FAKE_JOB = Path(__file__).with_name("fake_job.py")
+
+if __name__ == "__main__":
+    runner = LocalProcessRunner([sys.executable, str(FAKE_JOB)])
+    if sys.argv[1] == "start":
+        config = config_from_mapping({**json.loads(sys.argv[3]), "run_dir": sys.argv[2]})
+        result = run_tuning(config, runner=runner, command=sys.argv)
+    else:
+        result = resume_tuning(sys.argv[2], runner=runner)
+    sys.exit(130 if result.interrupted else 0)

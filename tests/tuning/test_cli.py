@@ -1,0 +1,120 @@
+"""scripts/tune.py: flags, errors, and an end-to-end run with the real job (slow)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TUNE = REPO / "scripts" / "tune.py"
+TRAIN = REPO / "scripts" / "train.py"
+
+
+def _tune(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TUNE), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_dry_run_shows_the_resolved_config_and_sagemakers_ranges(tmp_path):
+    done = _tune(
+        "--dry-run",
+        "--param",
+        "rl.training.config.lr=Continuous:1e-5:1e-3:Logarithmic",
+        "--static",
+        "rl.training.stop.time_total_s=60",
+        "--max-jobs",
+        "4",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)
+    assert config["max_jobs"] == 4 and config["strategy"] == "Bayesian"
+    assert list(config["parameters"]) == ["rl.training.config.lr"]  # --param replaces the default space
+    assert config["ParameterRanges"]["ContinuousParameterRanges"] == [
+        {
+            "Name": "rl.training.config.lr",
+            "MinValue": "1e-05",
+            "MaxValue": "0.001",
+            "ScalingType": "Logarithmic",
+        }
+    ]
+    assert config["StaticHyperParameters"] == {"rl.training.stop.time_total_s": "60"}
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--param", "rl.training.config.lr=Continous:0:1"], "did you mean 'Continuous'"),
+        (["--strategy", "Grid"], "Categorical parameters only"),
+        (["--static", "rl.training.config.klcoeff=0.3"], "klcoeff"),
+        (["--resume", "nowhere", "--strategy", "Random"], "only --max-jobs and --max-parallel-jobs"),
+        (["--resume", "nowhere"], "is not a tuning run directory"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
+    done = _tune(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "runs").exists()  # nothing written
+
+
+@pytest.mark.slow
+def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
+    """Two real trials in parallel, one tiny iteration each; the best file then trains with train.py."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "max_jobs: 2\nmax_parallel_jobs: 2\n"
+        "parameters:\n  rl.training.config.kl_coeff: {type: Continuous, min_value: 0.5, max_value: 1.0}\n"
+        "static:\n"
+        "  rl.training.stop.training_iteration: 1\n"
+        "  rl.training.config.train_batch_size_per_learner: 2000\n"
+        "  rl.training.config.minibatch_size: 500\n"
+        "  rl.training.config.num_epochs: 2\n"
+    )
+    run_dir = tmp_path / "run"
+    done = _tune("--problem", "reacher", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2/2 done (0 failed" in done.stdout and "best episode_reward_mean" in done.stdout
+    rows = list(csv.DictReader(open(run_dir / "trials.csv")))
+    assert [row["status"] for row in rows] == ["complete", "complete"]
+    for row in rows:
+        trial_dir = run_dir / "trials" / f"{int(row['trial']):04d}"
+        assert (trial_dir / "output" / "success").exists()
+        assert "episode_reward_mean: " in (trial_dir / "stdout.log").read_text()
+        assert (
+            json.loads((trial_dir / "input/config/hyperparameters.json").read_text())["rl.training.config.kl_coeff"]
+            == row["rl.training.config.kl_coeff"]
+        )
+    best = json.loads((run_dir / "best_hyperparameters.json").read_text())
+    assert best["rl.training.stop.training_iteration"] == 1 and 0.5 <= best["rl.training.config.kl_coeff"] <= 1.0
+    assert max(float(row["objective"]) for row in rows) == pytest.approx(
+        float(done.stdout.split("best episode_reward_mean: ")[1].split()[0]), rel=1e-4
+    )
+    assert (run_dir / "report.html").stat().st_size > 1_000_000  # plotly.js inlined
+    recorded = json.loads((run_dir / "tuning.json").read_text())
+    assert "--config" in recorded["reproduce"]["command"] and recorded["static"]["rl.training.config.num_epochs"] == 2
+
+    trained = subprocess.run(
+        [
+            sys.executable,
+            str(TRAIN),
+            "--problem",
+            "reacher",
+            "--hp-file",
+            str(run_dir / "best_hyperparameters.json"),
+            "--run-dir",
+            str(tmp_path / "train"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "episode_reward_mean: " in trained.stdout

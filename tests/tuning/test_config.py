@@ -1,0 +1,127 @@
+"""Tuning config: defaults, tuning files, flags-over-file order and the up-front hyperparameter check."""
+
+from __future__ import annotations
+
+import pytest
+
+from sagemaker_rl.tuning import (
+    TuningConfig,
+    TuningError,
+    check_hyperparameters,
+    config_from_mapping,
+    load_config,
+)
+from sagemaker_rl.tuning.strategies import EarlyStopping, Strategy
+
+
+def test_default_run_is_the_seeds_space_in_a_15_minute_budget():
+    config = TuningConfig()
+    assert config.problem == "reacher"
+    assert config.budget == 8 and config.max_parallel_jobs == 2
+    assert config.strategy is Strategy.BAYESIAN and config.early_stopping is EarlyStopping.OFF
+    assert config.space.names == ["rl.training.config.kl_coeff", "rl.training.config.num_epochs"]
+    assert config.space.static == {"rl.training.stop.time_total_s": 120}
+
+
+@pytest.mark.parametrize(("cores", "parallel", "expected"), [(2, 2, 1), (2, 1, 2), (1, 2, 1), (8, 3, 2)])
+def test_parallel_jobs_split_the_cores(cores, parallel, expected):
+    assert TuningConfig(num_cpus=cores, max_parallel_jobs=parallel).cpus_per_job == expected
+
+
+def test_tuning_file_then_flags(tmp_path):
+    file = tmp_path / "tune.yaml"
+    file.write_text(
+        "max_jobs: 4\nstrategy: Random\nearly_stopping: Off\n"
+        "objective: {metric: episode_reward_mean, type: Maximize}\n"
+        "parameters:\n  rl.training.config.lr: {type: Continuous, min_value: 1.0e-5, max_value: 1.0e-3}\n"
+        "static:\n  rl.training.stop.training_iteration: 3\n"
+    )
+    config = load_config(file, {"max_jobs": 6, "static": {"rl.training.stop.time_total_s": 60}})
+    assert config.max_jobs == 6 and config.strategy is Strategy.RANDOM
+    assert config.early_stopping is EarlyStopping.OFF  # YAML reads Off as false
+    assert config.space.names == ["rl.training.config.lr"]
+    assert config.space.static == {
+        "rl.training.stop.time_total_s": 60,
+        "rl.training.stop.training_iteration": 3,
+    }
+
+
+def test_a_static_value_replaces_a_default_range():
+    config = config_from_mapping({"static": {"rl.training.config.kl_coeff": 0.2}})
+    assert config.space.names == ["rl.training.config.num_epochs"]
+    assert config.space.static["rl.training.config.kl_coeff"] == 0.2
+
+
+def test_sagemaker_parameter_ranges_are_accepted_in_a_file():
+    config = config_from_mapping(
+        {
+            "ParameterRanges": {
+                "IntegerParameterRanges": [
+                    {
+                        "Name": "rl.training.config.num_epochs",
+                        "MinValue": "3",
+                        "MaxValue": "10",
+                        "ScalingType": "Linear",
+                    }
+                ]
+            },
+            "StaticHyperParameters": {"rl.training.stop.time_total_s": "30"},
+        }
+    )
+    assert config.space.names == ["rl.training.config.num_epochs"]
+    assert config.space.static["rl.training.stop.time_total_s"] == 30
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"max_job": 3}, "did you mean 'max_jobs'"),
+        ({"max_jobs": 0}, "max_jobs must be a whole number >= 1"),
+        ({"strategy": "Bayes"}, "did you mean 'Bayesian'"),
+        ({"problem": "reacer"}, "did you mean 'reacher'"),
+        ({"objective": {"metric": "reward"}}, "is not a reward line"),
+        ({"strategy": "Grid"}, "Categorical parameters only"),
+        ({"strategy": "Hyperband", "early_stopping": "Auto"}, "early_stopping must be Off"),
+    ],
+)
+def test_bad_settings_are_named(data, expected):
+    with pytest.raises(TuningError, match=expected):
+        config_from_mapping(data)
+
+
+def test_grid_budget_is_the_number_of_combinations():
+    config = config_from_mapping(
+        {
+            "strategy": "Grid",
+            "parameters": {"rl.training.config.num_epochs": {"type": "Categorical", "values": [3, 10, 30]}},
+        }
+    )
+    assert config.budget == 3
+    assert config.to_dict()["strategy"] == "Grid"
+
+
+def test_a_run_config_round_trips_through_its_file_form(tmp_path):
+    config = TuningConfig(max_jobs=5, sampler_seed=3, run_dir=tmp_path).resolved()
+    again = config_from_mapping(config.to_dict())
+    assert again == config
+
+
+def test_typo_in_a_hyperparameter_key_is_found_before_any_trial():
+    config = config_from_mapping({"static": {"rl.training.config.klcoeff": 0.3}})
+    with pytest.raises(TuningError, match="kl_coeff"):
+        check_hyperparameters(config)
+
+
+def test_two_names_for_one_field_are_rejected():
+    config = config_from_mapping({"static": {"rl.training.config.num_sgd_iter": 5}})
+    with pytest.raises(TuningError, match="set the same hyperparameter"):
+        check_hyperparameters(config)
+
+
+def test_out_of_range_end_of_a_range_is_found_before_any_trial():
+    config = config_from_mapping(
+        {"parameters": {"rl.training.config.gamma": {"type": "Continuous", "min_value": 0.9, "max_value": 1.5}}}
+    )
+    with pytest.raises(TuningError, match="gamma"):
+        check_hyperparameters(config)
+    check_hyperparameters(TuningConfig())  # the default space is valid

@@ -1,0 +1,101 @@
+"""LocalProcessRunner against the job contract's test double (tests/tuning/fake_job.py, not the real job)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from sagemaker_rl.tuning import JobSpec, JobStatus
+from sagemaker_rl.tuning.runners import PID_FILE, STDOUT_LOG
+
+
+def _run(runner, tmp_path: Path, timeout: float = 30, **hyperparameters) -> JobStatus:
+    job = runner.start(JobSpec(tmp_path, "reacher", hyperparameters, num_cpus=3))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = job.poll()
+        if status.done:
+            return status
+        time.sleep(0.05)
+    raise AssertionError("job did not end")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_rewards_are_read_per_iteration_and_output_kept_in_the_trial_dir(fake_runner, tmp_path):
+    status = _run(
+        fake_runner,
+        tmp_path,
+        **{"rl.training.config.kl_coeff": 0.5, "rl.training.stop.training_iteration": 4},
+    )
+    assert status.failure is None and status.returncode == 0
+    assert status.values == [(1, 0.5), (2, 1.0), (3, 1.5), (4, 2.0)]
+    log = (tmp_path / STDOUT_LOG).read_text()
+    assert "episode_reward_mean: 2" in log and "iteration 4: reward 2" in log
+    assert (tmp_path / "env.log").read_text().strip() == "3"  # SM_NUM_CPUS
+    assert (tmp_path / "input/config/hyperparameters.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("crash", "the job failed: RuntimeError: boom"),  # first line of output/failure
+        ("sigkill", "killed with SIGKILL"),
+        ("nan", "NaN or infinity"),
+        ("late_nan", "NaN or infinity"),
+        ("silent", "printed no episode_reward_mean line"),
+    ],
+)
+def test_a_failed_job_reports_its_reason(fake_runner, tmp_path, mode, reason):
+    status = _run(fake_runner, tmp_path, **{"fake.mode": mode})
+    assert status.done and status.failure is not None
+    assert reason in status.failure
+
+
+def test_stop_ends_the_whole_process_group(fake_runner, tmp_path):
+    job = fake_runner.start(
+        JobSpec(
+            tmp_path,
+            "reacher",
+            {"fake.child": 1, "fake.sleep": 5, "rl.training.stop.training_iteration": 100},
+        )
+    )
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "child.started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pgid = int((tmp_path / PID_FILE).read_text().split('"pid": ')[1].split(",")[0])
+    members = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(int(p.name)) == pgid]
+    assert len(members) >= 2  # the job and its child
+    job.stop()
+    job.wait(5)
+    assert job.poll().done
+    deadline = time.monotonic() + 3  # SIGKILL is delivered when the process next runs
+    while any(_alive(pid) for pid in members) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in members if _alive(pid)]
+
+
+def test_stop_orphan_ends_a_job_left_by_a_dead_tuner(fake_runner, tmp_path):
+    fake_runner.start(JobSpec(tmp_path, "reacher", {"fake.sleep": 5, "rl.training.stop.training_iteration": 100}))
+    pid = int((tmp_path / PID_FILE).read_text().split('"pid": ')[1].split(",")[0])
+    assert _alive(pid)
+    assert fake_runner.stop_orphan(tmp_path)
+    time.sleep(0.2)
+    assert not _alive(pid)
+    assert not fake_runner.stop_orphan(tmp_path)  # nothing left to stop
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None

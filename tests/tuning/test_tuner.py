@@ -1,0 +1,285 @@
+"""The tuning loop, run on the job contract's TEST DOUBLE (fake_job.py), not the real job.
+
+The real job takes ~15 s to start and minutes to train; these tests exercise the loop's behaviour
+(failures, budget, parallelism, early stopping, Ctrl-C, kill -9 and resume) in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sagemaker_rl.tuning import TuningError, config_from_mapping, run_tuning
+from sagemaker_rl.tuning.runners import PID_FILE
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+DRIVER = Path(__file__).with_name("fake_tuning.py")
+
+
+def _config(tmp_path: Path, **settings):
+    return config_from_mapping(
+        {
+            "run_dir": str(tmp_path / "run"),
+            "num_cpus": 2,
+            "check_hyperparameters": False,
+            "sampler_seed": 0,
+            **settings,
+        }
+    )
+
+
+def _study(run_dir: Path) -> optuna.Study:
+    data = json.loads((run_dir / "tuning.json").read_text())
+    return optuna.load_study(study_name=data["run"]["study_name"], storage=data["run"]["storage"])
+
+
+def _starts(trial_dir: str) -> int:
+    return len((Path(trial_dir) / "starts.log").read_text().splitlines())
+
+
+def test_failed_nan_and_silent_trials_are_recorded_with_reasons_and_the_run_goes_on(tmp_path, fake_runner):
+    config = _config(
+        tmp_path,
+        strategy="Grid",
+        max_parallel_jobs=2,
+        parameters={"fake.mode": {"type": "Categorical", "values": ["ok", "crash", "nan", "silent", "sigkill"]}},
+        static={"rl.training.stop.training_iteration": 3, "fake.slope": 2.0},
+    )
+    out = io.StringIO()
+    result = run_tuning(config, runner=fake_runner, out=out)
+    assert (result.complete, result.failed, result.pruned, result.interrupted) == (1, 4, 0, False)
+    assert result.best_value == 6.0
+    rows = {row["fake.mode"]: row for row in csv.DictReader(open(result.run_dir / "trials.csv"))}
+    assert rows["ok"]["status"] == "complete" and float(rows["ok"]["objective"]) == 6.0
+    assert "RuntimeError: boom" in rows["crash"]["failure"]
+    assert "NaN" in rows["nan"]["failure"]
+    assert "no episode_reward_mean line" in rows["silent"]["failure"]
+    assert "SIGKILL" in rows["sigkill"]["failure"]
+    assert all(rows[mode]["status"] == "failed" for mode in ("crash", "nan", "silent", "sigkill"))
+    best = json.loads((result.run_dir / "best_hyperparameters.json").read_text())
+    assert best == {
+        "fake.mode": "ok",
+        "fake.slope": 2.0,
+        "rl.training.stop.training_iteration": 3,
+        "rl.training.stop.time_total_s": 120,
+    }  # the default static value stays
+    html = (result.run_dir / "report.html").read_text()
+    assert "Best trial" in html and "RuntimeError: boom" in html
+    printed = out.getvalue()
+    assert "5/5 done (4 failed" in printed and "failed trials:" in printed
+
+
+def test_budget_is_kept_and_parallel_jobs_share_the_cores(tmp_path, fake_runner):
+    config = _config(
+        tmp_path,
+        strategy="Random",
+        max_jobs=5,
+        max_parallel_jobs=2,
+        parameters={"rl.training.config.kl_coeff": {"type": "Continuous", "min_value": 0.5, "max_value": 1.0}},
+        static={"rl.training.stop.training_iteration": 3, "fake.sleep": 0.3},
+    )
+    result = run_tuning(config, runner=fake_runner, out=io.StringIO())
+    trials = _study(result.run_dir).trials
+    assert len(trials) == 5 and result.complete == 5
+    spans = []
+    for trial in trials:
+        directory = Path(trial.user_attrs["trial_dir"])
+        assert _starts(directory) == 1
+        assert (directory / "env.log").read_text().strip() == "1"  # 2 cores / 2 parallel jobs
+        start = float((directory / "starts.log").read_text().split()[1])
+        spans.append((start, (directory / "output/success").stat().st_mtime))
+        assert trial.value == pytest.approx(3 * trial.params["rl.training.config.kl_coeff"], rel=1e-5)
+    most_at_once = max(sum(s <= t < e for s, e in spans) for t, _ in spans)
+    assert most_at_once == 2
+
+
+def test_early_stopping_auto_stops_poor_trials_and_ends_their_jobs(tmp_path, fake_runner):
+    config = _config(
+        tmp_path,
+        strategy="Random",
+        early_stopping="Auto",
+        max_jobs=7,
+        max_parallel_jobs=1,
+        sampler_seed=3,
+        parameters={"fake.slope": {"type": "Continuous", "min_value": -1.0, "max_value": 1.0}},
+        static={"rl.training.stop.training_iteration": 6, "fake.sleep": 0.4},
+    )
+    result = run_tuning(config, runner=fake_runner, out=io.StringIO())
+    trials = _study(result.run_dir).trials
+    pruned = [trial for trial in trials if trial.state == TrialState.PRUNED]
+    assert result.pruned == len(pruned) >= 1
+    complete_slopes = sorted(t.params["fake.slope"] for t in trials if t.state == TrialState.COMPLETE)
+    for trial in pruned:
+        assert trial.last_step < 6
+        assert trial.params["fake.slope"] < complete_slopes[-1]
+        log = (Path(trial.user_attrs["trial_dir"]) / "stdout.log").read_text()
+        assert log.count("episode_reward_mean") < 6  # the job was stopped, not run to the end
+
+
+def test_seeds_run_as_separate_jobs_and_the_objective_is_their_mean_of_the_last_k(tmp_path, fake_runner):
+    config = _config(
+        tmp_path,
+        strategy="Random",
+        max_jobs=2,
+        max_parallel_jobs=3,
+        seeds=2,
+        objective_last_k=2,
+        storage=f"sqlite:///{tmp_path / 'shared.db'}",
+        study_name="shared",
+        parameters={"fake.slope": {"type": "Continuous", "min_value": 1.0, "max_value": 2.0}},
+        static={"rl.training.stop.training_iteration": 3, "rl.training.seed": 10},
+    )
+    result = run_tuning(config, runner=fake_runner, out=io.StringIO())
+    assert result.complete == 2
+    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    for trial in study.trials:
+        slope = trial.params["fake.slope"]
+        # per seed: mean of the values at iterations 2 and 3 = 2.5 * slope + seed
+        assert trial.user_attrs["seed_objectives"] == pytest.approx([2.5 * slope + 10, 2.5 * slope + 11], abs=1e-3)
+        assert trial.value == pytest.approx(2.5 * slope + 10.5, abs=1e-3)
+        seeds = [
+            json.loads(
+                (Path(trial.user_attrs["trial_dir"]) / f"seed-{i}/input/config/hyperparameters.json").read_text()
+            )["rl.training.seed"]
+            for i in range(2)
+        ]
+        assert seeds == ["10", "11"]  # JSON-encoded, as SageMaker writes them
+        assert trial.intermediate_values[3] == pytest.approx(3 * slope + 10.5, abs=1e-3)  # the pruner sees the mean
+    assert not (result.run_dir / "study.db").exists()  # the given storage was used
+
+
+def test_a_job_that_cannot_start_fails_its_trial_and_the_run_goes_on(tmp_path):
+    from sagemaker_rl.tuning import LocalProcessRunner
+
+    config = _config(tmp_path, max_jobs=2, static={"rl.training.stop.training_iteration": 1})
+    result = run_tuning(config, runner=LocalProcessRunner([str(tmp_path / "no-such-program")]), out=io.StringIO())
+    assert (result.complete, result.failed) == (0, 2)
+    rows = list(csv.DictReader(open(result.run_dir / "trials.csv")))
+    assert all("could not start the job: FileNotFoundError" in row["failure"] for row in rows)
+
+
+def test_hyperband_gives_poor_trials_fewer_iterations(tmp_path, fake_runner):
+    config = _config(
+        tmp_path,
+        strategy="Hyperband",
+        max_jobs=8,
+        max_parallel_jobs=2,
+        hyperband_max_resource=9,
+        parameters={"fake.slope": {"type": "Continuous", "min_value": -1.0, "max_value": 1.0}},
+        static={"rl.training.stop.training_iteration": 9, "fake.sleep": 0.25},
+    )
+    result = run_tuning(config, runner=fake_runner, out=io.StringIO())
+    trials = _study(result.run_dir).trials
+    assert len(trials) == 8 and result.complete + result.pruned == 8 and result.pruned >= 1
+    assert all(t.last_step < 9 for t in trials if t.state == TrialState.PRUNED)
+
+
+def test_a_run_directory_is_not_started_twice(tmp_path, fake_runner):
+    config = _config(tmp_path, max_jobs=1, static={"rl.training.stop.training_iteration": 1})
+    run_tuning(config, runner=fake_runner, out=io.StringIO())
+    with pytest.raises(TuningError, match="--resume"):
+        run_tuning(config, runner=fake_runner, out=io.StringIO())
+
+
+def _start_driver(run_dir: Path, settings: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(DRIVER), "start", str(run_dir), json.dumps(settings)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _states(run_dir: Path) -> list[TrialState]:
+    try:
+        return [trial.state for trial in _study(run_dir).trials]
+    except Exception:  # the study does not exist yet
+        return []
+
+
+SLOW_TRIALS = {
+    "strategy": "Random",
+    "max_parallel_jobs": 2,
+    "num_cpus": 2,
+    "check_hyperparameters": False,
+    "sampler_seed": 5,
+    "parameters": {"rl.training.config.kl_coeff": {"type": "Continuous", "min_value": 0.5, "max_value": 1.0}},
+    "static": {"rl.training.stop.training_iteration": 6, "fake.sleep": 0.4},
+}
+
+
+def test_resume_after_kill_9_keeps_finished_trials_and_reruns_running_ones(tmp_path):
+    run_dir = tmp_path / "run"
+    tuner = _start_driver(run_dir, {**SLOW_TRIALS, "max_jobs": 6})
+    _wait_for(lambda: _states(run_dir).count(TrialState.COMPLETE) >= 2 and TrialState.RUNNING in _states(run_dir))
+    tuner.kill()  # SIGKILL: no cleanup at all
+    tuner.wait()
+    before = {t.number: t for t in _study(run_dir).trials}
+    finished = {n: t for n, t in before.items() if t.state == TrialState.COMPLETE}
+    running = {n: t for n, t in before.items() if t.state == TrialState.RUNNING}
+    assert finished and running
+    orphans = [
+        json.loads((Path(t.user_attrs["trial_dir"]) / PID_FILE).read_text())["pid"]
+        for t in running.values()
+        if (Path(t.user_attrs["trial_dir"]) / PID_FILE).exists()
+    ]
+
+    resumed = subprocess.run(
+        [sys.executable, str(DRIVER), "resume", str(run_dir)], capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = _study(run_dir).trials
+    for number, trial in finished.items():  # kept as they were, and not run again
+        assert after[number].state == TrialState.COMPLETE and after[number].value == trial.value
+        assert _starts(trial.user_attrs["trial_dir"]) == 1
+    reruns = {t.user_attrs["rerun_of"]: t for t in after if "rerun_of" in t.user_attrs}
+    assert set(reruns) == set(running)
+    for number, rerun in reruns.items():
+        assert after[number].state == TrialState.FAIL
+        assert rerun.params == running[number].params and rerun.state == TrialState.COMPLETE
+    counted = [t for t in after if t.number not in reruns]
+    assert len(counted) == 6 and all(t.state == TrialState.COMPLETE for t in counted)
+    for pid in orphans:  # the killed tuner's jobs were stopped, not left to run on
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    rows = list(csv.DictReader(open(run_dir / "trials.csv")))
+    assert sorted(row["status"] for row in rows) == ["complete"] * 6 + ["interrupted"] * len(running)
+
+
+def test_ctrl_c_stops_cleanly_says_how_to_resume_and_resume_finishes_the_budget(tmp_path):
+    run_dir = tmp_path / "run"
+    tuner = _start_driver(run_dir, {**SLOW_TRIALS, "max_jobs": 3})
+    _wait_for(lambda: _states(run_dir).count(TrialState.RUNNING) == 2)
+    time.sleep(0.5)
+    os.kill(tuner.pid, signal.SIGINT)
+    output, _ = tuner.communicate(timeout=60)
+    assert tuner.returncode == 130, output
+    assert f"--resume {run_dir}" in output
+    states = [(t.state, t.user_attrs.get("interrupted")) for t in _study(run_dir).trials]
+    assert states.count((TrialState.FAIL, True)) == 2
+    assert not any(state == TrialState.RUNNING for state, _ in states)
+
+    resumed = subprocess.run(
+        [sys.executable, str(DRIVER), "resume", str(run_dir)], capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    trials = _study(run_dir).trials
+    assert len(trials) == 5  # 2 interrupted + their 2 reruns + 1 new: 3 count against the budget
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
