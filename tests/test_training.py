@@ -179,3 +179,23 @@ def test_each_entrypoint_trains_one_tiny_iteration(tmp_path, home, problem, simu
     assert re.findall(r"^training_iteration: (\d+)$", result.stdout, re.M) == ["1"]
     params = json.loads((tmp_path / "model" / "params.json").read_text())
     assert (params["problem"], params["simulator"]) == (problem, simulator)
+
+
+def test_sigterm_checkpoints_the_iteration_and_fails_with_the_reason(tmp_path, home):
+    """SageMaker stops a job (and a spot instance warns it) with SIGTERM: keep the work done so far."""
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 50,
+                                     "rl.training.checkpoint_freq": 100})
+    command = [sys.executable, str(REPO / "entrypoints" / "train-reacher.py")]
+    process = subprocess.Popen(command, env=job_env(tmp_path, home), stdout=subprocess.PIPE, text=True,
+                               stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("training_iteration: "):
+            break
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode != 0
+    assert "SIGTERM" in (tmp_path / "output" / "failure").read_text().splitlines()[0]
+    states = (tmp_path / "checkpoints").glob("*/job_state.json")
+    saved = [json.loads(state.read_text())["training_iteration"] for state in states]
+    assert saved and max(saved) >= 1  # the checkpoint_freq of 100 was never reached: SIGTERM saved it
