@@ -85,7 +85,6 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "rollout_fragment_length": (int, str),
     "lr": (float, list),  # a float or a schedule [[timestep, value], ...]
     "entropy_coeff": (float, list),
-    "minibatch_size": (int,),
 }
 
 
@@ -271,15 +270,14 @@ def _as(kind: type, value: Any) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         raise ValueError(value)
-    if isinstance(value, bool):  # bool is an int subclass: never read True as 1
-        raise TypeError(value)
-    if kind is float:
-        number = float(value) if isinstance(value, int | float | str) else _fail(value)
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):  # never read True as 1
+            raise TypeError(value)
+        number = float(value)
         if not math.isfinite(number):
             raise ValueError(value)
-        return number
-    if kind is int:
-        number = float(value) if isinstance(value, int | float | str) else _fail(value)
+        if kind is float:
+            return number
         if isinstance(value, int):
             return value
         if not number.is_integer():
@@ -287,10 +285,6 @@ def _as(kind: type, value: Any) -> Any:
         return int(number)
     if isinstance(value, kind):
         return value
-    raise TypeError(value)
-
-
-def _fail(value: Any) -> float:
     raise TypeError(value)
 
 

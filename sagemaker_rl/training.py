@@ -312,13 +312,6 @@ def _restore(algo: Any, checkpoint: Path, state: JobState) -> None:
         algo.learner_group.foreach_learner(set_kl)
 
 
-def current_kl_coeff(algo: Any) -> float:
-    """PPO's live adaptive KL coefficient (for tests of resume)."""
-    values = algo.learner_group.foreach_learner(
-        lambda learner: float(learner.curr_kl_coeffs_per_module[MODULE_ID].item()))
-    return float(values[0])
-
-
 # --- checkpoints and the model ---------------------------------------------------------------
 
 def _latest_checkpoint(directory: Path) -> tuple[JobState, Path | None]:

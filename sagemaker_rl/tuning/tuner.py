@@ -280,7 +280,8 @@ class _Tuner:
             if not (stale or trial.user_attrs.get(ATTR_INTERRUPTED)) or trial.number in rerun:
                 continue
             if stale:  # the tuner died (kill -9, crash): its job may still be running
-                for directory in _job_dirs(Path(trial.user_attrs.get(ATTR_TRIAL_DIR, "")), self._config.seeds):
+                trial_dir = trial.user_attrs.get(ATTR_TRIAL_DIR)  # absent: killed before the job started
+                for directory in _job_dirs(Path(trial_dir), self._config.seeds) if trial_dir else []:
                     self._runner.stop_orphan(directory)
                 self._study.tell(trial.number, state=TrialState.FAIL)
             self._study.enqueue_trial(trial.params, user_attrs={ATTR_RERUN_OF: trial.number})

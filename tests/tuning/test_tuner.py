@@ -208,6 +208,17 @@ def _wait_for(predicate, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
+def _jobs_running(run_dir: Path) -> bool:
+    """Some trial is running and every running trial's job has started (its pid file exists)."""
+    try:
+        running = [t for t in _study(run_dir).trials if t.state == TrialState.RUNNING]
+    except Exception:  # the study does not exist yet
+        return False
+    return bool(running) and all(
+        "trial_dir" in t.user_attrs and (Path(t.user_attrs["trial_dir"]) / PID_FILE).exists() for t in running
+    )
+
+
 def _states(run_dir: Path) -> list[TrialState]:
     try:
         return [trial.state for trial in _study(run_dir).trials]
@@ -229,7 +240,9 @@ SLOW_TRIALS = {
 def test_resume_after_kill_9_keeps_finished_trials_and_reruns_running_ones(tmp_path):
     run_dir = tmp_path / "run"
     tuner = _start_driver(run_dir, {**SLOW_TRIALS, "max_jobs": 6})
-    _wait_for(lambda: _states(run_dir).count(TrialState.COMPLETE) >= 2 and TrialState.RUNNING in _states(run_dir))
+    # Kill while jobs run: every running trial has started its job (a trial the tuner has just asked
+    # for, without a job yet, is a different case, covered by the next test).
+    _wait_for(lambda: _states(run_dir).count(TrialState.COMPLETE) >= 2 and _jobs_running(run_dir))
     tuner.kill()  # SIGKILL: no cleanup at all
     tuner.wait()
     before = {t.number: t for t in _study(run_dir).trials}
@@ -261,6 +274,26 @@ def test_resume_after_kill_9_keeps_finished_trials_and_reruns_running_ones(tmp_p
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
     rows = list(csv.DictReader(open(run_dir / "trials.csv")))
     assert sorted(row["status"] for row in rows) == ["complete"] * 6 + ["interrupted"] * len(running)
+
+
+def test_resume_recovers_a_trial_killed_before_its_job_started(tmp_path):
+    run_dir = tmp_path / "run"
+    tuner = _start_driver(run_dir, {**SLOW_TRIALS, "max_jobs": 6})
+    # Killed early enough that the budget still had room for the trial asked below.
+    _wait_for(lambda: 1 <= _states(run_dir).count(TrialState.COMPLETE) <= 2 and _jobs_running(run_dir))
+    tuner.kill()
+    tuner.wait()
+    # What a tuner killed right after study.ask() leaves: a RUNNING trial with no job and no attributes.
+    asked = _study(run_dir).ask().number
+    resumed = subprocess.run(
+        [sys.executable, str(DRIVER), "resume", str(run_dir)], capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = _study(run_dir).trials
+    assert after[asked].state == TrialState.FAIL
+    assert any(t.user_attrs.get("rerun_of") == asked and t.state == TrialState.COMPLETE for t in after)
+    assert [t.state for t in after].count(TrialState.COMPLETE) == 6  # the budget, no more
+    assert TrialState.RUNNING not in [t.state for t in after]
 
 
 def test_ctrl_c_stops_cleanly_says_how_to_resume_and_resume_finishes_the_budget(tmp_path):
