@@ -135,7 +135,8 @@ def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState) -> Progre
             state.time_total_s = last.time_total_s
             state.kl_coeff = last.learner.get("curr_kl_coeff", state.kl_coeff)
             if last.episode_reward_mean is not None:
-                state.best_reward = max(last.episode_reward_mean, state.best_reward or -math.inf)
+                best = -math.inf if state.best_reward is None else state.best_reward
+                state.best_reward = max(last.episode_reward_mean, best)
             _report(job, last, state)
             progress_log.write(last)
             reason = _stop_reason(job.stop, state, last.episode_reward_mean)
