@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the variable sagemaker-training itself honours
 DEFAULT_BASE_DIR = "/opt/ml"
-FAILURE_MESSAGE_LIMIT = 1024  # SageMaker shows this many characters of output/failure
 
 # Exit codes that point at a cause a user can act on.
 _EXIT_HINTS = {137: "killed with SIGKILL (exit 137): likely out of memory", -9: "killed with SIGKILL"}

@@ -20,12 +20,6 @@ INPUT_NAME = "obs"
 OUTPUT_NAME = "action"
 
 
-def deterministic_actions(module: Any, obs: Any) -> Any:
-    """RLlib's deterministic env actions for a batch of observations (a torch tensor)."""
-    with torch.no_grad():
-        return PolicyGraph(module)(obs)
-
-
 def export_onnx(module: Any, path: Path) -> Path:
     """Write `module`'s deterministic policy to `path` (opset 17, dynamic batch size)."""
     graph = PolicyGraph(module).eval()

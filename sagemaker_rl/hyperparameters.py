@@ -164,6 +164,16 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
     return job
 
 
+def canonical_key(key: str) -> str:
+    """`key` with an old RLlib PPO name replaced by its RLlib 2.60 name; other keys as they are."""
+    if not key.startswith(PPO_PREFIX):
+        return key
+    name, _, rest = key[len(PPO_PREFIX):].partition(".")
+    if name not in LEGACY_NAMES:
+        return key
+    return PPO_PREFIX + ".".join(part for part in (LEGACY_NAMES[name], rest) if part)
+
+
 def to_hyperparameters(job: JobConfig) -> dict[str, Any]:
     """The flat `rl.*` hyperparameters that reproduce `job` (e.g. for params.json or a rerun)."""
     flat: dict[str, Any] = {"rl.env.simulator": job.simulator}
@@ -189,10 +199,8 @@ def _set_ppo(ppo: dict[str, Any], key: str, path: str, value: Any) -> None:
         logger.warning("notice: %s is ignored on RLlib's new API stack (%s)", key, IGNORED_LEGACY[name])
         return
     if name in LEGACY_NAMES:
-        new_name = LEGACY_NAMES[name]
-        logger.warning("notice: %s is an old RLlib name; read as %s%s", key, PPO_PREFIX, new_name)
-        name, _, nested = new_name.partition(".")
-        rest = ".".join(part for part in (nested, rest) if part)
+        logger.warning("notice: %s is an old RLlib name; read as %s%s", key, PPO_PREFIX, LEGACY_NAMES[name])
+        name, _, rest = canonical_key(key)[len(PPO_PREFIX):].partition(".")
     if name in JOB_OWNED:
         raise UserError(f"{key} cannot be set as a hyperparameter: {JOB_OWNED[name]}")
     if name == "observation_filter":

@@ -28,8 +28,7 @@ def _train(problem: str, paths: JobPaths) -> None:
     from sagemaker_rl.hyperparameters import parse_hyperparameters
     from sagemaker_rl.training import train
 
-    paths.make_dirs()
-    _configure_logging(paths)
+    _configure_logging(paths)  # output/ exists: run_job made it
     raw = contract.read_hyperparameters(paths)
     job = parse_hyperparameters(raw, problem)
     resources = contract.read_resource_config(paths)

@@ -15,13 +15,15 @@ import math
 import statistics
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sagemaker_rl.problems import did_you_mean
 from sagemaker_rl.tuning.space import SearchSpace, TuningError
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
 
 
 class Strategy(StrEnum):
@@ -41,24 +43,22 @@ class EarlyStopping(StrEnum):
 
 
 def parse_strategy(value: Any) -> Strategy:
-    try:
-        return Strategy(value)
-    except ValueError:
-        choices = [str(strategy) for strategy in Strategy]
-        raise TuningError(
-            f"unknown strategy {value!r}{did_you_mean(str(value), choices)}: use one of {', '.join(choices)}"
-        ) from None
+    return _parse_choice(Strategy, "strategy", value)
 
 
 def parse_early_stopping(value: Any) -> EarlyStopping:
     if isinstance(value, bool):  # YAML 1.1 reads a bare Off as false
         return EarlyStopping.AUTO if value else EarlyStopping.OFF
+    return _parse_choice(EarlyStopping, "early_stopping", value)
+
+
+def _parse_choice(kind: type[_Choice], what: str, value: Any) -> _Choice:
     try:
-        return EarlyStopping(value)
+        return kind(value)
     except ValueError:
-        choices = [str(mode) for mode in EarlyStopping]
+        choices = [str(member) for member in kind]
         raise TuningError(
-            f"unknown early_stopping {value!r}{did_you_mean(str(value), choices)}: use one of {', '.join(choices)}"
+            f"unknown {what} {value!r}{did_you_mean(str(value), choices)}: use one of {', '.join(choices)}"
         ) from None
 
 

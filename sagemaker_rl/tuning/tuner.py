@@ -140,14 +140,11 @@ def check_hyperparameters(config: TuningConfig) -> None:
     Also rejects two keys that set the same field (e.g. num_sgd_iter and num_epochs).
     """
     from sagemaker_rl.contract import UserError
-    from sagemaker_rl.hyperparameters import LEGACY_NAMES, PPO_PREFIX, parse_hyperparameters
+    from sagemaker_rl.hyperparameters import canonical_key, parse_hyperparameters
 
     fields: dict[str, str] = {}
     for key in [*config.space.static, *config.space.names]:
-        target = key
-        if key.startswith(PPO_PREFIX):
-            name, _, rest = key[len(PPO_PREFIX) :].partition(".")
-            target = PPO_PREFIX + ".".join(filter(None, [LEGACY_NAMES.get(name, name), rest]))
+        target = canonical_key(key)
         if target in fields:
             raise TuningError(f"{fields[target]} and {key} set the same hyperparameter ({target}): keep one")
         fields[target] = key
