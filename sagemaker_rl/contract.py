@@ -85,12 +85,17 @@ class JobPaths:
             directory.mkdir(parents=True, exist_ok=True)
 
 
+def encode_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
+    """Hyperparameters as the SageMaker SDK sends them: every value JSON-encoded into a string."""
+    return {str(key): json.dumps(value) for key, value in hyperparameters.items()}
+
+
 def write_inputs(
     paths: JobPaths, hyperparameters: Mapping[str, Any], *, hosts: list[str] | None = None
 ) -> None:
     """Write a job's input files as SageMaker would (values JSON-encoded as strings)."""
     paths.config_dir.mkdir(parents=True, exist_ok=True)
-    encoded = {key: json.dumps(value) for key, value in hyperparameters.items()}
+    encoded = encode_hyperparameters(hyperparameters)
     paths.hyperparameters_file.write_text(json.dumps(encoded, indent=2, sort_keys=True) + "\n")
     hosts = hosts or ["algo-1"]
     resource = {"current_host": hosts[0], "hosts": hosts, "network_interface_name": "eth0"}

@@ -1,8 +1,9 @@
-"""Run one training job locally, under the SageMaker job layout, in a fresh run directory.
+"""Run one training job locally, under the SageMaker job layout, in a fresh run directory (or on SageMaker).
 
     python scripts/train.py --problem reacher --hp rl.training.stop.time_total_s=60
     python scripts/train.py --problem hopper --hp-file runs/tune-hopper-.../best_hyperparameters.json
     python scripts/train.py --problem reacher --run-dir runs/train-reacher-20261123-101500   # resume
+    python scripts/train.py --problem hopper --backend sagemaker --image URI --role ARN --wait
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from sagemaker_rl.contract import JobPaths, write_inputs
+import sagemaker_flags
+
+from sagemaker_rl.contract import JobPaths, UserError, write_inputs
 from sagemaker_rl.hyperparameters import decode_value
 from sagemaker_rl.job import run
 from sagemaker_rl.problems import PROBLEMS, SIMULATORS
@@ -21,7 +24,7 @@ from sagemaker_rl.problems import PROBLEMS, SIMULATORS
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problem", required=True, choices=sorted(PROBLEMS))
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), help="required, except with --attach")
     parser.add_argument("--simulator", choices=SIMULATORS, help="default: roboschool (PyBullet)")
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                         help="a hyperparameter, e.g. rl.training.config.lr=3e-4 (repeatable)")
@@ -29,7 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-dir", type=Path,
                         help="job base directory; an existing one resumes from its checkpoints "
                              "(default: a new runs/train-PROBLEM-TIME)")
-    return parser.parse_args(argv)
+    sagemaker_flags.add_arguments(parser, job="training")
+    args = parser.parse_args(argv)
+    if not args.problem and not sagemaker_flags.value(args, "attach"):
+        parser.error("the following arguments are required: --problem")
+    return args
 
 
 def hyperparameters_from(args: argparse.Namespace) -> dict[str, object]:
@@ -54,6 +61,13 @@ def hyperparameters_from(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        sagemaker_flags.check_backend(args, local_only={"run_dir": "--run-dir"})
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.backend == sagemaker_flags.SAGEMAKER:
+        return train_on_sagemaker(args)
     run_dir = args.run_dir or Path("runs") / f"train-{args.problem}-{time.strftime('%Y%m%d-%H%M%S')}"
     paths = JobPaths(run_dir.resolve())
     hyperparameters = hyperparameters_from(args)
@@ -61,6 +75,35 @@ def main(argv: list[str] | None = None) -> int:
         write_inputs(paths, hyperparameters)
     print(f"Run directory: {paths.base}", flush=True)
     return run(args.problem, paths)
+
+
+def train_on_sagemaker(args: argparse.Namespace) -> int:
+    """Start a SageMaker training job (or --attach to one); with --wait, follow it to its end."""
+    from sagemaker_rl import sagemaker
+
+    name = sagemaker_flags.value(args, "attach")
+    try:
+        if name:
+            aws = sagemaker_flags.aws(args)
+        else:
+            config = sagemaker_flags.config(args)  # a missing role or image fails here, first
+            hyperparameters = hyperparameters_from(args)
+            aws = sagemaker_flags.aws(args)
+            name = sagemaker.start_training_job(aws, args.problem, hyperparameters, config, out=sys.stdout)
+            if not sagemaker_flags.value(args, "wait"):
+                print(f"follow it with: {sagemaker_flags.follow_command('train.py', name, args)}")
+                return 0
+        poll_s = sagemaker_flags.poll_seconds(args)
+        description = sagemaker.wait_for_training_job(aws, name, out=sys.stdout, poll_s=poll_s)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if name:
+            follow = sagemaker_flags.follow_command("train.py", name, args)
+            print(f"\nstopped following; the job runs on in SageMaker: {follow}")
+        return 130
+    return sagemaker.training_outcome(description, out=sys.stdout)
 
 
 if __name__ == "__main__":

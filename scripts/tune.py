@@ -3,6 +3,7 @@
 With no other flag this runs the default study (8 trials of 120 s, 2 at a time: ~15 minutes on a
 2-core machine). The space, budget and strategy come from flags or a YAML/JSON file (--config);
 flags win over the file. `--resume RUN_DIR` continues a run that was stopped or killed.
+`--backend sagemaker --image URI --role ARN` runs the same study as one SageMaker tuning job.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import logging
 import sys
 from pathlib import Path
 
+import sagemaker_flags
+
+from sagemaker_rl.contract import UserError
 from sagemaker_rl.problems import PROBLEMS
 from sagemaker_rl.tuning import (
     EarlyStopping,
@@ -103,6 +107,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="log details to the console too (they always go to RUN_DIR/tuner.log)",
     )
+    sagemaker_flags.add_arguments(parser, job="tuning")
     return parser.parse_args(argv)
 
 
@@ -151,6 +156,13 @@ def _configure_logging(run_dir: Path, verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     try:
+        sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
+        return tune_on_sagemaker(args)
+    try:
         if args.resume:
             extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
             if extra or args.config:
@@ -187,6 +199,45 @@ def main(argv: list[str] | None = None) -> int:
     if result.interrupted:
         return 130
     return 0 if result.complete else 1
+
+
+_LOCAL_ONLY = {"resume": "--resume", "storage": "--storage", "study_name": "--study-name", "num_cpus": "--num-cpus"}
+
+
+def tune_on_sagemaker(args: argparse.Namespace) -> int:
+    """Start the study as one SageMaker tuning job (or --attach to one); with --wait, follow it and write
+    the same trials.csv and best_hyperparameters.json as a local run."""
+    from sagemaker_rl import sagemaker
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    name, run_dir = sagemaker_flags.value(args, "attach"), args.run_dir
+    try:
+        if name:
+            aws = sagemaker_flags.aws(args)
+            run_dir = run_dir or Path("runs", f"tune-{name}")
+        else:
+            settings = sagemaker_flags.config(args)  # a missing role or image fails here, first
+            config = load_config(args.config, _overrides(args)).resolved()
+            aws = sagemaker_flags.aws(args)
+            name = sagemaker.start_tuning_job(aws, config, settings, out=sys.stdout)
+            assert config.run_dir is not None
+            run_dir = config.run_dir
+            if not sagemaker_flags.value(args, "wait"):
+                print(f"follow it with: {sagemaker_flags.follow_command('tune.py', name, args, run_dir=run_dir)}")
+                return 0
+        poll_s = sagemaker_flags.poll_seconds(args)
+        description = sagemaker.wait_for_tuning_job(aws, name, out=sys.stdout, poll_s=poll_s)
+        files = sagemaker.write_tuning_results(aws, description, run_dir.absolute(), out=sys.stdout)
+    except (UserError, TuningError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if name:
+            follow = sagemaker_flags.follow_command("tune.py", name, args, run_dir=run_dir)
+            print(f"\nstopped following; the tuning job runs on in SageMaker: {follow}")
+        return 130
+    complete = description["HyperParameterTuningJobStatus"] == "Completed" and "best_hyperparameters" in files
+    return 0 if complete else 1
 
 
 if __name__ == "__main__":

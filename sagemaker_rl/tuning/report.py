@@ -29,6 +29,7 @@ BEST_FILE = "best_hyperparameters.json"
 # Trial user attributes written by the tuner (kept in sync with tuner.py).
 _TUNED, _HYPERPARAMETERS, _FAILURE, _INTERRUPTED = "tuned", "hyperparameters", "failure", "interrupted"
 _RERUN_OF, _DURATION = "rerun_of", "duration_s"
+TRAINING_JOB = "training_job"  # the SageMaker training job of a trial (SageMaker backend only)
 
 
 def write_outputs(
@@ -82,6 +83,7 @@ def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     """One row per trial: number, status, objective, iterations, duration, tuned values, failure reason."""
     replaced = {trial.user_attrs.get(_RERUN_OF) for trial in trials} - {None}
     names = _tuned_names(trials)
+    with_jobs = any(TRAINING_JOB in trial.user_attrs for trial in trials)
     rows = []
     for trial in trials:
         tuned = _tuned(trial)
@@ -93,6 +95,8 @@ def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
             "duration_s": trial.user_attrs.get(_DURATION),
         }
         row.update({name: tuned.get(name) for name in names})
+        if with_jobs:
+            row[TRAINING_JOB] = trial.user_attrs.get(TRAINING_JOB)
         row["rerun_of"] = trial.user_attrs.get(_RERUN_OF)
         row["failure"] = trial.user_attrs.get(_FAILURE, "")
         rows.append(row)
@@ -128,6 +132,30 @@ def trials_table(study: optuna.Study, *, objective: str = "episode_reward_mean")
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in table]
     failures = [f"  trial {row['trial']}: {row['failure']}" for row in rows if row["status"] == "failed"]
     return "\n".join(lines + (["failed trials:", *failures] if failures else []))
+
+
+def summary(
+    study: optuna.Study,
+    files: dict[str, Path],
+    *,
+    problem: str,
+    objective: str = "episode_reward_mean",
+    stopped_hint: str | None = None,
+) -> str:
+    """The text a tuning run ends with: trials table, best value and hyperparameters, files written,
+    and how to train with the best ones (or, for a run that stopped early, `stopped_hint`)."""
+    lines = [trials_table(study, objective=objective)]
+    best = best_trial(study)
+    if best is not None:
+        lines.append(f"\nbest {objective}: {best.value:.6g}")
+        lines.append(json.dumps(best_hyperparameters(best), indent=2, sort_keys=True))
+    lines += [f"{label}: {path}" for label, path in files.items()]
+    if stopped_hint:
+        lines.append(f"\nstopped before the end; {stopped_hint}")
+    elif "best_hyperparameters" in files:
+        best_file = files["best_hyperparameters"]
+        lines.append(f"\ntrain with them: python scripts/train.py --problem {problem} --hp-file {best_file}")
+    return "\n".join(lines)
 
 
 def write_html(study: optuna.Study, path: Path, *, objective: str = "episode_reward_mean") -> Path:

@@ -23,6 +23,7 @@ from typing import Any
 
 import optuna
 
+from sagemaker_rl.contract import encode_hyperparameters
 from sagemaker_rl.hyperparameters import decode_value
 from sagemaker_rl.problems import did_you_mean
 
@@ -181,6 +182,32 @@ class SearchSpace:
                 values[parameter.name] = _real(parameter, params[key])
         return values
 
+    def stored_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The values Optuna stores for real hyperparameter values (the inverse of `real_values`)."""
+        stored = {}
+        for parameter in self.parameters:
+            if parameter.name in values:
+                key, _ = _distribution(parameter)
+                stored[key] = _stored(parameter, values[parameter.name])
+        return stored
+
+    def from_sagemaker(self, tuned: Mapping[str, str]) -> dict[str, Any]:
+        """Real values from the strings SageMaker reports for a trial (its TunedHyperParameters)."""
+        parameters = {parameter.name: parameter for parameter in self.parameters}
+        values = {}
+        for name, text in tuned.items():
+            parameter = parameters.get(name)
+            if isinstance(parameter, CategoricalParameter):
+                sent = [_as_sagemaker_string(value) for value in parameter.values]
+                values[name] = parameter.values[sent.index(text)] if text in sent else decode_value(text)
+            elif isinstance(parameter, IntegerParameter):
+                values[name] = int(float(text))
+            elif isinstance(parameter, ContinuousParameter):
+                values[name] = float(text)
+            else:
+                values[name] = decode_value(text)
+        return values
+
     def grid(self) -> dict[str, list[Any]]:
         """The grid of a Grid search; only Categorical parameters, as SageMaker requires."""
         ranges = [parameter.name for parameter in self.parameters if not isinstance(parameter, CategoricalParameter)]
@@ -229,7 +256,7 @@ class SearchSpace:
 
     def static_hyperparameters(self) -> dict[str, str]:
         """SageMaker's StaticHyperParameters: each value JSON-encoded, as the SageMaker SDK writes them."""
-        return {key: json.dumps(value) for key, value in self.static.items()}
+        return encode_hyperparameters(self.static)
 
     def to_dict(self) -> dict[str, Any]:
         """The space in the file format `parse_space` reads."""
@@ -479,6 +506,16 @@ def _real(parameter: Parameter, stored: Any) -> Any:
         # 1 - (1 - x) can round a hair outside the range; keep the sample inside it.
         return min(parameter.max_value, max(parameter.min_value, 1 - float(stored)))
     return float(stored)
+
+
+def _stored(parameter: Parameter, value: Any) -> Any:
+    if isinstance(parameter, CategoricalParameter):
+        return _choice(value)
+    if isinstance(parameter, IntegerParameter):
+        return int(value)
+    if parameter.scale is Scaling.REVERSE_LOGARITHMIC:
+        return 1 - float(value)
+    return float(value)
 
 
 def _choice(value: Any) -> Any:

@@ -503,24 +503,15 @@ class _Tuner:
         )
 
     def _summary(self, result: TuningResult) -> None:
-        print(report.trials_table(self._study, objective=self._config.objective_metric), file=self._out)
-        if result.best_hyperparameters is not None:
-            print(f"\nbest {self._config.objective_metric}: {result.best_value:.6g}", file=self._out)
-            print(json.dumps(result.best_hyperparameters, indent=2, sort_keys=True), file=self._out)
-        for label, path in result.files.items():
-            print(f"{label}: {path}", file=self._out)
-        if result.interrupted:
-            print(
-                f"\nstopped before the end; continue with: python scripts/tune.py --resume {self._run_dir}",
-                file=self._out,
-            )
-        elif "best_hyperparameters" in result.files:
-            print(
-                f"\ntrain with them: python scripts/train.py --problem {self._config.problem} "
-                f"--hp-file {result.files['best_hyperparameters']}",
-                file=self._out,
-            )
-        self._out.flush()
+        stopped = f"continue with: python scripts/tune.py --resume {self._run_dir}" if result.interrupted else None
+        text = report.summary(
+            self._study,
+            result.files,
+            problem=self._config.problem,
+            objective=self._config.objective_metric,
+            stopped_hint=stopped,
+        )
+        print(text, file=self._out, flush=True)
 
 
 class _Unstarted:
