@@ -6,13 +6,26 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PROBLEM ?= reacher
 
-.PHONY: venv test test-fast train tune lint bench clean
+# Images: `make build [VARIANT=cpu|gpu] [DOCKER=podman]`, `make push REGISTRY=host[:port][/path]`.
+DOCKER   ?= $(shell command -v docker >/dev/null && docker info >/dev/null 2>&1 && echo docker || echo podman)
+VARIANT  ?= cpu gpu
+IMAGE    ?= sagemaker-rl
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo nogit)
+REGISTRY ?=
+, := ,
+WHEELS   ?=# a directory of wheels the build may use (e.g. a torch CPU wheel where its index is unreachable)
+PIP_CERT ?=# a CA bundle for pip in the build (a TLS-inspecting proxy); never stored in the image
+BASE_IMAGE ?=
+TORCH_INDEX_URL ?=# default: the Dockerfile's (PyTorch's CPU wheel index for cpu, PyPI's CUDA wheels for gpu)
+
+.PHONY: venv test test-fast train tune lint bench clean build push image-name image-test
 
 venv: $(STAMP)
 
-$(STAMP): docker/requirements.txt docker/requirements-dev.txt pyproject.toml
+$(STAMP): docker/requirements-torch.txt docker/requirements.txt docker/requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r docker/requirements-torch.txt
 	$(PY) -m pip install --quiet -r docker/requirements.txt -r docker/requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
@@ -32,6 +45,33 @@ tune: venv  ## the main job: a small local tuning run (~15 min on 2 cores)
 lint: venv
 	$(VENV)/bin/ruff check sagemaker_rl scripts entrypoints tests bench
 	$(VENV)/bin/mypy sagemaker_rl
+	$(VENV)/bin/hadolint --failure-threshold error docker/Dockerfile.cpu docker/Dockerfile.gpu
+
+build:  ## the images, tagged IMAGE:VERSION-VARIANT and IMAGE:VERSION-COMMIT-VARIANT
+	rm -f docker/wheels/*.whl
+	$(if $(WHEELS),cp -l $(WHEELS)/*.whl docker/wheels/ 2>/dev/null || cp $(WHEELS)/*.whl docker/wheels/)
+	for variant in $(VARIANT); do \
+	  $(DOCKER) build -f docker/Dockerfile.$$variant \
+	    $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	    $(if $(TORCH_INDEX_URL),--build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL)) \
+	    $(if $(PIP_CERT),--secret id=pip-cert$(,)src=$(PIP_CERT)) \
+	    -t $(IMAGE):$(VERSION)-$$variant -t $(IMAGE):$(VERSION)-$(COMMIT)-$$variant . || exit 1; \
+	done
+	rm -f docker/wheels/*.whl
+
+push: $(if $(findstring .dkr.ecr.,$(REGISTRY)),venv)  ## push the built images to REGISTRY; an ECR registry is logged in to and its repository created
+	$(if $(REGISTRY),,$(error set REGISTRY, e.g. make push REGISTRY=123456789012.dkr.ecr.us-east-1.amazonaws.com))
+	$(if $(findstring .dkr.ecr.,$(REGISTRY)),$(PY) -m sagemaker_rl.ecr login $(REGISTRY)/$(IMAGE) | \
+	  $(DOCKER) login --username AWS --password-stdin $(firstword $(subst /, ,$(REGISTRY))))
+	for variant in $(VARIANT); do for tag in $(VERSION)-$$variant $(VERSION)-$(COMMIT)-$$variant; do \
+	  $(DOCKER) tag $(IMAGE):$$tag $(REGISTRY)/$(IMAGE):$$tag && $(DOCKER) push $(REGISTRY)/$(IMAGE):$$tag || exit 1; \
+	done; done
+
+image-name:  ## the images' name without the variant (IMAGE:VERSION-COMMIT)
+	@echo $(IMAGE):$(VERSION)-$(COMMIT)
+
+image-test: venv  ## build both images and test them (installs podman when no engine is present)
+	tests/image/run.sh
 
 bench: venv
 	$(PY) bench/throughput.py

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ settings.register_profile("project", deadline=None)
 settings.load_profile("project")
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The image tests need built images: `make image-test` builds them and sets IMAGE_TEST.
+collect_ignore = [] if os.environ.get("IMAGE_TEST") else ["image"]
 
 
 def job_env(base: Path, home: Path, **extra: str) -> dict[str, str]:
@@ -41,6 +45,10 @@ def write_hyperparameters(base: Path, hyperparameters: dict[str, object], *, enc
     (config / "inputdataconfig.json").write_text("{}")
 
 
+# The RAY toolkit metric definitions of the SageMaker Python SDK, verbatim (not taken from sagemaker_rl.metrics).
+SDK_RAY_REGEX = {name: rf"{name}: ([-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?)"
+                 for name in ("episode_reward_mean", "episode_reward_max")}
+
 # Small but real PPO settings: a training iteration of reacher takes a few seconds on 2 cores.
 TINY_PPO = {
     "rl.training.config.train_batch_size_per_learner": 2000,
@@ -48,6 +56,37 @@ TINY_PPO = {
     "rl.training.config.num_epochs": 2,
     "rl.training.config.num_envs_per_env_runner": 4,
 }
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto server on 127.0.0.1: the AWS APIs over real HTTP, with botocore's own request handling."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    """Dummy credentials and a region from the environment, as a user's AWS configuration gives them."""
+    values = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+              "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-creds")}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    return values
+
+
+@pytest.fixture
+def endpoint(moto_server, aws_env):
+    """The moto server's URL, emptied for this test (moto keeps its state per process, not per client)."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
+    return moto_server
 
 
 @pytest.fixture

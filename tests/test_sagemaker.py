@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import botocore.session
@@ -47,35 +46,11 @@ def _input_shape(operation: str):
     return SERVICE.operation_model(operation).input_shape
 
 
-# --- fixtures: a moto server on 127.0.0.1, reset for every test ---
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+# --- fixtures: the moto server of conftest, reset for every test ---
 
 
 @pytest.fixture
-def aws_env(monkeypatch, tmp_path):
-    """Dummy credentials and a region from the environment, as a user's AWS configuration gives them."""
-    values = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-              "AWS_CONFIG_FILE": str(tmp_path / "no-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-creds")}
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    return values
-
-
-@pytest.fixture
-def aws(endpoint, aws_env):
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
+def aws(endpoint):
     return sagemaker.connect(endpoint_url=endpoint)
 
 

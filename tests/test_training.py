@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, TINY_PPO, job_env, run_entrypoint, write_hyperparameters
+from tests.conftest import REPO, SDK_RAY_REGEX, TINY_PPO, job_env, run_entrypoint, write_hyperparameters
 
 pytestmark = pytest.mark.slow
 
-SDK_RAY_REGEX = {name: rf"{name}: ([-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?)"
-                 for name in ("episode_reward_mean", "episode_reward_max")}
 ALLOWED_STDOUT = re.compile(
     r"^(episode_reward_(mean|max|min): \S+|timesteps_total: \d+|training_iteration: \d+"
     r"|\[reacher\] iter \d+ \|.*|Stopped: .*|Resumed from .*|Model written to .*)$")

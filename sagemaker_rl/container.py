@@ -1,0 +1,76 @@
+"""The image's entry point: `IMAGE train` runs a job as SageMaker does, wherever the image runs.
+
+SageMaker starts a training image as `docker run IMAGE train`; the sagemaker-training toolkit's `train`
+then runs `$SAGEMAKER_PROGRAM` from `/opt/ml/code`. Two things differ when a user runs the image by hand
+with `-v "$PWD/job:/opt/ml"`: the mount hides the image's code directory, and there is no
+`resourceconfig.json` naming the hosts. This wrapper fills both gaps the way the toolkit itself does
+for a fresh local base directory, then hands over to the toolkit. Any other command runs as given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sagemaker_rl import contract
+from sagemaker_rl.contract import JobPaths, UserError
+
+ENTRYPOINTS_ENV = "SAGEMAKER_RL_ENTRYPOINTS"
+DEFAULT_ENTRYPOINTS = "/opt/sagemaker-rl/entrypoints"
+PROGRAM_ENV = "SAGEMAKER_PROGRAM"
+
+
+def prepare(paths: JobPaths, entrypoints: Path, environ: Mapping[str, str]) -> None:
+    """Make `paths.base` a directory the toolkit's `train` can run, without touching what is there."""
+    hyperparameters = contract.read_hyperparameters(paths)
+    available = sorted(path.name for path in entrypoints.glob("train-*.py"))
+    program = environ.get(PROGRAM_ENV) or _decoded(hyperparameters.get("sagemaker_program"))
+    if not program:
+        raise UserError(f"no training program is named: set ${PROGRAM_ENV} to one of {', '.join(available)}")
+    code = paths.base / "code"
+    own_code = "sagemaker_submit_directory" in hyperparameters or (code.is_dir() and any(code.iterdir()))
+    if not own_code:  # the toolkit downloads a submit directory only into an empty code directory
+        shutil.copytree(entrypoints, code, dirs_exist_ok=True)
+    if not (code / program).is_file() and "sagemaker_submit_directory" not in hyperparameters:
+        raise UserError(f"the training program {program!r} is not in {code}: "
+                        f"set ${PROGRAM_ENV} to one of {', '.join(available)}")
+    if not paths.resource_config_file.is_file():  # SageMaker always writes it; the toolkit needs it
+        host = socket.gethostname()
+        resource = {"current_host": host, "hosts": [host], "current_instance_group": "homogeneousCluster"}
+        paths.resource_config_file.write_text(json.dumps(resource) + "\n")
+    data_config = paths.config_dir / "inputdataconfig.json"
+    if not data_config.is_file():
+        data_config.write_text("{}\n")
+
+
+def _decoded(value: object) -> str:
+    """sagemaker_program as SageMaker writes it: JSON-encoded ("\\"train-reacher.py\\"") or bare."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        decoded = json.loads(value)
+    except json.JSONDecodeError:
+        return value
+    return decoded if isinstance(decoded, str) else value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv) or ["train"]
+    if args[0] == "train":
+        paths = JobPaths.from_env()
+        entrypoints = Path(os.environ.get(ENTRYPOINTS_ENV, DEFAULT_ENTRYPOINTS))
+        status = contract.run_job(paths, lambda job_paths: prepare(job_paths, entrypoints, os.environ))
+        if status != 0:
+            return status
+        paths.success_file.unlink(missing_ok=True)  # the job, not this preparation, reports success
+    os.execvp(args[0], args)
+    return 127  # not reached: execvp replaces this process or raises
+
+
+if __name__ == "__main__":
+    sys.exit(main())
