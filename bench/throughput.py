@@ -1,77 +1,135 @@
-"""Benchmark: a training job's env-step rate against the raw simulator rate, measured in one run.
+"""Benchmarks 2 and 3: a PPO job's env steps/s, sampling only and end to end, ours vs RLlib's defaults.
 
-    .venv/bin/python bench/throughput.py [--problem reacher] [--simulator roboschool] [--iterations 3]
+    .venv/bin/python bench/throughput.py --setting ours|rllib [--problem reacher] [--simulator roboschool]
+        [--iterations 3] [--hp KEY=VALUE ...]
 
-Prints the raw single-core env.step rate (random actions), the job's end-to-end rate (env steps per
-second of training iteration, sampling and learning included) for the default PPO settings, and
-their ratio. Machines are shared and noisy: compare ratios, not absolute rates.
+Runs in its own process (the parent, bench/run.py, starts one per setting). The algorithm is built
+as the job builds it: `ours` goes through sagemaker_rl's hyperparameter parser and build_ppo_config
+(the job's defaults; --hp adds job hyperparameters), `rllib` is `PPOConfig().environment(env)` with
+nothing else changed (what a user starts from; only the log level is lowered). Then
+`algo.train()` runs --iterations times after one warm-up iteration.
+
+Timing, by perf_counter in this process (RLlib's own timers are moving averages, unfit here):
+- sampling: the call PPO's training_step makes to collect its batch from the env runners
+  (`synchronous_parallel_sample`) is wrapped and timed: env steps / seconds inside it;
+- end to end: env steps / seconds of each `algo.train()` call (sampling, learning, weight sync).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from common import emit
 
-
-def raw_rate(problem: str, simulator: str, seconds: float = 5.0) -> float:
-    from sagemaker_rl.envs import make_env
-
-    env = make_env(problem, simulator, seed=0)
-    env.reset(seed=0)
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        steps += 1
-        if terminated or truncated:
-            env.reset()
-    env.close()
-    return steps / (time.perf_counter() - start)
+MODULE_ID = "default_policy"
 
 
-def job_rates(problem: str, simulator: str, iterations: int, extra: dict[str, object]) -> list[dict[str, str]]:
-    with tempfile.TemporaryDirectory() as base:
-        config = Path(base) / "input" / "config"
-        config.mkdir(parents=True)
-        hyperparameters = {"rl.env.simulator": simulator, "rl.training.stop.training_iteration": iterations,
-                           "rl.training.checkpoint_freq": 1000, **extra}
-        (config / "hyperparameters.json").write_text(json.dumps({k: json.dumps(v) for k, v in hyperparameters.items()}))
-        env = {"SAGEMAKER_BASE_DIR": base, "PATH": "/usr/bin:/bin", "HOME": base, "RAY_AUTH_MODE": "disabled"}
-        subprocess.run([sys.executable, str(REPO / "entrypoints" / f"train-{problem}.py")], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        return list(csv.DictReader((Path(base) / "output" / "intermediate" / "progress.csv").open()))
+def _build(setting: str, problem: str, simulator: str, hyperparameters: dict[str, Any], cpus: int) -> Any:
+    from sagemaker_rl import training
+    from sagemaker_rl.hyperparameters import parse_hyperparameters
+
+    job = parse_hyperparameters({"rl.env.simulator": simulator, **hyperparameters}, problem)
+    if setting == "ours":
+        config = training.build_ppo_config(job, cpus=cpus)
+    else:
+        from ray.rllib.algorithms.ppo import PPOConfig
+
+        config = (PPOConfig().environment(training.env_name(job),
+                                          env_config={"problem": problem, "simulator": simulator})
+                  .debugging(log_level="ERROR"))
+    training._start_ray(cpus)  # exactly as the job does: the same Ray start and algorithm build
+    if setting == "ours":
+        return training._build(config, job)
+    from ray.tune.registry import register_env
+
+    from sagemaker_rl.envs import env_creator
+
+    register_env(training.env_name(job), env_creator)
+    return config.build_algo()
+
+
+class _SampleTimer:
+    """Wraps PPO's batch collection call and sums the seconds spent in it."""
+
+    def __init__(self) -> None:
+        import ray.rllib.algorithms.ppo.ppo as ppo_module
+
+        self.seconds = 0.0
+        self._module = ppo_module
+        self._original = ppo_module.synchronous_parallel_sample
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return self._original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        ppo_module.synchronous_parallel_sample = timed
+
+
+def measure(setting: str, problem: str, simulator: str, iterations: int, hyperparameters: dict[str, Any],
+            cpus: int, torch_threads: int | None = None) -> dict[str, Any]:
+    import torch
+
+    timer = _SampleTimer()
+    build_start = time.perf_counter()
+    algo = _build(setting, problem, simulator, hyperparameters, cpus)
+    build_s = time.perf_counter() - build_start
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    config = algo.config
+    rows = []
+    try:
+        for _ in range(iterations + 1):
+            timer.seconds = 0.0
+            start = time.perf_counter()
+            result = algo.train()
+            seconds = time.perf_counter() - start
+            rows.append({"steps": int(result["env_runners"]["num_env_steps_sampled"]), "train_s": seconds,
+                         "sample_s": timer.seconds})
+    finally:
+        algo.stop()
+        import ray
+
+        ray.shutdown()
+    steady = rows[1:]  # the first iteration pays for warm-up (first episodes, torch compile paths)
+    steps = sum(row["steps"] for row in steady)
+    sample_s = sum(row["sample_s"] for row in steady)
+    train_s = sum(row["train_s"] for row in steady)
+    runners = config.num_env_runners
+    return {
+        "setting": setting, "problem": problem, "simulator": simulator, "cpus": cpus,
+        "num_env_runners": runners, "num_envs_per_env_runner": config.num_envs_per_env_runner,
+        "sampling_cores": max(runners, 1),
+        "train_batch_size_per_learner": config.train_batch_size_per_learner, "num_epochs": config.num_epochs,
+        "minibatch_size": config.minibatch_size, "batch_mode": config.batch_mode,
+        "fcnet_hiddens": config.model_config.get("fcnet_hiddens"),
+        "torch_threads": torch.get_num_threads(), "build_s": round(build_s, 1),
+        "iterations": [{k: round(v, 3) for k, v in row.items()} for row in rows],
+        "sampling_steps_per_s": round(steps / sample_s), "end_to_end_steps_per_s": round(steps / train_s),
+        "learning_s_per_iteration": round((train_s - sample_s) / len(steady), 2),
+    }
 
 
 def main() -> None:
+    import os
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--setting", choices=("ours", "rllib"), default="ours")
     parser.add_argument("--problem", default="reacher")
     parser.add_argument("--simulator", default="roboschool")
     parser.add_argument("--iterations", type=int, default=3)
-    parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="extra hyperparameters")
+    parser.add_argument("--torch-threads", type=int, help="learner threads instead of the job's (experiments)")
+    parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="job hyperparameters (ours)")
     args = parser.parse_args()
-    extra = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.hp)}
-    raw_before = raw_rate(args.problem, args.simulator)
-    rows = job_rates(args.problem, args.simulator, args.iterations, extra)
-    raw_after = raw_rate(args.problem, args.simulator)
-    raw = (raw_before + raw_after) / 2
-    steady = rows[1:] or rows  # the first iteration includes warm-up
-    steps = sum(int(row["steps_this_iter"]) for row in steady)
-    seconds = sum(float(row["time_this_iter_s"]) for row in steady)
-    rate = steps / seconds
-    print(f"{args.problem}/{args.simulator}: raw env.step {raw:,.0f} steps/s (1 core, before {raw_before:,.0f} "
-          f"/ after {raw_after:,.0f})")
-    for row in rows:
-        row_steps, row_seconds = int(row["steps_this_iter"]), float(row["time_this_iter_s"])
-        print(f"  iter {row['training_iteration']}: {row_steps:,} steps in {row_seconds:.1f} s "
-              f"= {row_steps / row_seconds:,.0f} steps/s")
-    print(f"job (iterations 2..{len(rows)}): {rate:,.0f} env steps/s end to end; ratio job / raw = {rate / raw:.2f}")
+    hyperparameters = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.hp)}
+    cpus = len(os.sched_getaffinity(0))
+    emit(measure(args.setting, args.problem, args.simulator, args.iterations, hyperparameters, cpus,
+                 args.torch_threads))
 
 
 if __name__ == "__main__":

@@ -36,9 +36,10 @@ class Problem:
 
 # PPO settings shared by every problem, in RLlib 2.60 names. Source: the original SageMaker RL
 # Roboschool scripts (gamma, kl_coeff, lr, epochs, minibatch, batch, free log std, complete
-# episodes), adapted to the new API stack. Ours, measured on 2 cores (bench/throughput.py):
+# episodes), adapted to the new API stack. Ours, measured on 2 cores (`make bench`):
 # - 16 vector envs per runner: one env per runner samples at ~250 steps/s (RLlib's per-step
-#   overhead), 16 at ~1,900;
+#   overhead), 16 at ~1,900; 32 was no faster within the noise of a shared machine (-8% to +15%)
+#   and, with complete episodes, would double hopper's and humanoid's effective batch;
 # - a [64, 64] tanh network (the PPO paper's MuJoCo network) instead of the scripts' implicit
 #   RLlib default [256, 256]: with 20 epochs of 25,000 samples the larger network's learner takes
 #   ~13 s of a 28 s iteration, holding reacher to ~1,010 env steps/s end to end (0.33 of the raw

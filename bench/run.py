@@ -1,0 +1,186 @@
+"""The benchmark suite (`make bench`): one run, every figure side by side, a table and a JSON file.
+
+    .venv/bin/python bench/run.py [--quick] [--only raw,throughput,reward,tuner] [--cap-s 600]
+
+1. raw simulator steps/s per problem and simulator (bench/raw.py): the limit;
+2. our job's env steps/s, sampling only and end to end, and their ratio to raw x sampling cores
+   (bench/throughput.py);
+3. the same with RLlib's default PPO settings, and ours / RLlib's;
+4. wall time to fixed mean returns on reacher: our job vs Stable-Baselines3 PPO (bench/time_to_reward.py);
+5. the local tuner's overhead per trial (bench/tuner_overhead.py).
+Machines are shared and noisy: compare ratios measured in the same run, and read the load average
+recorded with each part. Results go to bench/results/<time>.json. --quick is a smoke run (minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import BENCH, REPO, cores, load_average, rate, ratio, run_child
+
+PARTS = ("raw", "throughput", "reward", "tuner")
+# Throughput runs on reacher: (label, bench/throughput.py setting, extra arguments). Variants of ours
+# show what a default bought, measured in the same run.
+THROUGHPUT_RUNS = (
+    ("ours", "ours", ()),
+    ("ours, 32 envs per runner", "ours", ("--hp", "rl.training.config.num_envs_per_env_runner=32")),
+    ("ours, learner threads = cores (old)", "ours", ("--torch-threads", str(cores()))),
+    ("ours, sampling in the driver", "ours", ("--hp", "rl.training.config.num_env_runners=0")),
+    ("RLlib defaults", "rllib", ()),
+)
+REWARD_TARGETS = {"reacher": (0.0, 10.0, 18.0)}  # 18: the problem's stop target on roboschool
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke settings: short runs, noisy figures")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
+    parser.add_argument("--simulators", default="roboschool,mujoco", help="simulators of the throughput part")
+    parser.add_argument("--cap-s", type=float, help="wall-time cap of each time-to-reward run (default 600)")
+    parser.add_argument("--out", type=Path, default=BENCH / "results", help="directory of the JSON results")
+    args = parser.parse_args()
+    parts = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(PARTS)}")
+    simulators = [name.strip() for name in args.simulators.split(",") if name.strip()]
+    cap_s = args.cap_s or (90.0 if args.quick else 600.0)
+
+    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "quick": args.quick,
+                               "machine": _machine(), "commit": _commit(), "load_average": {}}
+
+    def section(name: str) -> None:
+        results["load_average"][name] = load_average()
+        print(f"[{time.strftime('%H:%M:%S')}] {name} (load average {results['load_average'][name]})", flush=True)
+
+    if "raw" in parts:
+        section("raw")
+        results["raw"] = run_child("raw.py", ["--seconds", "1" if args.quick else "5"], timeout=600)
+        results["raw"].pop("wall_s")
+    if "throughput" in parts:
+        results["throughput"] = []
+        iterations = ["--iterations", "1" if args.quick else "2"]
+        quick_hp = ["--hp", "rl.training.config.train_batch_size_per_learner=4000"] if args.quick else []
+        for simulator in simulators:
+            for label, setting, extra in THROUGHPUT_RUNS:
+                if simulator != simulators[0] and label != "ours":
+                    continue  # variants and RLlib's defaults on the first simulator only
+                section(f"throughput reacher/{simulator}: {label}")
+                arguments = ["--setting", setting, "--problem", "reacher", "--simulator", simulator, *iterations,
+                             *extra, *(quick_hp if setting == "ours" else [])]
+                results["throughput"].append({"label": label, **run_child("throughput.py", arguments, timeout=1800)})
+    if "reward" in parts:
+        from time_to_reward import ours, sb3
+
+        targets = list(REWARD_TARGETS["reacher"])
+        results["time_to_reward"] = {"problem": "reacher", "simulator": "roboschool", "targets": targets}
+        section("time to reward: ours")
+        results["time_to_reward"]["ours"] = ours("reacher", "roboschool", targets, cap_s, seed=0)
+        section("time to reward: Stable-Baselines3 PPO")
+        results["time_to_reward"]["sb3"] = sb3("reacher", "roboschool", targets, cap_s, seed=0)
+    if "tuner" in parts:
+        section("tuner overhead")
+        from tuner_overhead import measure
+
+        results["tuner"] = measure("reacher", 2 if args.quick else 4)
+    results["load_average"]["end"] = load_average()
+    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+
+    print()
+    print(report(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\nResults written to {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+
+def report(results: dict[str, Any]) -> str:
+    """The results as text tables."""
+    quick = " — QUICK (smoke) settings" if results["quick"] else ""
+    lines = [f"Benchmarks {results['started']} on {results['machine']['cores']} cores "
+             f"({results['machine']['cpu']}), commit {results['commit']}{quick}",
+             "load average (1 min) per part: " + ", ".join(f"{k} {v}" for k, v in results["load_average"].items())]
+    raw = results.get("raw", {})
+    if raw:
+        simulators = list(next(iter(raw.values())))
+        lines += ["", "1. Raw simulator env.step/s, one process, random actions",
+                  _table(["problem", *simulators], [[problem, *(rate(by_sim[s]) for s in simulators)]
+                                                    for problem, by_sim in raw.items()])]
+    if results.get("throughput"):
+        rows = []
+        ours_by_simulator = {r["simulator"]: r for r in results["throughput"] if r["label"] == "ours"}
+        for item in results["throughput"]:
+            limit = raw.get(item["problem"], {}).get(item["simulator"])
+            cap = limit * item["sampling_cores"] if limit else None
+            ours = ours_by_simulator.get(item["simulator"])
+            versus = ratio(ours["end_to_end_steps_per_s"] / item["end_to_end_steps_per_s"]) \
+                if ours and item is not ours else ""
+            rows.append([
+                f"{item['problem']}/{item['simulator']}", item["label"],
+                f"{item['num_env_runners']}x{item['num_envs_per_env_runner']}",
+                f"{item['train_batch_size_per_learner']}/{item['num_epochs']}/{item['minibatch_size']}",
+                str(item["torch_threads"]),
+                rate(item["sampling_steps_per_s"]), ratio(item["sampling_steps_per_s"] / cap if cap else None),
+                rate(item["end_to_end_steps_per_s"]), ratio(item["end_to_end_steps_per_s"] / cap if cap else None),
+                f"{item['learning_s_per_iteration']:.1f}", versus])
+        lines += ["", "2-3. PPO job env steps/s (sampling: PPO's sample call timed in-process; end to end: "
+                  "algo.train() wall time; steady iterations)",
+                  "     ratio = rate / (raw rate x cores sampling); ours/it = our end-to-end rate / this row's",
+                  _table(["env", "settings", "runners x envs", "batch/epochs/minibatch", "threads", "sampling/s",
+                          "ratio", "end to end/s", "ratio", "learn s/iter", "ours/it"], rows)]
+    reward = results.get("time_to_reward")
+    if reward:
+        rows = []
+        for name, label in (("ours", "our job (defaults)"), ("sb3", "SB3 PPO (defaults)")):
+            run = reward[name]
+            cells = [label]
+            for target in reward["targets"]:
+                hit = run["reached"][str(target)]
+                cells.append(f"{hit['seconds']:.0f} s ({hit['env_steps']:,} steps)" if hit
+                             else f"not reached in {run['cap_s']:.0f} s")
+            best = run["best_mean_return"]
+            cells += ["—" if best is None else f"{best:.1f}", f"{run['env_steps']:,}"]
+            rows.append(cells)
+        lines += ["", "4. Wall time to a mean return (last 100 episodes) on "
+                  f"{reward['problem']}/{reward['simulator']}, from process start, one seed each",
+                  _table(["trainer", *(f"reach {t:g}" for t in reward["targets"]), "best", "env steps"], rows)]
+    tuner = results.get("tuner")
+    if tuner:
+        lines += ["", f"5. Local tuner, {tuner['trials']} trials one at a time, each a 1-iteration job "
+                  f"({tuner['cpus_per_job']} CPUs): {tuner['wall_per_trial_s']:.1f} s per trial vs "
+                  f"{min(tuner['lone_job_s']):.1f} s for the same job alone -> overhead "
+                  f"{tuner['overhead_per_trial_s']:.1f} s per trial ({tuner['overhead_fraction']:.0%})"]
+    return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    out = ["  ".join(str(cell).ljust(width) for cell, width in zip(header, widths, strict=True))]
+    out += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(out)
+
+
+def _machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cores": cores(), "cpu": cpu, "python": platform.python_version()}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"commit unknown: {error}", file=sys.stderr)
+        return "unknown"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Benchmark 5: the local tuner's overhead per trial.
+
+A small tuning run (Random strategy, trials one at a time, each a very short job: one iteration of
+a 2,000-step batch) is timed from `run_tuning` to its return, then the same job (same
+hyperparameters, same CPUs) is timed alone as a process, as the tuner starts it. Overhead per trial
+= tuning wall time / trials - the lone job's wall time: the tuner's own work (Optuna sampling and
+storage, writing inputs, polling, the report) plus what a job costs more under the tuner.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import child_env, cores
+
+SHORT_JOB = {
+    "rl.training.stop.training_iteration": 1,
+    "rl.training.config.train_batch_size_per_learner": 2000,
+    "rl.training.config.minibatch_size": 500,
+}
+
+
+def _lone_job(problem: str, hyperparameters: dict[str, Any], cpus: int) -> float:
+    with tempfile.TemporaryDirectory() as base:
+        config = Path(base) / "input" / "config"
+        config.mkdir(parents=True)
+        (config / "hyperparameters.json").write_text(json.dumps({k: json.dumps(v) for k, v in hyperparameters.items()}))
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "sagemaker_rl.job", "--problem", problem], cwd=base, check=True,
+                       env=child_env(SAGEMAKER_BASE_DIR=base, HOME=base, SM_NUM_CPUS=str(cpus)),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def measure(problem: str, trials: int) -> dict[str, Any]:
+    import optuna
+
+    from sagemaker_rl.tuning import ContinuousParameter, SearchSpace, TuningConfig, run_tuning
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    space = SearchSpace((ContinuousParameter("rl.training.config.kl_coeff", 0.5, 1.0),), dict(SHORT_JOB))
+    with tempfile.TemporaryDirectory() as run_dir:
+        config = TuningConfig(problem=problem, space=space, max_jobs=trials, max_parallel_jobs=1,
+                              strategy="Random", run_dir=Path(run_dir) / "run", sampler_seed=0)
+        start = time.perf_counter()
+        result = run_tuning(config, out=io.StringIO(), command=["bench/tuner_overhead.py"])
+        tuning_s = time.perf_counter() - start
+        durations = _trial_durations(Path(run_dir) / "run")
+    if result.complete != trials:
+        raise RuntimeError(f"the tuning run completed {result.complete} of {trials} trials")
+    lone_s = [_lone_job(problem, {**SHORT_JOB, "rl.training.config.kl_coeff": 0.75}, config.cpus_per_job)
+              for _ in range(2)]
+    lone = min(lone_s)
+    per_trial = tuning_s / trials
+    return {"problem": problem, "trials": trials, "cpus_per_job": config.cpus_per_job, "job": SHORT_JOB,
+            "tuning_wall_s": round(tuning_s, 1), "wall_per_trial_s": round(per_trial, 1),
+            "trial_durations_s": durations, "lone_job_s": [round(s, 1) for s in lone_s],
+            "overhead_per_trial_s": round(per_trial - lone, 1), "overhead_fraction": round(per_trial / lone - 1, 3),
+            "cores": cores()}
+
+
+def _trial_durations(run_dir: Path) -> list[float]:
+    import optuna
+
+    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
+    return [round(float(trial.user_attrs.get("duration_s", 0.0)), 1) for trial in study.trials]
