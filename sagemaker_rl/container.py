@@ -9,7 +9,6 @@ for a fresh local base directory, then hands over to the toolkit. Any other comm
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from sagemaker_rl import contract
 from sagemaker_rl.contract import JobPaths, UserError
+from sagemaker_rl.hyperparameters import decode_value
 
 ENTRYPOINTS_ENV = "SAGEMAKER_RL_ENTRYPOINTS"
 DEFAULT_ENTRYPOINTS = "/opt/sagemaker-rl/entrypoints"
@@ -29,7 +29,7 @@ def prepare(paths: JobPaths, entrypoints: Path, environ: Mapping[str, str]) -> N
     """Make `paths.base` a directory the toolkit's `train` can run, without touching what is there."""
     hyperparameters = contract.read_hyperparameters(paths)
     available = sorted(path.name for path in entrypoints.glob("train-*.py"))
-    program = environ.get(PROGRAM_ENV) or _decoded(hyperparameters.get("sagemaker_program"))
+    program = environ.get(PROGRAM_ENV) or str(decode_value(hyperparameters.get("sagemaker_program", "")))
     if not program:
         raise UserError(f"no training program is named: set ${PROGRAM_ENV} to one of {', '.join(available)}")
     code = paths.base / "code"
@@ -39,24 +39,8 @@ def prepare(paths: JobPaths, entrypoints: Path, environ: Mapping[str, str]) -> N
     if not (code / program).is_file() and "sagemaker_submit_directory" not in hyperparameters:
         raise UserError(f"the training program {program!r} is not in {code}: "
                         f"set ${PROGRAM_ENV} to one of {', '.join(available)}")
-    if not paths.resource_config_file.is_file():  # SageMaker always writes it; the toolkit needs it
-        host = socket.gethostname()
-        resource = {"current_host": host, "hosts": [host], "current_instance_group": "homogeneousCluster"}
-        paths.resource_config_file.write_text(json.dumps(resource) + "\n")
-    data_config = paths.config_dir / "inputdataconfig.json"
-    if not data_config.is_file():
-        data_config.write_text("{}\n")
-
-
-def _decoded(value: object) -> str:
-    """sagemaker_program as SageMaker writes it: JSON-encoded ("\\"train-reacher.py\\"") or bare."""
-    if not isinstance(value, str):
-        return ""
-    try:
-        decoded = json.loads(value)
-    except json.JSONDecodeError:
-        return value
-    return decoded if isinstance(decoded, str) else value
+    if not paths.resource_config_file.is_file():  # SageMaker always writes it; here it is a local run
+        contract.write_platform_config(paths, [socket.gethostname()])  # a name that resolves: no DNS wait
 
 
 def main(argv: Sequence[str] | None = None) -> int:

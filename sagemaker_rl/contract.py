@@ -97,10 +97,16 @@ def write_inputs(
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     encoded = encode_hyperparameters(hyperparameters)
     paths.hyperparameters_file.write_text(json.dumps(encoded, indent=2, sort_keys=True) + "\n")
-    hosts = hosts or ["algo-1"]
+    write_platform_config(paths, hosts or ["algo-1"])
+
+
+def write_platform_config(paths: JobPaths, hosts: list[str]) -> None:
+    """The files SageMaker writes beside the hyperparameters: the hosts (first is this one), no data channels."""
     resource = {"current_host": hosts[0], "hosts": hosts, "network_interface_name": "eth0"}
     paths.resource_config_file.write_text(json.dumps(resource, indent=2) + "\n")
-    (paths.config_dir / "inputdataconfig.json").write_text("{}\n")  # no data channels; the toolkit reads it
+    data_config = paths.config_dir / "inputdataconfig.json"  # the toolkit reads it
+    if not data_config.is_file():  # a user's own channels stay
+        data_config.write_text("{}\n")
 
 
 def read_hyperparameters(paths: JobPaths) -> dict[str, Any]:

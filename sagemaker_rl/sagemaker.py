@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # where SageMaker sends a training job's stdout
 CHECKPOINT_LOCAL_PATH = str(JobPaths(Path(DEFAULT_BASE_DIR)).checkpoints)  # synced with CheckpointConfig.S3Uri
-PROGRAM_KEY = "sagemaker_program"  # the toolkit runs this script from /opt/ml/code, where the image keeps it
+PROGRAM_KEY = "sagemaker_program"  # the toolkit runs it from /opt/ml/code, where the image's entry point puts it
 PROBLEM_TAG = "sagemaker-rl:problem"
 DONE = ("Completed", "Failed", "Stopped")  # final states of training and tuning jobs
 POLL_S = 15.0  # seconds between Describe calls while waiting
@@ -101,7 +101,7 @@ class SageMakerConfig:
 
 
 def entry_point(problem: str) -> str:
-    """The script of `problem` in entrypoints/ (and /opt/ml/code in the image)."""
+    """The script of `problem` in entrypoints/ (copied to /opt/ml/code in the image)."""
     return f"train-{problem}.py"
 
 

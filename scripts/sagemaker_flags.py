@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, job: str) -> None:
                                       "AWS configuration)")
     # Absent unless given (no default shown in help): a SageMaker option given to a local run is an error.
     add = functools.partial(group.add_argument, default=argparse.SUPPRESS)
-    add("--image", help="training image URI in ECR, with the entrypoints in /opt/ml/code (make build push)")
+    add("--image", help="training image URI in ECR (make build push)")
     add("--role", help="ARN of the IAM role SageMaker assumes, e.g. arn:aws:iam::123456789012:role/SageMakerRole")
     add("--instance-type", help="instance type of each host (default: ml.m5.xlarge)")
     add("--instance-count", type=int, help="hosts per job (default: 1)")
