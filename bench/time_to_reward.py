@@ -1,12 +1,12 @@
-"""Benchmark 4: wall time until the mean return reaches fixed targets, our job vs Stable-Baselines3 PPO.
+"""Benchmark 4: wall time until the mean return reaches fixed targets: our presets vs Stable-Baselines3 PPO.
 
-Both run as a user runs them, each a fresh process on the whole machine, one after the other:
-our job is `entrypoints/train-<problem>.py` under a throwaway SAGEMAKER_BASE_DIR with its defaults
-(stop at the highest target); SB3 is bench/sb3_ppo.py with SB3's PPO defaults on the same env (and
-one torch thread, its faster setting here). The clock starts when the process is started (imports,
-Ray start-up and env construction included), each reward line is timed when it arrives, and both
-get the same wall-time cap. The mean return is over the last 100 episodes in both. One seed each:
-a single run is a sample, not a distribution.
+Every run is a fresh process started as a user starts it, and the clock starts with the process
+(imports, Ray start-up and env construction included); each reward line is timed when it arrives
+and every run gets the same wall-time cap. The mean return is over the last 100 episodes in both.
+Runs go two at a time, one per core, each pair started together, so that ours and the peer share
+the machine's state: our `fast` preset on 1 CPU beside SB3 PPO with rl-zoo3's tuned row (1 torch
+thread), then the `seed` preset (the original scripts' values) two seeds side by side, then the
+`fast` preset alone with both cores. Several seeds each: a single run is a sample, not a distribution.
 """
 
 from __future__ import annotations
@@ -65,16 +65,20 @@ def _summary(curve: list[tuple[float, int, float]], targets: list[float], cap_s:
             "curve": [[round(t, 1), steps, round(reward, 3)] for t, steps, reward in curve]}
 
 
-def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed: int) -> dict[str, Any]:
+def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed: int, *,
+         hyperparameters: dict[str, Any] | None = None, cpus: int | None = None) -> dict[str, Any]:
+    """Our job with `hyperparameters` over its defaults, on `cpus` CPUs (default: the machine's)."""
     with tempfile.TemporaryDirectory() as base:
         config = Path(base) / "input" / "config"
         config.mkdir(parents=True)
         hyperparameters = {"rl.env.simulator": simulator, "rl.training.seed": seed,
                            "rl.training.stop.episode_reward_mean": max(targets),
-                           "rl.training.stop.time_total_s": cap_s, "rl.training.checkpoint_freq": 1000}
+                           "rl.training.stop.time_total_s": cap_s, "rl.training.checkpoint_freq": 1000,
+                           **(hyperparameters or {})}
         (config / "hyperparameters.json").write_text(json.dumps({k: json.dumps(v) for k, v in hyperparameters.items()}))
+        env = child_env(SAGEMAKER_BASE_DIR=base, HOME=base, **({"SM_NUM_CPUS": str(cpus)} if cpus else {}))
         lines, code = _timed_lines([sys.executable, str(REPO / "entrypoints" / f"train-{problem}.py")],
-                                   child_env(SAGEMAKER_BASE_DIR=base, HOME=base), cap_s, base)
+                                   env, cap_s, base)
     # Per iteration the job prints episode_reward_mean, ..., then timesteps_total.
     curve: list[tuple[float, int, float]] = []
     pending: tuple[float, float] | None = None
@@ -88,9 +92,11 @@ def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed:
     return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0)}
 
 
-def sb3(problem: str, simulator: str, targets: list[float], cap_s: float, seed: int) -> dict[str, Any]:
+def sb3(problem: str, simulator: str, targets: list[float], cap_s: float, seed: int, *,
+        settings: str = "zoo") -> dict[str, Any]:
+    """bench/sb3_ppo.py: rl-zoo3's tuned row (`zoo`) or SB3's defaults (`defaults`)."""
     command = [sys.executable, str(BENCH / "sb3_ppo.py"), "--problem", problem, "--simulator", simulator,
-               "--target", str(max(targets)), "--cap-s", str(cap_s), "--seed", str(seed)]
+               "--target", str(max(targets)), "--cap-s", str(cap_s), "--seed", str(seed), "--settings", settings]
     with tempfile.TemporaryDirectory() as base:
         lines, code = _timed_lines(command, child_env(HOME=base), cap_s, base)
     curve = []
@@ -104,3 +110,47 @@ def sb3(problem: str, simulator: str, targets: list[float], cap_s: float, seed: 
     if code != 0 and not curve:
         raise RuntimeError(f"bench/sb3_ppo.py failed (exit {code}): {lines[-1][1] if lines else 'no output'}")
     return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0)}
+
+
+# (label, trainer, CPUs of our job or None for SB3, preset): runs of one round go side by side.
+Run = tuple[str, str, int, str]
+FAST_1 = ("fast preset, 1 CPU", "ours", 1, "fast")
+SEED_1 = ("seed preset, 1 CPU", "ours", 1, "seed")
+FAST_2 = ("fast preset, 2 CPUs", "ours", 2, "fast")
+SB3_ZOO = ("SB3 PPO, rl-zoo3 row, 1 thread", "sb3", 1, "zoo")
+
+
+def rounds(seeds: list[int]) -> list[list[tuple[Run, int]]]:
+    """The side-by-side rounds: [fast-1 | SB3] per seed, [seed-1 | seed-1] per pair of seeds, [fast-2]."""
+    plan = [[(FAST_1, seed), (SB3_ZOO, seed)] for seed in seeds]
+    plan += [[(SEED_1, seed) for seed in seeds[i:i + 2]] for i in range(0, len(seeds), 2)]
+    plan += [[(FAST_2, seed)] for seed in seeds]
+    return plan
+
+
+def measure(problem: str, simulator: str, targets: list[float], cap_s: float, seeds: list[int],
+            *, on_round: Any = None) -> dict[str, Any]:
+    """Every round of `rounds(seeds)`; results grouped by label, one entry per seed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from common import load_average
+
+    results: dict[str, Any] = {"problem": problem, "simulator": simulator, "targets": targets, "cap_s": cap_s,
+                               "seeds": seeds, "runs": {}}
+
+    def one(item: tuple[Run, int]) -> dict[str, Any]:
+        (label, trainer, cpus, preset), seed = item
+        if trainer == "sb3":
+            return sb3(problem, simulator, targets, cap_s, seed, settings=preset)
+        return ours(problem, simulator, targets, cap_s, seed, cpus=cpus,
+                    hyperparameters={"rl.training.preset": preset})
+
+    for plan in rounds(seeds):
+        if on_round:
+            on_round(", ".join(f"{run[0]} seed {seed}" for run, seed in plan))
+        load = load_average()
+        with ThreadPoolExecutor(len(plan)) as pool:
+            for (run, seed), result in zip(plan, pool.map(one, plan), strict=True):
+                result.update(seed=seed, load_average=load, side_by_side=len(plan))
+                results["runs"].setdefault(run[0], []).append(result)
+    return results

@@ -1,13 +1,15 @@
 """Policy export: the trained RLModule as an ONNX file that maps observations to env actions.
 
-The exported graph is RLlib's deterministic inference path (distribution inputs -> mean action),
-followed by the same unsquash-and-clip to the action space that RLlib applies before `env.step`,
-so the ONNX output can be fed to the environment as it is.
+The exported graph is the job's observation filter (when it has one: the running mean and std it
+had at the end, with its clipping), RLlib's deterministic inference path (distribution inputs ->
+mean action), and the same unsquash-and-clip to the action space that RLlib applies before
+`env.step`. So the ONNX file takes raw observations and its output can be fed to the env as it is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +19,16 @@ import numpy as np
 import torch
 
 INPUT_NAME = "obs"
+_FILTER_EPSILON = 1e-6
 OUTPUT_NAME = "action"
 
 
-def export_onnx(module: Any, path: Path) -> Path:
-    """Write `module`'s deterministic policy to `path` (opset 17, dynamic batch size)."""
-    graph = PolicyGraph(module).eval()
+def export_onnx(module: Any, path: Path, *, observation_filter: tuple[Any, Any, float] | None = None) -> Path:
+    """Write `module`'s deterministic policy to `path` (opset 17, dynamic batch size).
+
+    `observation_filter` is (mean, std, clip) of a MeanStdFilter the module was trained behind.
+    """
+    graph = PolicyGraph(module, observation_filter).eval()
     obs_dim = int(np.prod(module.observation_space.shape))
     example = torch.zeros(1, obs_dim, dtype=torch.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,11 +58,21 @@ class OnnxPolicy:
 
 
 class PolicyGraph(torch.nn.Module):
-    """obs -> RLModule inference forward -> deterministic action -> unsquash/clip to the space."""
+    """obs -> filter -> RLModule inference forward -> deterministic action -> unsquash/clip to the space."""
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Any, observation_filter: tuple[Any, Any, float] | None = None) -> None:
         super().__init__()
         self.module = module
+        obs_dim = int(np.prod(module.observation_space.shape))
+        mean, scale, self.clip = np.zeros(obs_dim), np.ones(obs_dim), math.inf
+        if observation_filter is not None:
+            mean, std, self.clip = observation_filter
+            # RLlib's MeanStdFilter divides by std + 1e-6 (ray.rllib.utils.filter.SMALL_NUMBER)
+            scale = 1.0 / (np.asarray(std) + _FILTER_EPSILON)
+        self.obs_mean: torch.Tensor
+        self.obs_scale: torch.Tensor
+        self.register_buffer("obs_mean", torch.tensor(np.asarray(mean).reshape(-1), dtype=torch.float32))
+        self.register_buffer("obs_scale", torch.tensor(np.asarray(scale).reshape(-1), dtype=torch.float32))
         self.dist_cls = module.get_inference_action_dist_cls()
         space = module.action_space
         self.low: torch.Tensor
@@ -65,6 +81,9 @@ class PolicyGraph(torch.nn.Module):
         self.register_buffer("high", torch.tensor(np.array(space.high), dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = (obs - self.obs_mean) * self.obs_scale
+        if math.isfinite(self.clip):  # a Python constant when traced: no clip node without a filter
+            obs = torch.clamp(obs, -self.clip, self.clip)
         dist_inputs = self.module.forward_inference({"obs": obs})["action_dist_inputs"]
         action = self.dist_cls.from_logits(dist_inputs).to_deterministic().sample()
         # RLlib's normalize_actions: the policy acts in [-1, 1]; unsquash to the bounds, then clip.

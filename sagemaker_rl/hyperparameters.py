@@ -18,13 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sagemaker_rl.contract import UserError
-from sagemaker_rl.problems import DEFAULT_SIMULATOR, SHARED_PPO, check_simulator, did_you_mean, get_problem
+from sagemaker_rl.problems import (
+    DEFAULT_PRESET,
+    DEFAULT_SIMULATOR,
+    SHARED_PPO,
+    check_simulator,
+    did_you_mean,
+    get_preset,
+    get_problem,
+)
 
 logger = logging.getLogger(__name__)
 
 PPO_PREFIX = "rl.training.config."
 STOP_PREFIX = "rl.training.stop."
 PLATFORM_PREFIXES = ("sagemaker_", "_tuning_")  # SageMaker's own keys: not ours to judge
+PRESET_KEY = "rl.training.preset"
+SIMULATOR_KEY = "rl.env.simulator"
+# Observation filters (the old API stack's names): RLlib 2.60 has MeanStdFilter as a connector.
+OBSERVATION_FILTERS = ("NoFilter", "MeanStdFilter")
 
 # Old RLlib (and the seed's) names -> RLlib 2.60 names (a dotted target sets a nested key).
 LEGACY_NAMES = {
@@ -104,11 +116,13 @@ class JobConfig:
 
     problem: str  # key of problems.PROBLEMS
     simulator: str = DEFAULT_SIMULATOR  # "roboschool" (PyBullet) or "mujoco"
+    preset: str = DEFAULT_PRESET  # the problem's preset the values started from
     ppo: dict[str, Any] = field(default_factory=dict)  # PPO fields (RLlib 2.60 names), defaults applied
     stop: StopCriteria = field(default_factory=StopCriteria)
     checkpoint_freq: int = 5  # iterations between checkpoints (one is always written at the end)
     keep_checkpoints: int = 3  # newest checkpoints kept in checkpoints/ (0 keeps all)
     seed: int | None = None  # seeds RLlib and the environments
+    initial_log_std: float | None = None  # the policy's free log std at the start (None: RLlib's 0)
 
 
 def decode_value(value: Any) -> Any:
@@ -122,46 +136,58 @@ def decode_value(value: Any) -> Any:
 
 
 def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
-    """The job config for `problem`: problem defaults, then every hyperparameter in `raw`.
+    """The job config for `problem`, in one order: shared PPO values, the preset, every key in `raw`.
 
-    Raises UserError naming the first bad key, its value, what is allowed and the fix.
+    `raw` holds the job's hyperparameters as SageMaker writes them (a tuning trial's values and the
+    explicit ones, already merged by the runner); `rl.training.preset` and `rl.env.simulator` in it
+    select the preset. Raises UserError naming the first bad key, its value, what is allowed and the fix.
     """
     try:
         problem_row = get_problem(problem)
     except ValueError as error:
         raise UserError(str(error)) from None
-    ppo = copy.deepcopy(SHARED_PPO)
-    _deep_update(ppo, problem_row.ppo)
-    job = JobConfig(problem=problem, ppo=ppo)
+    job = JobConfig(problem=problem, ppo=copy.deepcopy(SHARED_PPO))
+    job.simulator = _choice(SIMULATOR_KEY, decode_value(raw.get(SIMULATOR_KEY, DEFAULT_SIMULATOR)), check_simulator)
+    job.preset = str(decode_value(raw.get(PRESET_KEY, DEFAULT_PRESET)))
+    preset = _choice(PRESET_KEY, job.preset, lambda name: get_preset(problem, job.simulator, name))
+    for key in sorted(preset.hyperparameters):
+        _set(job, key, preset.hyperparameters[key])
     stop_given = False
     for key in sorted(raw):
-        if key.startswith(PLATFORM_PREFIXES):
-            continue
-        value = decode_value(raw[key])
-        if key.startswith(PPO_PREFIX):
-            _set_ppo(job.ppo, key, key[len(PPO_PREFIX):], value)
-        elif key.startswith(STOP_PREFIX):
-            _set_stop(job.stop, key, key[len(STOP_PREFIX):], value)
-            stop_given = True
-        elif key in _JOB_KEYS:
-            name, kind, low = _JOB_KEYS[key]
-            setattr(job, name, _check_bounds(key, _coerce(key, value, (kind,)), low, None, True))
-        elif key == "rl.env.simulator":
-            try:
-                job.simulator = check_simulator(str(value))
-            except ValueError as error:
-                raise UserError(f"{key}: {error}") from None
-        elif key == "rl.training.run":
-            if value != "PPO":
-                raise UserError(f"{key} is {value!r}, but this image trains PPO only: drop the key or set it to PPO")
-        else:
-            raise UserError(f"unknown hyperparameter {key!r}{did_you_mean(key, _known_keys())}: "
-                            f"use {PPO_PREFIX}<PPO field>, {STOP_PREFIX}<criterion> or one of "
-                            f"{', '.join(sorted(_JOB_KEYS) + ['rl.env.simulator'])}")
+        if not key.startswith(PLATFORM_PREFIXES):
+            _set(job, key, decode_value(raw[key]))
+            stop_given = stop_given or key.startswith(STOP_PREFIX)
     if not stop_given:
         job.stop.episode_reward_mean = problem_row.envs[job.simulator].stop_reward
     _check_consistency(job.ppo)
     return job
+
+
+def _set(job: JobConfig, key: str, value: Any) -> None:
+    """Set one decoded hyperparameter on `job`."""
+    if key.startswith(PPO_PREFIX):
+        _set_ppo(job.ppo, key, key[len(PPO_PREFIX):], value)
+    elif key.startswith(STOP_PREFIX):
+        _set_stop(job.stop, key, key[len(STOP_PREFIX):], value)
+    elif key in _JOB_KEYS:
+        name, kind, low, high = _JOB_KEYS[key]
+        setattr(job, name, _check_bounds(key, _coerce(key, value, (kind,)), low, high, True))
+    elif key in (SIMULATOR_KEY, PRESET_KEY):
+        return  # read first: they select the preset
+    elif key == "rl.training.run":
+        if value != "PPO":
+            raise UserError(f"{key} is {value!r}, but this image trains PPO only: drop the key or set it to PPO")
+    else:
+        raise UserError(f"unknown hyperparameter {key!r}{did_you_mean(key, _known_keys())}: "
+                        f"use {PPO_PREFIX}<PPO field>, {STOP_PREFIX}<criterion> or one of "
+                        f"{', '.join(sorted([*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY]))}")
+
+
+def _choice(key: str, value: Any, check: Any) -> Any:
+    try:
+        return check(str(value))
+    except ValueError as error:
+        raise UserError(f"{key}: {error}") from None
 
 
 def canonical_key(key: str) -> str:
@@ -176,20 +202,22 @@ def canonical_key(key: str) -> str:
 
 def to_hyperparameters(job: JobConfig) -> dict[str, Any]:
     """The flat `rl.*` hyperparameters that reproduce `job` (e.g. for params.json or a rerun)."""
-    flat: dict[str, Any] = {"rl.env.simulator": job.simulator}
+    flat: dict[str, Any] = {SIMULATOR_KEY: job.simulator, PRESET_KEY: job.preset}
     flat.update({f"{PPO_PREFIX}{name}": value for name, value in job.ppo.items()})
     flat.update({f"{STOP_PREFIX}{name}": value for name, value in dataclasses.asdict(job.stop).items()
                  if value is not None})
-    flat.update({key: getattr(job, name) for key, (name, _, _) in _JOB_KEYS.items()
+    flat.update({key: getattr(job, name) for key, (name, *_) in _JOB_KEYS.items()
                  if getattr(job, name) is not None})
     return flat
 
 
-# key -> (JobConfig attribute, type, lowest allowed value)
-_JOB_KEYS: dict[str, tuple[str, type, int]] = {
-    "rl.training.checkpoint_freq": ("checkpoint_freq", int, 1),
-    "rl.training.keep_checkpoints": ("keep_checkpoints", int, 0),
-    "rl.training.seed": ("seed", int, 0),
+# key -> (JobConfig attribute, type, lowest and highest allowed value)
+_JOB_KEYS: dict[str, tuple[str, type, float | None, float | None]] = {
+    "rl.training.checkpoint_freq": ("checkpoint_freq", int, 1, None),
+    "rl.training.keep_checkpoints": ("keep_checkpoints", int, 0, None),
+    "rl.training.seed": ("seed", int, 0, 2**32 - 1),  # RLlib seeds numpy, which takes 32 bits
+    # e^-5 .. e^2: a std of 0.007 .. 7.4 on actions in [-1, 1]
+    "rl.training.initial_log_std": ("initial_log_std", float, -5.0, 2.0),
 }
 
 
@@ -204,9 +232,10 @@ def _set_ppo(ppo: dict[str, Any], key: str, path: str, value: Any) -> None:
     if name in JOB_OWNED:
         raise UserError(f"{key} cannot be set as a hyperparameter: {JOB_OWNED[name]}")
     if name == "observation_filter":
-        if value != "NoFilter":
-            raise UserError(f"{key}={value!r} is not supported on RLlib's new API stack "
-                            "(observation filters became connectors): drop the key")
+        if value not in OBSERVATION_FILTERS:
+            raise UserError(f"{key} is {value!r}: choose one of {', '.join(OBSERVATION_FILTERS)}"
+                            f"{did_you_mean(str(value), OBSERVATION_FILTERS)}")
+        ppo[name] = value
         return
     defaults = _ppo_defaults()
     if name not in defaults:
@@ -293,6 +322,11 @@ def _as(kind: type, value: Any) -> Any:
         return int(number)
     if isinstance(value, kind):
         return value
+    if kind in (list, dict) and isinstance(value, str):
+        # SageMaker SDK v2 and the tuner encode a categorical list twice: "\"[64, 64]\"" -> "[64, 64]"
+        decoded = decode_value(value)
+        if isinstance(decoded, kind):
+            return decoded
     raise TypeError(value)
 
 
@@ -355,6 +389,6 @@ def _model_config_defaults() -> dict[str, Any]:
 
 
 def _known_keys() -> list[str]:
-    return [*_JOB_KEYS, "rl.env.simulator", "rl.training.run",
+    return [*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY, "rl.training.run",
             *(PPO_PREFIX + name for name in _ppo_defaults()),
             *(STOP_PREFIX + f.name for f in dataclasses.fields(StopCriteria))]

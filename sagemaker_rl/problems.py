@@ -1,14 +1,16 @@
 """The problem table: each robot-control problem as a row of data.
 
 A problem names an environment per simulator, the episode limit and stop target that go with that
-environment, and the PPO settings the original SageMaker RL Roboschool scripts used. Everything
-else (construction, training) reads this table; nothing is copied per problem.
+environment, and its presets: named sets of hyperparameters (`seed`: the original SageMaker RL
+Roboschool scripts' values; `fast`: tuned here for a small machine, the default), each with a note
+of its source. Everything else (construction, training) reads this table; nothing is copied per
+problem.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 SIMULATORS = ("roboschool", "mujoco")
@@ -25,18 +27,30 @@ class SimulatorEnv:
 
 
 @dataclass(frozen=True)
+class Preset:
+    """A named set of hyperparameters for one problem, in the flat `rl.*` keys a user writes."""
+
+    hyperparameters: dict[str, Any]  # applied over SHARED_PPO, before any trial or explicit value
+    note: str  # where the values come from
+
+
+@dataclass(frozen=True)
 class Problem:
-    """A robot-control problem: its environments and its PPO settings."""
+    """A robot-control problem: its environments and its presets per simulator."""
 
     name: str
     envs: dict[str, SimulatorEnv]
-    ppo: dict[str, Any] = field(default_factory=dict)  # overrides of SHARED_PPO (RLlib 2.60 names)
+    presets: dict[str, dict[str, Preset]]  # preset name -> simulator -> preset
     note: str = ""  # where the values come from
 
 
-# PPO settings shared by every problem, in RLlib 2.60 names. Source: the original SageMaker RL
-# Roboschool scripts (gamma, kl_coeff, lr, epochs, minibatch, batch, free log std, complete
-# episodes), adapted to the new API stack. Ours, measured on 2 cores (`make bench`):
+PRESETS = ("fast", "seed")
+DEFAULT_PRESET = "fast"
+
+# PPO settings every job starts from, in RLlib 2.60 names: the original SageMaker RL Roboschool
+# scripts' values (the `seed` preset adds nothing to them but humanoid's batch), adapted to the new
+# API stack. Every value a job relies on is set here, so RLlib's defaults never decide. Ours,
+# measured on 2 cores (`make bench`):
 # - 16 vector envs per runner: one env per runner samples at ~250 steps/s (RLlib's per-step
 #   overhead), 16 at ~1,900; 32 was no faster within the noise of a shared machine (-8% to +15%)
 #   and, with complete episodes, would double hopper's and humanoid's effective batch;
@@ -48,45 +62,111 @@ SHARED_PPO: dict[str, Any] = {
     "gamma": 0.995,
     "lambda_": 1.0,
     "kl_coeff": 1.0,
+    "use_kl_loss": True,
     "lr": 1e-4,
     "clip_param": 0.3,
     "vf_clip_param": 10_000.0,  # returns here reach thousands; RLlib's default 10 would clip all
+    "vf_loss_coeff": 1.0,
     "entropy_coeff": 0.0,
+    "grad_clip": None,
     "num_epochs": 20,
     "minibatch_size": 1000,
     "train_batch_size_per_learner": 25_000,
     "batch_mode": "complete_episodes",
     "num_envs_per_env_runner": 16,
+    "observation_filter": "NoFilter",
     "model_config": {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "free_log_std": True},
 }
+
+_SEED_NOTE = "the original SageMaker RL Roboschool train-{name}.py: SHARED_PPO{extra}, stop at {stop:g}"
+_HUMANOID_SEED = {"rl.training.config.num_epochs": 10, "rl.training.config.minibatch_size": 32_768,
+                  "rl.training.config.train_batch_size_per_learner": 320_000}
+
+# The `fast` presets: what learns fastest per wall-second on a small machine (2 cores), found with
+# our own tuner; see each note and bench/presets.md for the study and its re-evaluation.
+_FAST_REACHER = {
+    "rl.training.config.observation_filter": "MeanStdFilter",
+    "rl.training.config.gamma": 0.99,
+    "rl.training.config.lambda_": 0.95,
+    "rl.training.config.lr": 3e-4,
+    "rl.training.config.use_kl_loss": False,
+    "rl.training.config.clip_param": 0.2,
+    "rl.training.config.vf_loss_coeff": 0.5,
+    "rl.training.config.grad_clip": 0.5,
+    "rl.training.config.num_epochs": 10,
+    "rl.training.config.minibatch_size": 256,
+    "rl.training.config.train_batch_size_per_learner": 4096,
+    "rl.training.config.batch_mode": "truncate_episodes",
+    "rl.training.initial_log_std": -1.0,
+}
+_FAST_LOCOMOTION = {
+    "rl.training.config.observation_filter": "MeanStdFilter",
+    "rl.training.config.gamma": 0.99,
+    "rl.training.config.lambda_": 0.95,
+    "rl.training.config.lr": 3e-4,
+    "rl.training.config.use_kl_loss": False,
+    "rl.training.config.clip_param": 0.2,
+    "rl.training.config.vf_loss_coeff": 0.5,
+    "rl.training.config.grad_clip": 0.5,
+    "rl.training.config.num_epochs": 10,
+    "rl.training.config.minibatch_size": 512,
+    "rl.training.config.train_batch_size_per_learner": 8192,
+    "rl.training.config.batch_mode": "truncate_episodes",
+    "rl.training.initial_log_std": -0.5,
+}
+_FAST_NOTE_UNTUNED = ("not tuned for this problem yet: {base}'s fast values (observation filter, gamma 0.99, "
+                      "lambda 0.95, lr 3e-4, clip 0.2, no KL loss) with a larger batch")
+
+
+def _presets(name: str, envs: dict[str, SimulatorEnv], seed: dict[str, Any],
+             fast: dict[str, tuple[dict[str, Any], str]]) -> dict[str, dict[str, Preset]]:
+    extra = "".join(f", {key.rpartition('.')[2]} {value}" for key, value in seed.items())
+    return {
+        "seed": {sim: Preset(seed, _SEED_NOTE.format(name=name, extra=extra, stop=env.stop_reward))
+                 for sim, env in envs.items()},
+        "fast": {sim: Preset(*fast[sim]) for sim in envs},
+    }
+
+
+_REACHER_ENVS = {
+    "roboschool": SimulatorEnv("pybullet_envs.gym_manipulator_envs:ReacherBulletEnv", 150, 18.0),
+    # gymnasium's registered reward_threshold for Reacher
+    "mujoco": SimulatorEnv("Reacher-v5", 50, -3.75),
+}
+_HOPPER_ENVS = {
+    "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HopperBulletEnv", 1000, 2500.0),
+    # gymnasium's registered reward_threshold for Hopper
+    "mujoco": SimulatorEnv("Hopper-v5", 1000, 3800.0),
+}
+_HUMANOID_ENVS = {
+    "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HumanoidBulletEnv", 1000, 3500.0),
+    # gymnasium registers no threshold for Humanoid; 6000 is a commonly quoted "solved" return
+    "mujoco": SimulatorEnv("Humanoid-v5", 1000, 6000.0),
+}
+_REACHER_FAST_NOTE = "tuned here on 2 cores (bench/presets.md): reacher/roboschool study, re-evaluated on fresh seeds"
 
 PROBLEMS: dict[str, Problem] = {
     "reacher": Problem(
         name="reacher",
-        envs={
-            "roboschool": SimulatorEnv("pybullet_envs.gym_manipulator_envs:ReacherBulletEnv", 150, 18.0),
-            # gymnasium's registered reward_threshold for Reacher
-            "mujoco": SimulatorEnv("Reacher-v5", 50, -3.75),
-        },
+        envs=_REACHER_ENVS,
+        presets=_presets("reacher", _REACHER_ENVS, {}, {
+            "roboschool": (_FAST_REACHER, _REACHER_FAST_NOTE),
+            "mujoco": (_FAST_REACHER, "not tuned on mujoco: reacher/roboschool's fast values"),
+        }),
         note="Original train-reacher.py: stop at 18 (RoboschoolReacher-v1), shared PPO values.",
     ),
     "hopper": Problem(
         name="hopper",
-        envs={
-            "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HopperBulletEnv", 1000, 2500.0),
-            # gymnasium's registered reward_threshold for Hopper
-            "mujoco": SimulatorEnv("Hopper-v5", 1000, 3800.0),
-        },
+        envs=_HOPPER_ENVS,
+        presets=_presets("hopper", _HOPPER_ENVS, {}, {
+            sim: (_FAST_LOCOMOTION, _FAST_NOTE_UNTUNED.format(base="reacher")) for sim in _HOPPER_ENVS}),
         note="Original train-hopper.py: stop at 2500 (RoboschoolHopper-v1), shared PPO values.",
     ),
     "humanoid": Problem(
         name="humanoid",
-        envs={
-            "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HumanoidBulletEnv", 1000, 3500.0),
-            # gymnasium registers no threshold for Humanoid; 6000 is a commonly quoted "solved" return
-            "mujoco": SimulatorEnv("Humanoid-v5", 1000, 6000.0),
-        },
-        ppo={"num_epochs": 10, "minibatch_size": 32_768, "train_batch_size_per_learner": 320_000},
+        envs=_HUMANOID_ENVS,
+        presets=_presets("humanoid", _HUMANOID_ENVS, _HUMANOID_SEED, {
+            sim: (_FAST_LOCOMOTION, _FAST_NOTE_UNTUNED.format(base="hopper")) for sim in _HUMANOID_ENVS}),
         note="Original train-humanoid.py: stop at 3500, 10 epochs, minibatch 32768, batch 320000.",
     ),
 }
@@ -99,6 +179,14 @@ def get_problem(name: str) -> Problem:
     except KeyError:
         raise ValueError(f"unknown problem {name!r}: choose one of {', '.join(PROBLEMS)}"
                          f"{did_you_mean(name, PROBLEMS)}") from None
+
+
+def get_preset(problem: str, simulator: str, name: str) -> Preset:
+    """The preset `name` of `problem` on `simulator`; a ValueError names the choices otherwise."""
+    presets = get_problem(problem).presets
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}{did_you_mean(name, presets)}")
+    return presets[name][check_simulator(simulator)]
 
 
 def check_simulator(name: str) -> str:

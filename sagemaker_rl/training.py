@@ -15,7 +15,7 @@ import os
 import shutil
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,12 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "checkpoint_"
 JOB_STATE_FILE = "job_state.json"  # written last: a checkpoint without it is incomplete
 MODULE_ID = "default_policy"
+LOG_STD_PARAMETER = "pi.log_std"  # the free log std of RLlib's default PPO module
 LEARNER_TORCH_THREADS = 1  # intra-op threads of the learner (see _build)
+# The reward lines' mean, max and min are over the last 100 finished episodes (as the old API stack
+# and Stable-Baselines3 report), whichever iterations they finished in; RLlib 2.60 reports each
+# iteration's own episodes only, and nothing when none finished.
+EPISODES_PER_MEAN = 100
 # Learner statistics kept in progress.csv and TensorBoard (RLlib 2.60 result keys).
 LEARNER_STATS = ("policy_loss", "vf_loss", "mean_kl_loss", "entropy", "curr_kl_coeff",
                  "default_optimizer_learning_rate")
@@ -44,6 +49,8 @@ class JobState:
     time_total_s: float = 0.0
     kl_coeff: float | None = None  # PPO's adaptive KL coefficient: RLlib does not checkpoint it
     best_reward: float | None = None
+    # [mean, episodes, max, min] of the newest iterations that finished >= EPISODES_PER_MEAN episodes
+    recent_episodes: list[list[float]] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +65,7 @@ class Progress:
     episode_reward_min: float | None
     steps_this_iter: int
     time_this_iter_s: float
+    episodes_this_iter: int
     learner: dict[str, float]
 
 
@@ -79,6 +87,9 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
     ppo.setdefault("num_env_runners", env_runners_for(cpus))
     model_config = ppo.pop("model_config", {})
     batch = ppo.pop("train_batch_size_per_learner")
+    # The old stack's `observation_filter` is a connector on the new one; its running statistics
+    # are env-runner state: merged across runners each iteration and saved in every checkpoint.
+    observation_filter = ppo.pop("observation_filter", "NoFilter")
     config = (
         PPOConfig()
         .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
@@ -93,12 +104,21 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
         .fault_tolerance(restart_failed_env_runners=False)
         .reporting(metrics_num_episodes_for_smoothing=100)
     )
+    if observation_filter == "MeanStdFilter":
+        config.env_runners(env_to_module_connector=mean_std_filter)
     config.update_from_dict(ppo)
     try:
         config.validate()
     except (ValueError, TypeError) as error:
         raise UserError(f"RLlib rejected the PPO settings: {str(error).strip().splitlines()[0]}") from None
     return config
+
+
+def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> Any:
+    """The observation filter connector (a module-level function: env runners unpickle it by name)."""
+    from ray.rllib.connectors.env_to_module import MeanStdFilter
+
+    return MeanStdFilter()
 
 
 def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
@@ -117,6 +137,8 @@ def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
             _restore(algo, checkpoint, state)
             print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "
                   f"{state.timesteps_total:,} env steps, {state.time_total_s:.0f} s", flush=True)
+        elif job.initial_log_std is not None:
+            _set_initial_log_std(algo, job.initial_log_std)
         return _loop(algo, job, paths, state)
     finally:
         algo.stop()
@@ -130,7 +152,7 @@ def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState) -> Progre
     with _ProgressLog(paths.intermediate) as progress_log:
         while True:
             result = algo.train()
-            last = _progress(result, time_offset)
+            last = _over_recent_episodes(_progress(result, time_offset), state)
             state.training_iteration = last.training_iteration
             state.timesteps_total = last.timesteps_total
             state.time_total_s = last.time_total_s
@@ -192,8 +214,31 @@ def _progress(result: dict[str, Any], time_offset: float) -> Progress:
         episode_reward_min=finite(runners.get("episode_return_min")),
         steps_this_iter=int(runners.get("num_env_steps_sampled", 0)),
         time_this_iter_s=float(result.get("time_this_iter_s", 0.0)),
+        episodes_this_iter=int(runners.get("num_episodes", 0)),
         learner={name: float(learner[name]) for name in LEARNER_STATS if finite(learner.get(name)) is not None},
     )
+
+
+def _over_recent_episodes(progress: Progress, state: JobState) -> Progress:
+    """`progress` with mean, max and min over the last EPISODES_PER_MEAN episodes (kept in `state`)."""
+    mean = progress.episode_reward_mean
+    if mean is not None and progress.episodes_this_iter > 0:
+        window = state.recent_episodes
+        high, low = progress.episode_reward_max, progress.episode_reward_min
+        window.append([mean, progress.episodes_this_iter, mean if high is None else high, mean if low is None else low])
+        while sum(entry[1] for entry in window[1:]) >= EPISODES_PER_MEAN:
+            window.pop(0)
+    if not state.recent_episodes:
+        return progress
+    weighted_sum, weight_left = 0.0, float(EPISODES_PER_MEAN)
+    for entry_mean, count, _, _ in reversed(state.recent_episodes):  # the oldest counts only in part
+        weight = min(count, weight_left)
+        weighted_sum += entry_mean * weight
+        weight_left -= weight
+    progress.episode_reward_mean = weighted_sum / (EPISODES_PER_MEAN - weight_left)
+    progress.episode_reward_max = max(entry[2] for entry in state.recent_episodes)
+    progress.episode_reward_min = min(entry[3] for entry in state.recent_episodes)
+    return progress
 
 
 class _ProgressLog:
@@ -201,7 +246,7 @@ class _ProgressLog:
 
     COLUMNS = ("training_iteration", "timesteps_total", "time_total_s", "episode_reward_mean",
                "episode_reward_max", "episode_reward_min", "steps_this_iter", "time_this_iter_s",
-               *LEARNER_STATS)
+               "episodes_this_iter", *LEARNER_STATS)
 
     def __init__(self, directory: Path) -> None:
         self._csv_path = directory / "progress.csv"
@@ -317,6 +362,38 @@ def _restore(algo: Any, checkpoint: Path, state: JobState) -> None:
         algo.learner_group.foreach_learner(set_kl)
 
 
+def _set_initial_log_std(algo: Any, log_std: float) -> None:
+    """Start the policy's free log std at `log_std` (RLlib starts it at 0: a std of 1 on [-1, 1])."""
+    def set_log_std(learner: Any) -> None:
+        parameters = dict(learner.module[MODULE_ID].named_parameters())
+        if LOG_STD_PARAMETER not in parameters:
+            raise UserError("rl.training.initial_log_std needs a free log std: set "
+                            "rl.training.config.model_config.free_log_std=true or drop the key")
+        parameters[LOG_STD_PARAMETER].data.fill_(log_std)
+
+    algo.learner_group.foreach_learner(set_log_std)
+    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
+
+
+def observation_filter_stats(algo: Any) -> tuple[Any, Any, float] | None:
+    """(mean, std, clip) of the algorithm's observation filter, as its checkpoint holds them; None without one.
+
+    The statistics are the ones merged across env runners after the last iteration.
+    """
+    from ray.rllib.core import COMPONENT_ENV_RUNNER, COMPONENT_ENV_TO_MODULE_CONNECTOR
+    from ray.rllib.utils.filter import RunningStat
+
+    state = algo.get_state(components=[COMPONENT_ENV_RUNNER, COMPONENT_ENV_TO_MODULE_CONNECTOR])
+    # With a local env runner the connector is its part; without one the algorithm holds it.
+    connectors = state.get(COMPONENT_ENV_RUNNER, state).get(COMPONENT_ENV_TO_MODULE_CONNECTOR, {})
+    if "MeanStdFilter" not in connectors:
+        return None
+    filter_state = connectors["MeanStdFilter"][None]  # one agent
+    (stats,) = filter_state["running_stats"]
+    running = RunningStat.from_state(stats)
+    return running.mean, running.std, float(filter_state["clip_by_value"])
+
+
 # --- checkpoints and the model ---------------------------------------------------------------
 
 def _latest_checkpoint(directory: Path) -> tuple[JobState, Path | None]:
@@ -351,7 +428,8 @@ def _write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, la
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     algo.save_to_path(str(checkpoint_dir))
     problem_env = PROBLEMS[job.problem].envs[job.simulator]
-    export_onnx(algo.get_module(MODULE_ID), paths.model / "policy.onnx")
+    export_onnx(algo.get_module(MODULE_ID), paths.model / "policy.onnx",
+                observation_filter=observation_filter_stats(algo))
     params = {"problem": job.problem, "simulator": job.simulator, "env_id": problem_env.env_id,
               "max_episode_steps": problem_env.max_episode_steps, "seed": job.seed,
               "hyperparameters": to_hyperparameters(job), "command": sys.argv}

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from sagemaker_rl.contract import UserError
 from sagemaker_rl.hyperparameters import decode_value, parse_hyperparameters, to_hyperparameters
-from sagemaker_rl.problems import PROBLEMS
+from sagemaker_rl.problems import PRESETS, PROBLEMS, SIMULATORS, get_preset
 
 finite_floats = st.floats(allow_nan=False, allow_infinity=False, min_value=1e-9, max_value=1e6)
 
@@ -89,18 +89,49 @@ def test_legacy_names_are_mapped_with_a_notice(caplog):
     assert any("monitor is ignored" in n for n in notices)
 
 
-def test_problem_defaults_come_from_the_original_scripts():
-    reacher = parse_hyperparameters({}, "reacher")
-    humanoid = parse_hyperparameters({}, "humanoid")
+def test_the_seed_preset_has_the_original_scripts_values():
+    reacher = parse_hyperparameters({"rl.training.preset": "seed"}, "reacher")
+    humanoid = parse_hyperparameters({"rl.training.preset": '"seed"'}, "humanoid")
     assert reacher.ppo["gamma"] == 0.995 and reacher.ppo["kl_coeff"] == 1.0 and reacher.ppo["lr"] == 1e-4
     assert reacher.ppo["num_epochs"] == 20 and reacher.ppo["minibatch_size"] == 1000
     assert reacher.ppo["train_batch_size_per_learner"] == 25_000
     assert reacher.ppo["batch_mode"] == "complete_episodes" and reacher.ppo["model_config"]["free_log_std"]
+    assert reacher.ppo["observation_filter"] == "NoFilter" and reacher.initial_log_std is None
     assert (humanoid.ppo["num_epochs"], humanoid.ppo["minibatch_size"]) == (10, 32_768)
     assert humanoid.ppo["train_batch_size_per_learner"] == 320_000
-    assert reacher.stop.episode_reward_mean == 18.0
+
+
+def test_the_fast_preset_is_the_default_and_every_problem_has_both_presets():
+    job = parse_hyperparameters({}, "reacher")
+    assert job.preset == "fast" and job.ppo["observation_filter"] == "MeanStdFilter"
+    assert job.ppo == parse_hyperparameters({"rl.training.preset": "fast"}, "reacher").ppo
+    for problem in PROBLEMS:
+        for simulator in SIMULATORS:
+            for preset in PRESETS:
+                assert get_preset(problem, simulator, preset).note  # every row says where it comes from
+                parse_hyperparameters({"rl.training.preset": preset, "rl.env.simulator": simulator}, problem)
+
+
+def test_explicit_hyperparameters_override_the_preset_and_legacy_names_count_as_theirs():
+    fast = parse_hyperparameters({}, "reacher")
+    job = parse_hyperparameters({"rl.training.config.lr": "0.001", "rl.training.config.num_sgd_iter": "3",
+                                 "rl.training.config.model_config.fcnet_hiddens": "[32]",
+                                 "rl.training.initial_log_std": "-0.5"}, "reacher")
+    assert (job.ppo["lr"], job.ppo["num_epochs"], job.initial_log_std) == (0.001, 3, -0.5)
+    assert job.ppo["model_config"] == {**fast.ppo["model_config"], "fcnet_hiddens": [32]}
+    unchanged = {k: v for k, v in job.ppo.items() if k not in ("lr", "num_epochs", "model_config")}
+    assert unchanged == {k: v for k, v in fast.ppo.items() if k not in ("lr", "num_epochs", "model_config")}
+
+
+def test_the_preset_follows_the_simulator():
+    job = parse_hyperparameters({"rl.env.simulator": "mujoco", "rl.training.preset": "seed"}, "hopper")
+    assert job.simulator == "mujoco" and job.ppo["observation_filter"] == "NoFilter"
+
+
+def test_stop_targets_come_from_the_problem_table():
+    assert parse_hyperparameters({}, "reacher").stop.episode_reward_mean == 18.0
     assert parse_hyperparameters({}, "hopper").stop.episode_reward_mean == 2500.0
-    assert humanoid.stop.episode_reward_mean == 3500.0
+    assert parse_hyperparameters({}, "humanoid").stop.episode_reward_mean == 3500.0
 
 
 def test_an_explicit_stop_criterion_replaces_the_default_target():
@@ -123,7 +154,9 @@ def test_mujoco_has_its_own_stop_target():
     ({"rl.training.config.minibatch_size": 30000}, "minibatch_size (30000) must be <= train_batch_size_per_learner"),
     ({"rl.env.simulator": "bullet"}, "unknown simulator 'bullet'"),
     ({"rl.training.config.env": "Hopper-v5"}, "cannot be set as a hyperparameter"),
-    ({"rl.training.config.observation_filter": "MeanStdFilter"}, "not supported on RLlib's new API stack"),
+    ({"rl.training.config.observation_filter": "MeanStd"}, "choose one of NoFilter, MeanStdFilter (did you mean"),
+    ({"rl.training.preset": "fastest"}, "rl.training.preset: unknown preset 'fastest': choose one of fast, seed"),
+    ({"rl.training.initial_log_std": "-9"}, "rl.training.initial_log_std must be >= -5 and <= 2, got -9.0"),
     ({"rl.training.config.model_config.fcnet_hidens": [8]}, "did you mean 'fcnet_hiddens'?"),
     ({"rl.training.config.num_epochs": True}, "must be a whole number"),
     ({"rl.training.run": "DQN"}, "trains PPO only"),
@@ -154,3 +187,9 @@ def test_to_hyperparameters_round_trips():
 def test_decode_value_prefers_json_and_falls_back_to_the_raw_string():
     assert decode_value('"a"') == "a" and decode_value("0.5") == 0.5 and decode_value(".5") == ".5"
     assert decode_value("[1, 2]") == [1, 2] and decode_value(3) == 3 and math.isnan(float(decode_value("NaN")))
+
+
+def test_a_list_encoded_twice_as_sagemaker_sdk_v2_and_the_tuner_send_it_is_read_as_the_list():
+    for encoded in ('"[32, 32]"', json.dumps(json.dumps([32, 32]))):
+        job = parse_hyperparameters({"rl.training.config.model_config.fcnet_hiddens": encoded}, "reacher")
+        assert job.ppo["model_config"]["fcnet_hiddens"] == [32, 32]

@@ -24,15 +24,38 @@ ALLOWED_STDOUT = re.compile(
     r"|\[reacher\] iter \d+ \|.*|Stopped: .*|Resumed from .*|Model written to .*)$")
 
 
-@pytest.fixture(scope="module")
-def finished_job(tmp_path_factory):
-    base = tmp_path_factory.mktemp("job")
+@pytest.fixture(scope="module", params=["fast", "seed"])
+def finished_job(request, tmp_path_factory):
+    """A short real job of each preset: `fast` has the observation filter, `seed` has none."""
+    base = tmp_path_factory.mktemp(f"job-{request.param}")
     home = tmp_path_factory.mktemp("home")
-    write_hyperparameters(base, {**TINY_PPO, "rl.training.stop.training_iteration": 2,
+    write_hyperparameters(base, {**TINY_PPO, "rl.training.preset": request.param,
+                                 "rl.training.stop.training_iteration": 2,
                                  "rl.training.checkpoint_freq": 1, "rl.training.seed": 7,
                                  "rl.training.config.kl_coeff": 0.75})
     result = run_entrypoint("reacher", base, home)
     return base, home, result
+
+
+def _filter_from_checkpoint(checkpoint: Path):
+    """RLlib's own MeanStdFilter connector for reacher, restored from the checkpoint; None without one."""
+    from ray.rllib.connectors.env_to_module import MeanStdFilter
+
+    from sagemaker_rl.envs import make_env
+
+    path = checkpoint / "env_runner" / "env_to_module_connector" / "MeanStdFilter"
+    if not path.is_dir():
+        return None
+    env = make_env("reacher")
+    connector = MeanStdFilter()  # spaces given to the constructor trip on its own order of initialisation
+    connector.input_observation_space, connector.input_action_space = env.observation_space, env.action_space
+    connector.restore_from_path(path)
+    return connector
+
+
+def _filter_count(checkpoint: Path) -> int:
+    (stats,) = _filter_from_checkpoint(checkpoint).get_state()[None]["running_stats"]
+    return int(stats["num_pushes"])
 
 
 def test_job_succeeds_and_prints_reward_lines_sagemaker_can_read(finished_job):
@@ -60,6 +83,9 @@ def test_job_writes_model_intermediate_outputs_and_nothing_in_home(finished_job)
     params = json.loads((model / "params.json").read_text())
     assert params["problem"] == "reacher" and params["simulator"] == "roboschool"
     assert params["hyperparameters"]["rl.training.config.kl_coeff"] == 0.75
+    preset = params["hyperparameters"]["rl.training.preset"]
+    expected_filter = {"fast": "MeanStdFilter", "seed": "NoFilter"}[preset]
+    assert params["hyperparameters"]["rl.training.config.observation_filter"] == expected_filter
     summary = json.loads((model / "result.json").read_text())
     assert summary["training_iteration"] == 2 and summary["timesteps_total"] >= 4000
     rows = list(csv.DictReader((base / "output" / "intermediate" / "progress.csv").open()))
@@ -78,8 +104,11 @@ def test_onnx_policy_matches_rllibs_deterministic_actions(finished_job):
     from sagemaker_rl.export import OnnxPolicy
 
     base, _, _ = finished_job
-    module = RLModule.from_checkpoint(
-        base / "model" / "checkpoint" / "learner_group" / "learner" / "rl_module" / "default_policy")
+    checkpoint = base / "model" / "checkpoint"
+    module = RLModule.from_checkpoint(checkpoint / "learner_group" / "learner" / "rl_module" / "default_policy")
+    preset = json.loads((base / "model" / "params.json").read_text())["hyperparameters"]["rl.training.preset"]
+    obs_filter = _filter_from_checkpoint(checkpoint)
+    assert (obs_filter is not None) == (preset == "fast")
     env = make_env("reacher", seed=0)
     observations = []
     obs, _ = env.reset(seed=0)
@@ -89,18 +118,22 @@ def test_onnx_policy_matches_rllibs_deterministic_actions(finished_job):
         if terminated or truncated:
             obs, _ = env.reset()
     batch = np.asarray(observations, dtype=np.float32)
+    # What RLlib feeds its module: the observations through its own filter, statistics frozen.
+    filtered = batch if obs_filter is None else np.stack(
+        [obs_filter._filters[None](row, update=False) for row in batch])
+    assert obs_filter is None or np.abs(filtered - batch).max() > 0.1  # the filter does change the input
     with torch.no_grad():
-        dist_inputs = module.forward_inference({"obs": torch.from_numpy(batch)})["action_dist_inputs"]
+        dist_inputs = module.forward_inference({"obs": torch.from_numpy(filtered)})["action_dist_inputs"]
         dist = module.get_inference_action_dist_cls().from_logits(dist_inputs)
         expected = unsquash_action(dist.to_deterministic().sample().numpy(), env.action_space)
-    actual = OnnxPolicy(base / "model" / "policy.onnx")(batch)
+    actual = OnnxPolicy(base / "model" / "policy.onnx")(batch)  # raw observations
     np.testing.assert_allclose(actual, expected, atol=1e-5)
     assert np.ptp(actual, axis=0).max() > 0  # the policy is not constant: the comparison means something
 
 
-def test_resume_after_kill_9_continues_iterations_and_env_steps(tmp_path, home):
+def test_resume_after_kill_9_continues_iterations_env_steps_and_filter_statistics(tmp_path, home):
     write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 5,
-                                     "rl.training.checkpoint_freq": 1})
+                                     "rl.training.checkpoint_freq": 1, "rl.training.config.use_kl_loss": True})
     command = [sys.executable, str(REPO / "entrypoints" / "train-reacher.py")]
     process = subprocess.Popen(command, env=job_env(tmp_path, home), stdout=subprocess.PIPE, text=True,
                                stderr=subprocess.DEVNULL, start_new_session=True)
@@ -114,6 +147,7 @@ def test_resume_after_kill_9_continues_iterations_and_env_steps(tmp_path, home):
     process.wait()
     saved = max(json.loads(p.read_text())["training_iteration"] for p in checkpoints.glob("*/job_state.json"))
     state = json.loads((checkpoints / f"checkpoint_{saved:06d}" / "job_state.json").read_text())
+    killed_count = _filter_count(checkpoints / f"checkpoint_{saved:06d}" / "algorithm")  # the resume prunes it
 
     result = run_entrypoint("reacher", tmp_path, home)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -122,6 +156,11 @@ def test_resume_after_kill_9_continues_iterations_and_env_steps(tmp_path, home):
     assert iterations == list(range(saved + 1, 6))  # continues, does not restart at 1
     steps = [int(v) for v in re.findall(r"^timesteps_total: (\d+)$", result.stdout, re.M)]
     assert steps[0] > state["timesteps_total"]
+    # The observation filter's statistics continue: they count every observation of the whole job
+    # (one per env step, plus one per episode start), not only those since the resume.
+    final_count = _filter_count(tmp_path / "model" / "checkpoint")
+    assert killed_count >= state["timesteps_total"]
+    assert final_count >= steps[-1] > killed_count
     # PPO's adaptive KL coefficient is not in RLlib's checkpoint: the job restores it. After one
     # update it has moved by at most one factor (x0.5, x1, x1.5) from the saved value.
     rows = list(csv.DictReader((tmp_path / "output" / "intermediate" / "progress.csv").open()))
