@@ -31,10 +31,10 @@ PARTS = ("raw", "throughput", "reward", "tuner")
 # Throughput runs on reacher: (label, bench/throughput.py setting, extra arguments). Variants of ours
 # show what a default bought, measured in the same run.
 THROUGHPUT_RUNS = (
-    ("ours", "ours", ()),
-    ("ours, 32 envs per runner", "ours", ("--hp", "rl.training.config.num_envs_per_env_runner=32")),
-    ("ours, learner threads = cores (old)", "ours", ("--torch-threads", str(cores()))),
+    ("ours (fast preset)", "ours", ()),
+    ("ours without the observation filter", "ours", ("--hp", "rl.training.config.observation_filter=NoFilter")),
     ("ours, sampling in the driver", "ours", ("--hp", "rl.training.config.num_env_runners=0")),
+    ("seed preset (before)", "ours", ("--hp", "rl.training.preset=seed")),
     ("RLlib defaults", "rllib", ()),
 )
 # Targets on roboschool: reacher's 17 is rl-zoo3's reported PPO score (the stop target is 18);
@@ -73,15 +73,16 @@ def main() -> None:
         results["raw"].pop("wall_s")
     if "throughput" in parts:
         results["throughput"] = []
-        iterations = ["--iterations", "1" if args.quick else "2"]
+        iterations = {"ours": ["--iterations", "1" if args.quick else "6"],
+                      "rllib": ["--iterations", "1"]}  # RLlib's defaults take ~2 min an iteration here
         quick_hp = ["--hp", "rl.training.config.train_batch_size_per_learner=4000"] if args.quick else []
         for simulator in simulators:
             for label, setting, extra in THROUGHPUT_RUNS:
-                if simulator != simulators[0] and label != "ours":
+                if simulator != simulators[0] and label != THROUGHPUT_RUNS[0][0]:
                     continue  # variants and RLlib's defaults on the first simulator only
                 section(f"throughput reacher/{simulator}: {label}")
-                arguments = ["--setting", setting, "--problem", "reacher", "--simulator", simulator, *iterations,
-                             *extra, *(quick_hp if setting == "ours" else [])]
+                arguments = ["--setting", setting, "--problem", "reacher", "--simulator", simulator,
+                             *iterations[setting], *extra, *(quick_hp if setting == "ours" else [])]
                 results["throughput"].append({"label": label, **run_child("throughput.py", arguments, timeout=1800)})
     if "reward" in parts:
         from time_to_reward import measure
@@ -123,7 +124,7 @@ def report(results: dict[str, Any]) -> str:
                                                     for problem, by_sim in raw.items()])]
     if results.get("throughput"):
         rows = []
-        ours_by_simulator = {r["simulator"]: r for r in results["throughput"] if r["label"] == "ours"}
+        ours_by_simulator = {r["simulator"]: r for r in results["throughput"] if r["label"] == THROUGHPUT_RUNS[0][0]}
         for item in results["throughput"]:
             limit = raw.get(item["problem"], {}).get(item["simulator"])
             cap = limit * item["sampling_cores"] if limit else None

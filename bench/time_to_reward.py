@@ -121,9 +121,13 @@ SB3_ZOO = ("SB3 PPO, rl-zoo3 row, 1 thread", "sb3", 1, "zoo")
 
 
 def rounds(seeds: list[int]) -> list[list[tuple[Run, int]]]:
-    """The side-by-side rounds: [fast-1 | SB3] per seed, [seed-1 | seed-1] per pair of seeds, [fast-2]."""
+    """The side-by-side rounds: [fast-1 | SB3] per seed, [seed-1 | seed-1] for the first two seeds, [fast-2].
+
+    The seed preset gets two seeds only: it is far from every target (the README's figures), and
+    each of its runs costs the whole cap.
+    """
     plan = [[(FAST_1, seed), (SB3_ZOO, seed)] for seed in seeds]
-    plan += [[(SEED_1, seed) for seed in seeds[i:i + 2]] for i in range(0, len(seeds), 2)]
+    plan += [[(SEED_1, seed) for seed in seeds[:2]]]
     plan += [[(FAST_2, seed)] for seed in seeds]
     return plan
 

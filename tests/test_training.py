@@ -131,6 +131,22 @@ def test_onnx_policy_matches_rllibs_deterministic_actions(finished_job):
     assert np.ptp(actual, axis=0).max() > 0  # the policy is not constant: the comparison means something
 
 
+def test_the_initial_log_std_is_the_presets(finished_job):
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from sagemaker_rl.hyperparameters import parse_hyperparameters
+
+    base, _, _ = finished_job
+    preset = json.loads((base / "model" / "params.json").read_text())["hyperparameters"]["rl.training.preset"]
+    initial = parse_hyperparameters({"rl.training.preset": preset}, "reacher").initial_log_std
+    module = RLModule.from_checkpoint(
+        base / "model" / "checkpoint" / "learner_group" / "learner" / "rl_module" / "default_policy")
+    log_std = module.pi.log_std.detach().numpy()
+    # Two tiny iterations move it a little from where it started (RLlib's own start is 0).
+    np.testing.assert_allclose(log_std, 0.0 if initial is None else initial, atol=0.1)
+    assert preset == "seed" or initial is not None and initial < -0.5
+
+
 def test_resume_after_kill_9_continues_iterations_env_steps_and_filter_statistics(tmp_path, home):
     write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 5,
                                      "rl.training.checkpoint_freq": 1, "rl.training.config.use_kl_loss": True})
