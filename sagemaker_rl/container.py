@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sagemaker_rl import contract
-from sagemaker_rl.contract import JobPaths, UserError
-from sagemaker_rl.hyperparameters import decode_value
+from sagemaker_rl.contract import JobPaths, decode_value
+from sagemaker_rl.errors import UserError
 
 ENTRYPOINTS_ENV = "SAGEMAKER_RL_ENTRYPOINTS"
 DEFAULT_ENTRYPOINTS = "/opt/sagemaker-rl/entrypoints"

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sagemaker_rl.errors import USER_ERROR_EXIT, UserError
+
 logger = logging.getLogger(__name__)
 
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the variable sagemaker-training itself honours
@@ -23,10 +25,6 @@ DEFAULT_BASE_DIR = "/opt/ml"
 
 # Exit codes that point at a cause a user can act on.
 _EXIT_HINTS = {137: "killed with SIGKILL (exit 137): likely out of memory", -9: "killed with SIGKILL"}
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad hyperparameter, missing file); its message is the reason."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +86,20 @@ class JobPaths:
 def encode_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
     """Hyperparameters as the SageMaker SDK sends them: every value JSON-encoded into a string."""
     return {str(key): json.dumps(value) for key, value in hyperparameters.items()}
+
+
+def decode_value(value: Any) -> Any:
+    """A value as SageMaker may have written it: JSON first, the raw string as fallback.
+
+    The inverse of `encode_hyperparameters` for one value; the tuner's bare strings ("0.75") and
+    native JSON values read the same way.
+    """
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def write_inputs(
@@ -165,7 +177,7 @@ def run_job(paths: JobPaths, job: Callable[[JobPaths], None]) -> int:
         return 130
     except UserError as error:
         _write_failure(paths, str(error))
-        return 2
+        return USER_ERROR_EXIT
     except Exception as error:  # everything else: keep the traceback for the failure file
         reason = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
         _write_failure(paths, f"the job failed: {reason}", details=traceback.format_exc())

@@ -10,15 +10,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import json
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagemaker_rl.contract import UserError
-from sagemaker_rl.problems import DEFAULT_SIMULATOR, SHARED_PPO, check_simulator, did_you_mean, get_problem
+from sagemaker_rl.contract import decode_value
+from sagemaker_rl.errors import UserError, did_you_mean
+from sagemaker_rl.problems import DEFAULT_SIMULATOR, SHARED_PPO, check_simulator, get_problem
 
 logger = logging.getLogger(__name__)
 
@@ -111,25 +111,12 @@ class JobConfig:
     seed: int | None = None  # seeds RLlib and the environments
 
 
-def decode_value(value: Any) -> Any:
-    """A value as SageMaker may have written it: JSON first, the raw string as fallback."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
 def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
     """The job config for `problem`: problem defaults, then every hyperparameter in `raw`.
 
     Raises UserError naming the first bad key, its value, what is allowed and the fix.
     """
-    try:
-        problem_row = get_problem(problem)
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    problem_row = get_problem(problem)
     ppo = copy.deepcopy(SHARED_PPO)
     _deep_update(ppo, problem_row.ppo)
     job = JobConfig(problem=problem, ppo=ppo)
@@ -149,7 +136,7 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
         elif key == "rl.env.simulator":
             try:
                 job.simulator = check_simulator(str(value))
-            except ValueError as error:
+            except UserError as error:
                 raise UserError(f"{key}: {error}") from None
         elif key == "rl.training.run":
             if value != "PPO":

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sagemaker_rl import metrics
-from sagemaker_rl.contract import DEFAULT_BASE_DIR, JobPaths, UserError, encode_hyperparameters
-from sagemaker_rl.hyperparameters import PLATFORM_PREFIXES, decode_value, parse_hyperparameters
+from sagemaker_rl.contract import DEFAULT_BASE_DIR, JobPaths, decode_value, encode_hyperparameters
+from sagemaker_rl.errors import UserError
+from sagemaker_rl.hyperparameters import PLATFORM_PREFIXES, parse_hyperparameters
 from sagemaker_rl.problems import PROBLEMS
 
 if TYPE_CHECKING:  # the tuning package imports Optuna: only what tuning needs pays for it

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from sagemaker_rl import metrics
-from sagemaker_rl.contract import JobPaths, UserError
+from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.errors import UserError
 from sagemaker_rl.hyperparameters import JobConfig, StopCriteria
 from sagemaker_rl.problems import PROBLEMS
 

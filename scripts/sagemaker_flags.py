@@ -6,7 +6,7 @@ import argparse
 import functools
 from typing import Any
 
-from sagemaker_rl.contract import UserError
+from sagemaker_rl.errors import UserError
 from sagemaker_rl.sagemaker import POLL_S, Aws, SageMakerConfig, connect
 
 LOCAL, SAGEMAKER = "local", "sagemaker"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sagemaker_flags
 
-from sagemaker_rl.contract import UserError
+from sagemaker_rl.errors import cli
 from sagemaker_rl.problems import PROBLEMS
 from sagemaker_rl.tuning import (
     EarlyStopping,
@@ -153,49 +153,42 @@ def _configure_logging(run_dir: Path, verbose: bool) -> None:
     logging.captureWarnings(True)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    try:
-        sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
     if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
         return tune_on_sagemaker(args)
-    try:
-        if args.resume:
-            extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
-            if extra or args.config:
-                raise TuningError(
-                    f"--resume continues a run with its recorded settings; only --max-jobs and "
-                    f"--max-parallel-jobs may be given with it, not {sorted(extra) or ['config']}"
+    if args.resume:
+        extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
+        if extra or args.config:
+            raise TuningError(
+                f"--resume continues a run with its recorded settings; only --max-jobs and "
+                f"--max-parallel-jobs may be given with it, not {sorted(extra) or ['config']}"
+            )
+        load_run_config(args.resume)  # a wrong directory fails here, before anything is written
+        _configure_logging(args.resume, args.verbose)
+        result = resume_tuning(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs)
+    else:
+        config = load_config(args.config, _overrides(args)).resolved()
+        if args.dry_run:
+            print(
+                json.dumps(
+                    {
+                        **config.to_dict(),
+                        "ParameterRanges": config.space.to_parameter_ranges(),
+                        "StaticHyperParameters": config.space.static_hyperparameters(),
+                    },
+                    indent=2,
+                    default=str,
                 )
-            load_run_config(args.resume)  # a wrong directory fails here, before anything is written
-            _configure_logging(args.resume, args.verbose)
-            result = resume_tuning(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs)
-        else:
-            config = load_config(args.config, _overrides(args)).resolved()
-            if args.dry_run:
-                print(
-                    json.dumps(
-                        {
-                            **config.to_dict(),
-                            "ParameterRanges": config.space.to_parameter_ranges(),
-                            "StaticHyperParameters": config.space.static_hyperparameters(),
-                        },
-                        indent=2,
-                        default=str,
-                    )
-                )
-                return 0
-            assert config.run_dir is not None
-            if config.check_hyperparameters:
-                check_hyperparameters(config)  # a bad key fails here, before the run directory exists
-            _configure_logging(config.run_dir, args.verbose)
-            result = run_tuning(config, command=["python", *sys.argv])
-    except TuningError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            )
+            return 0
+        assert config.run_dir is not None
+        if config.check_hyperparameters:
+            check_hyperparameters(config)  # a bad key fails here, before the run directory exists
+        _configure_logging(config.run_dir, args.verbose)
+        result = run_tuning(config, command=["python", *sys.argv])
     if result.interrupted:
         return 130
     return 0 if result.complete else 1
@@ -228,9 +221,6 @@ def tune_on_sagemaker(args: argparse.Namespace) -> int:
         poll_s = sagemaker_flags.poll_seconds(args)
         description = sagemaker.wait_for_tuning_job(aws, name, out=sys.stdout, poll_s=poll_s)
         files = sagemaker.write_tuning_results(aws, description, run_dir.absolute(), out=sys.stdout)
-    except (UserError, TuningError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         if name:
             follow = sagemaker_flags.follow_command("tune.py", name, args, run_dir=run_dir)

@@ -24,7 +24,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.validate import validate_parameters
 
 from sagemaker_rl import metrics, sagemaker
-from sagemaker_rl.contract import UserError
+from sagemaker_rl.errors import UserError
 from sagemaker_rl.sagemaker import LOG_GROUP, SageMakerConfig
 from sagemaker_rl.tuning import (
     CategoricalParameter,

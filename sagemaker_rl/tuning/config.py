@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sagemaker_rl import metrics
-from sagemaker_rl.problems import PROBLEMS, did_you_mean
+from sagemaker_rl.errors import did_you_mean
+from sagemaker_rl.problems import get_problem
 from sagemaker_rl.tuning.space import (
     ContinuousParameter,
     IntegerParameter,
@@ -79,11 +80,7 @@ class TuningConfig:
     check_hyperparameters: bool = True  # check every key with the job's own parser before starting
 
     def __post_init__(self) -> None:
-        if self.problem not in PROBLEMS:
-            raise TuningError(
-                f"unknown problem {self.problem!r}{did_you_mean(self.problem, PROBLEMS)}: "
-                f"choose one of {', '.join(PROBLEMS)}"
-            )
+        get_problem(self.problem)
         object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
         check_strategy(self.strategy, self.early_stopping, self.space)

@@ -23,9 +23,8 @@ from typing import Any
 
 import optuna
 
-from sagemaker_rl.contract import encode_hyperparameters
-from sagemaker_rl.hyperparameters import decode_value
-from sagemaker_rl.problems import did_you_mean
+from sagemaker_rl.contract import decode_value, encode_hyperparameters
+from sagemaker_rl.errors import UserError, did_you_mean
 
 # Ratio beyond which a range counts as spanning "several orders of magnitude" (SageMaker's guidance:
 # linear when the range is "within one order of magnitude").
@@ -43,7 +42,7 @@ class Scaling(StrEnum):
     REVERSE_LOGARITHMIC = "ReverseLogarithmic"
 
 
-class TuningError(ValueError):
+class TuningError(UserError):
     """A search space, tuning file or run directory that cannot be used; one sentence with the fix."""
 
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sagemaker_rl.problems import did_you_mean
+from sagemaker_rl.errors import did_you_mean
 from sagemaker_rl.tuning.space import SearchSpace, TuningError
 
 _Choice = TypeVar("_Choice", bound=StrEnum)

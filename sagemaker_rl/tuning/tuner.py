@@ -139,7 +139,7 @@ def check_hyperparameters(config: TuningConfig) -> None:
 
     Also rejects two keys that set the same field (e.g. num_sgd_iter and num_epochs).
     """
-    from sagemaker_rl.contract import UserError
+    from sagemaker_rl.errors import UserError
     from sagemaker_rl.hyperparameters import canonical_key, parse_hyperparameters
 
     fields: dict[str, str] = {}
