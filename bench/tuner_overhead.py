@@ -70,5 +70,7 @@ def measure(problem: str, trials: int) -> dict[str, Any]:
 def _trial_durations(run_dir: Path) -> list[float]:
     import optuna
 
-    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
-    return [round(float(trial.user_attrs.get("duration_s", 0.0)), 1) for trial in study.trials]
+    from sagemaker_rl.tuning.trials import ATTR_DURATION, default_storage
+
+    study = optuna.load_study(study_name=run_dir.name, storage=default_storage(run_dir))
+    return [round(float(trial.user_attrs.get(ATTR_DURATION, 0.0)), 1) for trial in study.trials]

@@ -518,14 +518,19 @@ def _trial(
 ) -> optuna.trial.FrozenTrial:
     from optuna.trial import TrialState, create_trial
 
-    from sagemaker_rl.tuning import report
-    from sagemaker_rl.tuning.tuner import ATTR_DURATION, ATTR_FAILURE, ATTR_HYPERPARAMETERS, ATTR_TUNED
+    from sagemaker_rl.tuning.trials import (
+        ATTR_DURATION,
+        ATTR_FAILURE,
+        ATTR_HYPERPARAMETERS,
+        ATTR_TRAINING_JOB,
+        ATTR_TUNED,
+    )
 
     name, status = summary["TrainingJobName"], summary["TrainingJobStatus"]
     tuned = space.from_sagemaker(summary.get("TunedHyperParameters", {}))
     value = summary.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
     attrs: dict[str, Any] = {ATTR_TUNED: tuned, ATTR_HYPERPARAMETERS: space.hyperparameters(tuned),
-                             report.TRAINING_JOB: name}
+                             ATTR_TRAINING_JOB: name}
     start, end = summary.get("TrainingStartTime"), summary.get("TrainingEndTime")
     if start and end:
         attrs[ATTR_DURATION] = round((end - start).total_seconds(), 1)

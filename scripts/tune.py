@@ -9,6 +9,7 @@ flags win over the file. `--resume RUN_DIR` continues a run that was stopped or 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -21,24 +22,28 @@ from sagemaker_rl.problems import PROBLEMS
 from sagemaker_rl.tuning import (
     EarlyStopping,
     Strategy,
+    TuningConfig,
     TuningError,
-    check_hyperparameters,
     load_config,
-    load_run_config,
+    open_run,
     parse_parameter_flag,
     parse_static_flag,
-    resume_tuning,
-    run_tuning,
+    reopen_run,
 )
-from sagemaker_rl.tuning.config import DEFAULT_MAX_JOBS, DEFAULT_MAX_PARALLEL_JOBS, DEFAULT_TIME_PER_TRIAL_S
+from sagemaker_rl.tuning.config import (
+    DEFAULT_MAX_JOBS,
+    DEFAULT_MAX_PARALLEL_JOBS,
+    DEFAULT_TIME_PER_TRIAL_S,
+    file_keys,
+)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog="Tuning file keys: problem, parameters, static, max_jobs, max_parallel_jobs, strategy, "
-        "early_stopping, objective, objective_last_k, seeds, storage, study_name, sampler_seed, num_cpus.",
+        epilog=f"Tuning file keys: {', '.join(file_keys())} (SageMaker's ParameterRanges and "
+        "StaticHyperParameters are read too).",
     )
     add = parser.add_argument
     add("--problem", choices=sorted(PROBLEMS), default=None, help="problem to tune (default: reacher)")
@@ -112,23 +117,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    overrides: dict[str, object] = {
-        key: getattr(args, key)
-        for key in (
-            "problem",
-            "max_jobs",
-            "max_parallel_jobs",
-            "strategy",
-            "early_stopping",
-            "objective_last_k",
-            "seeds",
-            "run_dir",
-            "storage",
-            "study_name",
-            "sampler_seed",
-            "num_cpus",
-        )
-        if getattr(args, key) is not None
+    overrides: dict[str, object] = {  # every flag named after a TuningConfig field sets that field
+        item.name: getattr(args, item.name)
+        for item in dataclasses.fields(TuningConfig)
+        if getattr(args, item.name, None) is not None
     }
     if args.param:
         overrides["parameters"] = dict(parse_parameter_flag(text) for text in args.param)
@@ -166,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"--resume continues a run with its recorded settings; only --max-jobs and "
                 f"--max-parallel-jobs may be given with it, not {sorted(extra) or ['config']}"
             )
-        load_run_config(args.resume)  # a wrong directory fails here, before anything is written
-        _configure_logging(args.resume, args.verbose)
-        result = resume_tuning(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs)
+        with reopen_run(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs) as run:
+            _configure_logging(run.run_dir, args.verbose)
+            result = run.run()
     else:
         config = load_config(args.config, _overrides(args)).resolved()
         if args.dry_run:
@@ -184,11 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             return 0
-        assert config.run_dir is not None
-        if config.check_hyperparameters:
-            check_hyperparameters(config)  # a bad key fails here, before the run directory exists
-        _configure_logging(config.run_dir, args.verbose)
-        result = run_tuning(config, command=["python", *sys.argv])
+        with open_run(config, command=["python", *sys.argv]) as run:  # a bad key fails before the run dir exists
+            _configure_logging(run.run_dir, args.verbose)
+            result = run.run()
     if result.interrupted:
         return 130
     return 0 if result.complete else 1

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sagemaker_rl import metrics
-from sagemaker_rl.errors import did_you_mean
+from sagemaker_rl.errors import UserError, did_you_mean
 from sagemaker_rl.problems import get_problem
 from sagemaker_rl.tuning.space import (
     ContinuousParameter,
@@ -34,6 +34,7 @@ from sagemaker_rl.tuning.strategies import (
     parse_early_stopping,
     parse_strategy,
 )
+from sagemaker_rl.tuning.trials import default_storage
 
 DEFAULT_MAX_JOBS = 8
 DEFAULT_MAX_PARALLEL_JOBS = 2
@@ -126,7 +127,7 @@ class TuningConfig:
     def resolved(self) -> TuningConfig:
         """This config with run directory, storage, study name and sampler seed filled in."""
         run_dir = self.run_dir or Path("runs", f"tune-{self.problem}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
-        storage = self.storage or f"sqlite:///{run_dir / 'study.db'}"
+        storage = self.storage or default_storage(run_dir)
         seed = self.sampler_seed if self.sampler_seed is not None else int.from_bytes(os.urandom(4), "big") >> 1
         return dataclasses.replace(
             self,
@@ -151,6 +152,12 @@ _SPACE_KEYS = ("parameters", "static", "ParameterRanges", "StaticHyperParameters
 _RECORD_KEYS = ("reproduce", "run")  # written into tuning.json by the tuner; not read as settings
 
 
+def file_keys() -> list[str]:
+    """The settings a tuning file holds: TuningConfig's fields, the space as parameters and static, objective."""
+    fields = [item.name for item in dataclasses.fields(TuningConfig) if item.name not in ("problem", "space")]
+    return ["problem", "parameters", "static", *fields, "objective"]
+
+
 def config_from_mapping(data: Mapping[str, Any], *, base: TuningConfig | None = None) -> TuningConfig:
     """A config from a tuning file's mapping, on top of `base` (default: the defaults).
 
@@ -158,7 +165,7 @@ def config_from_mapping(data: Mapping[str, Any], *, base: TuningConfig | None = 
     """
     base = base or TuningConfig()
     fields = {item.name for item in dataclasses.fields(TuningConfig)} - {"space"}
-    known = sorted(fields | set(_SPACE_KEYS) | set(_RECORD_KEYS) | {"objective"})
+    known = sorted({*file_keys(), *_SPACE_KEYS, *_RECORD_KEYS})
     for key in data:
         if key not in known:
             raise TuningError(
@@ -188,6 +195,32 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     if overrides:
         config = config_from_mapping(overrides, base=config)
     return config
+
+
+def check_hyperparameters(config: TuningConfig) -> None:
+    """Check the static values and both ends of every range with the job's own parser, before any job.
+
+    Also rejects two keys that set the same field (e.g. num_sgd_iter and num_epochs).
+    """
+    from sagemaker_rl.hyperparameters import canonical_key, parse_hyperparameters
+
+    fields: dict[str, str] = {}
+    for key in [*config.space.static, *config.space.names]:
+        target = canonical_key(key)
+        if target in fields:
+            raise TuningError(f"{fields[target]} and {key} set the same hyperparameter ({target}): keep one")
+        fields[target] = key
+    corners: list[dict[str, Any]] = [{}]
+    for parameter in config.space.parameters:
+        values = list(getattr(parameter, "values", ())) or [parameter.min_value, parameter.max_value]  # type: ignore[union-attr]
+        corners += [{parameter.name: value} for value in values]
+    for corner in corners:
+        hyperparameters = config.space.hyperparameters(corner)
+        try:
+            parse_hyperparameters(hyperparameters, config.problem)
+        except UserError as error:
+            where = f" (with {', '.join(f'{k}={v!r}' for k, v in corner.items())})" if corner else ""
+            raise TuningError(f"{error}{where}") from None
 
 
 def _space(data: Mapping[str, Any], base: SearchSpace) -> SearchSpace:
