@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sagemaker_rl import metrics
 from sagemaker_rl.contract import DEFAULT_BASE_DIR, JobPaths, encode_hyperparameters
 from sagemaker_rl.errors import UserError
-from sagemaker_rl.hyperparameters import parse_hyperparameters
+from sagemaker_rl.job import check_hyperparameters
 from sagemaker_rl.sagemaker.config import SageMakerConfig, entry_point
 
 if TYPE_CHECKING:  # the tuning package imports Optuna: only what tuning needs pays for it
@@ -30,7 +30,9 @@ PROBLEM_TAG = "sagemaker-rl:problem"
 def training_hyperparameters(problem: str, hyperparameters: Mapping[str, Any]) -> dict[str, str]:
     """HyperParameters as the SageMaker SDK encodes them, checked first with the job's own parser."""
     encoded = encode_hyperparameters({**hyperparameters, PROGRAM_KEY: entry_point(problem)})
-    parse_hyperparameters(encoded, problem)  # a typo fails here, before any AWS call
+    refused = check_hyperparameters(problem, [encoded])  # a typo fails here, before any AWS call
+    if refused is not None:
+        raise UserError(refused[1])
     return encoded
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sagemaker_rl import metrics
-from sagemaker_rl.errors import UserError, did_you_mean
+from sagemaker_rl.errors import did_you_mean
 from sagemaker_rl.problems import get_problem
 from sagemaker_rl.tuning.space import (
     ContinuousParameter,
@@ -200,9 +200,12 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 def check_hyperparameters(config: TuningConfig) -> None:
     """Check the static values and both ends of every range with the job's own parser, before any job.
 
-    Also rejects two keys that set the same field (e.g. num_sgd_iter and num_epochs).
+    The parser runs in a child process (`job.check_hyperparameters`): RLlib does not load in the
+    tuner, nor on a machine that only submits SageMaker jobs. Also rejects two keys that set the same
+    field (e.g. num_sgd_iter and num_epochs).
     """
-    from sagemaker_rl.hyperparameters import canonical_key, parse_hyperparameters
+    from sagemaker_rl import job
+    from sagemaker_rl.hyperparameters import canonical_key
 
     fields: dict[str, str] = {}
     for key in [*config.space.static, *config.space.names]:
@@ -214,13 +217,12 @@ def check_hyperparameters(config: TuningConfig) -> None:
     for parameter in config.space.parameters:
         values = list(getattr(parameter, "values", ())) or [parameter.min_value, parameter.max_value]  # type: ignore[union-attr]
         corners += [{parameter.name: value} for value in values]
-    for corner in corners:
-        hyperparameters = config.space.hyperparameters(corner)
-        try:
-            parse_hyperparameters(hyperparameters, config.problem)
-        except UserError as error:
-            where = f" (with {', '.join(f'{k}={v!r}' for k, v in corner.items())})" if corner else ""
-            raise TuningError(f"{error}{where}") from None
+    refused = job.check_hyperparameters(config.problem, [config.space.hyperparameters(corner) for corner in corners])
+    if refused is not None:
+        index, reason = refused
+        corner = corners[index]
+        where = f" (with {', '.join(f'{k}={v!r}' for k, v in corner.items())})" if corner else ""
+        raise TuningError(f"{reason}{where}")
 
 
 def _space(data: Mapping[str, Any], base: SearchSpace) -> SearchSpace:

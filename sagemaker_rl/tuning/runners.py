@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sagemaker_rl import contract, metrics
+from sagemaker_rl import contract, job, metrics
 
 logger = logging.getLogger(__name__)
 
-JOB_MODULE = "sagemaker_rl.job"
 STDOUT_LOG = "stdout.log"  # the job's console output, in its base directory
 PID_FILE = "job.pid"  # pid, process start time and host of a running local job
 
@@ -79,7 +78,7 @@ class LocalProcessRunner:
     """Runs each job as `python -m sagemaker_rl.job --problem P` in its own process group."""
 
     def __init__(self, command: Sequence[str] | None = None, *, extra_env: Mapping[str, str] | None = None) -> None:
-        self._command = list(command) if command else [sys.executable, "-m", JOB_MODULE]
+        self._command = list(command) if command else [sys.executable, "-m", job.MODULE]
         self._extra_env = dict(extra_env or {})
 
     def start(self, spec: JobSpec) -> LocalJob:
@@ -87,14 +86,12 @@ class LocalProcessRunner:
         contract.write_inputs(paths, spec.hyperparameters)
         for stale in (paths.failure_file, paths.success_file):
             stale.unlink(missing_ok=True)
-        env = {
-            **os.environ,
+        env = job.child_env(**{
             **self._extra_env,
             contract.BASE_DIR_ENV: str(spec.base_dir),
             "SM_NUM_CPUS": str(spec.num_cpus),
             "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])),
-        }
+        })
         log = open(spec.base_dir / STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
         process = subprocess.Popen(
             [*self._command, "--problem", spec.problem],
@@ -223,11 +220,6 @@ def _first_line(path: Path) -> str | None:
         return None
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[0].strip() if lines else None
-
-
-def _package_root() -> str:
-    """The directory holding the sagemaker_rl package, so the job runs this very code."""
-    return str(Path(__file__).resolve().parents[2])
 
 
 def _start_time(pid: int) -> str | None:
