@@ -10,7 +10,6 @@ storage, writing inputs, polling, the report) plus what a job costs more under t
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 import tempfile
@@ -28,10 +27,10 @@ SHORT_JOB = {
 
 
 def _lone_job(problem: str, hyperparameters: dict[str, Any], cpus: int) -> float:
+    from sagemaker_rl import contract
+
     with tempfile.TemporaryDirectory() as base:
-        config = Path(base) / "input" / "config"
-        config.mkdir(parents=True)
-        (config / "hyperparameters.json").write_text(json.dumps({k: json.dumps(v) for k, v in hyperparameters.items()}))
+        contract.write_inputs(contract.JobPaths(Path(base)), hyperparameters)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "sagemaker_rl.job", "--problem", problem], cwd=base, check=True,
                        env=child_env(SAGEMAKER_BASE_DIR=base, HOME=base, SM_NUM_CPUS=str(cpus)),

@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the variable sagemaker-training itself honours
 DEFAULT_BASE_DIR = "/opt/ml"
+NUM_CPUS_ENV = "SM_NUM_CPUS"  # CPUs a job may use: set by SageMaker, and by our tuner per job
+# Hyperparameters the SageMaker platform reads: the entry point in /opt/ml/code the toolkit runs, and
+# where it downloads that code from (absent: the image's own entry points).
+PROGRAM_KEY = "sagemaker_program"
+SUBMIT_DIRECTORY_KEY = "sagemaker_submit_directory"
 
 # Exit codes that point at a cause a user can act on.
 _EXIT_HINTS = {137: "killed with SIGKILL (exit 137): likely out of memory", -9: "killed with SIGKILL"}
@@ -151,12 +156,12 @@ def read_resource_config(paths: JobPaths) -> dict[str, Any]:
 
 def num_cpus(environ: Mapping[str, str] = os.environ) -> int:
     """CPUs this job may use: SM_NUM_CPUS (set by SageMaker and by our tuner), else the affinity mask."""
-    value = environ.get("SM_NUM_CPUS")
+    value = environ.get(NUM_CPUS_ENV)
     if value:
         try:
             return max(1, int(value))
         except ValueError:
-            raise UserError(f"SM_NUM_CPUS must be a whole number of CPUs, got {value!r}") from None
+            raise UserError(f"{NUM_CPUS_ENV} must be a whole number of CPUs, got {value!r}") from None
     return len(os.sched_getaffinity(0))
 
 

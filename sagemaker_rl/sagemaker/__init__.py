@@ -13,7 +13,6 @@ follow), `results` (a tuning job's trials as a local study and its report).
 from sagemaker_rl.sagemaker.aws import Aws, aws_errors, connect, default_output_s3
 from sagemaker_rl.sagemaker.config import SageMakerConfig, entry_point, job_name, problem_of
 from sagemaker_rl.sagemaker.requests import (
-    PROGRAM_KEY,
     check_tuning_job,
     training_hyperparameters,
     training_job_request,
@@ -33,7 +32,6 @@ from sagemaker_rl.sagemaker.tuning_jobs import start_tuning_job, wait_for_tuning
 __all__ = [
     "LOG_GROUP",
     "POLL_S",
-    "PROGRAM_KEY",
     "Aws",
     "LogStreamer",
     "SageMakerConfig",

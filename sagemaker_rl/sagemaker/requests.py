@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagemaker_rl import metrics
-from sagemaker_rl.contract import DEFAULT_BASE_DIR, JobPaths, encode_hyperparameters
+from sagemaker_rl.contract import DEFAULT_BASE_DIR, PROGRAM_KEY, JobPaths, encode_hyperparameters
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.job import check_hyperparameters
 from sagemaker_rl.sagemaker.config import SageMakerConfig, entry_point
@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # the tuning package imports Optuna: only what tuning needs p
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_LOCAL_PATH = str(JobPaths(Path(DEFAULT_BASE_DIR)).checkpoints)  # synced with CheckpointConfig.S3Uri
-PROGRAM_KEY = "sagemaker_program"  # the toolkit runs it from /opt/ml/code, where the image's entry point puts it
 PROBLEM_TAG = "sagemaker-rl:problem"
 
 

@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from sagemaker_rl.contract import decode_value
+from sagemaker_rl.contract import PROGRAM_KEY, decode_value
 from sagemaker_rl.hyperparameters import PLATFORM_PREFIXES
 from sagemaker_rl.sagemaker.aws import Aws, aws_errors
 from sagemaker_rl.sagemaker.config import problem_of
-from sagemaker_rl.sagemaker.requests import PROGRAM_KEY
 
 if TYPE_CHECKING:  # the tuning package imports Optuna: only what tuning needs pays for it
     import optuna

@@ -89,7 +89,7 @@ class LocalProcessRunner:
         env = job.child_env(**{
             **self._extra_env,
             contract.BASE_DIR_ENV: str(spec.base_dir),
-            "SM_NUM_CPUS": str(spec.num_cpus),
+            contract.NUM_CPUS_ENV: str(spec.num_cpus),
             "PYTHONUNBUFFERED": "1",
         })
         log = open(spec.base_dir / STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
