@@ -99,12 +99,12 @@ def get_problem(name: str) -> Problem:
         return PROBLEMS[name]
     except KeyError:
         raise UserError(f"unknown problem {name!r}: choose one of {', '.join(PROBLEMS)}"
-                         f"{did_you_mean(name, PROBLEMS)}") from None
+                        f"{did_you_mean(name, PROBLEMS)}") from None
 
 
 def check_simulator(name: str) -> str:
     """`name` if it is a simulator we support; a UserError names the choices otherwise."""
     if name not in SIMULATORS:
         raise UserError(f"unknown simulator {name!r}: choose one of {', '.join(SIMULATORS)}"
-                         f"{did_you_mean(name, SIMULATORS)}")
+                        f"{did_you_mean(name, SIMULATORS)}")
     return name
