@@ -12,7 +12,7 @@ import difflib
 import functools
 import sys
 from collections.abc import Callable, Iterable
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 USER_ERROR_EXIT = 2  # exit code of a job or command stopped by a user error
 
@@ -27,6 +27,14 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest choice, or ''."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_count(name: str, value: Any, *, optional: bool = False) -> None:
+    """UserError unless `value` is a whole number >= 1 (a count of jobs, hosts, seconds ...), or None if `optional`."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def cli(main: Callable[_P, int]) -> Callable[_P, int]:

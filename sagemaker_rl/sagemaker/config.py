@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sagemaker_rl.errors import UserError
+from sagemaker_rl.errors import UserError, check_count
 from sagemaker_rl.problems import PROBLEMS
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")  # SageMaker's RoleArn
@@ -50,9 +50,7 @@ class SageMakerConfig:
             raise UserError(f"instance type {self.instance_type!r} is not a SageMaker instance type: "
                             "use one such as ml.m5.xlarge or ml.c5.2xlarge")
         for name in ("instance_count", "volume_size_gb", "max_run_s", "max_wait_s"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
+            check_count(name, getattr(self, name), optional=True)
         if self.max_wait_s is not None and not self.spot:
             raise UserError("max_wait_s applies to spot training only: turn spot training on or drop max_wait_s")
         if self.max_wait_s is not None and self.max_wait_s < self.max_run_s:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sagemaker_rl import metrics
-from sagemaker_rl.errors import did_you_mean
+from sagemaker_rl.errors import check_count, did_you_mean
 from sagemaker_rl.problems import get_problem
 from sagemaker_rl.tuning.space import (
     ContinuousParameter,
@@ -86,10 +86,9 @@ class TuningConfig:
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
         check_strategy(self.strategy, self.early_stopping, self.space)
         for name in ("max_parallel_jobs", "objective_last_k", "seeds", "hyperband_min_resource"):
-            _check_positive(name, getattr(self, name))
+            check_count(name, getattr(self, name))
         for name in ("max_jobs", "num_cpus", "hyperband_max_resource"):
-            if getattr(self, name) is not None:
-                _check_positive(name, getattr(self, name))
+            check_count(name, getattr(self, name), optional=True)
         if self.objective_metric not in OBJECTIVE_METRICS:
             raise TuningError(
                 f"objective_metric {self.objective_metric!r} is not a reward line"
@@ -240,8 +239,3 @@ def _space(data: Mapping[str, Any], base: SearchSpace) -> SearchSpace:
     static = {key: value for key, value in base.static.items() if key not in tuned}
     static.update(given.static)
     return SearchSpace(parameters, static)
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TuningError(f"{name} must be a whole number >= 1, got {value!r}")
