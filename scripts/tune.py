@@ -129,20 +129,24 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
-def _configure_logging(run_dir: Path, verbose: bool) -> None:
+def _configure_logging(verbose: bool) -> None:
+    """Console: warnings (everything with --verbose); `_log_to` adds the run directory's tuner.log."""
     import optuna
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.FileHandler(run_dir / "tuner.log")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[file_handler, console], force=True)
+    logging.basicConfig(level=logging.INFO, handlers=[console], force=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     logging.captureWarnings(True)
+
+
+def _log_to(run_dir: Path) -> None:
+    file_handler = logging.FileHandler(run_dir / "tuner.log")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(file_handler)
 
 
 @cli
@@ -151,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
     if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
         return tune_on_sagemaker(args)
+    _configure_logging(args.verbose)
     if args.resume:
         extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
         if extra or args.config:
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-parallel-jobs may be given with it, not {sorted(extra) or ['config']}"
             )
         with reopen_run(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs) as run:
-            _configure_logging(run.run_dir, args.verbose)
+            _log_to(run.run_dir)
             result = run.run()
     else:
         config = load_config(args.config, _overrides(args)).resolved()
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         with open_run(config, command=["python", *sys.argv]) as run:  # a bad key fails before the run dir exists
-            _configure_logging(run.run_dir, args.verbose)
+            _log_to(run.run_dir)
             result = run.run()
     if result.interrupted:
         return 130
