@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,14 +83,14 @@ def value(args: argparse.Namespace, dest: str) -> Any:
     return getattr(args, dest, None)
 
 
-def check_backend(args: argparse.Namespace, *, local_only: dict[str, str]) -> None:
-    """UserError for a SageMaker option given to a local run, or a local-only option (dest -> flag) to SageMaker."""
+def check_backend(args: argparse.Namespace, *, local_only: Sequence[str]) -> None:
+    """UserError for a SageMaker option given to a local run, or a local-only option (by dest) to SageMaker."""
     if args.backend == LOCAL:
         given = [option.flag for option in _FLAGS if hasattr(args, option.dest)]
         if given:
             raise UserError(f"{given[0]} applies to --backend sagemaker: add --backend sagemaker or drop {given[0]}")
         return
-    given = [flag for dest, flag in local_only.items() if getattr(args, dest, None) not in (None, False, [])]
+    given = ["--" + dest.replace("_", "-") for dest in local_only if getattr(args, dest, None) not in (None, False, [])]
     if given:
         raise UserError(f"{given[0]} applies to --backend local only: drop it for --backend sagemaker")
 

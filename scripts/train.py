@@ -62,7 +62,7 @@ def hyperparameters_from(args: argparse.Namespace) -> dict[str, object]:
 @cli
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sagemaker_flags.check_backend(args, local_only={"run_dir": "--run-dir"})
+    sagemaker_flags.check_backend(args, local_only=("run_dir",))
     if args.backend == sagemaker_flags.SAGEMAKER:
         return train_on_sagemaker(args)
     run_dir = args.run_dir or Path("runs") / f"train-{args.problem}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result.complete else 1
 
 
-_LOCAL_ONLY = {"resume": "--resume", "storage": "--storage", "study_name": "--study-name", "num_cpus": "--num-cpus"}
+_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus")  # dests of the options only a local run reads
 
 
 def tune_on_sagemaker(args: argparse.Namespace) -> int:
