@@ -27,7 +27,7 @@ from sagemaker_rl.problems import PROBLEMS
 logger = logging.getLogger(__name__)
 
 MODULE = "sagemaker_rl.job"  # `python -m MODULE --problem P` runs a job
-_NOTICE = "notice: "  # how the parser's notices (legacy names) start
+_RELAYED = "sagemaker_rl-warning: "  # marks the check's own warnings on the child's stderr
 
 
 def run(problem: str, paths: JobPaths | None = None) -> int:
@@ -80,7 +80,7 @@ def child_env(**extra: str) -> dict[str, str]:
 def check_hyperparameters(problem: str, hyperparameter_sets: Sequence[Mapping[str, Any]]) -> tuple[int, str] | None:
     """(index, reason) of the first set the job for `problem` would refuse, or None; parsed in a child process.
 
-    The parser's notices (e.g. an old RLlib name) are logged here once each.
+    The parser's warnings (e.g. an old RLlib name) are logged here, once each.
     """
     done = subprocess.run(
         [sys.executable, "-m", MODULE, "--problem", problem, "--check"],
@@ -90,8 +90,9 @@ def check_hyperparameters(problem: str, hyperparameter_sets: Sequence[Mapping[st
         env=child_env(RAY_AUTH_MODE="disabled"),
         check=False,
     )
-    for notice in dict.fromkeys(line for line in done.stderr.splitlines() if line.startswith(_NOTICE)):
-        logger.warning("%s", notice)
+    relayed = (line[len(_RELAYED):] for line in done.stderr.splitlines() if line.startswith(_RELAYED))
+    for warning in dict.fromkeys(relayed):
+        logger.warning("%s", warning)
     if done.returncode == 0:
         return None
     if done.returncode == USER_ERROR_EXIT and done.stdout.strip():
@@ -105,7 +106,10 @@ def _check(problem: str) -> int:
     """The child's side of `check_hyperparameters`: parse each set read from stdin; the first refusal on stdout."""
     from sagemaker_rl.hyperparameters import parse_hyperparameters
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    relay = logging.StreamHandler(sys.stderr)
+    relay.addFilter(logging.Filter("sagemaker_rl"))  # our warnings, not RLlib's
+    relay.setFormatter(logging.Formatter(_RELAYED + "%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[relay])
     for index, hyperparameters in enumerate(json.load(sys.stdin)):
         try:
             parse_hyperparameters(hyperparameters, problem)
