@@ -18,37 +18,32 @@ Timing, by perf_counter in this process (RLlib's own timers are moving averages,
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
 from common import emit
 
-MODULE_ID = "default_policy"
+from sagemaker_rl.contract import decode_value
 
 
-def _build(setting: str, problem: str, simulator: str, hyperparameters: dict[str, Any], cpus: int) -> Any:
+def _build(setting: str, problem: str, simulator: str, hyperparameters: dict[str, Any], cpus: int,
+           torch_threads: int | None) -> Any:
     from sagemaker_rl import training
     from sagemaker_rl.hyperparameters import parse_hyperparameters
 
     job = parse_hyperparameters({"rl.env.simulator": simulator, **hyperparameters}, problem)
     if setting == "ours":
         config = training.build_ppo_config(job, cpus=cpus)
+        threads = torch_threads or training.LEARNER_TORCH_THREADS
     else:
         from ray.rllib.algorithms.ppo import PPOConfig
 
         config = (PPOConfig().environment(training.env_name(job),
                                           env_config={"problem": problem, "simulator": simulator})
                   .debugging(log_level="ERROR"))
-    training._start_ray(cpus)  # exactly as the job does: the same Ray start and algorithm build
-    if setting == "ours":
-        return training._build(config, job)
-    from ray.tune.registry import register_env
-
-    from sagemaker_rl.envs import env_creator
-
-    register_env(training.env_name(job), env_creator)
-    return config.build_algo()
+        threads = torch_threads  # None: torch's default, as a user starting from RLlib gets
+    training.start_ray(cpus)  # exactly as the job does: the same Ray start and algorithm build
+    return training.build_algorithm(config, job, torch_threads=threads)
 
 
 class _SampleTimer:
@@ -75,12 +70,12 @@ def measure(setting: str, problem: str, simulator: str, iterations: int, hyperpa
             cpus: int, torch_threads: int | None = None) -> dict[str, Any]:
     import torch
 
+    from sagemaker_rl import training
+
     timer = _SampleTimer()
     build_start = time.perf_counter()
-    algo = _build(setting, problem, simulator, hyperparameters, cpus)
+    algo = _build(setting, problem, simulator, hyperparameters, cpus, torch_threads)
     build_s = time.perf_counter() - build_start
-    if torch_threads:
-        torch.set_num_threads(torch_threads)
     config = algo.config
     rows = []
     try:
@@ -93,9 +88,7 @@ def measure(setting: str, problem: str, simulator: str, iterations: int, hyperpa
                          "sample_s": timer.seconds})
     finally:
         algo.stop()
-        import ray
-
-        ray.shutdown()
+        training.stop_ray()
     steady = rows[1:]  # the first iteration pays for warm-up (first episodes, torch compile paths)
     steps = sum(row["steps"] for row in steady)
     sample_s = sum(row["sample_s"] for row in steady)
@@ -126,7 +119,7 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, help="learner threads instead of the job's (experiments)")
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="job hyperparameters (ours)")
     args = parser.parse_args()
-    hyperparameters = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.hp)}
+    hyperparameters = {key: decode_value(value) for key, _, value in (item.partition("=") for item in args.hp)}
     cpus = len(os.sched_getaffinity(0))
     emit(measure(args.setting, args.problem, args.simulator, args.iterations, hyperparameters, cpus,
                  args.torch_threads))

@@ -79,16 +79,13 @@ def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed:
         env = child_env(SAGEMAKER_BASE_DIR=base, HOME=base, **({"SM_NUM_CPUS": str(cpus)} if cpus else {}))
         lines, code = _timed_lines([sys.executable, str(REPO / "entrypoints" / f"train-{problem}.py")],
                                    env, cap_s, base)
-    # Per iteration the job prints episode_reward_mean, ..., then timesteps_total.
+    # One record per iteration: its time is when its last reward line arrived.
     curve: list[tuple[float, int, float]] = []
-    pending: tuple[float, float] | None = None
+    reader = metrics.RecordReader(metrics.EPISODE_REWARD_MEAN)
     for seconds, line in lines:
-        parsed = metrics.parse_line(line)
-        if parsed and parsed[0] == metrics.EPISODE_REWARD_MEAN:
-            pending = (seconds, parsed[1])
-        elif parsed and parsed[0] == metrics.TIMESTEPS_TOTAL and pending is not None:
-            curve.append((pending[0], int(parsed[1]), pending[1]))
-            pending = None
+        record = reader.feed(line)
+        if record is not None and record.value is not None and record.env_steps is not None:
+            curve.append((seconds, record.env_steps, record.value))
     return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0)}
 
 

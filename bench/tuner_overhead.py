@@ -10,7 +10,6 @@ storage, writing inputs, polling, the report) plus what a job costs more under t
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 import tempfile
@@ -28,10 +27,10 @@ SHORT_JOB = {
 
 
 def _lone_job(problem: str, hyperparameters: dict[str, Any], cpus: int) -> float:
+    from sagemaker_rl import contract
+
     with tempfile.TemporaryDirectory() as base:
-        config = Path(base) / "input" / "config"
-        config.mkdir(parents=True)
-        (config / "hyperparameters.json").write_text(json.dumps({k: json.dumps(v) for k, v in hyperparameters.items()}))
+        contract.write_inputs(contract.JobPaths(Path(base)), hyperparameters)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "sagemaker_rl.job", "--problem", problem], cwd=base, check=True,
                        env=child_env(SAGEMAKER_BASE_DIR=base, HOME=base, SM_NUM_CPUS=str(cpus)),
@@ -70,5 +69,7 @@ def measure(problem: str, trials: int) -> dict[str, Any]:
 def _trial_durations(run_dir: Path) -> list[float]:
     import optuna
 
-    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
-    return [round(float(trial.user_attrs.get("duration_s", 0.0)), 1) for trial in study.trials]
+    from sagemaker_rl.tuning.trials import ATTR_DURATION, default_storage
+
+    study = optuna.load_study(study_name=run_dir.name, storage=default_storage(run_dir))
+    return [round(float(trial.user_attrs.get(ATTR_DURATION, 0.0)), 1) for trial in study.trials]

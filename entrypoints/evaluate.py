@@ -8,10 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from sagemaker_rl.contract import UserError
+from sagemaker_rl.errors import cli
 from sagemaker_rl.evaluation import evaluate
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, required=True, help="a job's model/ directory")
@@ -20,11 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, help="save the first episode as this GIF file")
     args = parser.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless MuJoCo rendering
-    try:
-        result = evaluate(args.model_dir, episodes=args.episodes, seed=args.seed, video=args.video)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = evaluate(args.model_dir, episodes=args.episodes, seed=args.seed, video=args.video)
     print(f"episodes: {len(result.returns)}")
     print(f"mean return: {result.mean:.2f}")
     print(f"max return: {result.max:.2f}")

@@ -3,7 +3,8 @@
 Importing the package does nothing heavy: Ray, torch and the simulators load when a job needs them.
 """
 
-from sagemaker_rl.contract import JobPaths, UserError
+from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.errors import UserError
 from sagemaker_rl.problems import PROBLEMS, SIMULATORS
 
 __all__ = ["JobPaths", "PROBLEMS", "SIMULATORS", "UserError"]

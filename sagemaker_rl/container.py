@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sagemaker_rl import contract
-from sagemaker_rl.contract import JobPaths, UserError
-from sagemaker_rl.hyperparameters import decode_value
+from sagemaker_rl.contract import JobPaths, decode_value
+from sagemaker_rl.errors import UserError
 
 ENTRYPOINTS_ENV = "SAGEMAKER_RL_ENTRYPOINTS"
 DEFAULT_ENTRYPOINTS = "/opt/sagemaker-rl/entrypoints"
@@ -29,14 +29,14 @@ def prepare(paths: JobPaths, entrypoints: Path, environ: Mapping[str, str]) -> N
     """Make `paths.base` a directory the toolkit's `train` can run, without touching what is there."""
     hyperparameters = contract.read_hyperparameters(paths)
     available = sorted(path.name for path in entrypoints.glob("train-*.py"))
-    program = environ.get(PROGRAM_ENV) or str(decode_value(hyperparameters.get("sagemaker_program", "")))
+    program = environ.get(PROGRAM_ENV) or str(decode_value(hyperparameters.get(contract.PROGRAM_KEY, "")))
     if not program:
         raise UserError(f"no training program is named: set ${PROGRAM_ENV} to one of {', '.join(available)}")
     code = paths.base / "code"
-    own_code = "sagemaker_submit_directory" in hyperparameters or (code.is_dir() and any(code.iterdir()))
+    own_code = contract.SUBMIT_DIRECTORY_KEY in hyperparameters or (code.is_dir() and any(code.iterdir()))
     if not own_code:  # the toolkit downloads a submit directory only into an empty code directory
         shutil.copytree(entrypoints, code, dirs_exist_ok=True)
-    if not (code / program).is_file() and "sagemaker_submit_directory" not in hyperparameters:
+    if not (code / program).is_file() and contract.SUBMIT_DIRECTORY_KEY not in hyperparameters:
         raise UserError(f"the training program {program!r} is not in {code}: "
                         f"set ${PROGRAM_ENV} to one of {', '.join(available)}")
     if not paths.resource_config_file.is_file():  # SageMaker always writes it; here it is a local run

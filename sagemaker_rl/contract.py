@@ -16,17 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sagemaker_rl.errors import USER_ERROR_EXIT, UserError
+
 logger = logging.getLogger(__name__)
 
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the variable sagemaker-training itself honours
 DEFAULT_BASE_DIR = "/opt/ml"
+NUM_CPUS_ENV = "SM_NUM_CPUS"  # CPUs a job may use: set by SageMaker, and by our tuner per job
+# Hyperparameters the SageMaker platform reads: the entry point in /opt/ml/code the toolkit runs, and
+# where it downloads that code from (absent: the image's own entry points).
+PROGRAM_KEY = "sagemaker_program"
+SUBMIT_DIRECTORY_KEY = "sagemaker_submit_directory"
 
 # Exit codes that point at a cause a user can act on.
 _EXIT_HINTS = {137: "killed with SIGKILL (exit 137): likely out of memory", -9: "killed with SIGKILL"}
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad hyperparameter, missing file); its message is the reason."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,20 @@ def encode_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]
     return {str(key): json.dumps(value) for key, value in hyperparameters.items()}
 
 
+def decode_value(value: Any) -> Any:
+    """A value as SageMaker may have written it: JSON first, the raw string as fallback.
+
+    The inverse of `encode_hyperparameters` for one value; the tuner's bare strings ("0.75") and
+    native JSON values read the same way.
+    """
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
 def write_inputs(
     paths: JobPaths, hyperparameters: Mapping[str, Any], *, hosts: list[str] | None = None
 ) -> None:
@@ -139,12 +156,12 @@ def read_resource_config(paths: JobPaths) -> dict[str, Any]:
 
 def num_cpus(environ: Mapping[str, str] = os.environ) -> int:
     """CPUs this job may use: SM_NUM_CPUS (set by SageMaker and by our tuner), else the affinity mask."""
-    value = environ.get("SM_NUM_CPUS")
+    value = environ.get(NUM_CPUS_ENV)
     if value:
         try:
             return max(1, int(value))
         except ValueError:
-            raise UserError(f"SM_NUM_CPUS must be a whole number of CPUs, got {value!r}") from None
+            raise UserError(f"{NUM_CPUS_ENV} must be a whole number of CPUs, got {value!r}") from None
     return len(os.sched_getaffinity(0))
 
 
@@ -165,7 +182,7 @@ def run_job(paths: JobPaths, job: Callable[[JobPaths], None]) -> int:
         return 130
     except UserError as error:
         _write_failure(paths, str(error))
-        return 2
+        return USER_ERROR_EXIT
     except Exception as error:  # everything else: keep the traceback for the failure file
         reason = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
         _write_failure(paths, f"the job failed: {reason}", details=traceback.format_exc())

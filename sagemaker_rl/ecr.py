@@ -16,6 +16,8 @@ import sys
 
 import boto3
 
+from sagemaker_rl.errors import UserError, cli
+
 _ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 
@@ -24,7 +26,7 @@ def parse_repository(uri: str) -> tuple[str, str, str]:
     host, _, name = uri.partition("/")
     match = _ECR_HOST.match(host)
     if not match or not name:
-        raise ValueError(f"{uri!r} is not an ECR repository: expected ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME")
+        raise UserError(f"{uri!r} is not an ECR repository: expected ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME")
     return match["account"], match["region"], name
 
 
@@ -44,15 +46,13 @@ def login(uri: str) -> str:
     return password
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["login"])
     parser.add_argument("repository", help="ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME")
     args = parser.parse_args(argv)
-    try:
-        print(login(args.repository))
-    except ValueError as error:
-        parser.exit(2, f"error: {error}\n")
+    print(login(args.repository))
     return 0
 
 

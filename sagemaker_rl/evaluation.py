@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from sagemaker_rl.contract import UserError
+from sagemaker_rl.errors import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -10,20 +10,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import json
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagemaker_rl.contract import UserError
+from sagemaker_rl.contract import decode_value
+from sagemaker_rl.errors import UserError, did_you_mean
 from sagemaker_rl.problems import (
     DEFAULT_PRESET,
     DEFAULT_SIMULATOR,
     SHARED_PPO,
     check_simulator,
-    did_you_mean,
     get_preset,
     get_problem,
 )
@@ -125,16 +124,6 @@ class JobConfig:
     initial_log_std: float | None = None  # the policy's free log std at the start (None: RLlib's 0)
 
 
-def decode_value(value: Any) -> Any:
-    """A value as SageMaker may have written it: JSON first, the raw string as fallback."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
 def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
     """The job config for `problem`, in one order: shared PPO values, the preset, every key in `raw`.
 
@@ -142,10 +131,7 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
     explicit ones, already merged by the runner); `rl.training.preset` and `rl.env.simulator` in it
     select the preset. Raises UserError naming the first bad key, its value, what is allowed and the fix.
     """
-    try:
-        problem_row = get_problem(problem)
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    problem_row = get_problem(problem)
     job = JobConfig(problem=problem, ppo=copy.deepcopy(SHARED_PPO))
     job.simulator = _choice(SIMULATOR_KEY, decode_value(raw.get(SIMULATOR_KEY, DEFAULT_SIMULATOR)), check_simulator)
     job.preset = str(decode_value(raw.get(PRESET_KEY, DEFAULT_PRESET)))
@@ -186,7 +172,7 @@ def _set(job: JobConfig, key: str, value: Any) -> None:
 def _choice(key: str, value: Any, check: Any) -> Any:
     try:
         return check(str(value))
-    except ValueError as error:
+    except UserError as error:
         raise UserError(f"{key}: {error}") from None
 
 

@@ -1,21 +1,33 @@
 """The job: what every entrypoint runs — read the contract's inputs, train, write the outputs.
 
 `python -m sagemaker_rl.job --problem reacher` is the same job as `entrypoints/train-reacher.py`;
-runners (local tuner, containers, Ray, SageMaker) start one of the two.
+runners (local tuner, containers, Ray, SageMaker) start one of the two. With `--check` the job only
+parses hyperparameters (a JSON list of sets on stdin): `check_hyperparameters` runs the job's own
+parser that way, so RLlib (which the parser asks for PPO's fields) loads in that process only.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import subprocess
 import sys
 import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from sagemaker_rl import contract
 from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.errors import USER_ERROR_EXIT, UserError
 from sagemaker_rl.problems import PROBLEMS
 
 logger = logging.getLogger(__name__)
+
+MODULE = "sagemaker_rl.job"  # `python -m MODULE --problem P` runs a job
+_RELAYED = "sagemaker_rl-warning: "  # marks the check's own warnings on the child's stderr
 
 
 def run(problem: str, paths: JobPaths | None = None) -> int:
@@ -54,13 +66,68 @@ def _configure_logging(paths: JobPaths) -> None:
     warnings.simplefilter("default")
 
 
+def package_root() -> str:
+    """The directory holding the sagemaker_rl package, so that a child process runs this very code."""
+    return str(Path(__file__).resolve().parents[1])
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a job process started from here: this package first on PYTHONPATH."""
+    path = os.pathsep.join(filter(None, [package_root(), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, **extra, "PYTHONPATH": path}
+
+
+def check_hyperparameters(problem: str, hyperparameter_sets: Sequence[Mapping[str, Any]]) -> tuple[int, str] | None:
+    """(index, reason) of the first set the job for `problem` would refuse, or None; parsed in a child process.
+
+    The parser's warnings (e.g. an old RLlib name) are logged here, once each.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", MODULE, "--problem", problem, "--check"],
+        input=json.dumps(list(hyperparameter_sets), default=str),
+        capture_output=True,
+        text=True,
+        env=child_env(RAY_AUTH_MODE="disabled"),
+        check=False,
+    )
+    relayed = (line[len(_RELAYED):] for line in done.stderr.splitlines() if line.startswith(_RELAYED))
+    for warning in dict.fromkeys(relayed):
+        logger.warning("%s", warning)
+    if done.returncode == 0:
+        return None
+    if done.returncode == USER_ERROR_EXIT and done.stdout.strip():
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        return int(answer["index"]), str(answer["error"])
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    raise RuntimeError(f"checking hyperparameters failed ({contract.exit_hint(done.returncode)}): {tail}")
+
+
+def _check(problem: str) -> int:
+    """The child's side of `check_hyperparameters`: parse each set read from stdin; the first refusal on stdout."""
+    from sagemaker_rl.hyperparameters import parse_hyperparameters
+
+    relay = logging.StreamHandler(sys.stderr)
+    relay.addFilter(logging.Filter("sagemaker_rl"))  # our warnings, not RLlib's
+    relay.setFormatter(logging.Formatter(_RELAYED + "%(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[relay])
+    for index, hyperparameters in enumerate(json.load(sys.stdin)):
+        try:
+            parse_hyperparameters(hyperparameters, problem)
+        except UserError as error:
+            print(json.dumps({"index": index, "error": str(error)}), flush=True)
+            return USER_ERROR_EXIT
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one training job under the SageMaker job layout "
                                      "($SAGEMAKER_BASE_DIR, default /opt/ml).")
     # No argparse `choices`: an unknown problem must fail under the contract (output/failure).
     parser.add_argument("--problem", required=True, help=f"one of {', '.join(PROBLEMS)}")
+    parser.add_argument("--check", action="store_true",
+                        help="only parse the JSON list of hyperparameter sets on stdin (see check_hyperparameters)")
     args = parser.parse_args(argv)
-    return run(args.problem)
+    return _check(args.problem) if args.check else run(args.problem)
 
 
 if __name__ == "__main__":

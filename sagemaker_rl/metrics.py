@@ -1,4 +1,4 @@
-"""Reward lines: the one definition of what a job prints and how runners read it back.
+"""Reward lines: the one definition of what a job prints and how runners and benchmarks read it back.
 
 SageMaker's metric definitions and our own tuner both parse these lines; the names are a public
 contract and must never be renamed.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 EPISODE_REWARD_MEAN = "episode_reward_mean"
 EPISODE_REWARD_MAX = "episode_reward_max"
@@ -47,22 +48,84 @@ def format_lines(values: Mapping[str, float | int | None]) -> list[str]:
 
 
 _LINE_PATTERNS = {name: re.compile(metric_regex(name)) for name in METRIC_NAMES}
+# A value SageMaker's regex cannot read: what a job that does not leave NaN out would print.
+_NON_FINITE_LINE = re.compile(rf"^\s*({'|'.join(METRIC_NAMES)}):\s*([-+]?(nan|inf(inity)?))\s*$", re.IGNORECASE)
 
 
 def parse_line(line: str) -> tuple[str, float] | None:
-    """The (metric, value) a line reports, read with SageMaker's regex, or None."""
+    """The (metric, value) a line reports, or None; a value printed as NaN or infinity reads as one.
+
+    Finite values are read with SageMaker's regex, so what SageMaker reads and what we read agree.
+    """
     for name, pattern in _LINE_PATTERNS.items():
         match = pattern.search(line)
         if match and line.lstrip().startswith(name):
             return name, float(match.group(1))
+    match = _NON_FINITE_LINE.match(line)
+    if match:
+        return match.group(1), float(match.group(2))
     return None
 
 
-def parse_values(lines: Iterable[str], name: str = EPISODE_REWARD_MEAN) -> list[float]:
-    """Every value of one metric, in order, from a job's output lines."""
-    values = []
-    for line in lines:
+@dataclass(frozen=True)
+class Record:
+    """What a job reported for one training iteration."""
+
+    iteration: int  # training iteration (increasing, even if a job prints a repeated number)
+    env_steps: int | None  # timesteps_total at that iteration, when printed
+    value: float | None  # the metric read, None when the job printed no finite value for it
+
+
+class RecordReader:
+    """Turns a job's output, line by line, into one `Record` per training iteration.
+
+    The job prints an iteration's reward lines, then timesteps_total, then training_iteration, which
+    ends the record. A value printed again before its iteration line starts a new record (output that
+    never prints iteration lines still reads as one record per value). NaN or infinity is never a
+    record's value; `diverged` says whether the metric's latest value was one.
+    """
+
+    def __init__(self, metric: str = EPISODE_REWARD_MEAN) -> None:
+        if metric not in METRIC_NAMES:
+            raise ValueError(f"{metric!r} is not a reward line: use one of {', '.join(METRIC_NAMES)}")
+        self.metric = metric
+        self.diverged = False  # the latest value of the metric was NaN or infinity
+        self._iteration = 0  # of the last record
+        self._value: float | None = None
+        self._env_steps: int | None = None
+
+    def feed(self, line: str) -> Record | None:
+        """Read one output line; the record it completes, if any."""
         parsed = parse_line(line)
-        if parsed and parsed[0] == name:
-            values.append(parsed[1])
-    return values
+        if parsed is None:
+            return None
+        name, value = parsed
+        if name == self.metric:
+            completed = self._complete(None) if self._value is not None else None
+            self.diverged = not math.isfinite(value)
+            if not self.diverged:
+                self._value = value
+            return completed
+        if name == TIMESTEPS_TOTAL and math.isfinite(value):
+            self._env_steps = int(value)
+        elif name == TRAINING_ITERATION and math.isfinite(value):
+            return self._complete(int(value))
+        return None
+
+    def close(self) -> Record | None:
+        """The record the output ended in, when it has a value but no iteration line."""
+        return self._complete(None) if self._value is not None else None
+
+    def _complete(self, printed: int | None) -> Record:
+        iteration = self._iteration + 1 if printed is None else max(printed, self._iteration + 1)
+        record = Record(iteration, self._env_steps, self._value)
+        self._iteration, self._value, self._env_steps = iteration, None, None
+        return record
+
+
+def read_records(lines: Iterable[str], metric: str = EPISODE_REWARD_MEAN) -> list[Record]:
+    """Every record in a job's complete output (see `RecordReader`)."""
+    reader = RecordReader(metric)
+    records = [record for record in map(reader.feed, lines) if record is not None]
+    last = reader.close()
+    return records + ([last] if last else [])

@@ -9,9 +9,10 @@ problem.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
+
+from sagemaker_rl.errors import UserError, did_you_mean
 
 SIMULATORS = ("roboschool", "mujoco")
 DEFAULT_SIMULATOR = "roboschool"
@@ -179,31 +180,25 @@ PROBLEMS: dict[str, Problem] = {
 
 
 def get_problem(name: str) -> Problem:
-    """The problem called `name`; a ValueError names the choices otherwise."""
+    """The problem called `name`; a UserError names the choices otherwise."""
     try:
         return PROBLEMS[name]
     except KeyError:
-        raise ValueError(f"unknown problem {name!r}: choose one of {', '.join(PROBLEMS)}"
-                         f"{did_you_mean(name, PROBLEMS)}") from None
+        raise UserError(f"unknown problem {name!r}: choose one of {', '.join(PROBLEMS)}"
+                        f"{did_you_mean(name, PROBLEMS)}") from None
 
 
 def get_preset(problem: str, simulator: str, name: str) -> Preset:
-    """The preset `name` of `problem` on `simulator`; a ValueError names the choices otherwise."""
+    """The preset `name` of `problem` on `simulator`; a UserError names the choices otherwise."""
     presets = get_problem(problem).presets
     if name not in presets:
-        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}{did_you_mean(name, presets)}")
+        raise UserError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}{did_you_mean(name, presets)}")
     return presets[name][check_simulator(simulator)]
 
 
 def check_simulator(name: str) -> str:
-    """`name` if it is a simulator we support; a ValueError names the choices otherwise."""
+    """`name` if it is a simulator we support; a UserError names the choices otherwise."""
     if name not in SIMULATORS:
-        raise ValueError(f"unknown simulator {name!r}: choose one of {', '.join(SIMULATORS)}"
-                         f"{did_you_mean(name, SIMULATORS)}")
+        raise UserError(f"unknown simulator {name!r}: choose one of {', '.join(SIMULATORS)}"
+                        f"{did_you_mean(name, SIMULATORS)}")
     return name
-
-
-def did_you_mean(name: str, choices: Any) -> str:
-    """' (did you mean X?)' for the closest choice, or ''."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""

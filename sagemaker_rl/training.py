@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from sagemaker_rl import metrics
-from sagemaker_rl.contract import JobPaths, UserError
+from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.errors import UserError
 from sagemaker_rl.hyperparameters import JobConfig, StopCriteria
 from sagemaker_rl.problems import PROBLEMS
 
@@ -30,7 +31,7 @@ CHECKPOINT_PREFIX = "checkpoint_"
 JOB_STATE_FILE = "job_state.json"  # written last: a checkpoint without it is incomplete
 MODULE_ID = "default_policy"
 LOG_STD_PARAMETER = "pi.log_std"  # the free log std of RLlib's default PPO module
-LEARNER_TORCH_THREADS = 1  # intra-op threads of the learner (see _build)
+LEARNER_TORCH_THREADS = 1  # intra-op threads of the learner (see build_algorithm)
 # The reward lines' mean, max and min are over the last 100 finished episodes (as the old API stack
 # and Stable-Baselines3 report), whichever iterations they finished in; RLlib 2.60 reports each
 # iteration's own episodes only, and nothing when none finished.
@@ -130,8 +131,8 @@ def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
         raise UserError(f"the checkpoint in {checkpoint} already meets the stop criteria "
                         f"({_stop_reason(job.stop, state, None)}): raise a rl.training.stop.* value "
                         "or empty the checkpoints directory to train again")
-    _start_ray(cpus)
-    algo = _build(config, job)
+    start_ray(cpus)
+    algo = build_algorithm(config, job)
     try:
         if checkpoint is not None:
             _restore(algo, checkpoint, state)
@@ -142,7 +143,7 @@ def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
         return _loop(algo, job, paths, state)
     finally:
         algo.stop()
-        _stop_ray()
+        stop_ray()
 
 
 def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState) -> Progress | None:
@@ -301,7 +302,8 @@ def _is_main_thread() -> bool:
 
 # --- Ray and the algorithm -------------------------------------------------------------------
 
-def _start_ray(cpus: int) -> None:
+def start_ray(cpus: int) -> None:
+    """Start Ray for a job with `cpus` CPUs, or connect to the cluster at $RAY_ADDRESS; Ray's loggers quiet."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file, no warning
@@ -319,13 +321,18 @@ def _quiet_ray_loggers() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _stop_ray() -> None:
+def stop_ray() -> None:
     import ray
 
     ray.shutdown()
 
 
-def _build(config: Any, job: JobConfig) -> Any:
+def build_algorithm(config: Any, job: JobConfig, *, torch_threads: int | None = LEARNER_TORCH_THREADS) -> Any:
+    """The algorithm of `config` (a PPOConfig) as a job builds it, after `start_ray`.
+
+    Also registers the job's env, points Ray's default log directory away from ~ and sets the
+    learner's torch threads (`torch_threads`; None leaves torch's default).
+    """
     import ray.tune.trainable.trainable as trainable_module
     from ray.tune.registry import register_env
 
@@ -341,7 +348,8 @@ def _build(config: Any, job: JobConfig) -> Any:
     # The learner runs in this process. One thread (`make bench`, 2 shared cores): with one per
     # core, torch's threads spin against every other busy process and reacher's learning step took
     # 45.9 s an iteration instead of 9.7 s (end to end 478 instead of 1,187 env steps/s).
-    torch.set_num_threads(LEARNER_TORCH_THREADS)
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
     return algo
 
 

@@ -3,21 +3,59 @@
 from __future__ import annotations
 
 import argparse
-import functools
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sagemaker_rl.contract import UserError
+from sagemaker_rl.errors import UserError
 from sagemaker_rl.sagemaker import POLL_S, Aws, SageMakerConfig, connect
 
 LOCAL, SAGEMAKER = "local", "sagemaker"
-# dest -> flag of every option that only --backend sagemaker reads
-_FLAGS = {
-    "image": "--image", "role": "--role", "instance_type": "--instance-type", "instance_count": "--instance-count",
-    "volume_size": "--volume-size", "max_run": "--max-run", "spot": "--spot", "max_wait": "--max-wait",
-    "output_s3": "--output-s3", "checkpoint_s3": "--checkpoint-s3", "job_name": "--job-name", "tag": "--tag",
-    "region": "--region", "profile": "--profile", "endpoint_url": "--endpoint-url", "wait": "--wait",
-    "attach": "--attach", "poll_seconds": "--poll-seconds",
-}
+_DEFAULTS = {item.name: item.default for item in dataclasses.fields(SageMakerConfig)}  # shown in the help
+
+
+@dataclass(frozen=True)
+class _Flag:
+    """One option that only --backend sagemaker reads."""
+
+    flag: str  # e.g. --instance-type; its argparse dest is instance_type
+    help: str  # "{default}" is replaced by the SageMakerConfig field's default
+    field: str | None = None  # the SageMakerConfig field it sets (None: read by the scripts themselves)
+    kind: type | None = None
+    metavar: str | None = None
+    action: str | None = None
+    jobs: tuple[str, ...] = ("training", "tuning")  # the job kinds that take it
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+# The one list of SageMaker options: the parser, the local-run check and the config are built from it.
+_FLAGS = (
+    _Flag("--image", "training image URI in ECR (make build push)", "image"),
+    _Flag("--role", "ARN of the IAM role SageMaker assumes, e.g. arn:aws:iam::123456789012:role/SageMakerRole",
+          "role"),
+    _Flag("--instance-type", "instance type of each host (default: {default})", "instance_type"),
+    _Flag("--instance-count", "hosts per job (default: {default})", "instance_count", int),
+    _Flag("--volume-size", "storage per host (default: {default})", "volume_size_gb", int, "GB"),
+    _Flag("--max-run", "SageMaker stops a job after this (default: {default})", "max_run_s", int, "SECONDS"),
+    _Flag("--spot", "managed spot training", "spot", action="store_true"),
+    _Flag("--max-wait", "spot: most time incl. waiting for capacity (default: twice --max-run)", "max_wait_s", int,
+          "SECONDS"),
+    _Flag("--output-s3", "where models go (default: s3://sagemaker-REGION-ACCOUNT/)", "output_s3", metavar="S3_URI"),
+    _Flag("--checkpoint-s3", "S3 prefix synced with /opt/ml/checkpoints; a job resumes from it (default with "
+          "--spot: OUTPUT/JOB/checkpoints/)", "checkpoint_s3", metavar="S3_URI", jobs=("training",)),
+    _Flag("--job-name", "name of the {job} job (default: from the problem and the time)", "job_name"),
+    _Flag("--tag", "a tag on the job (repeatable)", metavar="KEY=VALUE", action="append"),
+    _Flag("--region", "AWS region (default: AWS_DEFAULT_REGION or the profile's)"),
+    _Flag("--profile", "AWS profile (default: AWS_PROFILE or default)"),
+    _Flag("--endpoint-url", "SageMaker, CloudWatch Logs, S3 and STS endpoint (for testing, e.g. a moto server)"),
+    _Flag("--wait", "follow the job until it ends", action="store_true"),
+    _Flag("--attach", "follow a {job} job started earlier (implies --wait)", metavar="JOB_NAME"),
+    _Flag("--poll-seconds", f"between status checks (default: {POLL_S:g})", kind=float, metavar="SECONDS"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, job: str) -> None:
@@ -26,29 +64,18 @@ def add_arguments(parser: argparse.ArgumentParser, *, job: str) -> None:
                         help=f"run locally (default), or as a SageMaker {job} job")
     group = parser.add_argument_group("SageMaker (--backend sagemaker; region and credentials from the usual "
                                       "AWS configuration)")
-    # Absent unless given (no default shown in help): a SageMaker option given to a local run is an error.
-    add = functools.partial(group.add_argument, default=argparse.SUPPRESS)
-    add("--image", help="training image URI in ECR (make build push)")
-    add("--role", help="ARN of the IAM role SageMaker assumes, e.g. arn:aws:iam::123456789012:role/SageMakerRole")
-    add("--instance-type", help="instance type of each host (default: ml.m5.xlarge)")
-    add("--instance-count", type=int, help="hosts per job (default: 1)")
-    add("--volume-size", type=int, metavar="GB", help="storage per host (default: 30)")
-    add("--max-run", type=int, metavar="SECONDS", help="SageMaker stops a job after this (default: 86400)")
-    add("--spot", action="store_true", help="managed spot training")
-    add("--max-wait", type=int, metavar="SECONDS", help="spot: most time incl. waiting for capacity "
-        "(default: twice --max-run)")
-    add("--output-s3", metavar="S3_URI", help="where models go (default: s3://sagemaker-REGION-ACCOUNT/)")
-    if job == "training":
-        add("--checkpoint-s3", metavar="S3_URI", help="S3 prefix synced with /opt/ml/checkpoints; a job resumes "
-            "from it (default with --spot: OUTPUT/JOB/checkpoints/)")
-    add("--job-name", help=f"name of the {job} job (default: from the problem and the time)")
-    add("--tag", action="append", metavar="KEY=VALUE", help="a tag on the job (repeatable)")
-    add("--region", help="AWS region (default: AWS_DEFAULT_REGION or the profile's)")
-    add("--profile", help="AWS profile (default: AWS_PROFILE or default)")
-    add("--endpoint-url", help="SageMaker, CloudWatch Logs, S3 and STS endpoint (for testing, e.g. a moto server)")
-    add("--wait", action="store_true", help="follow the job until it ends")
-    add("--attach", metavar="JOB_NAME", help=f"follow a {job} job started earlier (implies --wait)")
-    add("--poll-seconds", type=float, metavar="SECONDS", help=f"between status checks (default: {POLL_S:g})")
+    for option in _FLAGS:
+        if job not in option.jobs:
+            continue
+        default = _DEFAULTS[option.field] if option.field else None
+        settings: dict[str, Any] = {"help": option.help.format(default=default, job=job)}
+        for name in ("metavar", "action"):
+            if getattr(option, name):
+                settings[name] = getattr(option, name)
+        if option.kind:
+            settings["type"] = option.kind
+        # Absent unless given (no default shown in help): a SageMaker option given to a local run is an error.
+        group.add_argument(option.flag, default=argparse.SUPPRESS, **settings)
 
 
 def value(args: argparse.Namespace, dest: str) -> Any:
@@ -56,14 +83,14 @@ def value(args: argparse.Namespace, dest: str) -> Any:
     return getattr(args, dest, None)
 
 
-def check_backend(args: argparse.Namespace, *, local_only: dict[str, str]) -> None:
-    """UserError for a SageMaker option given to a local run, or a local-only option (dest -> flag) to SageMaker."""
+def check_backend(args: argparse.Namespace, *, local_only: Sequence[str]) -> None:
+    """UserError for a SageMaker option given to a local run, or a local-only option (by dest) to SageMaker."""
     if args.backend == LOCAL:
-        given = [flag for dest, flag in _FLAGS.items() if hasattr(args, dest)]
+        given = [option.flag for option in _FLAGS if hasattr(args, option.dest)]
         if given:
             raise UserError(f"{given[0]} applies to --backend sagemaker: add --backend sagemaker or drop {given[0]}")
         return
-    given = [flag for dest, flag in local_only.items() if getattr(args, dest, None) not in (None, False, [])]
+    given = ["--" + dest.replace("_", "-") for dest in local_only if getattr(args, dest, None) not in (None, False, [])]
     if given:
         raise UserError(f"{given[0]} applies to --backend local only: drop it for --backend sagemaker")
 
@@ -76,11 +103,9 @@ def config(args: argparse.Namespace) -> SageMakerConfig:
         if not sep:
             raise UserError(f"--tag expects KEY=VALUE, got {item!r}")
         tags[key.strip()] = text.strip()
-    fields = {"instance_type": "instance_type", "instance_count": "instance_count", "volume_size_gb": "volume_size",
-              "max_run_s": "max_run", "spot": "spot", "max_wait_s": "max_wait", "output_s3": "output_s3",
-              "checkpoint_s3": "checkpoint_s3", "job_name": "job_name"}
-    given = {field: value(args, dest) for field, dest in fields.items() if hasattr(args, dest)}
-    return SageMakerConfig(image=value(args, "image"), role=value(args, "role"), tags=tags, **given)
+    given = {option.field: value(args, option.dest) for option in _FLAGS
+             if option.field and hasattr(args, option.dest)}
+    return SageMakerConfig(**{"image": None, "role": None, **given}, tags=tags)
 
 
 def aws(args: argparse.Namespace) -> Aws:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import sagemaker_flags
 
-from sagemaker_rl.contract import JobPaths, UserError, write_inputs
-from sagemaker_rl.hyperparameters import decode_value
+from sagemaker_rl.contract import JobPaths, decode_value, write_inputs
+from sagemaker_rl.errors import UserError, cli
 from sagemaker_rl.job import run
 from sagemaker_rl.problems import PROBLEMS, SIMULATORS
 
@@ -45,27 +45,24 @@ def hyperparameters_from(args: argparse.Namespace) -> dict[str, object]:
         try:
             loaded = json.loads(args.hp_file.read_text())
         except (OSError, json.JSONDecodeError) as error:
-            sys.exit(f"error: cannot read --hp-file {args.hp_file}: {error}")
+            raise UserError(f"cannot read --hp-file {args.hp_file}: {error}") from None
         if not isinstance(loaded, dict):
-            sys.exit(f"error: --hp-file {args.hp_file} must hold a JSON object of hyperparameters")
+            raise UserError(f"--hp-file {args.hp_file} must hold a JSON object of hyperparameters")
         hyperparameters.update({key: decode_value(value) for key, value in loaded.items()})
     if args.simulator:
         hyperparameters["rl.env.simulator"] = args.simulator
     for item in args.hp:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            sys.exit(f"error: --hp expects KEY=VALUE, got {item!r}")
+            raise UserError(f"--hp expects KEY=VALUE, got {item!r}")
         hyperparameters[key.strip()] = decode_value(value)
     return hyperparameters
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        sagemaker_flags.check_backend(args, local_only={"run_dir": "--run-dir"})
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    sagemaker_flags.check_backend(args, local_only=("run_dir",))
     if args.backend == sagemaker_flags.SAGEMAKER:
         return train_on_sagemaker(args)
     run_dir = args.run_dir or Path("runs") / f"train-{args.problem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -95,9 +92,6 @@ def train_on_sagemaker(args: argparse.Namespace) -> int:
                 return 0
         poll_s = sagemaker_flags.poll_seconds(args)
         description = sagemaker.wait_for_training_job(aws, name, out=sys.stdout, poll_s=poll_s)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         if name:
             follow = sagemaker_flags.follow_command("train.py", name, args)

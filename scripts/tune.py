@@ -9,6 +9,7 @@ flags win over the file. `--resume RUN_DIR` continues a run that was stopped or 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -16,29 +17,33 @@ from pathlib import Path
 
 import sagemaker_flags
 
-from sagemaker_rl.contract import UserError
+from sagemaker_rl.errors import cli
 from sagemaker_rl.problems import PROBLEMS
 from sagemaker_rl.tuning import (
     EarlyStopping,
     Strategy,
+    TuningConfig,
     TuningError,
-    check_hyperparameters,
     load_config,
-    load_run_config,
+    open_run,
     parse_parameter_flag,
     parse_static_flag,
-    resume_tuning,
-    run_tuning,
+    reopen_run,
 )
-from sagemaker_rl.tuning.config import DEFAULT_MAX_JOBS, DEFAULT_MAX_PARALLEL_JOBS, DEFAULT_TIME_PER_TRIAL_S
+from sagemaker_rl.tuning.config import (
+    DEFAULT_MAX_JOBS,
+    DEFAULT_MAX_PARALLEL_JOBS,
+    DEFAULT_TIME_PER_TRIAL_S,
+    file_keys,
+)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog="Tuning file keys: problem, parameters, static, max_jobs, max_parallel_jobs, strategy, "
-        "early_stopping, objective, objective_last_k, seeds, storage, study_name, sampler_seed, num_cpus.",
+        epilog=f"Tuning file keys: {', '.join(file_keys())} (SageMaker's ParameterRanges and "
+        "StaticHyperParameters are read too).",
     )
     add = parser.add_argument
     add("--problem", choices=sorted(PROBLEMS), default=None, help="problem to tune (default: reacher)")
@@ -112,23 +117,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    overrides: dict[str, object] = {
-        key: getattr(args, key)
-        for key in (
-            "problem",
-            "max_jobs",
-            "max_parallel_jobs",
-            "strategy",
-            "early_stopping",
-            "objective_last_k",
-            "seeds",
-            "run_dir",
-            "storage",
-            "study_name",
-            "sampler_seed",
-            "num_cpus",
-        )
-        if getattr(args, key) is not None
+    overrides: dict[str, object] = {  # every flag named after a TuningConfig field sets that field
+        item.name: getattr(args, item.name)
+        for item in dataclasses.fields(TuningConfig)
+        if getattr(args, item.name, None) is not None
     }
     if args.param:
         overrides["parameters"] = dict(parse_parameter_flag(text) for text in args.param)
@@ -137,71 +129,67 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
-def _configure_logging(run_dir: Path, verbose: bool) -> None:
+def _configure_logging(verbose: bool) -> None:
+    """Console: warnings (everything with --verbose); `_log_to` adds the run directory's tuner.log."""
     import optuna
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.FileHandler(run_dir / "tuner.log")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[file_handler, console], force=True)
+    logging.basicConfig(level=logging.INFO, handlers=[console], force=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     logging.captureWarnings(True)
 
 
+def _log_to(run_dir: Path) -> None:
+    file_handler = logging.FileHandler(run_dir / "tuner.log")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(file_handler)
+
+
+@cli
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    try:
-        sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
     if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
         return tune_on_sagemaker(args)
-    try:
-        if args.resume:
-            extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
-            if extra or args.config:
-                raise TuningError(
-                    f"--resume continues a run with its recorded settings; only --max-jobs and "
-                    f"--max-parallel-jobs may be given with it, not {sorted(extra) or ['config']}"
+    _configure_logging(args.verbose)
+    if args.resume:
+        extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
+        if extra or args.config:
+            raise TuningError(
+                f"--resume continues a run with its recorded settings; only --max-jobs and "
+                f"--max-parallel-jobs may be given with it, not {sorted(extra) or ['config']}"
+            )
+        with reopen_run(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs) as run:
+            _log_to(run.run_dir)
+            result = run.run()
+    else:
+        config = load_config(args.config, _overrides(args)).resolved()
+        if args.dry_run:
+            print(
+                json.dumps(
+                    {
+                        **config.to_dict(),
+                        "ParameterRanges": config.space.to_parameter_ranges(),
+                        "StaticHyperParameters": config.space.static_hyperparameters(),
+                    },
+                    indent=2,
+                    default=str,
                 )
-            load_run_config(args.resume)  # a wrong directory fails here, before anything is written
-            _configure_logging(args.resume, args.verbose)
-            result = resume_tuning(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs)
-        else:
-            config = load_config(args.config, _overrides(args)).resolved()
-            if args.dry_run:
-                print(
-                    json.dumps(
-                        {
-                            **config.to_dict(),
-                            "ParameterRanges": config.space.to_parameter_ranges(),
-                            "StaticHyperParameters": config.space.static_hyperparameters(),
-                        },
-                        indent=2,
-                        default=str,
-                    )
-                )
-                return 0
-            assert config.run_dir is not None
-            if config.check_hyperparameters:
-                check_hyperparameters(config)  # a bad key fails here, before the run directory exists
-            _configure_logging(config.run_dir, args.verbose)
-            result = run_tuning(config, command=["python", *sys.argv])
-    except TuningError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            )
+            return 0
+        with open_run(config, command=["python", *sys.argv]) as run:  # a bad key fails before the run dir exists
+            _log_to(run.run_dir)
+            result = run.run()
     if result.interrupted:
         return 130
     return 0 if result.complete else 1
 
 
-_LOCAL_ONLY = {"resume": "--resume", "storage": "--storage", "study_name": "--study-name", "num_cpus": "--num-cpus"}
+_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus")  # dests of the options only a local run reads
 
 
 def tune_on_sagemaker(args: argparse.Namespace) -> int:
@@ -228,9 +216,6 @@ def tune_on_sagemaker(args: argparse.Namespace) -> int:
         poll_s = sagemaker_flags.poll_seconds(args)
         description = sagemaker.wait_for_tuning_job(aws, name, out=sys.stdout, poll_s=poll_s)
         files = sagemaker.write_tuning_results(aws, description, run_dir.absolute(), out=sys.stdout)
-    except (UserError, TuningError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         if name:
             follow = sagemaker_flags.follow_command("tune.py", name, args, run_dir=run_dir)

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from sagemaker_rl.container import prepare
-from sagemaker_rl.contract import JobPaths, UserError
+from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.errors import UserError
 from tests.conftest import REPO
 
 ENTRYPOINTS = REPO / "entrypoints"

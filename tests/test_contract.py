@@ -1,12 +1,20 @@
 """Bad inputs fail under the job contract: output/failure with the reason first, non-zero exit."""
 
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 
-from sagemaker_rl.contract import JobPaths, UserError, read_resource_config, run_job
+from sagemaker_rl.contract import (
+    JobPaths,
+    decode_value,
+    encode_hyperparameters,
+    read_resource_config,
+    run_job,
+)
+from sagemaker_rl.errors import UserError
 from tests.conftest import job_env, run_entrypoint, write_hyperparameters
 
 
@@ -77,3 +85,13 @@ def test_resource_config_defaults_to_one_host_and_reads_sagemakers_file(tmp_path
     paths.config_dir.mkdir(parents=True)
     paths.resource_config_file.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}))
     assert read_resource_config(paths)["current_host"] == "algo-2"
+
+
+def test_decode_value_prefers_json_and_falls_back_to_the_raw_string():
+    assert decode_value('"a"') == "a" and decode_value("0.5") == 0.5 and decode_value(".5") == ".5"
+    assert decode_value("[1, 2]") == [1, 2] and decode_value(3) == 3 and math.isnan(float(decode_value("NaN")))
+
+
+def test_decode_value_undoes_encode_hyperparameters():
+    values = {"a": "truncate_episodes", "b": 0.75, "c": [[0, 1e-4]], "d": {"x": True}, "e": None}
+    assert {key: decode_value(text) for key, text in encode_hyperparameters(values).items()} == values

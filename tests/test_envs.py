@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from sagemaker_rl.envs import env_creator, make_env
+from sagemaker_rl.errors import UserError
 from sagemaker_rl.problems import PROBLEMS, SIMULATORS
 
 # (observation size, action size) per simulator; the roboschool sizes are Roboschool's own.
@@ -109,13 +110,13 @@ def test_importing_envs_loads_no_simulator_and_sets_no_environment() -> None:
 
 
 def test_unknown_problem_names_the_choices() -> None:
-    with pytest.raises(ValueError, match=r"unknown problem 'hoper': choose one of reacher, hopper, humanoid "
+    with pytest.raises(UserError, match=r"unknown problem 'hoper': choose one of reacher, hopper, humanoid "
                                          r"\(did you mean 'hopper'\?\)"):
         make_env("hoper")
 
 
 def test_unknown_simulator_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="unknown simulator 'bullet': choose one of roboschool, mujoco"):
+    with pytest.raises(UserError, match="unknown simulator 'bullet': choose one of roboschool, mujoco"):
         make_env("reacher", "bullet")
 
 

@@ -1,12 +1,11 @@
 import json
-import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sagemaker_rl.contract import UserError
-from sagemaker_rl.hyperparameters import decode_value, parse_hyperparameters, to_hyperparameters
+from sagemaker_rl.errors import UserError
+from sagemaker_rl.hyperparameters import parse_hyperparameters, to_hyperparameters
 from sagemaker_rl.problems import PRESETS, PROBLEMS, SIMULATORS, get_preset
 
 finite_floats = st.floats(allow_nan=False, allow_infinity=False, min_value=1e-9, max_value=1e6)
@@ -183,10 +182,6 @@ def test_to_hyperparameters_round_trips():
     again = parse_hyperparameters({k: json.dumps(v) for k, v in to_hyperparameters(job).items()}, "hopper")
     assert again == job
 
-
-def test_decode_value_prefers_json_and_falls_back_to_the_raw_string():
-    assert decode_value('"a"') == "a" and decode_value("0.5") == 0.5 and decode_value(".5") == ".5"
-    assert decode_value("[1, 2]") == [1, 2] and decode_value(3) == 3 and math.isnan(float(decode_value("NaN")))
 
 
 def test_a_list_encoded_twice_as_sagemaker_sdk_v2_and_the_tuner_send_it_is_read_as_the_list():

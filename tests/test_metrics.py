@@ -1,6 +1,7 @@
 import math
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,8 +30,52 @@ def test_metric_definitions_use_the_sdk_regex():
         assert definitions[name] == regex
 
 
-def test_parse_values_reads_only_the_named_metric_in_order():
-    out = ["episode_reward_mean: -3.5", "noise", "episode_reward_max: 1", "episode_reward_mean: 2e1",
-           "[reacher] iter 2 | reward 20.00"]
-    assert metrics.parse_values(out) == [-3.5, 20.0]
-    assert metrics.parse_values(out, metrics.EPISODE_REWARD_MAX) == [1.0]
+def _job_output(iterations):
+    """What the job prints, iteration by iteration (metrics.format_lines), with its progress line between."""
+    lines = ["Resumed from checkpoint_000002: iteration 2"]
+    for iteration, steps, reward in iterations:
+        lines += metrics.format_lines({"episode_reward_mean": reward, "episode_reward_max": reward,
+                                       "timesteps_total": steps, "training_iteration": iteration})
+        lines.append(f"[reacher] iter {iteration} | {steps:,} steps | reward {reward}")
+    return lines
+
+
+def test_records_pair_each_iteration_with_its_env_steps_and_value():
+    out = _job_output([(3, 6000, -12.5), (4, 8000, math.nan), (5, 10000, -9.25)])
+    assert metrics.read_records(out) == [
+        metrics.Record(3, 6000, -12.5),
+        metrics.Record(4, 8000, None),  # no episode finished: the job printed no value
+        metrics.Record(5, 10000, -9.25),
+    ]
+    assert [record.value for record in metrics.read_records(out, metrics.EPISODE_REWARD_MAX)] == [-12.5, None, -9.25]
+
+
+def test_records_are_read_incrementally_as_lines_arrive():
+    reader = metrics.RecordReader()
+    completed = [reader.feed(line) for line in _job_output([(1, 2000, 1.0), (2, 4000, 2.0)])]
+    assert [record for record in completed if record] == [metrics.Record(1, 2000, 1.0), metrics.Record(2, 4000, 2.0)]
+    assert reader.close() is None
+
+
+def test_values_without_iteration_lines_still_get_increasing_iterations():
+    out = ["episode_reward_mean: 1", "episode_reward_mean: 2", "training_iteration: 1", "episode_reward_mean: 3"]
+    assert [(r.iteration, r.value) for r in metrics.read_records(out)] == [(1, 1.0), (2, 2.0), (3, 3.0)]
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "Infinity"])
+def test_non_finite_values_are_never_a_records_value_and_mark_divergence(text):
+    reader = metrics.RecordReader()
+    for line in ["episode_reward_mean: 1.5", "training_iteration: 1", f"episode_reward_mean: {text}",
+                 "training_iteration: 2"]:
+        reader.feed(line)
+    assert reader.diverged
+    assert [r.value for r in metrics.read_records(["episode_reward_mean: 1.5", "training_iteration: 1",
+                                                   f"episode_reward_mean: {text}", "training_iteration: 2"])] == [
+        1.5, None]
+    reader.feed("episode_reward_mean: 2.5")  # a finite value again: no longer diverged
+    assert not reader.diverged
+
+
+def test_lines_that_only_mention_a_metric_are_not_read():
+    out = ["[reacher] iter 2 | reward 20.00", "note: episode_reward_mean: 5 was the best", "episode_reward_meanx: 3"]
+    assert metrics.read_records(out) == []

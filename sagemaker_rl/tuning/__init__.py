@@ -1,6 +1,13 @@
 """Tuning: search spaces in SageMaker's vocabulary, strategies, runners, the tuning loop and its report."""
 
-from sagemaker_rl.tuning.config import TuningConfig, config_from_mapping, default_space, load_config
+from sagemaker_rl.tuning.config import (
+    TuningConfig,
+    check_hyperparameters,
+    config_from_mapping,
+    default_space,
+    load_config,
+)
+from sagemaker_rl.tuning.rundir import load_run_config
 from sagemaker_rl.tuning.runners import Job, JobSpec, JobStatus, LocalProcessRunner, Runner
 from sagemaker_rl.tuning.space import (
     CategoricalParameter,
@@ -15,13 +22,7 @@ from sagemaker_rl.tuning.space import (
     parse_static_flag,
 )
 from sagemaker_rl.tuning.strategies import EarlyStopping, MedianRunningAveragePruner, Strategy
-from sagemaker_rl.tuning.tuner import (
-    TuningResult,
-    check_hyperparameters,
-    load_run_config,
-    resume_tuning,
-    run_tuning,
-)
+from sagemaker_rl.tuning.tuner import TuningResult, TuningRun, open_run, reopen_run, resume_tuning, run_tuning
 
 __all__ = [
     "CategoricalParameter",
@@ -40,15 +41,18 @@ __all__ = [
     "TuningConfig",
     "TuningError",
     "TuningResult",
+    "TuningRun",
     "check_hyperparameters",
     "config_from_mapping",
     "default_space",
     "from_parameter_ranges",
     "load_config",
     "load_run_config",
+    "open_run",
     "parse_parameter_flag",
     "parse_space",
     "parse_static_flag",
+    "reopen_run",
     "resume_tuning",
     "run_tuning",
 ]

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sagemaker_rl import metrics
-from sagemaker_rl.problems import PROBLEMS, did_you_mean
+from sagemaker_rl.errors import check_count, did_you_mean
+from sagemaker_rl.problems import get_problem
 from sagemaker_rl.tuning.space import (
     ContinuousParameter,
     IntegerParameter,
@@ -33,6 +34,7 @@ from sagemaker_rl.tuning.strategies import (
     parse_early_stopping,
     parse_strategy,
 )
+from sagemaker_rl.tuning.trials import default_storage
 
 DEFAULT_MAX_JOBS = 8
 DEFAULT_MAX_PARALLEL_JOBS = 2
@@ -79,19 +81,14 @@ class TuningConfig:
     check_hyperparameters: bool = True  # check every key with the job's own parser before starting
 
     def __post_init__(self) -> None:
-        if self.problem not in PROBLEMS:
-            raise TuningError(
-                f"unknown problem {self.problem!r}{did_you_mean(self.problem, PROBLEMS)}: "
-                f"choose one of {', '.join(PROBLEMS)}"
-            )
+        get_problem(self.problem)
         object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
         check_strategy(self.strategy, self.early_stopping, self.space)
         for name in ("max_parallel_jobs", "objective_last_k", "seeds", "hyperband_min_resource"):
-            _check_positive(name, getattr(self, name))
+            check_count(name, getattr(self, name))
         for name in ("max_jobs", "num_cpus", "hyperband_max_resource"):
-            if getattr(self, name) is not None:
-                _check_positive(name, getattr(self, name))
+            check_count(name, getattr(self, name), optional=True)
         if self.objective_metric not in OBJECTIVE_METRICS:
             raise TuningError(
                 f"objective_metric {self.objective_metric!r} is not a reward line"
@@ -129,7 +126,7 @@ class TuningConfig:
     def resolved(self) -> TuningConfig:
         """This config with run directory, storage, study name and sampler seed filled in."""
         run_dir = self.run_dir or Path("runs", f"tune-{self.problem}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
-        storage = self.storage or f"sqlite:///{run_dir / 'study.db'}"
+        storage = self.storage or default_storage(run_dir)
         seed = self.sampler_seed if self.sampler_seed is not None else int.from_bytes(os.urandom(4), "big") >> 1
         return dataclasses.replace(
             self,
@@ -154,6 +151,12 @@ _SPACE_KEYS = ("parameters", "static", "ParameterRanges", "StaticHyperParameters
 _RECORD_KEYS = ("reproduce", "run")  # written into tuning.json by the tuner; not read as settings
 
 
+def file_keys() -> list[str]:
+    """The settings a tuning file holds: TuningConfig's fields, the space as parameters and static, objective."""
+    fields = [item.name for item in dataclasses.fields(TuningConfig) if item.name not in ("problem", "space")]
+    return ["problem", "parameters", "static", *fields, "objective"]
+
+
 def config_from_mapping(data: Mapping[str, Any], *, base: TuningConfig | None = None) -> TuningConfig:
     """A config from a tuning file's mapping, on top of `base` (default: the defaults).
 
@@ -161,7 +164,7 @@ def config_from_mapping(data: Mapping[str, Any], *, base: TuningConfig | None = 
     """
     base = base or TuningConfig()
     fields = {item.name for item in dataclasses.fields(TuningConfig)} - {"space"}
-    known = sorted(fields | set(_SPACE_KEYS) | set(_RECORD_KEYS) | {"objective"})
+    known = sorted({*file_keys(), *_SPACE_KEYS, *_RECORD_KEYS})
     for key in data:
         if key not in known:
             raise TuningError(
@@ -193,6 +196,34 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     return config
 
 
+def check_hyperparameters(config: TuningConfig) -> None:
+    """Check the static values and both ends of every range with the job's own parser, before any job.
+
+    The parser runs in a child process (`job.check_hyperparameters`): RLlib does not load in the
+    tuner, nor on a machine that only submits SageMaker jobs. Also rejects two keys that set the same
+    field (e.g. num_sgd_iter and num_epochs).
+    """
+    from sagemaker_rl import job
+    from sagemaker_rl.hyperparameters import canonical_key
+
+    fields: dict[str, str] = {}
+    for key in [*config.space.static, *config.space.names]:
+        target = canonical_key(key)
+        if target in fields:
+            raise TuningError(f"{fields[target]} and {key} set the same hyperparameter ({target}): keep one")
+        fields[target] = key
+    corners: list[dict[str, Any]] = [{}]
+    for parameter in config.space.parameters:
+        values = list(getattr(parameter, "values", ())) or [parameter.min_value, parameter.max_value]  # type: ignore[union-attr]
+        corners += [{parameter.name: value} for value in values]
+    refused = job.check_hyperparameters(config.problem, [config.space.hyperparameters(corner) for corner in corners])
+    if refused is not None:
+        index, reason = refused
+        corner = corners[index]
+        where = f" (with {', '.join(f'{k}={v!r}' for k, v in corner.items())})" if corner else ""
+        raise TuningError(f"{reason}{where}")
+
+
 def _space(data: Mapping[str, Any], base: SearchSpace) -> SearchSpace:
     """Given parameters replace the base's; given static values are added (a static value wins over
     a base range of the same key, a given range over a base static value)."""
@@ -208,8 +239,3 @@ def _space(data: Mapping[str, Any], base: SearchSpace) -> SearchSpace:
     static = {key: value for key, value in base.static.items() if key not in tuned}
     static.update(given.static)
     return SearchSpace(parameters, static)
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TuningError(f"{name} must be a whole number >= 1, got {value!r}")

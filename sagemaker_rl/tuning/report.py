@@ -12,7 +12,6 @@ import csv
 import html
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sagemaker_rl.tuning import trials as record
+from sagemaker_rl.tuning.trials import ATTR_DURATION, ATTR_FAILURE, ATTR_RERUN_OF, ATTR_TRAINING_JOB
+
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
 TRIALS_FILE = "trials.csv"
 BEST_FILE = "best_hyperparameters.json"
-
-# Trial user attributes written by the tuner (kept in sync with tuner.py).
-_TUNED, _HYPERPARAMETERS, _FAILURE, _INTERRUPTED = "tuned", "hyperparameters", "failure", "interrupted"
-_RERUN_OF, _DURATION = "rerun_of", "duration_s"
-TRAINING_JOB = "training_job"  # the SageMaker training job of a trial (SageMaker backend only)
 
 
 def write_outputs(
@@ -41,7 +38,7 @@ def write_outputs(
     best = best_trial(study)
     if best is not None:
         path = run_dir / BEST_FILE
-        _write_atomic(path, json.dumps(best_hyperparameters(best), indent=2, sort_keys=True) + "\n")
+        _write_atomic(path, json.dumps(record.hyperparameters(best), indent=2, sort_keys=True) + "\n")
         files["best_hyperparameters"] = path
     if html:
         files["report"] = write_html(study, run_dir / REPORT_FILE, objective=objective)
@@ -50,55 +47,29 @@ def write_outputs(
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The best complete trial, or None when no trial completed."""
-    complete = [
-        trial
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if trial.value is not None and math.isfinite(trial.value)
-    ]
-    if not complete:
-        return None
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(complete, key=lambda trial: trial.value)  # type: ignore[arg-type, return-value]
-
-
-def best_hyperparameters(trial: FrozenTrial) -> dict[str, Any]:
-    """The flat dotted hyperparameters (static + tuned) a trial ran with."""
-    return dict(trial.user_attrs.get(_HYPERPARAMETERS) or trial.user_attrs.get(_TUNED) or trial.params)
-
-
-def status(trial: FrozenTrial, replaced: set[int] | None = None) -> str:
-    """complete, pruned, failed, running, waiting, or interrupted (a trial the tuner reran)."""
-    if trial.state == TrialState.FAIL and (trial.user_attrs.get(_INTERRUPTED) or trial.number in (replaced or ())):
-        return "interrupted"
-    return {
-        TrialState.COMPLETE: "complete",
-        TrialState.PRUNED: "pruned",
-        TrialState.FAIL: "failed",
-        TrialState.RUNNING: "running",
-        TrialState.WAITING: "waiting",
-    }[trial.state]
+    return record.best(study.get_trials(deepcopy=False), study.direction)
 
 
 def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     """One row per trial: number, status, objective, iterations, duration, tuned values, failure reason."""
-    replaced = {trial.user_attrs.get(_RERUN_OF) for trial in trials} - {None}
+    replaced = record.replaced(trials)
     names = _tuned_names(trials)
-    with_jobs = any(TRAINING_JOB in trial.user_attrs for trial in trials)
+    with_jobs = any(ATTR_TRAINING_JOB in trial.user_attrs for trial in trials)
     rows = []
     for trial in trials:
-        tuned = _tuned(trial)
+        tuned = record.tuned(trial)
         row: dict[str, Any] = {
             "trial": trial.number,
-            "status": status(trial, replaced),  # type: ignore[arg-type]
+            "status": record.status(trial, replaced),
             "objective": trial.value if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else None,
             "iterations": trial.last_step,
-            "duration_s": trial.user_attrs.get(_DURATION),
+            "duration_s": trial.user_attrs.get(ATTR_DURATION),
         }
         row.update({name: tuned.get(name) for name in names})
         if with_jobs:
-            row[TRAINING_JOB] = trial.user_attrs.get(TRAINING_JOB)
-        row["rerun_of"] = trial.user_attrs.get(_RERUN_OF)
-        row["failure"] = trial.user_attrs.get(_FAILURE, "")
+            row[ATTR_TRAINING_JOB] = trial.user_attrs.get(ATTR_TRAINING_JOB)
+        row["rerun_of"] = trial.user_attrs.get(ATTR_RERUN_OF)
+        row["failure"] = trial.user_attrs.get(ATTR_FAILURE, "")
         rows.append(row)
     return rows
 
@@ -148,7 +119,7 @@ def summary(
     best = best_trial(study)
     if best is not None:
         lines.append(f"\nbest {objective}: {best.value:.6g}")
-        lines.append(json.dumps(best_hyperparameters(best), indent=2, sort_keys=True))
+        lines.append(json.dumps(record.hyperparameters(best), indent=2, sort_keys=True))
     lines += [f"{label}: {path}" for label, path in files.items()]
     if stopped_hint:
         lines.append(f"\nstopped before the end; {stopped_hint}")
@@ -194,17 +165,13 @@ def write_html(study: optuna.Study, path: Path, *, objective: str = "episode_rew
 
 
 def _summary_html(trials: Sequence[FrozenTrial], best: FrozenTrial | None, objective: str) -> str:
-    replaced = {trial.user_attrs.get(_RERUN_OF) for trial in trials} - {None}
-    counts: dict[str, int] = {}
-    for trial in trials:
-        label = status(trial, replaced)  # type: ignore[arg-type]
-        counts[label] = counts.get(label, 0) + 1
+    counts = {label: n for label, n in record.counts(trials).items() if n}
     parts = [f"<p>{len(trials)} trials: " + ", ".join(f"{n} {label}" for label, n in sorted(counts.items())) + "</p>"]
     if best is None:
         parts.append("<p>No trial completed yet.</p>")
     else:
         parts.append(f"<h2>Best trial: {best.number} ({html.escape(objective)} = {best.value:.6g})</h2>")
-        rows = [{"hyperparameter": key, "value": value} for key, value in sorted(best_hyperparameters(best).items())]
+        rows = [{"hyperparameter": key, "value": value} for key, value in sorted(record.hyperparameters(best).items())]
         parts.append(_table_html(rows))
     return "\n".join(parts)
 
@@ -345,20 +312,16 @@ def _table_html(rows: Sequence[dict[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _tuned(trial: FrozenTrial) -> dict[str, Any]:
-    return dict(trial.user_attrs.get(_TUNED) or trial.params)
-
-
 def _tuned_names(trials: Sequence[FrozenTrial]) -> list[str]:
     names: list[str] = []
     for trial in trials:
-        names += [name for name in _tuned(trial) if name not in names]
+        names += [name for name in record.tuned(trial) if name not in names]
     return names
 
 
 def _hover(trial: FrozenTrial) -> str:
     return f"trial {trial.number}<br>" + "<br>".join(
-        f"{name.rsplit('.', 1)[-1]}={_cell(value, digits=4)}" for name, value in _tuned(trial).items()
+        f"{name.rsplit('.', 1)[-1]}={_cell(value, digits=4)}" for name, value in record.tuned(trial).items()
     )
 
 

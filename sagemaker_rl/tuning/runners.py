@@ -1,7 +1,7 @@
 """Runners: how a tuner starts one job under the job contract and watches its reward lines.
 
 A runner starts a job in a base directory (inputs written as SageMaker writes them), then the tuner
-polls it for the values of the objective metric, read with SageMaker's own regex, and may stop it.
+polls it for the values of the objective metric (`metrics.RecordReader`, SageMaker's own regex) and may stop it.
 `LocalProcessRunner` runs the job as a local process in its own process group; container, Ray and
 SageMaker runners implement the same two classes.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -22,16 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sagemaker_rl import contract, metrics
+from sagemaker_rl import contract, job, metrics
 
 logger = logging.getLogger(__name__)
 
-JOB_MODULE = "sagemaker_rl.job"
 STDOUT_LOG = "stdout.log"  # the job's console output, in its base directory
 PID_FILE = "job.pid"  # pid, process start time and host of a running local job
-
-# A reward line whose value is not a number SageMaker's regex can read (e.g. "nan", "inf").
-_NON_FINITE = re.compile(rf"^\s*{metrics.EPISODE_REWARD_MEAN}:\s*([-+]?(nan|inf(inity)?))\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -51,9 +46,7 @@ class JobStatus:
 
     values: list[tuple[int, float]] = field(default_factory=list)  # (training iteration, objective)
     done: bool = False  # the job has ended
-    returncode: int | None = None  # its exit code once done (negative: killed by that signal)
     failure: str | None = None  # why it failed, once done; None for a success
-    non_finite: bool = False  # it printed the metric as NaN or infinity
 
 
 class Job(Protocol):
@@ -85,7 +78,7 @@ class LocalProcessRunner:
     """Runs each job as `python -m sagemaker_rl.job --problem P` in its own process group."""
 
     def __init__(self, command: Sequence[str] | None = None, *, extra_env: Mapping[str, str] | None = None) -> None:
-        self._command = list(command) if command else [sys.executable, "-m", JOB_MODULE]
+        self._command = list(command) if command else [sys.executable, "-m", job.MODULE]
         self._extra_env = dict(extra_env or {})
 
     def start(self, spec: JobSpec) -> LocalJob:
@@ -93,14 +86,12 @@ class LocalProcessRunner:
         contract.write_inputs(paths, spec.hyperparameters)
         for stale in (paths.failure_file, paths.success_file):
             stale.unlink(missing_ok=True)
-        env = {
-            **os.environ,
+        env = job.child_env(**{
             **self._extra_env,
             contract.BASE_DIR_ENV: str(spec.base_dir),
-            "SM_NUM_CPUS": str(spec.num_cpus),
+            contract.NUM_CPUS_ENV: str(spec.num_cpus),
             "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])),
-        }
+        })
         log = open(spec.base_dir / STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
         process = subprocess.Popen(
             [*self._command, "--problem", spec.problem],
@@ -144,7 +135,7 @@ class LocalJob:
         self._process = process
         self._lock = threading.Lock()
         self._values: list[tuple[int, float]] = []
-        self._non_finite = False
+        self._records = metrics.RecordReader(spec.metric)
         self._tail: list[str] = []  # last lines, for a failure reason
         self._ended = False
         self._reader = threading.Thread(target=self._read, args=(log,), daemon=True)
@@ -158,10 +149,9 @@ class LocalJob:
             self._reader.join(timeout=5)
             self._ended = True
         with self._lock:
-            status = JobStatus(values=list(self._values), non_finite=self._non_finite)
+            status = JobStatus(values=list(self._values))
         if returncode is not None:
             status.done = True
-            status.returncode = returncode
             status.failure = self._failure(returncode, status)
         return status
 
@@ -182,8 +172,6 @@ class LocalJob:
         return ended
 
     def _read(self, log: Any) -> None:
-        pending: float | None = None  # a reward line waits for its iteration's training_iteration line
-        last_step = 0
         assert self._process.stdout is not None
         with log:
             for raw in self._process.stdout:
@@ -192,28 +180,13 @@ class LocalJob:
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 with self._lock:
                     self._tail = (self._tail + [line])[-20:]
-                    if self.spec.metric == metrics.EPISODE_REWARD_MEAN and _NON_FINITE.match(line):
-                        self._non_finite = True
-                parsed = metrics.parse_line(line)
-                if parsed is None:
-                    continue
-                name, value = parsed
-                if name == self.spec.metric:
-                    if pending is not None:  # two values without an iteration line between them
-                        last_step += 1
-                        self._add(last_step, pending)
-                    pending = value
-                elif name == metrics.TRAINING_ITERATION:
-                    last_step = max(last_step + (pending is not None), int(value))
-                    if pending is not None:
-                        self._add(last_step, pending)
-                        pending = None
-            if pending is not None:
-                self._add(last_step + 1, pending)
+                    self._add(self._records.feed(line))
+            with self._lock:
+                self._add(self._records.close())
 
-    def _add(self, step: int, value: float) -> None:
-        with self._lock:
-            self._values.append((step, value))
+    def _add(self, record: metrics.Record | None) -> None:
+        if record is not None and record.value is not None:
+            self._values.append((record.iteration, record.value))
 
     def _failure(self, returncode: int, status: JobStatus) -> str | None:
         failure_file = contract.JobPaths(self.spec.base_dir).failure_file
@@ -225,7 +198,9 @@ class LocalJob:
                 tail = [line for line in self._tail if line.strip()]
             last = f"; last output: {tail[-1].strip()[:300]}" if tail else ""
             return f"the job ended ({contract.exit_hint(returncode)}){last}"
-        if status.non_finite and (not status.values or _last_line_non_finite(self._tail)):
+        with self._lock:
+            diverged = self._records.diverged
+        if diverged:
             return f"the job reported {self.spec.metric} as NaN or infinity (diverged)"
         if not status.values:
             return (
@@ -233,16 +208,6 @@ class LocalJob:
                 "rl.training.stop.time_total_s or the batch size)"
             )
         return None
-
-
-def _last_line_non_finite(tail: list[str]) -> bool:
-    for line in reversed(tail):
-        if _NON_FINITE.match(line):
-            return True
-        parsed = metrics.parse_line(line)
-        if parsed and parsed[0] == metrics.EPISODE_REWARD_MEAN:
-            return False
-    return False
 
 
 def _first_line(path: Path) -> str | None:
@@ -255,11 +220,6 @@ def _first_line(path: Path) -> str | None:
         return None
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[0].strip() if lines else None
-
-
-def _package_root() -> str:
-    """The directory holding the sagemaker_rl package, so the job runs this very code."""
-    return str(Path(__file__).resolve().parents[2])
 
 
 def _start_time(pid: int) -> str | None:

@@ -19,19 +19,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 
-from sagemaker_rl.contract import encode_hyperparameters
-from sagemaker_rl.hyperparameters import decode_value
-from sagemaker_rl.problems import did_you_mean
+from sagemaker_rl.contract import decode_value, encode_hyperparameters
+from sagemaker_rl.errors import UserError, did_you_mean
 
 # Ratio beyond which a range counts as spanning "several orders of magnitude" (SageMaker's guidance:
 # linear when the range is "within one order of magnitude").
 _ORDER_OF_MAGNITUDE = 10.0
 # Prefix of the Optuna parameter that holds 1 - x for a ReverseLogarithmic parameter x.
 REVERSE_PREFIX = "1-"
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
 
 
 class Scaling(StrEnum):
@@ -43,7 +44,7 @@ class Scaling(StrEnum):
     REVERSE_LOGARITHMIC = "ReverseLogarithmic"
 
 
-class TuningError(ValueError):
+class TuningError(UserError):
     """A search space, tuning file or run directory that cannot be used; one sentence with the fix."""
 
 
@@ -419,15 +420,19 @@ def _check_name(name: Any) -> None:
         raise TuningError(f"a hyperparameter name must be a non-empty string, got {name!r}")
 
 
-def _scaling(name: str, value: Any) -> Scaling:
+def parse_choice(kind: type[_Choice], value: Any, *, what: str, where: str = "") -> _Choice:
+    """`value` as a member of the StrEnum `kind`; a TuningError names the choices (and the closest) otherwise."""
     try:
-        return Scaling(value)
+        return kind(value)
     except ValueError:
-        choices = [str(scaling) for scaling in Scaling]
+        choices = [str(member) for member in kind]
         raise TuningError(
-            f"{name}: unknown scaling_type {value!r}{did_you_mean(str(value), choices)}: "
-            f"use one of {', '.join(choices)}"
+            f"{where}unknown {what} {value!r}{did_you_mean(str(value), choices)}: use one of {', '.join(choices)}"
         ) from None
+
+
+def _scaling(name: str, value: Any) -> Scaling:
+    return parse_choice(Scaling, value, what="scaling_type", where=f"{name}: ")
 
 
 def _check_range(parameter: ContinuousParameter | IntegerParameter) -> None:

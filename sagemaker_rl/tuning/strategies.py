@@ -15,15 +15,12 @@ import math
 import statistics
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sagemaker_rl.problems import did_you_mean
-from sagemaker_rl.tuning.space import SearchSpace, TuningError
-
-_Choice = TypeVar("_Choice", bound=StrEnum)
+from sagemaker_rl.tuning.space import SearchSpace, TuningError, parse_choice
 
 
 class Strategy(StrEnum):
@@ -43,23 +40,13 @@ class EarlyStopping(StrEnum):
 
 
 def parse_strategy(value: Any) -> Strategy:
-    return _parse_choice(Strategy, "strategy", value)
+    return parse_choice(Strategy, value, what="strategy")
 
 
 def parse_early_stopping(value: Any) -> EarlyStopping:
     if isinstance(value, bool):  # YAML 1.1 reads a bare Off as false
         return EarlyStopping.AUTO if value else EarlyStopping.OFF
-    return _parse_choice(EarlyStopping, "early_stopping", value)
-
-
-def _parse_choice(kind: type[_Choice], what: str, value: Any) -> _Choice:
-    try:
-        return kind(value)
-    except ValueError:
-        choices = [str(member) for member in kind]
-        raise TuningError(
-            f"unknown {what} {value!r}{did_you_mean(str(value), choices)}: use one of {', '.join(choices)}"
-        ) from None
+    return parse_choice(EarlyStopping, value, what="early_stopping")
 
 
 def check_strategy(strategy: Strategy, early_stopping: EarlyStopping, space: SearchSpace) -> None:

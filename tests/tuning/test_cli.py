@@ -118,3 +118,11 @@ def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
     )
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert "episode_reward_mean: " in trained.stdout
+
+
+def test_help_lists_every_tuning_file_key(tmp_path):
+    from sagemaker_rl.tuning.config import file_keys
+
+    done = _tune("--help", cwd=tmp_path)
+    listed = " ".join(done.stdout.split("Tuning file keys:")[1].split()).split(" (")[0].split(", ")
+    assert listed == file_keys()

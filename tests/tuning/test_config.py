@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from sagemaker_rl.errors import UserError
 from sagemaker_rl.tuning import (
     TuningConfig,
     TuningError,
@@ -85,7 +89,7 @@ def test_sagemaker_parameter_ranges_are_accepted_in_a_file():
     ],
 )
 def test_bad_settings_are_named(data, expected):
-    with pytest.raises(TuningError, match=expected):
+    with pytest.raises(UserError, match=expected):  # TuningError, or the problem table's own UserError
         config_from_mapping(data)
 
 
@@ -125,3 +129,26 @@ def test_out_of_range_end_of_a_range_is_found_before_any_trial():
     with pytest.raises(TuningError, match="gamma"):
         check_hyperparameters(config)
     check_hyperparameters(TuningConfig())  # the default space is valid
+
+
+def test_checking_hyperparameters_loads_no_rllib_in_the_tuner_or_submitting_process():
+    code = (
+        "import sys\n"
+        "from sagemaker_rl import sagemaker\n"
+        "from sagemaker_rl.tuning import TuningConfig, check_hyperparameters\n"
+        "check_hyperparameters(TuningConfig())\n"
+        "sagemaker.training_hyperparameters('reacher', {'rl.training.config.lr': 3e-4})\n"
+        "loaded = sorted(name for name in sys.modules if name == 'ray' or name.startswith(('ray.', 'torch')))\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_legacy_name_in_the_space_is_noticed_once(caplog):
+    config = config_from_mapping({"static": {"rl.training.config.num_sgd_iter": 5},
+                                  "parameters": {"rl.training.config.kl_coeff": {"type": "Continuous",
+                                                                                 "min_value": 0.5, "max_value": 1.0}}})
+    check_hyperparameters(config)
+    notices = [record.getMessage() for record in caplog.records if "old RLlib name" in record.getMessage()]
+    assert len(notices) == 1 and "num_sgd_iter" in notices[0]
