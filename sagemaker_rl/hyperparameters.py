@@ -33,6 +33,7 @@ PPO_PREFIX = "rl.training.config."
 STOP_PREFIX = "rl.training.stop."
 PLATFORM_PREFIXES = ("sagemaker_", "_tuning_")  # SageMaker's own keys: not ours to judge
 PRESET_KEY = "rl.training.preset"
+INITIAL_LOG_STD_KEY = "rl.training.initial_log_std"
 SIMULATOR_KEY = "rl.env.simulator"
 # Observation filters (the old API stack's names): RLlib 2.60 has MeanStdFilter as a connector.
 OBSERVATION_FILTERS = ("NoFilter", "MeanStdFilter")
@@ -146,6 +147,11 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
     if not stop_given:
         job.stop.episode_reward_mean = problem_row.envs[job.simulator].stop_reward
     _check_consistency(job.ppo)
+    if not job.ppo["model_config"].get("free_log_std"):
+        if INITIAL_LOG_STD_KEY in raw:
+            raise UserError(f"{INITIAL_LOG_STD_KEY} needs a free log std, but model_config.free_log_std is false: "
+                            f"set {PPO_PREFIX}model_config.free_log_std=true or drop {INITIAL_LOG_STD_KEY}")
+        job.initial_log_std = None  # a preset's: the std is an output of the network then
     return job
 
 
@@ -203,7 +209,7 @@ _JOB_KEYS: dict[str, tuple[str, type, float | None, float | None]] = {
     "rl.training.keep_checkpoints": ("keep_checkpoints", int, 0, None),
     "rl.training.seed": ("seed", int, 0, 2**32 - 1),  # RLlib seeds numpy, which takes 32 bits
     # e^-5 .. e^2: a std of 0.007 .. 7.4 on actions in [-1, 1]
-    "rl.training.initial_log_std": ("initial_log_std", float, -5.0, 2.0),
+    INITIAL_LOG_STD_KEY: ("initial_log_std", float, -5.0, 2.0),
 }
 
 

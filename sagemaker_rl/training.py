@@ -374,9 +374,7 @@ def _set_initial_log_std(algo: Any, log_std: float) -> None:
     """Start the policy's free log std at `log_std` (RLlib starts it at 0: a std of 1 on [-1, 1])."""
     def set_log_std(learner: Any) -> None:
         parameters = dict(learner.module[MODULE_ID].named_parameters())
-        if LOG_STD_PARAMETER not in parameters:
-            raise UserError("rl.training.initial_log_std needs a free log std: set "
-                            "rl.training.config.model_config.free_log_std=true or drop the key")
+        assert LOG_STD_PARAMETER in parameters, "the parser allows initial_log_std with free_log_std only"
         parameters[LOG_STD_PARAMETER].data.fill_(log_std)
 
     algo.learner_group.foreach_learner(set_log_std)

@@ -122,6 +122,11 @@ def test_explicit_hyperparameters_override_the_preset_and_legacy_names_count_as_
     assert unchanged == {k: v for k, v in fast.ppo.items() if k not in ("lr", "num_epochs", "model_config")}
 
 
+def test_a_presets_initial_log_std_gives_way_to_a_state_dependent_std():
+    job = parse_hyperparameters({"rl.training.config.model_config.free_log_std": "false"}, "reacher")
+    assert job.initial_log_std is None and job.ppo["model_config"]["free_log_std"] is False
+
+
 def test_the_preset_follows_the_simulator():
     job = parse_hyperparameters({"rl.env.simulator": "mujoco", "rl.training.preset": "seed"}, "hopper")
     assert job.simulator == "mujoco" and job.ppo["observation_filter"] == "NoFilter"
@@ -156,6 +161,8 @@ def test_mujoco_has_its_own_stop_target():
     ({"rl.training.config.observation_filter": "MeanStd"}, "choose one of NoFilter, MeanStdFilter (did you mean"),
     ({"rl.training.preset": "fastest"}, "rl.training.preset: unknown preset 'fastest': choose one of fast, seed"),
     ({"rl.training.initial_log_std": "-9"}, "rl.training.initial_log_std must be >= -5 and <= 2, got -9.0"),
+    ({"rl.training.config.model_config.free_log_std": "false", "rl.training.initial_log_std": -1},
+     "rl.training.initial_log_std needs a free log std"),
     ({"rl.training.config.model_config.fcnet_hidens": [8]}, "did you mean 'fcnet_hiddens'?"),
     ({"rl.training.config.num_epochs": True}, "must be a whole number"),
     ({"rl.training.run": "DQN"}, "trains PPO only"),

@@ -144,7 +144,7 @@ def test_the_initial_log_std_is_the_presets(finished_job):
     log_std = module.pi.log_std.detach().numpy()
     # Two tiny iterations move it a little from where it started (RLlib's own start is 0).
     np.testing.assert_allclose(log_std, 0.0 if initial is None else initial, atol=0.1)
-    assert preset == "seed" or initial is not None and initial < -0.5
+    assert preset == "seed" or initial is not None and abs(initial) > 0.3  # far enough from 0 to tell apart
 
 
 def test_resume_after_kill_9_continues_iterations_env_steps_and_filter_statistics(tmp_path, home):
