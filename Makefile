@@ -73,7 +73,7 @@ image-name:  ## the images' name without the variant (IMAGE:VERSION-COMMIT)
 image-test: venv  ## build both images and test them (installs podman when no engine is present)
 	tests/image/run.sh
 
-bench: venv  ## benchmark suite, ~35 min on 2 cores (BENCH_ARGS=--quick: a few minutes); SB3 goes into .venv only
+bench: venv  ## benchmark suite, ~80 min on 2 cores (BENCH_ARGS=--quick: a few minutes); SB3 goes into .venv only
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/run.py $(BENCH_ARGS)
 

@@ -76,6 +76,8 @@ def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
         "  rl.training.config.train_batch_size_per_learner: 2000\n"
         "  rl.training.config.minibatch_size: 500\n"
         "  rl.training.config.num_epochs: 2\n"
+        # 4 envs: an iteration of 2000 steps on one CPU then finishes episodes (150 steps), and prints a reward
+        "  rl.training.config.num_envs_per_env_runner: 4\n"
     )
     run_dir = tmp_path / "run"
     done = _tune("--problem", "reacher", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path, timeout=600)

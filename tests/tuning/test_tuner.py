@@ -298,7 +298,8 @@ def test_resume_recovers_a_trial_killed_before_its_job_started(tmp_path):
 def test_ctrl_c_stops_cleanly_says_how_to_resume_and_resume_finishes_the_budget(tmp_path):
     run_dir = tmp_path / "run"
     tuner = _start_driver(run_dir, {**SLOW_TRIALS, "max_jobs": 3})
-    _wait_for(lambda: _states(run_dir).count(TrialState.RUNNING) == 2)
+    # Both jobs started (pid files written): the tuner is in its polling loop, past the job start-up.
+    _wait_for(lambda: _states(run_dir).count(TrialState.RUNNING) == 2 and _jobs_running(run_dir))
     time.sleep(0.5)
     os.kill(tuner.pid, signal.SIGINT)
     output, _ = tuner.communicate(timeout=60)
