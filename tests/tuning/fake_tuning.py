@@ -5,6 +5,7 @@ Used by the Ctrl-C and kill -9 tests: `python fake_tuning.py start RUN_DIR CONFI
 """
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from sagemaker_rl.tuning import LocalProcessRunner, config_from_mapping, resume_
 FAKE_JOB = Path(__file__).with_name("fake_job.py")
 
 if __name__ == "__main__":
+    # Ctrl-C as a terminal delivers it: whatever the test process left to its children (a blocked or
+    # ignored SIGINT after in-process RLlib tests), this process gets Python's default handler.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     runner = LocalProcessRunner([sys.executable, str(FAKE_JOB)])
     if sys.argv[1] == "start":
         config = config_from_mapping({**json.loads(sys.argv[3]), "run_dir": sys.argv[2]})
