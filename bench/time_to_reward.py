@@ -11,7 +11,6 @@ thread), then the `seed` preset (the original scripts' values) two seeds side by
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 from common import BENCH, REPO, child_env
 
 from sagemaker_rl import metrics
+from sagemaker_rl.contract import JobPaths, write_inputs
 
 
 def _timed_lines(command: list[str], env: dict[str, str], cap_s: float,
@@ -69,13 +69,11 @@ def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed:
          hyperparameters: dict[str, Any] | None = None, cpus: int | None = None) -> dict[str, Any]:
     """Our job with `hyperparameters` over its defaults, on `cpus` CPUs (default: the machine's)."""
     with tempfile.TemporaryDirectory() as base:
-        config = Path(base) / "input" / "config"
-        config.mkdir(parents=True)
         hyperparameters = {"rl.env.simulator": simulator, "rl.training.seed": seed,
                            "rl.training.stop.episode_reward_mean": max(targets),
                            "rl.training.stop.time_total_s": cap_s, "rl.training.checkpoint_freq": 1000,
                            **(hyperparameters or {})}
-        (config / "hyperparameters.json").write_text(json.dumps({k: json.dumps(v) for k, v in hyperparameters.items()}))
+        write_inputs(JobPaths(Path(base)), hyperparameters)  # as SageMaker writes them
         env = child_env(SAGEMAKER_BASE_DIR=base, HOME=base, **({"SM_NUM_CPUS": str(cpus)} if cpus else {}))
         lines, code = _timed_lines([sys.executable, str(REPO / "entrypoints" / f"train-{problem}.py")],
                                    env, cap_s, base)
@@ -109,7 +107,7 @@ def sb3(problem: str, simulator: str, targets: list[float], cap_s: float, seed: 
     return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0)}
 
 
-# (label, trainer, CPUs of our job or None for SB3, preset): runs of one round go side by side.
+# (label, trainer, CPUs, preset of our job or settings of bench/sb3_ppo.py): one round's runs go side by side.
 Run = tuple[str, str, int, str]
 FAST_1 = ("fast preset, 1 CPU", "ours", 1, "fast")
 SEED_1 = ("seed preset, 1 CPU", "ours", 1, "seed")

@@ -381,7 +381,7 @@ def _set_initial_log_std(algo: Any, log_std: float) -> None:
     algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
 
 
-def observation_filter_stats(algo: Any) -> tuple[Any, Any, float] | None:
+def _observation_filter_stats(algo: Any) -> tuple[Any, Any, float] | None:
     """(mean, std, clip) of the algorithm's observation filter, as its checkpoint holds them; None without one.
 
     The statistics are the ones merged across env runners after the last iteration.
@@ -435,7 +435,7 @@ def _write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, la
     algo.save_to_path(str(checkpoint_dir))
     problem_env = PROBLEMS[job.problem].envs[job.simulator]
     export_onnx(algo.get_module(MODULE_ID), paths.model / "policy.onnx",
-                observation_filter=observation_filter_stats(algo))
+                observation_filter=_observation_filter_stats(algo))
     params = {"problem": job.problem, "simulator": job.simulator, "env_id": problem_env.env_id,
               "max_episode_steps": problem_env.max_episode_steps, "seed": job.seed,
               "hyperparameters": to_hyperparameters(job), "command": sys.argv}
