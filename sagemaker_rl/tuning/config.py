@@ -44,7 +44,6 @@ DEFAULT_MAX_PARALLEL_JOBS = 2
 DEFAULT_TIME_PER_TRIAL_S = 120
 DEFAULT_REEVALUATE_TOP = 1
 DEFAULT_REEVALUATE_SEEDS = 3
-DEFAULT_HYPERBAND_MIN_ENV_STEPS = 25_000  # about 3 iterations of the fast preset's 8,192-step batch
 MAX_WARM_START_PARENTS = 5  # SageMaker's limit
 OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN)
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
@@ -80,8 +79,9 @@ class TuningConfig:
     study_name: str | None = None  # name of the study in the storage (None: the run directory's name)
     sampler_seed: int | None = None  # seed of the sampler (None: drawn and recorded)
     num_cpus: int | None = None  # cores shared by parallel jobs (None: those this process may use)
-    hyperband_min_resource: int = DEFAULT_HYPERBAND_MIN_ENV_STEPS  # Hyperband: fewest env steps a trial gets
-    hyperband_max_resource: int | None = None  # Hyperband: most env steps (None: the first finished trial's)
+    # Hyperband's resource: env steps locally; on SageMaker, training iterations (reported values), as it counts.
+    hyperband_min_resource: int | None = None  # fewest a trial gets (None: 25,000 env steps; SageMaker: 1)
+    hyperband_max_resource: int | None = None  # most (None: the first finished trial's)
     reevaluate_top: int = DEFAULT_REEVALUATE_TOP  # re-evaluate the K best configurations and the default (0: off)
     reevaluate_seeds: int = DEFAULT_REEVALUATE_SEEDS  # fresh seeds each re-evaluated configuration trains on
     warm_start: tuple[str, ...] = ()  # parent run directories whose finished trials seed the study
@@ -93,11 +93,11 @@ class TuningConfig:
         object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
         check_strategy(self.strategy, self.early_stopping, self.space)
-        for name in ("max_parallel_jobs", "objective_last_k", "seeds", "hyperband_min_resource", "reevaluate_seeds"):
+        for name in ("max_parallel_jobs", "objective_last_k", "seeds", "reevaluate_seeds"):
             check_count(name, getattr(self, name))
         check_count("reevaluate_top", self.reevaluate_top, minimum=0)
         self._check_warm_start()
-        for name in ("max_jobs", "num_cpus", "hyperband_max_resource"):
+        for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource"):
             check_count(name, getattr(self, name), optional=True)
         if self.objective_metric not in OBJECTIVE_METRICS:
             raise TuningError(

@@ -53,6 +53,7 @@ DEFAULT_CANDIDATE = "default"  # the re-evaluated configuration that tunes nothi
 IDENTICAL = "IdenticalDataAndAlgorithm"  # SageMaker's warm-start types
 TRANSFER = "TransferLearning"
 WARM_START_TYPES = (IDENTICAL, TRANSFER)
+DEFAULT_HYPERBAND_MIN_ENV_STEPS = 25_000  # about 3 iterations of the fast preset's 8,192-step batch
 REEVALUATION_SEED_BASE = 10_000  # re-evaluations use the first seeds from here that no trial used
 
 SEED_KEY = "rl.training.seed"
@@ -322,7 +323,7 @@ class Trials:
             pruner=make_pruner(
                 config.strategy,
                 config.early_stopping,
-                min_resource=config.hyperband_min_resource,
+                min_resource=config.hyperband_min_resource or DEFAULT_HYPERBAND_MIN_ENV_STEPS,
                 max_resource=config.hyperband_max_resource,
             ),
         )
@@ -360,7 +361,13 @@ class Trials:
 
     def ask_reevaluation(self, candidate: Candidate, seeds: list[int]) -> tuple[optuna.Trial, Path]:
         """A new trial that trains `candidate` again, one job per seed; the trial and its directory."""
-        trial = self.study.ask()  # no parameters: the sampler learns nothing from it
+        # Asked past the strategy's sampler: nothing is sampled (Grid would count it as a grid point),
+        # and with no parameters the sampler learns nothing from it.
+        strategy, self.study.sampler = self.study.sampler, optuna.samplers.RandomSampler()
+        try:
+            trial = self.study.ask()
+        finally:
+            self.study.sampler = strategy
         directory = trial_dir(self.run_dir, trial.number)
         trial.set_user_attr(ATTR_RUN_DIR, str(self.run_dir))
         trial.set_user_attr(ATTR_TRIAL_DIR, str(directory))

@@ -198,9 +198,7 @@ class _Tuner:
         self._active: list[_ActiveTrial] = []
         self._note = ""  # what just happened, for the next progress line
         self._trials = Trials.open(config)
-        if parents and not self._trials.all():  # a new run: its parents' results come first
-            copied = self._trials.warm_start(parents, config.warm_start_type, config.space)
-            self._note = f"warm start: {copied} trials of {len(parents)} parent run(s) copied in"
+        self._parents = parents if not self._trials.all() else []  # a new run: its parents' results come first
 
     def run(self) -> TuningResult:
         config = self._config
@@ -208,6 +206,10 @@ class _Tuner:
         with _sigterm_as_interrupt():
             try:
                 self._recover()
+                if self._parents:
+                    copied = self._trials.warm_start(self._parents, config.warm_start_type, config.space)
+                    self._console.say(f"warm start ({config.warm_start_type}): {copied} trials of "
+                                      f"{len(self._parents)} parent run(s) copied in")
                 reevaluation = (
                     f", then the best {config.reevaluate_top} and the default on {config.reevaluate_seeds} fresh "
                     f"seeds ({config.reevaluation_jobs} jobs)" if config.reevaluate_top else ""
