@@ -116,9 +116,9 @@ def open_run(config: TuningConfig, *, command: list[str] | None = None) -> Itera
             f"{config.run_dir} already holds a tuning run: continue it with --resume "
             f"{config.run_dir}, or choose another --run-dir"
         )
+    parents = load_parents(config)  # cheap: before the hyperparameter check, which starts a process
     if config.check_hyperparameters:
         check_hyperparameters(config)
-    parents = load_parents(config)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     with locked(config.run_dir):
         record(given, config, command or sys.argv)
