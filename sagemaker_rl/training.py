@@ -12,16 +12,18 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sagemaker_rl import metrics
-from sagemaker_rl.contract import JobPaths
-from sagemaker_rl.errors import UserError
+from sagemaker_rl.contract import JobPaths, write_failure
+from sagemaker_rl.errors import JobError, UserError
 from sagemaker_rl.hyperparameters import JobConfig, StopCriteria
 from sagemaker_rl.problems import PROBLEMS
 
@@ -39,6 +41,9 @@ EPISODES_PER_MEAN = 100
 # Learner statistics kept in progress.csv and TensorBoard (RLlib 2.60 result keys).
 LEARNER_STATS = ("policy_loss", "vf_loss", "mean_kl_loss", "entropy", "curr_kl_coeff",
                  "default_optimizer_learning_rate")
+LOSSES = ("total_loss", "policy_loss", "vf_loss")  # a non-finite one means the run diverged
+STALL_GRACE_S = 60  # after a stall, seconds the job gets to fail cleanly before it is ended hard
+LOG_TAIL_LINES = 5  # lines of output/job.log quoted when a job stalls
 
 
 @dataclass
@@ -52,6 +57,7 @@ class JobState:
     best_reward: float | None = None
     # [mean, episodes, max, min] of the newest iterations that finished >= EPISODES_PER_MEAN episodes
     recent_episodes: list[list[float]] = field(default_factory=list)
+    last_reward: float | None = None  # the reward line's mean at the checkpoint (for the stop check on resume)
 
 
 @dataclass
@@ -73,6 +79,41 @@ class Progress:
 def env_runners_for(cpus: int) -> int:
     """Remote env runners for a job with `cpus` CPUs: one per CPU, none (sample in the driver) on one."""
     return cpus if cpus >= 2 else 0
+
+
+def check_resources(job: JobConfig, *, cpus: int, gpus: int | None = None) -> None:
+    """UserError, with the numbers, when the job asks for more CPUs or GPUs than it has (`gpus` None: ask torch).
+
+    Ray would otherwise wait for the resources forever (an env runner actor stays pending).
+    """
+    ppo = job.ppo
+    runners = ppo.get("num_env_runners", env_runners_for(cpus))
+    learners = ppo.get("num_learners", 0)
+    cpus_per_learner = ppo.get("num_cpus_per_learner", "auto")
+    cpus_per_learner = 1 if cpus_per_learner == "auto" else cpus_per_learner
+    cpus_per_runner = ppo.get("num_cpus_per_env_runner", 1)
+    needed = runners * cpus_per_runner + learners * cpus_per_learner
+    key = "rl.training.config."
+    if needed > cpus:
+        raise UserError(f"the job asks for {needed:g} CPUs ({key}num_env_runners={runners} x "
+                        f"{key}num_cpus_per_env_runner={cpus_per_runner:g} + {key}num_learners={learners} x "
+                        f"{key}num_cpus_per_learner={cpus_per_learner:g}) but has {cpus} (SM_NUM_CPUS or its "
+                        f"CPU affinity): lower those values, or give the job more CPUs")
+    gpus_per_runner, gpus_per_learner = ppo.get("num_gpus_per_env_runner", 0), ppo.get("num_gpus_per_learner", 0)
+    gpus_needed = runners * gpus_per_runner + max(learners, 1) * gpus_per_learner
+    if gpus_needed > 0 and gpus is None:
+        gpus = available_gpus()
+    if gpus is not None and gpus_needed > gpus:
+        raise UserError(f"the job asks for {gpus_needed:g} GPUs ({key}num_gpus_per_env_runner={gpus_per_runner:g}, "
+                        f"{key}num_gpus_per_learner={gpus_per_learner:g}) but this machine has {gpus}: set them "
+                        "to 0, or run on a GPU instance")
+
+
+def available_gpus() -> int:
+    """GPUs torch can see (0 on the CPU image)."""
+    import torch
+
+    return int(torch.cuda.device_count())
 
 
 def env_name(job: JobConfig) -> str:
@@ -123,41 +164,67 @@ def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> 
 
 
 def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
-    """Run PPO until a stop criterion is met; returns the last iteration's progress."""
+    """Run PPO until a stop criterion is met; returns the last iteration's progress.
+
+    A job whose final checkpoint already meets the stop criteria (killed while it wrote model/)
+    writes the model from that checkpoint without training.
+    """
     paths.make_dirs()
+    check_resources(job, cpus=cpus)
     config = build_ppo_config(job, cpus=cpus)
     state, checkpoint = _latest_checkpoint(paths.checkpoints)
-    if _stop_reason(job.stop, state, None):
+    finished = _stop_reason(job.stop, state, state.last_reward)
+    if finished and _model_written(paths, state):
         raise UserError(f"the checkpoint in {checkpoint} already meets the stop criteria "
-                        f"({_stop_reason(job.stop, state, None)}): raise a rl.training.stop.* value "
+                        f"({finished}) and model/ holds its model: raise a rl.training.stop.* value "
                         "or empty the checkpoints directory to train again")
-    start_ray(cpus)
-    algo = build_algorithm(config, job)
-    try:
-        if checkpoint is not None:
-            _restore(algo, checkpoint, state)
-            print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "
-                  f"{state.timesteps_total:,} env steps, {state.time_total_s:.0f} s", flush=True)
-        elif job.initial_log_std is not None:
-            _set_initial_log_std(algo, job.initial_log_std)
-        return _loop(algo, job, paths, state)
-    finally:
-        algo.stop()
-        stop_ray()
+    with _Watchdog(job.stall_timeout_s, paths) as watchdog:
+        start_ray(cpus)
+        try:
+            algo = build_algorithm(config, job)
+            try:
+                if checkpoint is not None:
+                    _restore(algo, checkpoint, state)
+                    print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "
+                          f"{state.timesteps_total:,} env steps, {state.time_total_s:.0f} s", flush=True)
+                elif job.initial_log_std is not None:
+                    _set_initial_log_std(algo, job.initial_log_std)
+                if finished:
+                    print(f"Stopped: {finished} (at the last checkpoint; writing the model).", flush=True)
+                    _write_model(algo, job, paths, state, None)
+                    return None
+                return _loop(algo, job, paths, state, watchdog)
+            finally:
+                algo.stop()
+        except Exception as error:
+            cause = _env_runner_cause(error)
+            if cause is None:
+                raise
+            raise JobError(f"an env runner failed: {cause}") from error
+        finally:
+            stop_ray()
 
 
-def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState) -> Progress | None:
+def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, watchdog: _Watchdog) -> Progress | None:
     time_offset = state.time_total_s
     sigterm = _SigtermFlag()
     last: Progress | None = None
-    with _ProgressLog(paths.intermediate) as progress_log:
+    with _ProgressLog(paths.intermediate, after_iteration=state.training_iteration) as progress_log:
         while True:
             result = algo.train()
+            watchdog.kick()
+            diverged = _divergence(result)
             last = _over_recent_episodes(_progress(result, time_offset), state)
+            if diverged:
+                print(metrics.diverged_line(), flush=True)
+                raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
+                               f"({last.timesteps_total:,} env steps): lower rl.training.config.lr, set "
+                               "rl.training.config.grad_clip, or check the env's rewards")
             state.training_iteration = last.training_iteration
             state.timesteps_total = last.timesteps_total
             state.time_total_s = last.time_total_s
             state.kl_coeff = last.learner.get("curr_kl_coeff", state.kl_coeff)
+            state.last_reward = last.episode_reward_mean
             if last.episode_reward_mean is not None:
                 best = -math.inf if state.best_reward is None else state.best_reward
                 state.best_reward = max(last.episode_reward_mean, best)
@@ -173,6 +240,22 @@ def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState) -> Progre
                 return last
             if state.training_iteration % job.checkpoint_freq == 0:
                 _save_checkpoint(algo, paths.checkpoints, state, keep=job.keep_checkpoints)
+
+
+def _divergence(result: dict[str, Any]) -> str:
+    """What became NaN or infinity in an iteration's result ('' if nothing did).
+
+    A missing mean is no episode finished yet; a present but non-finite one is a diverged return.
+    """
+    mean = result.get("env_runners", {}).get("episode_return_mean")
+    if isinstance(mean, int | float) and not math.isfinite(mean):
+        return f"{metrics.EPISODE_REWARD_MEAN} is {mean}"
+    learner = result.get("learners", {}).get(MODULE_ID, {})
+    for name in LOSSES:
+        value = learner.get(name)
+        if isinstance(value, int | float) and not math.isfinite(value):
+            return f"the learner's {name} is {value}"
+    return ""
 
 
 def _report(job: JobConfig, progress: Progress, state: JobState) -> None:
@@ -249,13 +332,15 @@ class _ProgressLog:
                "episode_reward_max", "episode_reward_min", "steps_this_iter", "time_this_iter_s",
                "episodes_this_iter", *LEARNER_STATS)
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, after_iteration: int = 0) -> None:
         self._csv_path = directory / "progress.csv"
         self._tensorboard_dir = directory / "tensorboard"
+        self._after = after_iteration  # the checkpoint's iteration: later rows were lost with a kill and rerun
 
     def __enter__(self) -> _ProgressLog:
         from tensorboardX import SummaryWriter
 
+        self._drop_rows_after(self._after)
         new = not self._csv_path.exists()
         self._csv_file = self._csv_path.open("a", newline="")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=self.COLUMNS)
@@ -263,6 +348,23 @@ class _ProgressLog:
             self._csv.writeheader()
         self._tensorboard = SummaryWriter(str(self._tensorboard_dir))
         return self
+
+    def _drop_rows_after(self, iteration: int) -> None:
+        """Keep each iteration once: the rows past the resumed checkpoint are written again by the rerun."""
+        if not self._csv_path.exists():
+            return
+        with self._csv_path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        kept = [row for row in rows if row.get("training_iteration", "").isdigit()
+                and int(row["training_iteration"]) <= iteration]
+        if len(kept) == len(rows):
+            return
+        partial = self._csv_path.with_name(f".partial-{self._csv_path.name}")
+        with partial.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
+        partial.replace(self._csv_path)
 
     def write(self, progress: Progress) -> None:
         row = {name: value for name, value in vars(progress).items() if name != "learner"}
@@ -279,6 +381,119 @@ class _ProgressLog:
     def __exit__(self, *exc: object) -> None:
         self._csv_file.close()
         self._tensorboard.close()
+
+
+class _Stalled(BaseException):
+    """Raised in the main thread by the watchdog's alarm; a BaseException, so no `except Exception` in RLlib eats it."""
+
+
+class _Watchdog:
+    """Fails a job that makes no progress (Ray start, building, one iteration) for `timeout_s` seconds.
+
+    SIGALRM raises `_Stalled` in the main thread (Ray's blocking calls check for signals); should the
+    job not get out of its wait STALL_GRACE_S later, a timer thread writes output/failure and ends it.
+    """
+
+    def __init__(self, timeout_s: float, paths: JobPaths) -> None:
+        self._timeout_s = timeout_s
+        self._paths = paths
+        self._active = sys.platform != "win32" and _is_main_thread()
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> _Watchdog:
+        if self._active:
+            self._previous = signal.signal(signal.SIGALRM, self._alarm)
+            self.kick()
+        return self
+
+    def kick(self) -> None:
+        """Progress was made: the time starts again."""
+        if not self._active:
+            return
+        signal.setitimer(signal.ITIMER_REAL, self._timeout_s)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(self._timeout_s + STALL_GRACE_S, self._end_hard)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if not self._active:
+            return
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._previous)
+        if self._timer is not None:
+            self._timer.cancel()
+        if isinstance(error, _Stalled):
+            raise JobError(self.reason()) from None
+
+    def reason(self) -> str:
+        tail = _log_tail(self._paths.log_file, LOG_TAIL_LINES)
+        return (f"the job made no progress for {self._timeout_s:g} s (rl.training.stall_timeout_s; Ray waiting "
+                f"for resources or an env that does not return?); last log lines: {tail or 'none'}")
+
+    def _alarm(self, signum: int, frame: object) -> None:
+        raise _Stalled
+
+    def _end_hard(self) -> None:
+        logger.error("the job did not end %d s after it stalled: ending it", STALL_GRACE_S)
+        write_failure(self._paths, self.reason())
+        os._exit(1)
+
+
+def _log_tail(path: Path, lines: int) -> str:
+    """The last `lines` non-empty lines of a log file, joined with ' | ' (each cut to 200 characters)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 20_000))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError as error:
+        return f"(could not read {path}: {error})"
+    kept = [line.strip()[:200] for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(kept)
+
+
+# Ray's own wrappers: the cause is the innermost exception line that is not one of them.
+_RAY_WRAPPERS = ("RayActorError", "ActorDiedError", "RayTaskError", "ActorUnavailableError", "RaySystemError",
+                 "ActorUnschedulableError", "WorkerCrashedError", "RayError")
+_EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt)(?:\([\w.]+\))?): (.+)$")
+
+
+def _env_runner_cause(error: BaseException) -> str | None:
+    """The real cause of an error raised in a Ray worker (an env runner), or None for other errors.
+
+    Ray reports a crashed actor as ActorDiedError; the traceback in its message, or else the
+    worker's own log in the session directory, names the exception that ended it.
+    """
+    from ray.exceptions import RayError
+
+    chain = [error, error.__cause__, error.__context__]
+    if not any(isinstance(link, RayError) for link in chain):
+        return None
+    causes = [match.group(1).split("(")[0].rsplit(".", 1)[-1] + ": " + match.group(2).strip()
+              for link in chain if link is not None
+              for line in str(link).splitlines() if (match := _EXCEPTION_LINE.match(line))]
+    causes = [cause for cause in causes if not cause.startswith(_RAY_WRAPPERS)]
+    if not causes:
+        causes = _worker_log_causes()
+    summary = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}" if str(error).strip() else \
+        type(error).__name__
+    return f"{causes[-1][:500]} ({summary})" if causes else summary
+
+
+def _worker_log_causes() -> list[str]:
+    """Exception lines in the worker logs of this job's Ray session, oldest file first."""
+    session = _session_dir()
+    if session is None:
+        return []
+    logs = sorted(Path(session, "logs").glob("worker-*.err"), key=lambda path: path.stat().st_mtime)
+    causes = []
+    for log in logs:
+        for line in _log_tail(log, 50).split(" | "):
+            match = _EXCEPTION_LINE.match(line)
+            if match and not match.group(1).startswith(_RAY_WRAPPERS):
+                causes.append(f"{match.group(1)}: {match.group(2)}")
+    return causes
 
 
 class _SigtermFlag:
@@ -322,9 +537,35 @@ def _quiet_ray_loggers() -> None:
 
 
 def stop_ray() -> None:
+    """Shut Ray down; a session this job started (not a shared instance's) has its directory removed."""
     import ray
 
+    session = _session_dir(started_here=True)
     ray.shutdown()
+    if session is not None:
+        _remove_session(Path(session))
+
+
+def _session_dir(*, started_here: bool = False) -> str | None:
+    """The Ray session directory of this process (with `started_here`: only if this process started Ray)."""
+    import ray
+
+    # Ray has no public name for it; its worker module keeps the node this process started or joined.
+    node = getattr(ray._private.worker, "_global_node", None)  # noqa: SLF001
+    if node is None or (started_here and not node.is_head()):
+        return None
+    return str(node.get_session_dir_path())
+
+
+def _remove_session(session: Path) -> None:
+    latest = session.parent / "session_latest"
+    if latest.is_symlink() and Path(os.readlink(latest)).name == session.name:
+        latest.unlink()
+
+    def report(function: Any, path: str, error: Any) -> None:
+        logger.warning("could not remove %s from Ray's session directory: %s", path, error)
+
+    shutil.rmtree(session, onerror=report)
 
 
 def build_algorithm(config: Any, job: JobConfig, *, torch_threads: int | None = LEARNER_TORCH_THREADS) -> Any:
@@ -426,7 +667,20 @@ def _save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) 
     return final
 
 
-def _write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, last: Progress) -> None:
+RESULT_FILE = "result.json"  # written last to model/: with it, the model of its iteration is complete
+
+
+def _model_written(paths: JobPaths, state: JobState) -> bool:
+    """model/ holds the complete model of the checkpoint `state` came from."""
+    try:
+        result = json.loads((paths.model / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(result, dict) and result.get("training_iteration") == state.training_iteration
+
+
+def _write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, last: Progress | None) -> None:
+    """checkpoint/, policy.onnx, params.json, then result.json (`last`: the final iteration; None: from `state`)."""
     from sagemaker_rl.export import export_onnx
     from sagemaker_rl.hyperparameters import to_hyperparameters
 
@@ -439,6 +693,15 @@ def _write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, la
     params = {"problem": job.problem, "simulator": job.simulator, "env_id": problem_env.env_id,
               "max_episode_steps": problem_env.max_episode_steps, "seed": job.seed,
               "hyperparameters": to_hyperparameters(job), "command": sys.argv}
-    (paths.model / "params.json").write_text(json.dumps(params, indent=2, default=str) + "\n")
-    summary = {**vars(last), "best_episode_reward_mean": state.best_reward}
-    (paths.model / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _write_atomically(paths.model / "params.json", json.dumps(params, indent=2, default=str) + "\n")
+    progress = vars(last) if last is not None else {
+        "training_iteration": state.training_iteration, "timesteps_total": state.timesteps_total,
+        "time_total_s": state.time_total_s, "episode_reward_mean": state.last_reward}
+    summary = {**progress, "best_episode_reward_mean": state.best_reward}
+    _write_atomically(paths.model / RESULT_FILE, json.dumps(summary, indent=2) + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".partial-{path.name}")
+    partial.write_text(text)
+    partial.replace(path)
