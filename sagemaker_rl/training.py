@@ -42,7 +42,7 @@ EPISODES_PER_MEAN = 100
 LEARNER_STATS = ("policy_loss", "vf_loss", "mean_kl_loss", "entropy", "curr_kl_coeff",
                  "default_optimizer_learning_rate")
 LOSSES = ("total_loss", "policy_loss", "vf_loss")  # a non-finite one means the run diverged
-STALL_GRACE_S = 60  # after a stall, seconds the job gets to fail cleanly before it is ended hard
+STALL_GRACE_S = 10  # after a stall, seconds the job gets to fail cleanly before it is ended hard
 LOG_TAIL_LINES = 5  # lines of output/job.log quoted when a job stalls
 
 
@@ -180,6 +180,7 @@ def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
                         "or empty the checkpoints directory to train again")
     with _Watchdog(job.stall_timeout_s, paths) as watchdog:
         start_ray(cpus)
+        logger.info("Ray session directory: %s", _session_dir())
         try:
             algo = build_algorithm(config, job)
             try:
@@ -390,8 +391,10 @@ class _Stalled(BaseException):
 class _Watchdog:
     """Fails a job that makes no progress (Ray start, building, one iteration) for `timeout_s` seconds.
 
-    SIGALRM raises `_Stalled` in the main thread (Ray's blocking calls check for signals); should the
-    job not get out of its wait STALL_GRACE_S later, a timer thread writes output/failure and ends it.
+    SIGALRM raises `_Stalled` in the main thread, which gets the job out of a wait in Python code; a
+    driver blocked inside Ray (measured: an env runner whose step never returns) does not see it, so
+    STALL_GRACE_S later a timer thread writes output/failure, ends the Ray processes the job started
+    and exits.
     """
 
     def __init__(self, timeout_s: float, paths: JobPaths) -> None:
@@ -438,6 +441,7 @@ class _Watchdog:
     def _end_hard(self) -> None:
         logger.error("the job did not end %d s after it stalled: ending it", STALL_GRACE_S)
         write_failure(self._paths, self.reason())
+        _kill_ray_started_here()
         os._exit(1)
 
 
@@ -555,6 +559,39 @@ def _session_dir(*, started_here: bool = False) -> str | None:
     if node is None or (started_here and not node.is_head()):
         return None
     return str(node.get_session_dir_path())
+
+
+def _kill_ray_started_here() -> None:
+    """End the Ray processes this job started (not a shared instance's) and remove their session directory."""
+    import ray
+
+    session = _session_dir(started_here=True)
+    if session is None:
+        return
+    # Ray's agents outlive the raylet that started them: find every process with a file open in the session.
+    left = _processes_using(session)
+    node = ray._private.worker._global_node  # noqa: SLF001 - Ray's node of this process (see _session_dir)
+    if node is not None:
+        node.kill_all_processes(check_alive=False, allow_graceful=False)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            logger.debug("Ray process %d already gone", pid)
+    _remove_session(Path(session))
+
+
+def _processes_using(directory: str) -> list[int]:
+    """Pids (not this one) with a file open under `directory` (Linux /proc; others: none)."""
+    pids = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        pid = int(fd_dir.parent.name)
+        try:
+            if pid != os.getpid() and any(os.readlink(fd).startswith(directory) for fd in fd_dir.iterdir()):
+                pids.append(pid)
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return pids
 
 
 def _remove_session(session: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import shlex
 import signal
 import statistics
 import sys
@@ -26,11 +27,12 @@ from typing import IO, Any
 
 import optuna
 
+from sagemaker_rl import contract, metrics
 from sagemaker_rl.console import Console
 from sagemaker_rl.tuning import report
 from sagemaker_rl.tuning.config import TuningConfig, check_hyperparameters
 from sagemaker_rl.tuning.rundir import is_run_dir, load_run_config, locked, record
-from sagemaker_rl.tuning.runners import Job, JobSpec, JobStatus, LocalProcessRunner, Runner
+from sagemaker_rl.tuning.runners import STDOUT_LOG, Job, JobSpec, JobStatus, LocalProcessRunner, Runner
 from sagemaker_rl.tuning.space import TuningError
 from sagemaker_rl.tuning.trials import ATTR_TRIAL_DIR, Trials, counts, hyperparameters, job_dirs
 
@@ -196,11 +198,33 @@ class _Tuner:
                 trial_dir = trial.user_attrs.get(ATTR_TRIAL_DIR)  # absent: killed before the job started
                 for directory in job_dirs(Path(trial_dir), self._config.seeds) if trial_dir else []:
                     self._runner.stop_orphan(directory)
+                if trial_dir and self._record_finished(trial, Path(trial_dir)):
+                    continue
             self._trials.rerun(trial)
             logger.info("trial %d was running when the tuner stopped: it runs again", trial.number)
             reran.append(str(trial.number))
         if reran:
             self._note = f"interrupted trial(s) {', '.join(reran)} run again with the same parameters"
+
+    def _record_finished(self, trial: optuna.trial.FrozenTrial, directory: Path) -> bool:
+        """Record a trial whose jobs all succeeded before the tuner died, from their outputs; False if not."""
+        dirs = job_dirs(directory, self._config.seeds)
+        if not all(contract.JobPaths(job_dir).success_file.exists() for job_dir in dirs):
+            return False
+        objectives = []
+        for job_dir in dirs:
+            lines = (job_dir / STDOUT_LOG).read_text(errors="replace").splitlines()
+            records = metrics.read_records(lines, self._config.objective_metric)
+            values = [(record.iteration, record.value) for record in records if record.value is not None]
+            objectives.append(_objective(values, self._config.objective_last_k))
+        if not all(math.isfinite(value) for value in objectives):
+            return False
+        paths = contract.JobPaths(dirs[-1])
+        duration = round(paths.success_file.stat().st_mtime - paths.hyperparameters_file.stat().st_mtime, 1)
+        live = optuna.trial.Trial(self._trials.study, trial._trial_id)
+        self._trials.complete(live, statistics.fmean(objectives), duration_s=duration, seed_objectives=objectives)
+        logger.info("trial %d had finished when the tuner stopped: recorded from its outputs", trial.number)
+        return True
 
     # --- jobs in slots ---
 
@@ -365,7 +389,8 @@ class _Tuner:
         )
 
     def _summary(self, result: TuningResult) -> None:
-        stopped = f"continue with: python scripts/tune.py --resume {result.run_dir}" if result.interrupted else None
+        resume = shlex.join(["python", "scripts/tune.py", "--resume", str(result.run_dir)])
+        stopped = f"continue with: {resume}" if result.interrupted else None
         text = report.summary(
             self._trials.study,
             result.files,

@@ -7,6 +7,7 @@ behaviour:
   fake.slope  reward at iteration i is slope * i + rl.training.seed  (slope default: kl_coeff, else 1)
   fake.sleep  seconds per iteration                             (default 0.05)
   fake.child  1: start a child process in the job's process group that sleeps for a long time
+  fake.linger seconds to stay alive after writing output/success (a tuner can die before it sees the end)
 Stop criterion: rl.training.stop.training_iteration (default 3). Each start appends a line to
 `starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`.
 """
@@ -58,6 +59,7 @@ def main() -> int:
         print(f"training_iteration: {iteration}", flush=True)
         print(f"iteration {iteration}: reward {reward}", flush=True)
     (base / "output/success").write_text("")
+    time.sleep(float(hp.get("fake.linger", 0)))
     return 0
 
 
