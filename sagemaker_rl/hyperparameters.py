@@ -233,10 +233,8 @@ _NAME = re.compile(r"rl(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def _check_name(key: Any) -> None:
-    if not isinstance(key, str) or not key.startswith("rl.") and key not in _known_keys():
-        raise UserError(f"unknown hyperparameter {shorten(key)}{did_you_mean(str(key)[:200], _known_keys())}: "
-                        f"use {PPO_PREFIX}<PPO field>, {STOP_PREFIX}<criterion> or one of "
-                        f"{', '.join(sorted([*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY]))}")
+    if not isinstance(key, str) or not key.startswith("rl."):
+        raise _unknown_key(key)
     if not _NAME.fullmatch(key):
         raise UserError(f"hyperparameter name {shorten(key)} is malformed: write dotted names of letters, digits "
                         f"and underscores, such as {PPO_PREFIX}lr (no empty part, space or trailing dot)")
@@ -268,9 +266,13 @@ def _set(job: JobConfig, key: str, value: Any) -> None:
         if value != "PPO":
             raise UserError(f"{key} is {shorten(value)}, but this image trains PPO only: drop the key or set it to PPO")
     else:
-        raise UserError(f"unknown hyperparameter {shorten(key)}{did_you_mean(key, _known_keys())}: "
-                        f"use {PPO_PREFIX}<PPO field>, {STOP_PREFIX}<criterion> or one of "
-                        f"{', '.join(sorted([*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY]))}")
+        raise _unknown_key(key)
+
+
+def _unknown_key(key: Any) -> UserError:
+    return UserError(f"unknown hyperparameter {shorten(key)}{did_you_mean(str(key)[:200], _known_keys())}: "
+                     f"use {PPO_PREFIX}<PPO field>, {STOP_PREFIX}<criterion> or one of "
+                     f"{', '.join(sorted([*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY]))}")
 
 
 def _choice(key: str, value: Any, check: Any) -> Any:

@@ -2,7 +2,10 @@
 
 The loop prints the reward lines (metrics.py) and one progress line per iteration; everything
 else RLlib and Ray say goes to the job's log file. Checkpoints carry the job's own counters, so
-a job killed at any point continues from its last checkpoint with the same budget.
+a job killed at any point continues from its last checkpoint with the same budget. A job fails
+with its reason, never hangs: resources are checked before Ray starts, a non-finite return or loss
+is a divergence, a watchdog ends a job without progress, and an env runner's crash is reported by
+the exception that ended it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import signal
 import sys
@@ -21,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sagemaker_rl import metrics
-from sagemaker_rl.contract import JobPaths, write_failure
+from sagemaker_rl import metrics, ray_session
+from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.errors import JobError, UserError
 from sagemaker_rl.hyperparameters import JobConfig, StopCriteria
 from sagemaker_rl.problems import PROBLEMS
@@ -42,8 +44,6 @@ EPISODES_PER_MEAN = 100
 LEARNER_STATS = ("policy_loss", "vf_loss", "mean_kl_loss", "entropy", "curr_kl_coeff",
                  "default_optimizer_learning_rate")
 LOSSES = ("total_loss", "policy_loss", "vf_loss")  # a non-finite one means the run diverged
-STALL_GRACE_S = 10  # after a stall, seconds the job gets to fail cleanly before it is ended hard
-LOG_TAIL_LINES = 5  # lines of output/job.log quoted when a job stalls
 
 
 @dataclass
@@ -178,9 +178,9 @@ def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
         raise UserError(f"the checkpoint in {checkpoint} already meets the stop criteria "
                         f"({finished}) and model/ holds its model: raise a rl.training.stop.* value "
                         "or empty the checkpoints directory to train again")
-    with _Watchdog(job.stall_timeout_s, paths) as watchdog:
+    with ray_session.Watchdog(job.stall_timeout_s, paths) as watchdog:
         start_ray(cpus)
-        logger.info("Ray session directory: %s", _session_dir())
+        logger.info("Ray session directory: %s", ray_session.session_dir())
         try:
             algo = build_algorithm(config, job)
             try:
@@ -198,7 +198,7 @@ def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
             finally:
                 algo.stop()
         except Exception as error:
-            cause = _env_runner_cause(error)
+            cause = ray_session.env_runner_cause(error)
             if cause is None:
                 raise
             raise JobError(f"an env runner failed: {cause}") from error
@@ -206,7 +206,9 @@ def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
             stop_ray()
 
 
-def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, watchdog: _Watchdog) -> Progress | None:
+def _loop(
+    algo: Any, job: JobConfig, paths: JobPaths, state: JobState, watchdog: ray_session.Watchdog
+) -> Progress | None:
     time_offset = state.time_total_s
     sigterm = _SigtermFlag()
     last: Progress | None = None
@@ -384,122 +386,6 @@ class _ProgressLog:
         self._tensorboard.close()
 
 
-class _Stalled(BaseException):
-    """Raised in the main thread by the watchdog's alarm; a BaseException, so no `except Exception` in RLlib eats it."""
-
-
-class _Watchdog:
-    """Fails a job that makes no progress (Ray start, building, one iteration) for `timeout_s` seconds.
-
-    SIGALRM raises `_Stalled` in the main thread, which gets the job out of a wait in Python code; a
-    driver blocked inside Ray (measured: an env runner whose step never returns) does not see it, so
-    STALL_GRACE_S later a timer thread writes output/failure, ends the Ray processes the job started
-    and exits.
-    """
-
-    def __init__(self, timeout_s: float, paths: JobPaths) -> None:
-        self._timeout_s = timeout_s
-        self._paths = paths
-        self._active = sys.platform != "win32" and _is_main_thread()
-        self._timer: threading.Timer | None = None
-
-    def __enter__(self) -> _Watchdog:
-        if self._active:
-            self._previous = signal.signal(signal.SIGALRM, self._alarm)
-            self.kick()
-        return self
-
-    def kick(self) -> None:
-        """Progress was made: the time starts again."""
-        if not self._active:
-            return
-        signal.setitimer(signal.ITIMER_REAL, self._timeout_s)
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(self._timeout_s + STALL_GRACE_S, self._end_hard)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
-        if not self._active:
-            return
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, self._previous)
-        if self._timer is not None:
-            self._timer.cancel()
-        if isinstance(error, _Stalled):
-            raise JobError(self.reason()) from None
-
-    def reason(self) -> str:
-        tail = _log_tail(self._paths.log_file, LOG_TAIL_LINES)
-        return (f"the job made no progress for {self._timeout_s:g} s (rl.training.stall_timeout_s; Ray waiting "
-                f"for resources or an env that does not return?); last log lines: {tail or 'none'}")
-
-    def _alarm(self, signum: int, frame: object) -> None:
-        raise _Stalled
-
-    def _end_hard(self) -> None:
-        logger.error("the job did not end %d s after it stalled: ending it", STALL_GRACE_S)
-        write_failure(self._paths, self.reason())
-        _kill_ray_started_here()
-        os._exit(1)
-
-
-def _log_tail(path: Path, lines: int) -> str:
-    """The last `lines` non-empty lines of a log file, joined with ' | ' (each cut to 200 characters)."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(max(0, path.stat().st_size - 20_000))
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError as error:
-        return f"(could not read {path}: {error})"
-    kept = [line.strip()[:200] for line in text.splitlines() if line.strip()][-lines:]
-    return " | ".join(kept)
-
-
-# Ray's own wrappers: the cause is the innermost exception line that is not one of them.
-_RAY_WRAPPERS = ("RayActorError", "ActorDiedError", "RayTaskError", "ActorUnavailableError", "RaySystemError",
-                 "ActorUnschedulableError", "WorkerCrashedError", "RayError")
-_EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt)(?:\([\w.]+\))?): (.+)$")
-
-
-def _env_runner_cause(error: BaseException) -> str | None:
-    """The real cause of an error raised in a Ray worker (an env runner), or None for other errors.
-
-    Ray reports a crashed actor as ActorDiedError; the traceback in its message, or else the
-    worker's own log in the session directory, names the exception that ended it.
-    """
-    from ray.exceptions import RayError
-
-    chain = [error, error.__cause__, error.__context__]
-    if not any(isinstance(link, RayError) for link in chain):
-        return None
-    causes = [match.group(1).split("(")[0].rsplit(".", 1)[-1] + ": " + match.group(2).strip()
-              for link in chain if link is not None
-              for line in str(link).splitlines() if (match := _EXCEPTION_LINE.match(line))]
-    causes = [cause for cause in causes if not cause.startswith(_RAY_WRAPPERS)]
-    if not causes:
-        causes = _worker_log_causes()
-    summary = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}" if str(error).strip() else \
-        type(error).__name__
-    return f"{causes[-1][:500]} ({summary})" if causes else summary
-
-
-def _worker_log_causes() -> list[str]:
-    """Exception lines in the worker logs of this job's Ray session, oldest file first."""
-    session = _session_dir()
-    if session is None:
-        return []
-    logs = sorted(Path(session, "logs").glob("worker-*.err"), key=lambda path: path.stat().st_mtime)
-    causes = []
-    for log in logs:
-        for line in _log_tail(log, 50).split(" | "):
-            match = _EXCEPTION_LINE.match(line)
-            if match and not match.group(1).startswith(_RAY_WRAPPERS):
-                causes.append(f"{match.group(1)}: {match.group(2)}")
-    return causes
-
-
 class _SigtermFlag:
     """SIGTERM (SageMaker's stop, a spot interruption) finishes the iteration and checkpoints."""
 
@@ -514,7 +400,6 @@ class _SigtermFlag:
 
 
 def _is_main_thread() -> bool:
-    import threading
 
     return threading.current_thread() is threading.main_thread()
 
@@ -544,65 +429,10 @@ def stop_ray() -> None:
     """Shut Ray down; a session this job started (not a shared instance's) has its directory removed."""
     import ray
 
-    session = _session_dir(started_here=True)
+    session = ray_session.session_dir(started_here=True)
     ray.shutdown()
     if session is not None:
-        _remove_session(Path(session))
-
-
-def _session_dir(*, started_here: bool = False) -> str | None:
-    """The Ray session directory of this process (with `started_here`: only if this process started Ray)."""
-    import ray
-
-    # Ray has no public name for it; its worker module keeps the node this process started or joined.
-    node = getattr(ray._private.worker, "_global_node", None)  # noqa: SLF001
-    if node is None or (started_here and not node.is_head()):
-        return None
-    return str(node.get_session_dir_path())
-
-
-def _kill_ray_started_here() -> None:
-    """End the Ray processes this job started (not a shared instance's) and remove their session directory."""
-    import ray
-
-    session = _session_dir(started_here=True)
-    if session is None:
-        return
-    # Ray's agents outlive the raylet that started them: find every process with a file open in the session.
-    left = _processes_using(session)
-    node = ray._private.worker._global_node  # noqa: SLF001 - Ray's node of this process (see _session_dir)
-    if node is not None:
-        node.kill_all_processes(check_alive=False, allow_graceful=False)
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            logger.debug("Ray process %d already gone", pid)
-    _remove_session(Path(session))
-
-
-def _processes_using(directory: str) -> list[int]:
-    """Pids (not this one) with a file open under `directory` (Linux /proc; others: none)."""
-    pids = []
-    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
-        pid = int(fd_dir.parent.name)
-        try:
-            if pid != os.getpid() and any(os.readlink(fd).startswith(directory) for fd in fd_dir.iterdir()):
-                pids.append(pid)
-        except OSError:  # ended meanwhile, or not ours to read
-            continue
-    return pids
-
-
-def _remove_session(session: Path) -> None:
-    latest = session.parent / "session_latest"
-    if latest.is_symlink() and Path(os.readlink(latest)).name == session.name:
-        latest.unlink()
-
-    def report(function: Any, path: str, error: Any) -> None:
-        logger.warning("could not remove %s from Ray's session directory: %s", path, error)
-
-    shutil.rmtree(session, onerror=report)
+        ray_session.remove_session(Path(session))
 
 
 def build_algorithm(config: Any, job: JobConfig, *, torch_threads: int | None = LEARNER_TORCH_THREADS) -> Any:

@@ -302,10 +302,12 @@ def from_record(
 
 def _shared_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage other tuners may use too: with heartbeats, and a rerun for each trial that went stale."""
-    return optuna.storages.RDBStorage(
-        url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S,
-        heartbeat_stale_trial_callback=_rerun_stale,
-    )
+    with warnings.catch_warnings():  # "experimental" in Optuna 5.0; tests/tuning/test_postgres.py checks it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S,
+            heartbeat_stale_trial_callback=_rerun_stale,
+        )
 
 
 def _rerun_stale(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -28,6 +28,7 @@ from sagemaker_rl.tuning.trials import HEARTBEAT_GRACE_S
 from tests.tuning.test_tuner import DRIVER
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+pytestmark = pytest.mark.slow  # a database server and ~90 s of tuning (no training)
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))  # Debian's layout, one directory per version
 
 
