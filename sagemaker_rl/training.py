@@ -412,8 +412,9 @@ def start_ray(cpus: int) -> None:
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file, no warning
     address = os.environ.get("RAY_ADDRESS")
-    if address:  # a cluster is already running (Ray runner, multi-host SageMaker job)
+    if address:  # a cluster is already running (a tuning run's shared instance, Ray runner, multi-host job)
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        logger.info("connected to the Ray instance at %s", address)
     else:
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     _quiet_ray_loggers()

@@ -33,9 +33,12 @@ from sagemaker_rl.tuning import (
 from sagemaker_rl.tuning.config import (
     DEFAULT_MAX_JOBS,
     DEFAULT_MAX_PARALLEL_JOBS,
+    DEFAULT_REEVALUATE_SEEDS,
+    DEFAULT_REEVALUATE_TOP,
     DEFAULT_TIME_PER_TRIAL_S,
     file_keys,
 )
+from sagemaker_rl.tuning.trials import IDENTICAL, TRANSFER, WARM_START_TYPES
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -88,6 +91,32 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="objective = mean of the last K reward values (default: 1, the last)",
     )
     add("--seeds", type=int, help="jobs per trial with different seeds; objective = their mean (default: 1)")
+    add(
+        "--reevaluate-top",
+        type=int,
+        metavar="K",
+        help=f"after the search, train the K best configurations and the default again on fresh seeds; "
+        f"the best by that is the answer (default: {DEFAULT_REEVALUATE_TOP}; 0: off; local runs only)",
+    )
+    add(
+        "--reevaluate-seeds",
+        type=int,
+        metavar="N",
+        help=f"fresh seeds per re-evaluated configuration (default: {DEFAULT_REEVALUATE_SEEDS})",
+    )
+    add(
+        "--warm-start",
+        nargs="+",
+        metavar="PARENT",
+        help="start from the finished trials of up to 5 earlier runs: run directories (local) or "
+        "tuning job names (--backend sagemaker)",
+    )
+    add(
+        "--warm-start-type",
+        choices=WARM_START_TYPES,
+        help=f"SageMaker's warm-start types: {IDENTICAL} (same problem; parents' trials may be the answer) or "
+        f"{TRANSFER} (problem or static values may differ; parents only inform the sampler) (default: {IDENTICAL})",
+    )
     add("--run-dir", type=Path, help="run directory (default: runs/tune-PROBLEM-TIME)")
     add(
         "--storage",
@@ -189,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result.complete else 1
 
 
-_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus")  # dests of the options only a local run reads
+# dests of the options only a local run reads (SageMaker AMT has no re-evaluation)
+_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus", "reevaluate_top", "reevaluate_seeds")
 
 
 def tune_on_sagemaker(args: argparse.Namespace) -> int:

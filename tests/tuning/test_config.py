@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,8 @@ from sagemaker_rl.tuning import (
     load_config,
 )
 from sagemaker_rl.tuning.strategies import EarlyStopping, Strategy
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_default_run_is_the_seeds_space_in_a_15_minute_budget():
@@ -152,3 +155,13 @@ def test_a_legacy_name_in_the_space_is_noticed_once(caplog):
     check_hyperparameters(config)
     notices = [record.getMessage() for record in caplog.records if "old RLlib name" in record.getMessage()]
     assert len(notices) == 1 and "num_sgd_iter" in notices[0]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*(REPO / "sagemaker_rl/tuning/spaces").glob("*.yaml"), *(REPO / "bench/studies").glob("*.yaml")]),
+    ids=lambda path: f"{path.parent.name}/{path.name}",
+)
+def test_every_shipped_study_file_loads(path):
+    config = load_config(path)
+    assert config.space.parameters and "rl.training.stop.time_total_s" in config.space.static
