@@ -88,7 +88,7 @@ def _wait_for(predicate, timeout: float) -> None:
 def test_two_tuners_share_a_postgresql_study_and_a_killed_ones_trials_are_rerun_by_the_other(tmp_path, postgres):
     settings = {
         "strategy": "Random", "max_jobs": 10, "max_parallel_jobs": 2, "num_cpus": 2, "sampler_seed": 3,
-        "check_hyperparameters": False, "storage": postgres, "study_name": "shared",
+        "check_hyperparameters": False, "storage": postgres, "study_name": "shared", "reevaluate_top": 0,
         "parameters": {"rl.training.config.kl_coeff": {"type": "Continuous", "min_value": 0.5, "max_value": 1.0}},
         # ~9 s a trial: the survivor still has trials of its own to run when the grace period ends
         "static": {"rl.training.stop.training_iteration": 6, "fake.sleep": 1.5},

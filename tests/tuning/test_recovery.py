@@ -28,7 +28,7 @@ FAULTS = Path(__file__).parents[1] / "faults"
 def test_a_trial_whose_job_succeeded_before_the_tuner_died_is_recorded_from_its_outputs_not_rerun(tmp_path):
     run_dir = tmp_path / "run"
     settings = {"strategy": "Random", "max_jobs": 1, "max_parallel_jobs": 1, "num_cpus": 1, "sampler_seed": 1,
-                "check_hyperparameters": False,
+                "check_hyperparameters": False, "reevaluate_top": 0,
                 "parameters": {"rl.training.config.kl_coeff": {"type": "Continuous", "min_value": 0.5,
                                                                "max_value": 1.0}},
                 # the job writes output/success, then stays alive: the tuner has not recorded it yet
@@ -52,7 +52,7 @@ def test_a_trial_whose_job_succeeded_before_the_tuner_died_is_recorded_from_its_
 def test_run_directory_names_with_url_and_shell_characters_stay_inside_and_print_quoted(tmp_path, fake_runner):
     run_dir = tmp_path / "run $(touch PWNED) ?mode=ro&x=%41 #frag"
     config = config_from_mapping({
-        "run_dir": str(run_dir), "num_cpus": 1, "max_jobs": 1, "check_hyperparameters": False,
+        "run_dir": str(run_dir), "num_cpus": 1, "max_jobs": 1, "check_hyperparameters": False, "reevaluate_top": 0,
         "parameters": {"fake.note": {"type": "Categorical", "values": ['=HYPERLINK("http://x", "y")']}},
         "static": {"rl.training.stop.training_iteration": 1},
     })
@@ -93,6 +93,7 @@ def test_a_real_job_whose_return_turns_nan_fails_its_trial_as_diverged(tmp_path,
     monkeypatch.setenv("SAGEMAKER_RL_TEST_FAULT", "nan_reward")
     config = config_from_mapping({
         "run_dir": str(tmp_path / "run"), "num_cpus": 1, "max_jobs": 1, "check_hyperparameters": False,
+        "reevaluate_top": 0,
         "parameters": {"rl.training.config.kl_coeff": {"type": "Continuous", "min_value": 0.5, "max_value": 1.0}},
         "static": {**TINY_PPO, "rl.training.stop.training_iteration": 3},
     })
