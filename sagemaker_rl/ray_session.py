@@ -153,7 +153,7 @@ def session_dir(*, started_here: bool = False) -> str | None:
     node = getattr(ray._private.worker, "_global_node", None)  # noqa: SLF001
     if node is None or (started_here and not node.is_head()):
         return None
-    return str(node.getsession_dir_path())
+    return str(node.get_session_dir_path())
 
 
 def kill_started_here() -> None:
