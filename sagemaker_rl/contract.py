@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sagemaker_rl.errors import USER_ERROR_EXIT, UserError
+from sagemaker_rl.errors import USER_ERROR_EXIT, JobError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,9 @@ def decode_value(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        # Not JSON, or JSON Python will not hold (over 4,300 digits, nesting deeper than the stack):
+        # the raw string, which the field's type check then refuses with the key's name.
+        except (ValueError, RecursionError):
             return value
     return value
 
@@ -133,9 +135,15 @@ def read_hyperparameters(paths: JobPaths) -> dict[str, Any]:
         raise UserError(f"hyperparameter file {file} does not exist: write a JSON object of "
                         f"hyperparameters there, or set ${BASE_DIR_ENV} to the job's base directory")
     try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"hyperparameter file {file} is not valid JSON ({error}): "
+        data = json.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise UserError(f"hyperparameter file {file} is not UTF-8 text (byte {error.start}): "
+                        "write it as UTF-8 JSON, as SageMaker does") from None
+    except RecursionError:
+        raise UserError(f"hyperparameter file {file} nests lists or objects too deeply to read: "
+                        "hyperparameters are a flat JSON object of names to values") from None
+    except ValueError as error:  # JSONDecodeError, or a number of more than 4,300 digits
+        raise UserError(f"hyperparameter file {file} is not valid JSON ({str(error)[:200]}): "
                         "it must hold one JSON object of names to values") from None
     if not isinstance(data, dict):
         raise UserError(f"hyperparameter file {file} holds a {type(data).__name__}, "
@@ -178,20 +186,30 @@ def run_job(paths: JobPaths, job: Callable[[JobPaths], None]) -> int:
             stale.unlink(missing_ok=True)
         job(paths)
     except KeyboardInterrupt:
-        _write_failure(paths, "the job was interrupted (SIGINT); rerun it to resume from the last checkpoint")
+        write_failure(paths, "the job was interrupted (SIGINT); rerun it to resume from the last checkpoint")
         return 130
     except UserError as error:
-        _write_failure(paths, str(error))
+        write_failure(paths, str(error))
         return USER_ERROR_EXIT
+    except JobError as error:
+        write_failure(paths, str(error), details=traceback.format_exc())
+        return 1
     except Exception as error:  # everything else: keep the traceback for the failure file
         reason = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
-        _write_failure(paths, f"the job failed: {reason}", details=traceback.format_exc())
+        write_failure(paths, f"the job failed: {reason}", details=traceback.format_exc())
         return 1
     paths.success_file.write_text("")
     return 0
 
 
-def _write_failure(paths: JobPaths, reason: str, *, details: str = "") -> None:
+FAILURE_LINE_LIMIT = 1024  # SageMaker shows the first 1,024 characters of output/failure
+
+
+def write_failure(paths: JobPaths, reason: str, *, details: str = "") -> None:
+    """output/failure: `reason` on one line of at most FAILURE_LINE_LIMIT characters, then `details`."""
+    reason = " ".join(reason.split())  # one line, whatever a library put in its message
+    if len(reason) > FAILURE_LINE_LIMIT:
+        reason = reason[:FAILURE_LINE_LIMIT - 30] + f" ... ({len(reason):,} characters)"
     text = reason + ("\n\n" + details if details else "")
     try:
         paths.output.mkdir(parents=True, exist_ok=True)

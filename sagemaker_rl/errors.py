@@ -23,6 +23,28 @@ class UserError(Exception):
     """A problem the user can fix (bad hyperparameter, missing file); its message is the reason."""
 
 
+SHORT_VALUE = 80  # characters of a received value quoted in a message (a 50 MB value must not be echoed)
+
+
+def shorten(value: Any, limit: int = SHORT_VALUE) -> str:
+    """`repr(value)` cut to about `limit` characters, saying how long it was: messages quote values with it."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # e.g. an int of more than 4,300 digits, a deeply nested list
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 20]}... ({len(text):,} characters)"
+
+
+class JobError(Exception):
+    """A job failure whose cause is known and said in the message (diverged, stalled, an env runner's error).
+
+    Not the user's typo, so not a UserError; the job writes the message as the first line of
+    output/failure, without a traceback in front of it, and exits 1.
+    """
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest choice, or ''."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

@@ -32,11 +32,13 @@ def export_onnx(module: Any, path: Path, *, observation_filter: tuple[Any, Any, 
     obs_dim = int(np.prod(module.observation_space.shape))
     example = torch.zeros(1, obs_dim, dtype=torch.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".partial-{path.name}")  # a kill mid-export leaves no half-written policy
     with _traceable_free_log_std(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
-        torch.onnx.export(graph, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        torch.onnx.export(graph, (example,), str(partial), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
                           opset_version=17, dynamo=False)
+    partial.replace(path)
     return path
 
 

@@ -12,12 +12,13 @@ import dataclasses
 import functools
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sagemaker_rl.contract import decode_value
-from sagemaker_rl.errors import UserError, did_you_mean
+from sagemaker_rl.errors import UserError, did_you_mean, shorten
 from sagemaker_rl.problems import (
     DEFAULT_PRESET,
     DEFAULT_SIMULATOR,
@@ -34,6 +35,7 @@ STOP_PREFIX = "rl.training.stop."
 PLATFORM_PREFIXES = ("sagemaker_", "_tuning_")  # SageMaker's own keys: not ours to judge
 PRESET_KEY = "rl.training.preset"
 INITIAL_LOG_STD_KEY = "rl.training.initial_log_std"
+STALL_TIMEOUT_KEY = "rl.training.stall_timeout_s"
 SIMULATOR_KEY = "rl.env.simulator"
 # Observation filters (the old API stack's names): RLlib 2.60 has MeanStdFilter as a connector.
 OBSERVATION_FILTERS = ("NoFilter", "MeanStdFilter")
@@ -72,32 +74,96 @@ JOB_OWNED = {
     "logger_config": "the job writes its own progress.csv and TensorBoard files",
     "seed": "set rl.training.seed instead",
 }
-# Values outside these bounds are rejected before training: (low, high, low_inclusive).
-BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
-    "lr": (0.0, None, False),
-    "gamma": (0.0, 1.0, False),
-    "lambda_": (0.0, 1.0, True),
-    "kl_coeff": (0.0, None, True),
-    "kl_target": (0.0, None, False),
-    "clip_param": (0.0, None, False),
-    "vf_clip_param": (0.0, None, False),
-    "vf_loss_coeff": (0.0, None, True),
-    "entropy_coeff": (0.0, None, True),
-    "num_epochs": (1, None, True),
-    "minibatch_size": (1, None, True),
-    "train_batch_size_per_learner": (1, None, True),
-    "num_env_runners": (0, None, True),
-    "num_envs_per_env_runner": (1, None, True),
-    "grad_clip": (0.0, None, False),
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one hyperparameter takes: its JSON types, bounds, allowed strings, list items."""
+
+    kinds: tuple[type, ...]  # tried in order: bool, int, float, str, list, dict
+    low: float | None = None  # lowest allowed number (None: no bound)
+    high: float | None = None  # highest allowed number (None: no bound)
+    low_inclusive: bool = True  # low itself is allowed
+    choices: tuple[str, ...] = ()  # the strings allowed for a str kind (empty: any string)
+    nullable: bool = False  # JSON null is allowed (RLlib reads None as "off" or "automatic")
+    schedule: bool = False  # a schedule [[timestep, value], ...] is allowed as well
+    item: FieldSpec | None = None  # what each element of a list holds
+    min_items: int = 0  # fewest list elements
+    max_items: int = 64  # most list elements
+
+
+_MAX_COUNT = 10_000_000  # an upper bound for sizes and counts: a typo of 1e12 fails here, not in RLlib
+_FRACTION = FieldSpec((float,), 0.0, 1.0, False)
+_NON_NEGATIVE = FieldSpec((float,), 0.0, 1e9)
+_POSITIVE = FieldSpec((float,), 0.0, 1e9, False)
+_BOOL = FieldSpec((bool,))
+_ACTIVATIONS = ("tanh", "relu", "elu", "swish", "silu", "linear")  # torch names RLlib's get_activation_fn knows
+_LAYERS = FieldSpec((list,), item=FieldSpec((int,), 1, 4096), max_items=16)
+
+# The PPOConfig fields (RLlib 2.60 names) a job takes as hyperparameters, each typed and bounded here:
+# RLlib's defaults are None, classes or placeholders for many fields and say nothing of the range.
+# Every other PPOConfig field is refused with the reason (JOB_OWNED, REFUSED) or this list.
+PPO_FIELDS: dict[str, FieldSpec] = {
+    "lr": FieldSpec((float,), 0.0, 1.0, False, schedule=True),
+    "gamma": FieldSpec((float,), 0.0, 1.0, False),
+    "lambda_": FieldSpec((float,), 0.0, 1.0),
+    "kl_coeff": _NON_NEGATIVE,
+    "kl_target": _POSITIVE,
+    "use_kl_loss": _BOOL,
+    "clip_param": _POSITIVE,
+    "vf_clip_param": _POSITIVE,
+    "vf_loss_coeff": _NON_NEGATIVE,
+    "entropy_coeff": FieldSpec((float,), 0.0, 1e9, schedule=True),
+    "grad_clip": FieldSpec((float,), 0.0, 1e9, False, nullable=True),
+    "grad_clip_by": FieldSpec((str,), choices=("global_norm", "norm", "value")),
+    "num_epochs": FieldSpec((int,), 1, 10_000),
+    "minibatch_size": FieldSpec((int,), 1, _MAX_COUNT),
+    "train_batch_size_per_learner": FieldSpec((int,), 1, _MAX_COUNT),
+    "shuffle_batch_per_epoch": _BOOL,
+    "use_gae": _BOOL,
+    "use_critic": _BOOL,
+    "batch_mode": FieldSpec((str,), choices=("truncate_episodes", "complete_episodes")),
+    # 0 or less makes RLlib loop forever before Ray starts
+    "rollout_fragment_length": FieldSpec((int, str), 1, _MAX_COUNT, choices=("auto",)),
+    "num_env_runners": FieldSpec((int,), 0, 1024),
+    "num_envs_per_env_runner": FieldSpec((int,), 1, 1024),
+    "num_cpus_per_env_runner": FieldSpec((float,), 0.0, 1024, False),
+    "num_gpus_per_env_runner": FieldSpec((float,), 0.0, 64),
+    "num_learners": FieldSpec((int,), 0, 1024),
+    "num_cpus_per_learner": FieldSpec((str, float), 0.0, 1024, False, choices=("auto",)),
+    "num_gpus_per_learner": FieldSpec((float,), 0.0, 64),
+    "gym_env_vectorize_mode": FieldSpec((str,), choices=("sync", "async")),
+    "sample_timeout_s": FieldSpec((float,), 0.0, 86_400, False),
+    "normalize_actions": _BOOL,
+    "clip_actions": _BOOL,
+    "explore": _BOOL,
+    "min_time_s_per_iteration": FieldSpec((float,), 0.0, 86_400, nullable=True),
+    "min_sample_timesteps_per_iteration": FieldSpec((int,), 0, _MAX_COUNT),
+    "min_train_timesteps_per_iteration": FieldSpec((int,), 0, _MAX_COUNT),
+    "torch_skip_nan_gradients": _BOOL,
+    # The old stack's name; RLlib 2.60 has MeanStdFilter as a connector (training.build_ppo_config).
+    "observation_filter": FieldSpec((str,), choices=OBSERVATION_FILTERS),
+    "model_config": FieldSpec((dict,)),  # its keys: MODEL_FIELDS
 }
-# Fields whose RLlib default is None or str but which take numbers (or a schedule).
-FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "grad_clip": (float,),
-    "kl_target": (float,),
-    "rollout_fragment_length": (int, str),
-    "lr": (float, list),  # a float or a schedule [[timestep, value], ...]
-    "entropy_coeff": (float, list),
+# The keys of model_config a job takes (RLlib's DefaultModelConfig names; the envs' observations are vectors).
+MODEL_FIELDS: dict[str, FieldSpec] = {
+    "fcnet_hiddens": FieldSpec(_LAYERS.kinds, item=_LAYERS.item, min_items=1, max_items=16),
+    "fcnet_activation": FieldSpec((str,), choices=_ACTIVATIONS),
+    "fcnet_use_layernorm": _BOOL,
+    "head_fcnet_hiddens": _LAYERS,
+    "head_fcnet_activation": FieldSpec((str,), choices=_ACTIVATIONS),
+    "head_fcnet_use_layernorm": _BOOL,
+    "free_log_std": _BOOL,
+    "log_std_clip_param": _POSITIVE,
+    "vf_share_layers": _BOOL,
 }
+# PPOConfig fields refused for a reason more useful than "not supported".
+REFUSED = {
+    "lr_schedule": "give the schedule as rl.training.config.lr=[[0, 1e-3], [1000000, 1e-4]]",
+    "entropy_coeff_schedule": "give the schedule as rl.training.config.entropy_coeff=[[0, 0.01], [1000000, 0]]",
+    "algo_class": "this image trains PPO only",
+    "restart_failed_env_runners": "a broken env fails the job with its own error instead of being retried",
+    "metrics_num_episodes_for_smoothing": "the reward lines are over the last 100 episodes (training.py)",
+}
+_FIX = "change the value, or drop the key to keep the preset's"
 
 
 @dataclass
@@ -123,6 +189,8 @@ class JobConfig:
     keep_checkpoints: int = 3  # newest checkpoints kept in checkpoints/ (0 keeps all)
     seed: int | None = None  # seeds RLlib and the environments
     initial_log_std: float | None = None  # the policy's free log std at the start (None: RLlib's 0)
+    # A job that makes no progress (start-up, one iteration) for this long fails with its last log lines.
+    stall_timeout_s: float = 1800.0
 
 
 def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
@@ -132,18 +200,23 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
     explicit ones, already merged by the runner); `rl.training.preset` and `rl.env.simulator` in it
     select the preset. Raises UserError naming the first bad key, its value, what is allowed and the fix.
     """
+    if not isinstance(raw, Mapping):
+        raise UserError(f"the hyperparameters must be a JSON object of names to values, got {shorten(raw)}")
     problem_row = get_problem(problem)
+    ours = sorted(key for key in raw if not (isinstance(key, str) and key.startswith(PLATFORM_PREFIXES)))
+    for key in ours:
+        _check_name(key)
+    _check_one_name_per_field(ours)
     job = JobConfig(problem=problem, ppo=copy.deepcopy(SHARED_PPO))
     job.simulator = _choice(SIMULATOR_KEY, decode_value(raw.get(SIMULATOR_KEY, DEFAULT_SIMULATOR)), check_simulator)
-    job.preset = str(decode_value(raw.get(PRESET_KEY, DEFAULT_PRESET)))
+    job.preset = _choice(PRESET_KEY, decode_value(raw.get(PRESET_KEY, DEFAULT_PRESET)), str)
     preset = _choice(PRESET_KEY, job.preset, lambda name: get_preset(problem, job.simulator, name))
     for key in sorted(preset.hyperparameters):
         _set(job, key, preset.hyperparameters[key])
     stop_given = False
-    for key in sorted(raw):
-        if not key.startswith(PLATFORM_PREFIXES):
-            _set(job, key, decode_value(raw[key]))
-            stop_given = stop_given or key.startswith(STOP_PREFIX)
+    for key in ours:
+        _set(job, key, decode_value(raw[key]))
+        stop_given = stop_given or key.startswith(STOP_PREFIX)
     if not stop_given:
         job.stop.episode_reward_mean = problem_row.envs[job.simulator].stop_reward
     _check_consistency(job.ppo)
@@ -155,6 +228,29 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
     return job
 
 
+# A dotted name of identifiers: "rl.training.config.lr." or "rl..x" would otherwise read as another key.
+_NAME = re.compile(r"rl(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def _check_name(key: Any) -> None:
+    if not isinstance(key, str) or not key.startswith("rl."):
+        raise _unknown_key(key)
+    if not _NAME.fullmatch(key):
+        raise UserError(f"hyperparameter name {shorten(key)} is malformed: write dotted names of letters, digits "
+                        f"and underscores, such as {PPO_PREFIX}lr (no empty part, space or trailing dot)")
+
+
+def _check_one_name_per_field(keys: list[str]) -> None:
+    """An old and a new name for one field (num_sgd_iter and num_epochs) would be resolved by sort order."""
+    seen: dict[str, str] = {}
+    for key in keys:
+        target = canonical_key(key)
+        if target in seen:
+            raise UserError(f"{seen[target]} and {key} both set {target}: keep one of them "
+                            f"(RLlib 2.60's name is {target})")
+        seen[target] = key
+
+
 def _set(job: JobConfig, key: str, value: Any) -> None:
     """Set one decoded hyperparameter on `job`."""
     if key.startswith(PPO_PREFIX):
@@ -162,22 +258,28 @@ def _set(job: JobConfig, key: str, value: Any) -> None:
     elif key.startswith(STOP_PREFIX):
         _set_stop(job.stop, key, key[len(STOP_PREFIX):], value)
     elif key in _JOB_KEYS:
-        name, kind, low, high = _JOB_KEYS[key]
-        setattr(job, name, _check_bounds(key, _coerce(key, value, (kind,)), low, high, True))
+        name, spec = _JOB_KEYS[key]
+        setattr(job, name, check_value(key, value, spec))
     elif key in (SIMULATOR_KEY, PRESET_KEY):
         return  # read first: they select the preset
     elif key == "rl.training.run":
         if value != "PPO":
-            raise UserError(f"{key} is {value!r}, but this image trains PPO only: drop the key or set it to PPO")
+            raise UserError(f"{key} is {shorten(value)}, but this image trains PPO only: drop the key or set it to PPO")
     else:
-        raise UserError(f"unknown hyperparameter {key!r}{did_you_mean(key, _known_keys())}: "
-                        f"use {PPO_PREFIX}<PPO field>, {STOP_PREFIX}<criterion> or one of "
-                        f"{', '.join(sorted([*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY]))}")
+        raise _unknown_key(key)
+
+
+def _unknown_key(key: Any) -> UserError:
+    return UserError(f"unknown hyperparameter {shorten(key)}{did_you_mean(str(key)[:200], _known_keys())}: "
+                     f"use {PPO_PREFIX}<PPO field>, {STOP_PREFIX}<criterion> or one of "
+                     f"{', '.join(sorted([*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY]))}")
 
 
 def _choice(key: str, value: Any, check: Any) -> Any:
+    if not isinstance(value, str) or len(value) > 100:
+        raise UserError(f"{key} must be a name (a short string), got {shorten(value)}")
     try:
-        return check(str(value))
+        return check(value)
     except UserError as error:
         raise UserError(f"{key}: {error}") from None
 
@@ -198,18 +300,26 @@ def to_hyperparameters(job: JobConfig) -> dict[str, Any]:
     flat.update({f"{PPO_PREFIX}{name}": value for name, value in job.ppo.items()})
     flat.update({f"{STOP_PREFIX}{name}": value for name, value in dataclasses.asdict(job.stop).items()
                  if value is not None})
-    flat.update({key: getattr(job, name) for key, (name, *_) in _JOB_KEYS.items()
+    flat.update({key: getattr(job, name) for key, (name, _) in _JOB_KEYS.items()
                  if getattr(job, name) is not None})
     return flat
 
 
-# key -> (JobConfig attribute, type, lowest and highest allowed value)
-_JOB_KEYS: dict[str, tuple[str, type, float | None, float | None]] = {
-    "rl.training.checkpoint_freq": ("checkpoint_freq", int, 1, None),
-    "rl.training.keep_checkpoints": ("keep_checkpoints", int, 0, None),
-    "rl.training.seed": ("seed", int, 0, 2**32 - 1),  # RLlib seeds numpy, which takes 32 bits
+# key -> (JobConfig attribute, what it takes)
+_JOB_KEYS: dict[str, tuple[str, FieldSpec]] = {
+    "rl.training.checkpoint_freq": ("checkpoint_freq", FieldSpec((int,), 1, _MAX_COUNT)),
+    "rl.training.keep_checkpoints": ("keep_checkpoints", FieldSpec((int,), 0, _MAX_COUNT)),
+    # RLlib seeds numpy (32 bits) with the seed plus the env runner's index
+    "rl.training.seed": ("seed", FieldSpec((int,), 0, 2**31 - 1)),
     # e^-5 .. e^2: a std of 0.007 .. 7.4 on actions in [-1, 1]
-    INITIAL_LOG_STD_KEY: ("initial_log_std", float, -5.0, 2.0),
+    INITIAL_LOG_STD_KEY: ("initial_log_std", FieldSpec((float,), -5.0, 2.0)),
+    STALL_TIMEOUT_KEY: ("stall_timeout_s", FieldSpec((float,), 1.0, 7 * 86_400)),
+}
+_STOP_FIELDS: dict[str, FieldSpec] = {
+    "episode_reward_mean": FieldSpec((float,)),
+    "time_total_s": FieldSpec((float,), 0.0, 1e9, False),
+    "timesteps_total": FieldSpec((int,), 1, 10**15),
+    "training_iteration": FieldSpec((int,), 1, 10**9),
 }
 
 
@@ -223,69 +333,129 @@ def _set_ppo(ppo: dict[str, Any], key: str, path: str, value: Any) -> None:
         name, _, rest = canonical_key(key)[len(PPO_PREFIX):].partition(".")
     if name in JOB_OWNED:
         raise UserError(f"{key} cannot be set as a hyperparameter: {JOB_OWNED[name]}")
-    if name == "observation_filter":
-        if value not in OBSERVATION_FILTERS:
-            raise UserError(f"{key} is {value!r}: choose one of {', '.join(OBSERVATION_FILTERS)}"
-                            f"{did_you_mean(str(value), OBSERVATION_FILTERS)}")
-        ppo[name] = value
-        return
-    defaults = _ppo_defaults()
-    if name not in defaults:
-        raise UserError(f"unknown PPO setting {key!r}{did_you_mean(name, list(defaults) + list(LEGACY_NAMES))}: "
+    if name in REFUSED:
+        raise UserError(f"{key} cannot be set as a hyperparameter: {REFUSED[name]}")
+    if name not in PPO_FIELDS:
+        if name in _ppo_defaults():
+            raise UserError(f"{key} is an RLlib PPOConfig field this job does not take: it accepts "
+                            f"{', '.join(PPO_FIELDS)} (see the README's Hyperparameters table)")
+        raise UserError(f"unknown PPO setting {shorten(key)}{did_you_mean(name, [*PPO_FIELDS, *LEGACY_NAMES])}: "
                         f"{PPO_PREFIX}<field> takes RLlib 2.60 PPOConfig fields such as lr, gamma, "
                         "num_epochs, minibatch_size, train_batch_size_per_learner")
-    if not rest:
-        kinds = FIELD_TYPES.get(name) or _kinds_of(defaults[name])
-        coerced = _coerce(key, value, kinds)
-        if isinstance(coerced, dict) and isinstance(ppo.get(name), dict):
-            merged = copy.deepcopy(ppo[name])
-            _deep_update(merged, coerced)
-            coerced = merged
-        low, high, inclusive = BOUNDS.get(name, (None, None, True))
-        ppo[name] = _check_bounds(key, coerced, low, high, inclusive)
+    if name == "model_config":
+        _set_model(ppo.setdefault(name, {}), key, rest, value)
         return
-    # A nested key, e.g. model_config.fcnet_hiddens: the field must hold a dict.
-    if not isinstance(defaults[name], dict):
-        raise UserError(f"{key} sets a sub-key, but PPO field {name!r} is a "
-                        f"{type(defaults[name]).__name__}, not a dict: use {PPO_PREFIX}{name}=<value>")
-    target = ppo.setdefault(name, copy.deepcopy(defaults[name]))
-    parts = rest.split(".")
-    nested_defaults: Any = defaults[name]
-    for part in parts[:-1]:
-        target = target.setdefault(part, {})
-        if not isinstance(target, dict):
-            raise UserError(f"{key}: {part!r} holds a {type(target).__name__}, not a dict")
-        nested_defaults = nested_defaults.get(part, {}) if isinstance(nested_defaults, dict) else {}
-    leaf_default = nested_defaults.get(parts[-1]) if isinstance(nested_defaults, dict) else None
-    if name == "model_config" and parts[0] not in _model_config_defaults():
-        raise UserError(f"unknown model setting {key!r}{did_you_mean(parts[0], _model_config_defaults())}: "
-                        "see RLlib's DefaultModelConfig for the valid names")
-    target[parts[-1]] = _coerce(key, value, _kinds_of(leaf_default))
+    if rest:
+        raise UserError(f"{key} sets a sub-key, but PPO field {name!r} is not a dict: use {PPO_PREFIX}{name}=<value>")
+    ppo[name] = check_value(key, value, PPO_FIELDS[name])
+
+
+def _set_model(model: dict[str, Any], key: str, rest: str, value: Any) -> None:
+    """model_config as a whole (merged into the current one, key by key) or one of its keys."""
+    if not rest:
+        updates = check_value(key, value, PPO_FIELDS["model_config"])
+        for sub in sorted(updates):
+            _set_model(model, f"{key}.{sub}", str(sub), updates[sub])
+        return
+    if rest not in MODEL_FIELDS:
+        head = rest.partition(".")[0]
+        if head in MODEL_FIELDS:
+            raise UserError(f"{key}: model_config.{head} is not a dict: use {PPO_PREFIX}model_config.{head}=<value>")
+        why = "is not supported by this job" if head in _model_config_defaults() else "is unknown"
+        raise UserError(f"model setting {shorten(key)} {why}{did_you_mean(head, MODEL_FIELDS)}: "
+                        f"choose one of {', '.join(MODEL_FIELDS)}")
+    model[rest] = check_value(key, value, MODEL_FIELDS[rest])
 
 
 def _set_stop(stop: StopCriteria, key: str, name: str, value: Any) -> None:
-    fields = {f.name: f for f in dataclasses.fields(StopCriteria)}
-    if name not in fields:
-        raise UserError(f"unknown stop criterion {key!r}{did_you_mean(name, fields)}: "
-                        f"choose one of {', '.join(STOP_PREFIX + n for n in fields)}")
-    kind = float if name in ("episode_reward_mean", "time_total_s") else int
-    coerced = _coerce(key, value, (kind,))
-    if name != "episode_reward_mean":
-        _check_bounds(key, coerced, 0, None, False)
-    setattr(stop, name, coerced)
+    if name not in _STOP_FIELDS:
+        raise UserError(f"unknown stop criterion {shorten(key)}{did_you_mean(name, _STOP_FIELDS)}: "
+                        f"choose one of {', '.join(STOP_PREFIX + n for n in _STOP_FIELDS)}")
+    setattr(stop, name, check_value(key, value, _STOP_FIELDS[name]))
 
 
-def _coerce(key: str, value: Any, kinds: tuple[type, ...]) -> Any:
-    """`value` as one of `kinds` (tried in order); an empty tuple accepts any decoded JSON value."""
-    if not kinds:
-        return value
-    for kind in kinds:
+def check_value(key: str, value: Any, spec: FieldSpec) -> Any:
+    """`value` as `spec` takes it (typed, in bounds, an allowed string), or UserError naming `key`."""
+    if value is None and spec.nullable:
+        return None
+    if spec.schedule and isinstance(_maybe_list(value), list):
+        return _check_schedule(key, _maybe_list(value), spec)
+    for kind in spec.kinds:
         try:
-            return _as(kind, value)
-        except (TypeError, ValueError):
+            typed = _as(kind, value)
+        except (TypeError, ValueError, OverflowError, RecursionError):
             continue
-    names = " or ".join(_KIND_NAMES.get(kind, kind.__name__) for kind in kinds)
-    raise UserError(f"{key} must be {names}, got {value!r}") from None
+        if isinstance(typed, str) and spec.choices and typed not in spec.choices:
+            continue
+        if isinstance(typed, int | float) and not isinstance(typed, bool) and not _in_bounds(typed, spec):
+            continue
+        if isinstance(typed, list):
+            return _check_items(key, typed, spec)
+        if isinstance(typed, dict) and not all(isinstance(sub, str) for sub in typed):
+            continue
+        return typed
+    raise UserError(f"{key} must be {describe(spec)}, got {shorten(value)}{_suggest(value, spec)}: {_FIX}")
+
+
+def describe(spec: FieldSpec) -> str:
+    """What `spec` allows, in words: 'a number > 0 and <= 1, or a schedule [[timestep, value], ...]'."""
+    parts = []
+    for kind in spec.kinds:
+        if kind in (int, float):
+            bounds = [text for text in (
+                None if spec.low is None else f"{'>=' if spec.low_inclusive else '>'} {spec.low:g}",
+                None if spec.high is None else f"<= {spec.high:g}") if text]
+            parts.append(_KIND_NAMES[kind] + (" " + " and ".join(bounds) if bounds else ""))
+        elif kind is str and spec.choices:
+            parts.append("one of " + ", ".join(spec.choices))
+        elif kind is list and spec.item is not None:
+            parts.append(f"a JSON list of {spec.min_items} to {spec.max_items} {_plural(describe(spec.item))}")
+        else:
+            parts.append(_KIND_NAMES[kind])
+    if spec.schedule:
+        parts.append("a schedule [[timestep, value], ...] starting at timestep 0")
+    if spec.nullable:
+        parts.append("null")
+    return " or ".join(parts)
+
+
+def _plural(text: str) -> str:
+    return text.replace("a whole number", "whole numbers").replace("a number", "numbers")
+
+
+def _suggest(value: Any, spec: FieldSpec) -> str:
+    return did_you_mean(value, spec.choices) if isinstance(value, str) and spec.choices and len(value) < 100 else ""
+
+
+def _maybe_list(value: Any) -> Any:
+    """A list, also when SageMaker SDK v2 or the tuner encoded it twice ("\"[64, 64]\"")."""
+    return decode_value(value) if isinstance(value, str) else value
+
+
+def _check_items(key: str, items: list[Any], spec: FieldSpec) -> list[Any]:
+    if not spec.min_items <= len(items) <= spec.max_items:
+        raise UserError(f"{key} must be {describe(spec)}, got {len(items)} elements ({shorten(items)}): {_FIX}")
+    if spec.item is None:
+        return items
+    return [check_value(f"{key}[{index}]", item, spec.item) for index, item in enumerate(items)]
+
+
+def _check_schedule(key: str, schedule: list[Any], spec: FieldSpec) -> list[list[Any]]:
+    """RLlib's [[timestep, value], ...]: timesteps from 0, increasing; every value within the field's bounds."""
+    value_spec = dataclasses.replace(spec, schedule=False, nullable=False)
+    checked: list[list[Any]] = []
+    for index, entry in enumerate(schedule[:spec.max_items + 1]):
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise UserError(f"{key}[{index}] must be a pair [timestep, value], got {shorten(entry)}: "
+                            "write the schedule as [[0, start value], [timestep, value], ...]")
+        timestep = check_value(f"{key}[{index}][0]", entry[0], FieldSpec((int,), 0, 10**15))
+        if (index == 0 and timestep != 0) or (checked and timestep <= checked[-1][0]):
+            raise UserError(f"{key}: schedule timesteps must start at 0 and increase, got {shorten(schedule)}: "
+                            "write [[0, start value], [later timestep, value], ...]")
+        checked.append([timestep, check_value(f"{key}[{index}][1]", entry[1], value_spec)])
+    if not checked or len(schedule) > spec.max_items:
+        raise UserError(f"{key} must be {describe(spec)}, got {shorten(schedule)}: {_FIX}")
+    return checked
 
 
 _KIND_NAMES = {float: "a number", int: "a whole number", bool: "true or false", str: "a string",
@@ -302,7 +472,9 @@ def _as(kind: type, value: Any) -> Any:
     if kind in (int, float):
         if isinstance(value, bool) or not isinstance(value, int | float | str):  # never read True as 1
             raise TypeError(value)
-        number = float(value)
+        if isinstance(value, str) and not _NUMBER.fullmatch(value):  # float() would take "1_000", " 1", "١"
+            raise ValueError(value)
+        number = float(value)  # OverflowError for an int beyond float's range
         if not math.isfinite(number):
             raise ValueError(value)
         if kind is float:
@@ -322,27 +494,13 @@ def _as(kind: type, value: Any) -> Any:
     raise TypeError(value)
 
 
-def _kinds_of(default: Any) -> tuple[type, ...]:
-    if default is None:
-        return ()
-    for kind in (bool, int, float, str, list, dict):
-        if isinstance(default, kind):
-            # An int default still takes floats where RLlib means a number; ints stay ints.
-            return (kind,)
-    return ()
+# A JSON number in ASCII, at most 100 characters (no number of ours needs more digits).
+_NUMBER = re.compile(r"(?=.{1,100}$)[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?")
 
 
-def _check_bounds(key: str, value: Any, low: float | None, high: float | None, inclusive: bool) -> Any:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return value
-    too_low = low is not None and (value < low or (value == low and not inclusive))
-    too_high = high is not None and value > high
-    if too_low or too_high:
-        low_text = "" if low is None else f"{'>=' if inclusive else '>'} {low:g}"
-        high_text = "" if high is None else f"<= {high:g}"
-        allowed = " and ".join(text for text in (low_text, high_text) if text)
-        raise UserError(f"{key} must be {allowed}, got {value!r}")
-    return value
+def _in_bounds(value: float, spec: FieldSpec) -> bool:
+    too_low = spec.low is not None and (value < spec.low or (value == spec.low and not spec.low_inclusive))
+    return not too_low and not (spec.high is not None and value > spec.high)
 
 
 def _check_consistency(ppo: dict[str, Any]) -> None:
@@ -352,17 +510,9 @@ def _check_consistency(ppo: dict[str, Any]) -> None:
                         f"lower {PPO_PREFIX}minibatch_size or raise {PPO_PREFIX}train_batch_size_per_learner")
 
 
-def _deep_update(target: dict[str, Any], updates: Mapping[str, Any]) -> None:
-    for key, value in updates.items():
-        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            _deep_update(target[key], value)
-        else:
-            target[key] = copy.deepcopy(value)
-
-
 @functools.cache
 def _ppo_defaults() -> dict[str, Any]:
-    """PPOConfig's public fields and their RLlib defaults (the types hyperparameters are coerced to)."""
+    """PPOConfig's public fields and their RLlib defaults (to tell an unsupported field from a typo)."""
     from ray.rllib.algorithms.ppo import PPOConfig
 
     config = PPOConfig()
@@ -380,7 +530,8 @@ def _model_config_defaults() -> dict[str, Any]:
     return dataclasses.asdict(DefaultModelConfig())
 
 
+@functools.cache
 def _known_keys() -> list[str]:
     return [*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY, "rl.training.run",
-            *(PPO_PREFIX + name for name in _ppo_defaults()),
-            *(STOP_PREFIX + f.name for f in dataclasses.fields(StopCriteria))]
+            *(PPO_PREFIX + name for name in PPO_FIELDS),
+            *(STOP_PREFIX + name for name in _STOP_FIELDS)]

@@ -47,6 +47,11 @@ def format_lines(values: Mapping[str, float | int | None]) -> list[str]:
     return lines
 
 
+def diverged_line(name: str = EPISODE_REWARD_MEAN) -> str:
+    """The line a job prints when `name` became NaN or infinity (SageMaker's regex reads no number in it)."""
+    return f"{name}: nan"
+
+
 _LINE_PATTERNS = {name: re.compile(metric_regex(name)) for name in METRIC_NAMES}
 # A value SageMaker's regex cannot read: what a job that does not leave NaN out would print.
 _NON_FINITE_LINE = re.compile(rf"^\s*({'|'.join(METRIC_NAMES)}):\s*([-+]?(nan|inf(inity)?))\s*$", re.IGNORECASE)

@@ -2,7 +2,10 @@
 
 The loop prints the reward lines (metrics.py) and one progress line per iteration; everything
 else RLlib and Ray say goes to the job's log file. Checkpoints carry the job's own counters, so
-a job killed at any point continues from its last checkpoint with the same budget.
+a job killed at any point continues from its last checkpoint with the same budget. A job fails
+with its reason, never hangs: resources are checked before Ray starts, a non-finite return or loss
+is a divergence, a watchdog ends a job without progress, and an env runner's crash is reported by
+the exception that ended it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sagemaker_rl import metrics
+from sagemaker_rl import metrics, ray_session
 from sagemaker_rl.contract import JobPaths
-from sagemaker_rl.errors import UserError
+from sagemaker_rl.errors import JobError, UserError
 from sagemaker_rl.hyperparameters import JobConfig, StopCriteria
 from sagemaker_rl.problems import PROBLEMS
 
@@ -39,6 +43,7 @@ EPISODES_PER_MEAN = 100
 # Learner statistics kept in progress.csv and TensorBoard (RLlib 2.60 result keys).
 LEARNER_STATS = ("policy_loss", "vf_loss", "mean_kl_loss", "entropy", "curr_kl_coeff",
                  "default_optimizer_learning_rate")
+LOSSES = ("total_loss", "policy_loss", "vf_loss")  # a non-finite one means the run diverged
 
 
 @dataclass
@@ -52,6 +57,7 @@ class JobState:
     best_reward: float | None = None
     # [mean, episodes, max, min] of the newest iterations that finished >= EPISODES_PER_MEAN episodes
     recent_episodes: list[list[float]] = field(default_factory=list)
+    last_reward: float | None = None  # the reward line's mean at the checkpoint (for the stop check on resume)
 
 
 @dataclass
@@ -73,6 +79,41 @@ class Progress:
 def env_runners_for(cpus: int) -> int:
     """Remote env runners for a job with `cpus` CPUs: one per CPU, none (sample in the driver) on one."""
     return cpus if cpus >= 2 else 0
+
+
+def check_resources(job: JobConfig, *, cpus: int, gpus: int | None = None) -> None:
+    """UserError, with the numbers, when the job asks for more CPUs or GPUs than it has (`gpus` None: ask torch).
+
+    Ray would otherwise wait for the resources forever (an env runner actor stays pending).
+    """
+    ppo = job.ppo
+    runners = ppo.get("num_env_runners", env_runners_for(cpus))
+    learners = ppo.get("num_learners", 0)
+    cpus_per_learner = ppo.get("num_cpus_per_learner", "auto")
+    cpus_per_learner = 1 if cpus_per_learner == "auto" else cpus_per_learner
+    cpus_per_runner = ppo.get("num_cpus_per_env_runner", 1)
+    needed = runners * cpus_per_runner + learners * cpus_per_learner
+    key = "rl.training.config."
+    if needed > cpus:
+        raise UserError(f"the job asks for {needed:g} CPUs ({key}num_env_runners={runners} x "
+                        f"{key}num_cpus_per_env_runner={cpus_per_runner:g} + {key}num_learners={learners} x "
+                        f"{key}num_cpus_per_learner={cpus_per_learner:g}) but has {cpus} (SM_NUM_CPUS or its "
+                        f"CPU affinity): lower those values, or give the job more CPUs")
+    gpus_per_runner, gpus_per_learner = ppo.get("num_gpus_per_env_runner", 0), ppo.get("num_gpus_per_learner", 0)
+    gpus_needed = runners * gpus_per_runner + max(learners, 1) * gpus_per_learner
+    if gpus_needed > 0 and gpus is None:
+        gpus = available_gpus()
+    if gpus is not None and gpus_needed > gpus:
+        raise UserError(f"the job asks for {gpus_needed:g} GPUs ({key}num_gpus_per_env_runner={gpus_per_runner:g}, "
+                        f"{key}num_gpus_per_learner={gpus_per_learner:g}) but this machine has {gpus}: set them "
+                        "to 0, or run on a GPU instance")
+
+
+def available_gpus() -> int:
+    """GPUs torch can see (0 on the CPU image)."""
+    import torch
+
+    return int(torch.cuda.device_count())
 
 
 def env_name(job: JobConfig) -> str:
@@ -123,41 +164,70 @@ def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> 
 
 
 def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
-    """Run PPO until a stop criterion is met; returns the last iteration's progress."""
+    """Run PPO until a stop criterion is met; returns the last iteration's progress.
+
+    A job whose final checkpoint already meets the stop criteria (killed while it wrote model/)
+    writes the model from that checkpoint without training.
+    """
     paths.make_dirs()
+    check_resources(job, cpus=cpus)
     config = build_ppo_config(job, cpus=cpus)
     state, checkpoint = _latest_checkpoint(paths.checkpoints)
-    if _stop_reason(job.stop, state, None):
+    finished = _stop_reason(job.stop, state, state.last_reward)
+    if finished and _model_written(paths, state):
         raise UserError(f"the checkpoint in {checkpoint} already meets the stop criteria "
-                        f"({_stop_reason(job.stop, state, None)}): raise a rl.training.stop.* value "
+                        f"({finished}) and model/ holds its model: raise a rl.training.stop.* value "
                         "or empty the checkpoints directory to train again")
-    start_ray(cpus)
-    algo = build_algorithm(config, job)
-    try:
-        if checkpoint is not None:
-            _restore(algo, checkpoint, state)
-            print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "
-                  f"{state.timesteps_total:,} env steps, {state.time_total_s:.0f} s", flush=True)
-        elif job.initial_log_std is not None:
-            _set_initial_log_std(algo, job.initial_log_std)
-        return _loop(algo, job, paths, state)
-    finally:
-        algo.stop()
-        stop_ray()
+    with ray_session.Watchdog(job.stall_timeout_s, paths) as watchdog:
+        start_ray(cpus)
+        logger.info("Ray session directory: %s", ray_session.session_dir())
+        try:
+            algo = build_algorithm(config, job)
+            try:
+                if checkpoint is not None:
+                    _restore(algo, checkpoint, state)
+                    print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "
+                          f"{state.timesteps_total:,} env steps, {state.time_total_s:.0f} s", flush=True)
+                elif job.initial_log_std is not None:
+                    _set_initial_log_std(algo, job.initial_log_std)
+                if finished:
+                    print(f"Stopped: {finished} (at the last checkpoint; writing the model).", flush=True)
+                    _write_model(algo, job, paths, state, None)
+                    return None
+                return _loop(algo, job, paths, state, watchdog)
+            finally:
+                algo.stop()
+        except Exception as error:
+            cause = ray_session.env_runner_cause(error)
+            if cause is None:
+                raise
+            raise JobError(f"an env runner failed: {cause}") from error
+        finally:
+            stop_ray()
 
 
-def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState) -> Progress | None:
+def _loop(
+    algo: Any, job: JobConfig, paths: JobPaths, state: JobState, watchdog: ray_session.Watchdog
+) -> Progress | None:
     time_offset = state.time_total_s
     sigterm = _SigtermFlag()
     last: Progress | None = None
-    with _ProgressLog(paths.intermediate) as progress_log:
+    with _ProgressLog(paths.intermediate, after_iteration=state.training_iteration) as progress_log:
         while True:
             result = algo.train()
+            watchdog.kick()
+            diverged = _divergence(result)
             last = _over_recent_episodes(_progress(result, time_offset), state)
+            if diverged:
+                print(metrics.diverged_line(), flush=True)
+                raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
+                               f"({last.timesteps_total:,} env steps): lower rl.training.config.lr, set "
+                               "rl.training.config.grad_clip, or check the env's rewards")
             state.training_iteration = last.training_iteration
             state.timesteps_total = last.timesteps_total
             state.time_total_s = last.time_total_s
             state.kl_coeff = last.learner.get("curr_kl_coeff", state.kl_coeff)
+            state.last_reward = last.episode_reward_mean
             if last.episode_reward_mean is not None:
                 best = -math.inf if state.best_reward is None else state.best_reward
                 state.best_reward = max(last.episode_reward_mean, best)
@@ -173,6 +243,22 @@ def _loop(algo: Any, job: JobConfig, paths: JobPaths, state: JobState) -> Progre
                 return last
             if state.training_iteration % job.checkpoint_freq == 0:
                 _save_checkpoint(algo, paths.checkpoints, state, keep=job.keep_checkpoints)
+
+
+def _divergence(result: dict[str, Any]) -> str:
+    """What became NaN or infinity in an iteration's result ('' if nothing did).
+
+    A missing mean is no episode finished yet; a present but non-finite one is a diverged return.
+    """
+    mean = result.get("env_runners", {}).get("episode_return_mean")
+    if isinstance(mean, int | float) and not math.isfinite(mean):
+        return f"{metrics.EPISODE_REWARD_MEAN} is {mean}"
+    learner = result.get("learners", {}).get(MODULE_ID, {})
+    for name in LOSSES:
+        value = learner.get(name)
+        if isinstance(value, int | float) and not math.isfinite(value):
+            return f"the learner's {name} is {value}"
+    return ""
 
 
 def _report(job: JobConfig, progress: Progress, state: JobState) -> None:
@@ -249,13 +335,15 @@ class _ProgressLog:
                "episode_reward_max", "episode_reward_min", "steps_this_iter", "time_this_iter_s",
                "episodes_this_iter", *LEARNER_STATS)
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, after_iteration: int = 0) -> None:
         self._csv_path = directory / "progress.csv"
         self._tensorboard_dir = directory / "tensorboard"
+        self._after = after_iteration  # the checkpoint's iteration: later rows were lost with a kill and rerun
 
     def __enter__(self) -> _ProgressLog:
         from tensorboardX import SummaryWriter
 
+        self._drop_rows_after(self._after)
         new = not self._csv_path.exists()
         self._csv_file = self._csv_path.open("a", newline="")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=self.COLUMNS)
@@ -263,6 +351,23 @@ class _ProgressLog:
             self._csv.writeheader()
         self._tensorboard = SummaryWriter(str(self._tensorboard_dir))
         return self
+
+    def _drop_rows_after(self, iteration: int) -> None:
+        """Keep each iteration once: the rows past the resumed checkpoint are written again by the rerun."""
+        if not self._csv_path.exists():
+            return
+        with self._csv_path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        kept = [row for row in rows if row.get("training_iteration", "").isdigit()
+                and int(row["training_iteration"]) <= iteration]
+        if len(kept) == len(rows):
+            return
+        partial = self._csv_path.with_name(f".partial-{self._csv_path.name}")
+        with partial.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
+        partial.replace(self._csv_path)
 
     def write(self, progress: Progress) -> None:
         row = {name: value for name, value in vars(progress).items() if name != "learner"}
@@ -295,7 +400,6 @@ class _SigtermFlag:
 
 
 def _is_main_thread() -> bool:
-    import threading
 
     return threading.current_thread() is threading.main_thread()
 
@@ -323,9 +427,13 @@ def _quiet_ray_loggers() -> None:
 
 
 def stop_ray() -> None:
+    """Shut Ray down; a session this job started (not a shared instance's) has its directory removed."""
     import ray
 
+    session = ray_session.session_dir(started_here=True)
     ray.shutdown()
+    if session is not None:
+        ray_session.remove_session(Path(session))
 
 
 def build_algorithm(config: Any, job: JobConfig, *, torch_threads: int | None = LEARNER_TORCH_THREADS) -> Any:
@@ -427,7 +535,20 @@ def _save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) 
     return final
 
 
-def _write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, last: Progress) -> None:
+RESULT_FILE = "result.json"  # written last to model/: with it, the model of its iteration is complete
+
+
+def _model_written(paths: JobPaths, state: JobState) -> bool:
+    """model/ holds the complete model of the checkpoint `state` came from."""
+    try:
+        result = json.loads((paths.model / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(result, dict) and result.get("training_iteration") == state.training_iteration
+
+
+def _write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, last: Progress | None) -> None:
+    """checkpoint/, policy.onnx, params.json, then result.json (`last`: the final iteration; None: from `state`)."""
     from sagemaker_rl.export import export_onnx
     from sagemaker_rl.hyperparameters import to_hyperparameters
 
@@ -440,6 +561,15 @@ def _write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, la
     params = {"problem": job.problem, "simulator": job.simulator, "env_id": problem_env.env_id,
               "max_episode_steps": problem_env.max_episode_steps, "seed": job.seed,
               "hyperparameters": to_hyperparameters(job), "command": sys.argv}
-    (paths.model / "params.json").write_text(json.dumps(params, indent=2, default=str) + "\n")
-    summary = {**vars(last), "best_episode_reward_mean": state.best_reward}
-    (paths.model / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _write_atomically(paths.model / "params.json", json.dumps(params, indent=2, default=str) + "\n")
+    progress = vars(last) if last is not None else {
+        "training_iteration": state.training_iteration, "timesteps_total": state.timesteps_total,
+        "time_total_s": state.time_total_s, "episode_reward_mean": state.last_reward}
+    summary = {**progress, "best_episode_reward_mean": state.best_reward}
+    _write_atomically(paths.model / RESULT_FILE, json.dumps(summary, indent=2) + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".partial-{path.name}")
+    partial.write_text(text)
+    partial.replace(path)

@@ -29,7 +29,8 @@ def assert_failed_with(result, base, reason):
 @pytest.mark.parametrize("hyperparameters, reason", [
     ({"rl.training.config.kl_coef": 0.5},
      "unknown PPO setting 'rl.training.config.kl_coef' (did you mean 'kl_coeff'?)"),
-    ({"rl.training.config.num_epochs": "many"}, "rl.training.config.num_epochs must be a whole number, got 'many'"),
+    ({"rl.training.config.num_epochs": "many"},
+     "rl.training.config.num_epochs must be a whole number >= 1 and <= 10000, got 'many'"),
     ({"rl.env.simulator": "bullet"}, "unknown simulator 'bullet'"),
 ])
 def test_bad_hyperparameters_fail_before_training(tmp_path, home, hyperparameters, reason):

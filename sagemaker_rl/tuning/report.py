@@ -15,6 +15,7 @@ import csv
 import html
 import json
 import logging
+import shlex
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -147,7 +148,7 @@ def write_trials_csv(trials: Sequence[FrozenTrial], path: Path) -> Path:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: _cell(value) for key, value in row.items()})
+            writer.writerow({key: _csv_cell(value) for key, value in row.items()})
     tmp.replace(path)
     return path
 
@@ -199,7 +200,8 @@ def summary(
         lines.append(f"\nstopped before the end; {stopped_hint}")
     elif "best_hyperparameters" in files:
         best_file = files["best_hyperparameters"]
-        lines.append(f"\ntrain with them: python scripts/train.py --problem {problem} --hp-file {best_file}")
+        command = shlex.join(["python", "scripts/train.py", "--problem", problem, "--hp-file", str(best_file)])
+        lines.append(f"\ntrain with them: {command}")
     return "\n".join(lines)
 
 
@@ -457,6 +459,15 @@ def _cell(value: Any, *, digits: int | None = None) -> str:
     if isinstance(value, list | dict):
         return json.dumps(value)
     return str(value)
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula
+
+
+def _csv_cell(value: Any) -> str:
+    """A trials.csv cell: text that a spreadsheet would run as a formula is quoted with a leading '."""
+    text = _cell(value)
+    return "'" + text if isinstance(value, str) and text.startswith(_FORMULA_STARTS) else text
 
 
 def _write_atomic(path: Path, text: str) -> None:

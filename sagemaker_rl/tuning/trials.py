@@ -16,6 +16,10 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+import threading
+import time
+import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from sagemaker_rl.errors import shorten
+from sagemaker_rl.tuning.space import TuningError
 from sagemaker_rl.tuning.strategies import make_pruner, make_sampler
 
 if TYPE_CHECKING:
@@ -62,6 +68,10 @@ TRIALS_DIR = "trials"  # trials/NNNN of the run directory
 FAILURE_LIMIT = 1024  # characters of a failure reason kept (SageMaker's limit too)
 INTERRUPTED_REASON = "interrupted: the tuner was stopped; it reruns on --resume"
 
+# A shared storage's tuners record a heartbeat for each running trial; a trial whose tuner died
+# (kill -9, a lost machine) is failed by another tuner after the grace period and run again.
+HEARTBEAT_INTERVAL_S = 5
+HEARTBEAT_GRACE_S = 20
 STATUSES = ("complete", "pruned", "failed", "running", "waiting", "interrupted")
 _STATE_STATUS = {
     TrialState.COMPLETE: "complete",
@@ -73,8 +83,15 @@ _STATE_STATUS = {
 
 
 def default_storage(run_dir: Path) -> str:
-    """The study's storage when none is given: SQLite in the run directory."""
-    return f"sqlite:///{Path(run_dir) / STUDY_FILE}"
+    """The study's storage when none is given: SQLite in the run directory.
+
+    The path is escaped as a URL part: a run directory named `a?b` or `%41` would otherwise put the
+    study elsewhere or fail in SQLAlchemy's URL parser.
+    """
+    from sqlalchemy.engine import URL
+
+    database = str(Path(run_dir) / STUDY_FILE)
+    return URL.create("sqlite", database=database).render_as_string(hide_password=False)
 
 
 def trial_dir(run_dir: Path, number: int) -> Path:
@@ -306,6 +323,7 @@ class Trials:
         self.study = study
         self.run_dir = run_dir
         self._private = private  # no other run directory uses the storage
+        self.running: set[int] = set()  # trial ids this tuner has asked for and not told yet
 
     @classmethod
     def open(cls, config: TuningConfig) -> Trials:
@@ -314,20 +332,37 @@ class Trials:
         existing = _count_existing(config.storage, config.study_name)
         # A resumed run must not replay the sampler's first draws: offset its seed by the trials so far.
         seed = None if config.sampler_seed is None else (config.sampler_seed + 7919 * existing) % 2**31
-        study = optuna.create_study(
-            storage=config.storage,
-            study_name=config.study_name,
-            load_if_exists=True,
-            direction=config.direction,
-            sampler=make_sampler(config.strategy, config.space, seed=seed, max_jobs=config.budget),
-            pruner=make_pruner(
-                config.strategy,
-                config.early_stopping,
-                min_resource=config.hyperband_min_resource or DEFAULT_HYPERBAND_MIN_ENV_STEPS,
-                max_resource=config.hyperband_max_resource,
-            ),
-        )
-        return cls(study, config.run_dir, private=config.storage == default_storage(config.run_dir))
+        private = config.storage == default_storage(config.run_dir)
+        try:
+            study = optuna.create_study(
+                storage=config.storage if private else _shared_storage(config.storage),
+                study_name=config.study_name,
+                load_if_exists=True,
+                direction=config.direction,
+                sampler=make_sampler(config.strategy, config.space, seed=seed, max_jobs=config.budget),
+                pruner=make_pruner(
+                    config.strategy,
+                    config.early_stopping,
+                    min_resource=config.hyperband_min_resource or DEFAULT_HYPERBAND_MIN_ENV_STEPS,
+                    max_resource=config.hyperband_max_resource,
+                ),
+            )
+        except Exception as error:  # SQLAlchemy's and the database drivers' errors: one sentence with the URL
+            reason = (str(error).strip().splitlines() or [""])[0][:300]
+            raise TuningError(
+                f"cannot open the study storage {_redacted(config.storage)} ({type(error).__name__}: {reason}): "
+                "check the --storage URL, that the database server runs and that its driver is installed"
+            ) from None
+        trials = cls(study, config.run_dir, private=private)
+        if not private:  # other tuners may share it: heartbeats tell them which trials are still alive
+            threading.Thread(target=_heartbeat, args=(weakref.ref(trials),), daemon=True, name="heartbeat").start()
+        return trials
+
+    def _beat(self, trial_id: int) -> None:
+        # Optuna's heartbeat API lives on the storage (an RDBStorage behind Optuna's cache)
+        storage = self.study._storage
+        if getattr(storage, "get_heartbeat_interval", lambda: None)():
+            storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
 
     def all(self) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False)
@@ -348,7 +383,11 @@ class Trials:
 
     def ask(self, space: SearchSpace) -> tuple[optuna.Trial, Path, dict[str, Any]]:
         """A new trial (or a waiting rerun) sampled from `space`: the trial, its directory, its hyperparameters."""
-        trial = self.study.ask()
+        with warnings.catch_warnings():  # Optuna expects heartbeats with optimize(); ours are _heartbeat's
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+            trial = self.study.ask()
+        self.running.add(trial._trial_id)
+        self._beat(trial._trial_id)  # at once: a tuner killed before the first beat still has its trial rerun
         values = space.suggest(trial)
         directory = trial_dir(self.run_dir, trial.number)
         flat = space.hyperparameters(values)
@@ -420,18 +459,21 @@ class Trials:
         if len(seed_objectives) > 1:
             trial.set_user_attr(ATTR_SEED_OBJECTIVES, seed_objectives)
         self.study.tell(trial, value)
+        self.running.discard(trial._trial_id)
 
     def prune(self, trial: optuna.Trial, *, duration_s: float, curve_s: Mapping[int, float] | None = None) -> None:
         trial.set_user_attr(ATTR_DURATION, duration_s)
         if curve_s:
             trial.set_user_attr(ATTR_CURVE_S, {str(step): seconds for step, seconds in curve_s.items()})
         self.study.tell(trial, state=TrialState.PRUNED)
+        self.running.discard(trial._trial_id)
 
     def fail(self, trial: optuna.Trial, reason: str, *, duration_s: float | None = None) -> None:
         if duration_s is not None:
             trial.set_user_attr(ATTR_DURATION, duration_s)
         trial.set_user_attr(ATTR_FAILURE, reason[:FAILURE_LIMIT])
         self.study.tell(trial, state=TrialState.FAIL)
+        self.running.discard(trial._trial_id)
 
     def interrupt(self, trial: optuna.Trial) -> None:
         """Record a trial stopped with the tuner; `to_rerun` returns it on the next start."""
@@ -484,6 +526,45 @@ def from_record(
     except ValueError as error:  # a value outside its range: keep the trial, without Optuna's params
         logger.warning("%s: tuned values %s do not fit the ranges (%s)", name, dict(params), error)
         return optuna.trial.create_trial(state=state, value=value, user_attrs=dict(attrs))
+
+
+def _shared_storage(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage other tuners may use too: with heartbeats, and a rerun for each trial that went stale."""
+    with warnings.catch_warnings():  # "experimental" in Optuna 5.0; tests/tuning/test_postgres.py checks it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S,
+            heartbeat_stale_trial_callback=_rerun_stale,
+        )
+
+
+def _rerun_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    """A trial failed for want of heartbeats (its tuner died): queue it again with the same parameters."""
+    logger.warning("trial %d lost its tuner (no heartbeat for %d s): it runs again", trial.number, HEARTBEAT_GRACE_S)
+    study.enqueue_trial(trial.params, user_attrs={ATTR_RERUN_OF: trial.number})
+
+
+def _heartbeat(trials_ref: weakref.ref[Trials]) -> None:
+    """Beat for a Trials' running trials and fail stale ones, until the Trials is gone."""
+    while (trials := trials_ref()) is not None:
+        try:
+            for trial_id in list(trials.running):
+                trials._beat(trial_id)
+            optuna.storages.fail_stale_trials(trials.study)
+        except Exception as error:  # a lost connection: the next beat tries again
+            logger.warning("heartbeat of the shared study failed: %s", error)
+        del trials
+        time.sleep(HEARTBEAT_INTERVAL_S)
+
+
+def _redacted(url: str) -> str:
+    """`url` without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: the message says so through SQLAlchemy's own error
+        return shorten(url)
 
 
 def _fits(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:

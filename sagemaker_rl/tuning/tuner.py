@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import shlex
 import signal
 import statistics
 import sys
@@ -31,12 +32,13 @@ from typing import IO, Any
 
 import optuna
 
+from sagemaker_rl import contract, metrics
 from sagemaker_rl.console import Console
 from sagemaker_rl.metrics import Record
 from sagemaker_rl.tuning import report
 from sagemaker_rl.tuning.config import TuningConfig, check_hyperparameters
 from sagemaker_rl.tuning.rundir import is_run_dir, load_run_config, locked, record
-from sagemaker_rl.tuning.runners import Job, JobSpec, JobStatus, LocalProcessRunner, Runner
+from sagemaker_rl.tuning.runners import STDOUT_LOG, Job, JobSpec, JobStatus, LocalProcessRunner, Runner
 from sagemaker_rl.tuning.shared_ray import SharedRay
 from sagemaker_rl.tuning.space import TuningError
 from sagemaker_rl.tuning.trials import (
@@ -244,11 +246,33 @@ class _Tuner:
             if trial.state == optuna.trial.TrialState.RUNNING:  # the tuner died (kill -9, crash): its job may run
                 for directory in trial_job_dirs(trial, self._config.seeds):
                     self._runner.stop_orphan(directory)
+                if self._record_finished(trial):
+                    continue
             self._trials.rerun(trial)
             logger.info("trial %d was running when the tuner stopped: it runs again", trial.number)
             reran.append(str(trial.number))
         if reran:
             self._note = f"interrupted trial(s) {', '.join(reran)} run again with the same parameters"
+
+    def _record_finished(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """Record a trial whose jobs all succeeded before the tuner died, from their outputs; False if not."""
+        dirs = trial_job_dirs(trial, self._config.seeds)
+        if not dirs or not all(contract.JobPaths(job_dir).success_file.exists() for job_dir in dirs):
+            return False
+        objectives = []
+        for job_dir in dirs:
+            lines = (job_dir / STDOUT_LOG).read_text(errors="replace").splitlines()
+            records = metrics.read_records(lines, self._config.objective_metric)
+            objectives.append(_objective([record for record in records if record.value is not None],
+                                         self._config.objective_last_k))
+        if not all(math.isfinite(value) for value in objectives):
+            return False
+        paths = contract.JobPaths(dirs[-1])
+        duration = round(paths.success_file.stat().st_mtime - paths.hyperparameters_file.stat().st_mtime, 1)
+        live = optuna.trial.Trial(self._trials.study, trial._trial_id)
+        self._trials.complete(live, statistics.fmean(objectives), duration_s=duration, seed_objectives=objectives)
+        logger.info("trial %d had finished when the tuner stopped: recorded from its outputs", trial.number)
+        return True
 
     # --- jobs in slots ---
 
@@ -480,7 +504,8 @@ class _Tuner:
         )
 
     def _summary(self, result: TuningResult) -> None:
-        stopped = f"continue with: python scripts/tune.py --resume {result.run_dir}" if result.interrupted else None
+        resume = shlex.join(["python", "scripts/tune.py", "--resume", str(result.run_dir)])
+        stopped = f"continue with: {resume}" if result.interrupted else None
         text = report.summary(
             self._trials.study,
             result.files,

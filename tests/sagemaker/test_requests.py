@@ -162,7 +162,7 @@ def test_a_bad_hyperparameter_fails_with_the_jobs_own_message_before_any_aws_cal
         sagemaker.start_training_job(NoAws(), "reacher", {"rl.training.config.lrr": 1e-3}, sm_config(),
                                      out=io.StringIO())
     bad_space = SearchSpace((ContinuousParameter("rl.training.config.gamma", 0.5, 1.5),))
-    with pytest.raises(TuningError, match="gamma must be > 0 and <= 1, got 1.5"):
+    with pytest.raises(TuningError, match="gamma must be a number > 0 and <= 1, got 1.5"):
         sagemaker.start_tuning_job(NoAws(), tuning_config(tmp_path, space=bad_space), sm_config(), out=io.StringIO())
 
 

@@ -8,6 +8,7 @@ behaviour:
   fake.sleep  seconds per iteration                             (default 0.05)
   fake.lucky  1: add 100 to every reward when rl.training.seed < 10000 (good on the search's seeds only)
   fake.child  1: start a child process in the job's process group that sleeps for a long time
+  fake.linger seconds to stay alive after writing output/success (a tuner can die before it sees the end)
 Stop criterion: rl.training.stop.training_iteration (default 3). Each start appends a line to
 `starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`
 (and RAY_ADDRESS, when given, to `ray_address.log`).
@@ -64,6 +65,7 @@ def main() -> int:
         print(f"training_iteration: {iteration}", flush=True)
         print(f"iteration {iteration}: reward {reward}", flush=True)
     (base / "output/success").write_text("")
+    time.sleep(float(hp.get("fake.linger", 0)))
     return 0
 
 
