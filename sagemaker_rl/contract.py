@@ -28,6 +28,7 @@ NUM_CPUS_ENV = "SM_NUM_CPUS"  # CPUs a job may use: set by SageMaker, and by our
 PROGRAM_KEY = "sagemaker_program"
 SUBMIT_DIRECTORY_KEY = "sagemaker_submit_directory"
 
+FAILURE_PREFIX = "ERROR: "  # a failed job's console line with its reason (a runner may read only the console)
 # Exit codes that point at a cause a user can act on.
 _EXIT_HINTS = {137: "killed with SIGKILL (exit 137): likely out of memory", -9: "killed with SIGKILL"}
 
@@ -198,4 +199,4 @@ def _write_failure(paths: JobPaths, reason: str, *, details: str = "") -> None:
         paths.failure_file.write_text(text + "\n")
     except OSError as error:
         logger.error("could not write %s: %s", paths.failure_file, error)
-    print(f"ERROR: {reason}", file=sys.stderr, flush=True)
+    print(f"{FAILURE_PREFIX}{reason}", file=sys.stderr, flush=True)

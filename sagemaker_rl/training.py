@@ -32,6 +32,7 @@ JOB_STATE_FILE = "job_state.json"  # written last: a checkpoint without it is in
 MODULE_ID = "default_policy"
 LOG_STD_PARAMETER = "pi.log_std"  # the free log std of RLlib's default PPO module
 LEARNER_TORCH_THREADS = 1  # intra-op threads of the learner (see build_algorithm)
+DRIVER_CPUS = 1  # CPUs the driver process (learner) holds on a shared Ray cluster (see env_runners_for)
 # The reward lines' mean, max and min are over the last 100 finished episodes (as the old API stack
 # and Stable-Baselines3 report), whichever iterations they finished in; RLlib 2.60 reports each
 # iteration's own episodes only, and nothing when none finished.
@@ -70,9 +71,22 @@ class Progress:
     learner: dict[str, float]
 
 
-def env_runners_for(cpus: int) -> int:
-    """Remote env runners for a job with `cpus` CPUs: one per CPU, none (sample in the driver) on one."""
+def env_runners_for(cpus: int, *, on_cluster: bool = False) -> int:
+    """Remote env runners (one CPU each) for a job with `cpus` CPUs.
+
+    With Ray of its own: one per CPU, none on one CPU (sampling in the driver); sampling and learning
+    alternate, so the driver's learner shares the runners' cores. On a running cluster, where other jobs
+    hold the other CPUs, every busy process holds a CPU: the driver DRIVER_CPUS (its learner, and the
+    sampling on one CPU), the runners the rest, so the job asks Ray for exactly `cpus`.
+    """
+    if on_cluster:
+        return max(0, cpus - DRIVER_CPUS)
     return cpus if cpus >= 2 else 0
+
+
+def on_ray_cluster() -> bool:
+    """The job runs on a Ray cluster that was running before it ($RAY_ADDRESS; a Ray Job always has it)."""
+    return bool(os.environ.get("RAY_ADDRESS"))
 
 
 def env_name(job: JobConfig) -> str:
@@ -85,7 +99,8 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
 
     _quiet_ray_loggers()
     ppo = dict(job.ppo)
-    ppo.setdefault("num_env_runners", env_runners_for(cpus))
+    ppo.setdefault("num_env_runners", env_runners_for(cpus, on_cluster=on_ray_cluster()))
+    ppo.setdefault("num_cpus_per_env_runner", 1)  # env_runners_for counts one CPU a runner
     model_config = ppo.pop("model_config", {})
     batch = ppo.pop("train_batch_size_per_learner")
     # The old stack's `observation_filter` is a connector on the new one; its running statistics

@@ -11,6 +11,7 @@ the run directory's files `rundir.py`'s; this module schedules jobs and says how
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import math
 import signal
@@ -189,18 +190,43 @@ class _Tuner:
         return result
 
     def _recover(self) -> None:
-        """Rerun trials of this run directory that were running when an earlier tuner stopped."""
+        """Rerun trials of this run directory that were running when an earlier tuner stopped (or follow
+        their jobs again, when the runner can)."""
         reran: list[str] = []
+        followed: list[str] = []
         for trial in self._trials.to_rerun():
             if trial.state == optuna.trial.TrialState.RUNNING:  # the tuner died (kill -9, crash): its job may run
                 trial_dir = trial.user_attrs.get(ATTR_TRIAL_DIR)  # absent: killed before the job started
+                if trial_dir and self._reattach(trial, Path(trial_dir)):
+                    followed.append(str(trial.number))
+                    continue
                 for directory in job_dirs(Path(trial_dir), self._config.seeds) if trial_dir else []:
                     self._runner.stop_orphan(directory)
             self._trials.rerun(trial)
             logger.info("trial %d was running when the tuner stopped: it runs again", trial.number)
             reran.append(str(trial.number))
+        notes = [f"reattached to the jobs of trial(s) {', '.join(followed)}"] if followed else []
         if reran:
-            self._note = f"interrupted trial(s) {', '.join(reran)} run again with the same parameters"
+            notes.append(f"interrupted trial(s) {', '.join(reran)} run again with the same parameters")
+        self._note = "; ".join(notes)
+
+    def _reattach(self, trial: optuna.trial.FrozenTrial, directory: Path) -> bool:
+        """Follow again every job of a trial the dead tuner left running; False (nothing kept) if one cannot be."""
+        specs = self._specs(directory, hyperparameters(trial))
+        jobs = [self._runner.reattach(spec) for spec in specs]
+        if not all(jobs):
+            for job in jobs:
+                if job is not None:
+                    job.wait(0)  # the trial runs again: end what did reattach
+            return False
+        age = (datetime.datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
+        active = _ActiveTrial(self._trials.resume(trial), directory, [], [job for job in jobs if job is not None],
+                              started=time.monotonic() - age)
+        active.statuses = [JobStatus() for _ in active.jobs]
+        active.reported = set(trial.intermediate_values)
+        self._active.append(active)
+        logger.info("trial %d: reattached to its running job(s)", trial.number)
+        return True
 
     # --- jobs in slots ---
 
@@ -226,8 +252,14 @@ class _Tuner:
             waiting.statuses.append(JobStatus())
 
     def _start_trial(self) -> _ActiveTrial:
+        trial, directory, flat = self._trials.ask(self._config.space)
+        active = _ActiveTrial(trial, directory, self._specs(directory, flat))
+        self._active.append(active)
+        return active
+
+    def _specs(self, directory: Path, flat: dict[str, Any]) -> list[JobSpec]:
+        """The jobs of a trial in `directory` with hyperparameters `flat`: one per seed."""
         config = self._config
-        trial, directory, flat = self._trials.ask(config.space)
         specs = []
         base_seed = int(flat.get("rl.training.seed", 0))
         for index, job_dir in enumerate(job_dirs(directory, config.seeds)):
@@ -243,9 +275,7 @@ class _Tuner:
                     metric=config.objective_metric,
                 )
             )
-        active = _ActiveTrial(trial, directory, specs)
-        self._active.append(active)
-        return active
+        return specs
 
     def _poll(self) -> None:
         for active in list(self._active):
@@ -284,6 +314,9 @@ class _Tuner:
         self._active.remove(active)
         trial, number = active.trial, active.trial.number
         duration = round(time.monotonic() - active.started, 1)
+        outputs = [status.output_dir for status in active.statuses if status.output_dir]
+        if outputs:  # the jobs' model and checkpoints stay on a cluster's storage: the report says where
+            self._trials.record_outputs(trial, outputs)
         if active.pruned_at is not None:
             for job in active.jobs:
                 job.wait(STOP_GRACE_S)
