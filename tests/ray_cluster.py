@@ -27,6 +27,7 @@ from pathlib import Path
 
 MARKER = "SAGEMAKER_RL_TEST_CLUSTER"  # the cluster's directory, in the environment of all its processes
 NODE_MARKER = "SAGEMAKER_RL_TEST_NODE"  # the node's name (head, worker-1, ...)
+_START_ATTEMPTS = 3
 # The head's failure detector, faster than Ray's default (~15-30 s) so a dead node is noticed in seconds.
 FAST_HEALTH_CHECK = {
     "RAY_health_check_initial_delay_ms": "1000",
@@ -82,11 +83,17 @@ class LocalCluster:
             "--node-manager-port", str(node_manager), "--object-manager-port", str(object_manager),
         ]
         log = self.directory / f"start-{name}.log"
-        with open(log, "w") as out:
-            done = subprocess.run(command, env=self.node_env(name), stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=180, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"ray start of {name} failed (exit {done.returncode}):\n{log.read_text()[-3000:]}")
+        for _ in range(_START_ATTEMPTS):
+            with open(log, "a") as out:
+                done = subprocess.run(command, env=self.node_env(name), stdout=out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, timeout=180, check=False)
+            if done.returncode == 0:
+                return
+            # Ray gives a raylet 30 s to register (hard-coded); a loaded machine can take longer: try again.
+            _signal(self.pids(name), signal.SIGKILL)
+            time.sleep(1)
+        raise RuntimeError(f"ray start of {name} failed {_START_ATTEMPTS} times (exit {done.returncode}):\n"
+                           f"{log.read_text()[-3000:]}")
 
     def node_env(self, name: str) -> dict[str, str]:
         """The environment a node starts with: our venv's python first on PATH (as in the image), Ray quiet."""
@@ -96,6 +103,7 @@ class LocalCluster:
             "PATH": path,
             "RAY_AUTH_MODE": "disabled",
             "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "180",  # Ray's 60 s are too few on a loaded machine
             **self._env,
             MARKER: str(self.directory),
             NODE_MARKER: name,

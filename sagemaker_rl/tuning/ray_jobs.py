@@ -217,7 +217,6 @@ class RayJob:
         self._values: list[tuple[int, float]] = []
         self._read = 0  # characters of the log read so far
         self._pending = ""  # a last line without its newline yet
-        self._info: Any = None
         self._done = threading.Event()
         self._wake = threading.Event()
         self._failure: str | None = None
@@ -262,22 +261,21 @@ class RayJob:
             while True:
                 try:
                     info = self._client.get_job_info(self.job_id)
-                    self._read_log()
-                    last_contact = time.monotonic()
-                except Exception as error:  # the dashboard restarts, the network drops, the job's node died
-                    logger.debug("reading Ray job %s: %s", self.job_id, error)
+                except Exception as error:  # the dashboard restarts, the network drops
+                    logger.debug("reading the status of Ray job %s: %s", self.job_id, error)
                     if time.monotonic() - last_contact > LOST_AFTER_S:
-                        self._end(f"lost contact with the Ray cluster for {LOST_AFTER_S:.0f} s: {error}")
+                        reason = _first_line(str(error)) or type(error).__name__
+                        self._end(f"lost contact with the Ray cluster for {LOST_AFTER_S:.0f} s: {reason}")
                         return
-                    info = None
-                    if self._info is not None and self._info.status == "FAILED":
-                        self._end(self._ray_failure(self._info))  # its log went with its node
-                        return
-                if info is not None:
-                    self._info = info
+                else:
+                    last_contact = time.monotonic()
                     if info.status in _TERMINAL:
                         self._finish(info)
                         return
+                    try:
+                        self._read_log()
+                    except Exception as error:  # e.g. the job's node died: its status says so next
+                        logger.debug("reading the log of Ray job %s: %s", self.job_id, error)
                 self._wake.wait(POLL_S)
                 self._wake.clear()
 
