@@ -232,7 +232,11 @@ def _ray_cluster(args: argparse.Namespace, overrides: dict[str, object]) -> tupl
     cluster = RayCluster(_ray_address(args), args.storage_path)
     connect(cluster.address)
     if "num_cpus" not in overrides:  # the trials share the cluster's CPUs as a local run shares the cores
-        overrides = {**overrides, "num_cpus": cluster_cpus(cluster.address)}
+        cpus = cluster_cpus(cluster.address)
+        if cpus < 1:
+            raise TuningError(f"the Ray cluster at {cluster.address} has no live node with CPUs yet: give "
+                              "--num-cpus, the CPUs the trials share (e.g. what the autoscaler may start)")
+        overrides = {**overrides, "num_cpus": cpus}
     return cluster, overrides
 
 
