@@ -29,12 +29,14 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_count(name: str, value: Any, *, optional: bool = False) -> None:
-    """UserError unless `value` is a whole number >= 1 (a count of jobs, hosts, seconds ...), or None if `optional`."""
+def check_count(name: str, value: Any, *, optional: bool = False, minimum: int = 1) -> None:
+    """UserError unless `value` is a whole number >= `minimum` (a count of jobs, hosts, seconds ...).
+
+    None is accepted if `optional`."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{name} must be a whole number >= {minimum}, got {value!r}")
 
 
 def cli(main: Callable[_P, int]) -> Callable[_P, int]:

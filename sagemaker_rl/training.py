@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sagemaker_rl import metrics
-from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.contract import JobPaths, driver_cpus
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.hyperparameters import JobConfig, StopCriteria
 from sagemaker_rl.problems import PROBLEMS
@@ -32,7 +32,6 @@ JOB_STATE_FILE = "job_state.json"  # written last: a checkpoint without it is in
 MODULE_ID = "default_policy"
 LOG_STD_PARAMETER = "pi.log_std"  # the free log std of RLlib's default PPO module
 LEARNER_TORCH_THREADS = 1  # intra-op threads of the learner (see build_algorithm)
-DRIVER_CPUS = 1  # CPUs the driver process (learner) holds on a shared Ray cluster (see env_runners_for)
 # The reward lines' mean, max and min are over the last 100 finished episodes (as the old API stack
 # and Stable-Baselines3 report), whichever iterations they finished in; RLlib 2.60 reports each
 # iteration's own episodes only, and nothing when none finished.
@@ -71,22 +70,18 @@ class Progress:
     learner: dict[str, float]
 
 
-def env_runners_for(cpus: int, *, on_cluster: bool = False) -> int:
+def env_runners_for(cpus: int, *, driver_cpus: int = 0) -> int:
     """Remote env runners (one CPU each) for a job with `cpus` CPUs.
 
-    With Ray of its own: one per CPU, none on one CPU (sampling in the driver); sampling and learning
-    alternate, so the driver's learner shares the runners' cores. On a running cluster, where other jobs
-    hold the other CPUs, every busy process holds a CPU: the driver DRIVER_CPUS (its learner, and the
-    sampling on one CPU), the runners the rest, so the job asks Ray for exactly `cpus`.
+    When the driver holds no CPU in Ray (Ray of its own, or a tuning run's shared instance): one per
+    CPU, none on one CPU (sampling in the driver); sampling and learning alternate, so the driver's
+    learner shares the runners' cores. When it already holds `driver_cpus` of them (a Ray Job on a
+    shared cluster, `contract.DRIVER_CPUS_ENV`), the runners get the rest, so that the job holds
+    exactly `cpus` and trials sharing a node never oversubscribe it.
     """
-    if on_cluster:
-        return max(0, cpus - DRIVER_CPUS)
+    if driver_cpus:
+        return max(0, cpus - driver_cpus)
     return cpus if cpus >= 2 else 0
-
-
-def on_ray_cluster() -> bool:
-    """The job runs on a Ray cluster that was running before it ($RAY_ADDRESS; a Ray Job always has it)."""
-    return bool(os.environ.get("RAY_ADDRESS"))
 
 
 def env_name(job: JobConfig) -> str:
@@ -99,7 +94,7 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
 
     _quiet_ray_loggers()
     ppo = dict(job.ppo)
-    ppo.setdefault("num_env_runners", env_runners_for(cpus, on_cluster=on_ray_cluster()))
+    ppo.setdefault("num_env_runners", env_runners_for(cpus, driver_cpus=driver_cpus()))
     ppo.setdefault("num_cpus_per_env_runner", 1)  # env_runners_for counts one CPU a runner
     model_config = ppo.pop("model_config", {})
     batch = ppo.pop("train_batch_size_per_learner")
@@ -323,8 +318,9 @@ def start_ray(cpus: int) -> None:
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file, no warning
     address = os.environ.get("RAY_ADDRESS")
-    if address:  # a cluster is already running (Ray runner, multi-host SageMaker job)
+    if address:  # a cluster is already running (a tuning run's shared instance, Ray runner, multi-host job)
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        logger.info("connected to the Ray instance at %s", address)
     else:
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     _quiet_ray_loggers()

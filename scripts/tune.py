@@ -35,10 +35,13 @@ from sagemaker_rl.tuning import (
 from sagemaker_rl.tuning.config import (
     DEFAULT_MAX_JOBS,
     DEFAULT_MAX_PARALLEL_JOBS,
+    DEFAULT_REEVALUATE_SEEDS,
+    DEFAULT_REEVALUATE_TOP,
     DEFAULT_TIME_PER_TRIAL_S,
     file_keys,
 )
 from sagemaker_rl.tuning.ray_jobs import RayCluster, RayJobRunner, cluster_cpus, connect
+from sagemaker_rl.tuning.trials import IDENTICAL, TRANSFER, WARM_START_TYPES
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -91,6 +94,32 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="objective = mean of the last K reward values (default: 1, the last)",
     )
     add("--seeds", type=int, help="jobs per trial with different seeds; objective = their mean (default: 1)")
+    add(
+        "--reevaluate-top",
+        type=int,
+        metavar="K",
+        help=f"after the search, train the K best configurations and the default again on fresh seeds; "
+        f"the best by that is the answer (default: {DEFAULT_REEVALUATE_TOP}; 0: off; local runs only)",
+    )
+    add(
+        "--reevaluate-seeds",
+        type=int,
+        metavar="N",
+        help=f"fresh seeds per re-evaluated configuration (default: {DEFAULT_REEVALUATE_SEEDS})",
+    )
+    add(
+        "--warm-start",
+        nargs="+",
+        metavar="PARENT",
+        help="start from the finished trials of up to 5 earlier runs: run directories (local) or "
+        "tuning job names (--backend sagemaker)",
+    )
+    add(
+        "--warm-start-type",
+        choices=WARM_START_TYPES,
+        help=f"SageMaker's warm-start types: {IDENTICAL} (same problem; parents' trials may be the answer) or "
+        f"{TRANSFER} (problem or static values may differ; parents only inform the sampler) (default: {IDENTICAL})",
+    )
     add("--run-dir", type=Path, help="run directory (default: runs/tune-PROBLEM-TIME)")
     add(
         "--storage",
@@ -165,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
         return tune_on_sagemaker(args)
     _configure_logging(args.verbose)
-    runner: RayJobRunner | None = None
+    runner: RayJobRunner | None = None  # None: local processes
     if args.resume:
         extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
         if extra or args.config:
@@ -212,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result.complete else 1
 
 
-_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus")  # dests of the options only a local run reads
+# dests of the options only a local run reads (SageMaker AMT has no re-evaluation)
+_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus", "reevaluate_top", "reevaluate_seeds")
 _RAY_ONLY = ("address", "storage_path")  # dests of the options only --backend ray reads
 
 

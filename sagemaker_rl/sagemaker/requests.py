@@ -15,7 +15,7 @@ from sagemaker_rl import metrics
 from sagemaker_rl.contract import DEFAULT_BASE_DIR, PROGRAM_KEY, JobPaths, encode_hyperparameters
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.job import check_hyperparameters
-from sagemaker_rl.sagemaker.config import SageMakerConfig, entry_point
+from sagemaker_rl.sagemaker.config import SageMakerConfig, entry_point, job_name
 
 if TYPE_CHECKING:  # the tuning package imports Optuna: only what tuning needs pays for it
     from sagemaker_rl.tuning import TuningConfig
@@ -65,6 +65,8 @@ def check_tuning_job(tuning: TuningConfig, config: SageMakerConfig) -> None:
                         "share it and resume from each other's checkpoints; drop it")
     if tuning.strategy is Strategy.HYPERBAND:
         _hyperband_max_resource(tuning)
+    for parent in tuning.warm_start:  # the parents are tuning jobs here, not run directories
+        job_name(tuning.problem, "tuning", parent)
     check_hyperparameters(tuning)
 
 
@@ -89,11 +91,12 @@ def tuning_job_request(
         job_config["ResourceLimits"]["MaxNumberOfTrainingJobs"] = tuning.budget
     if tuning.strategy is Strategy.HYPERBAND:
         job_config["StrategyConfig"] = {"HyperbandStrategyConfig": {
-            "MinResource": tuning.hyperband_min_resource, "MaxResource": _hyperband_max_resource(tuning)}}
+            "MinResource": tuning.hyperband_min_resource or 1, "MaxResource": _hyperband_max_resource(tuning)}}
+
     if tuning.sampler_seed is not None:
         job_config["RandomSeed"] = tuning.sampler_seed
     static = encode_hyperparameters({**tuning.space.static, PROGRAM_KEY: entry_point(tuning.problem)})
-    return {
+    request: dict[str, Any] = {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobConfig": job_config,
         "TrainingJobDefinition": {
@@ -102,6 +105,12 @@ def tuning_job_request(
         },
         "Tags": _tags(config, tuning.problem),
     }
+    if tuning.warm_start:  # the parents are tuning jobs; SageMaker checks the rules of its warm-start types
+        request["WarmStartConfig"] = {
+            "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": name} for name in tuning.warm_start],
+            "WarmStartType": tuning.warm_start_type,
+        }
+    return request
 
 
 def _job_definition(config: SageMakerConfig, *, output_s3: str, checkpoint_s3: str | None) -> dict[str, Any]:

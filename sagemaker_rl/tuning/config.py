@@ -34,7 +34,7 @@ from sagemaker_rl.tuning.strategies import (
     parse_early_stopping,
     parse_strategy,
 )
-from sagemaker_rl.tuning.trials import default_storage
+from sagemaker_rl.tuning.trials import IDENTICAL, WARM_START_TYPES, default_storage
 
 DEFAULT_MAX_JOBS = 8
 DEFAULT_MAX_PARALLEL_JOBS = 2
@@ -42,6 +42,9 @@ DEFAULT_MAX_PARALLEL_JOBS = 2
 # 120 s of training, up to one more iteration (the stop is checked after each) and the final export:
 # ~3 min a round, ~13 min on 2 cores.
 DEFAULT_TIME_PER_TRIAL_S = 120
+DEFAULT_REEVALUATE_TOP = 1
+DEFAULT_REEVALUATE_SEEDS = 3
+MAX_WARM_START_PARENTS = 5  # SageMaker's limit
 OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN)
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 
@@ -76,8 +79,13 @@ class TuningConfig:
     study_name: str | None = None  # name of the study in the storage (None: the run directory's name)
     sampler_seed: int | None = None  # seed of the sampler (None: drawn and recorded)
     num_cpus: int | None = None  # cores shared by parallel jobs (None: those this process may use)
-    hyperband_min_resource: int = 1  # Hyperband: fewest training iterations a trial gets
-    hyperband_max_resource: int | None = None  # Hyperband: most iterations (None: from the first trials)
+    # Hyperband's resource: env steps locally; on SageMaker, training iterations (reported values), as it counts.
+    hyperband_min_resource: int | None = None  # fewest a trial gets (None: 25,000 env steps; SageMaker: 1)
+    hyperband_max_resource: int | None = None  # most (None: the first finished trial's)
+    reevaluate_top: int = DEFAULT_REEVALUATE_TOP  # re-evaluate the K best configurations and the default (0: off)
+    reevaluate_seeds: int = DEFAULT_REEVALUATE_SEEDS  # fresh seeds each re-evaluated configuration trains on
+    warm_start: tuple[str, ...] = ()  # parent run directories whose finished trials seed the study
+    warm_start_type: str = IDENTICAL  # IdenticalDataAndAlgorithm or TransferLearning (SageMaker's types)
     check_hyperparameters: bool = True  # check every key with the job's own parser before starting
 
     def __post_init__(self) -> None:
@@ -85,9 +93,11 @@ class TuningConfig:
         object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
         check_strategy(self.strategy, self.early_stopping, self.space)
-        for name in ("max_parallel_jobs", "objective_last_k", "seeds", "hyperband_min_resource"):
+        for name in ("max_parallel_jobs", "objective_last_k", "seeds", "reevaluate_seeds"):
             check_count(name, getattr(self, name))
-        for name in ("max_jobs", "num_cpus", "hyperband_max_resource"):
+        check_count("reevaluate_top", self.reevaluate_top, minimum=0)
+        self._check_warm_start()
+        for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource"):
             check_count(name, getattr(self, name), optional=True)
         if self.objective_metric not in OBJECTIVE_METRICS:
             raise TuningError(
@@ -105,6 +115,27 @@ class TuningConfig:
         if self.run_dir is not None:
             object.__setattr__(self, "run_dir", Path(self.run_dir).absolute())
 
+    def _check_warm_start(self) -> None:
+        parents = self.warm_start
+        if isinstance(parents, str | Path):
+            parents = (parents,)
+        object.__setattr__(self, "warm_start", tuple(str(parent) for parent in parents or ()))
+        if self.warm_start_type not in WARM_START_TYPES:
+            raise TuningError(
+                f"warm_start_type {self.warm_start_type!r} is not one of {', '.join(WARM_START_TYPES)}"
+                f"{did_you_mean(str(self.warm_start_type), WARM_START_TYPES)}"
+            )
+        if len(self.warm_start) > MAX_WARM_START_PARENTS:
+            raise TuningError(
+                f"warm_start names {len(self.warm_start)} parent runs; SageMaker allows at most "
+                f"{MAX_WARM_START_PARENTS}: keep the {MAX_WARM_START_PARENTS} most relevant"
+            )
+
+    @property
+    def reevaluation_jobs(self) -> int:
+        """Jobs the re-evaluation adds after the search: (top + the default) x seeds."""
+        return (self.reevaluate_top + 1) * self.reevaluate_seeds if self.reevaluate_top else 0
+
     @property
     def budget(self) -> int:
         """Trials in the run."""
@@ -114,10 +145,14 @@ class TuningConfig:
         return self.max_jobs or DEFAULT_MAX_JOBS
 
     @property
+    def total_cpus(self) -> int:
+        """The cores the parallel jobs share."""
+        return self.num_cpus or len(os.sched_getaffinity(0))
+
+    @property
     def cpus_per_job(self) -> int:
         """SM_NUM_CPUS of each job: the cores split between the parallel jobs."""
-        cores = self.num_cpus or len(os.sched_getaffinity(0))
-        return max(1, cores // self.max_parallel_jobs)
+        return max(1, self.total_cpus // self.max_parallel_jobs)
 
     @property
     def direction(self) -> Literal["maximize", "minimize"]:
@@ -143,6 +178,8 @@ class TuningConfig:
             if item.name in ("problem", "space"):
                 continue
             value = getattr(self, item.name)
+            if isinstance(value, tuple):
+                value = list(value)
             data[item.name] = str(value) if isinstance(value, Path | Strategy | EarlyStopping) else value
         return data
 

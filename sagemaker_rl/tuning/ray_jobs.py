@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sagemaker_rl import contract, job, metrics, training
+from sagemaker_rl import contract, job, metrics
 from sagemaker_rl.tuning.runners import STDOUT_LOG, JobSpec, JobStatus, reward_failure
 from sagemaker_rl.tuning.space import TuningError
 
@@ -38,6 +38,7 @@ CLUSTER_FILE = "ray_cluster.json"  # in the run directory: the cluster and stora
 HYPERPARAMETERS_ENV = "SAGEMAKER_RL_HYPERPARAMETERS"  # the job's hyperparameters, written into its inputs there
 POLL_S = 2.0  # between two reads of a job's status and log
 LOST_AFTER_S = 300.0  # a job whose cluster cannot be reached this long is given up (failed)
+ENTRYPOINT_CPUS = 1  # CPUs a job's driver (its learner, and the sampling on one CPU) holds in Ray
 CHECK_TIMEOUT_S = 180.0  # the storage check job (it may wait for a free node)
 STOP_TIMEOUT_S = 20.0  # after a stop request: Ray sends SIGTERM, SIGKILL 3 s later
 _TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -142,11 +143,12 @@ class RayJobRunner:
         env = {
             contract.BASE_DIR_ENV: remote,
             contract.NUM_CPUS_ENV: str(spec.num_cpus),
+            contract.DRIVER_CPUS_ENV: str(ENTRYPOINT_CPUS),  # the job starts its runners on the rest
             HYPERPARAMETERS_ENV: json.dumps(dict(spec.hyperparameters), default=str),
             "RAY_AUTH_MODE": "disabled",
         }
         job_id = self._submit(f"python -m {MODULE} --problem {spec.problem}", env=env,
-                              cpus=training.DRIVER_CPUS, name=_name(self._run_dir, spec.base_dir))
+                              cpus=ENTRYPOINT_CPUS, name=_name(self._run_dir, spec.base_dir))
         record = {"job_id": job_id, "address": self.cluster.address, "base_dir": remote}
         (spec.base_dir / JOB_FILE).write_text(json.dumps(record, indent=2) + "\n")
         logger.debug("started Ray job %s for %s (base directory %s)", job_id, spec.base_dir, remote)
@@ -214,7 +216,7 @@ class RayJob:
         self._on_stop = on_stop
         self._lock = threading.Lock()
         self._records = metrics.RecordReader(spec.metric)
-        self._values: list[tuple[int, float]] = []
+        self._values: list[metrics.Record] = []
         self._read = 0  # characters of the log read so far
         self._pending = ""  # a last line without its newline yet
         self._done = threading.Event()
@@ -329,7 +331,7 @@ class RayJob:
 
     def _add(self, record: metrics.Record | None) -> None:
         if record is not None and record.value is not None:
-            self._values.append((record.iteration, record.value))
+            self._values.append(record)
 
     def _end(self, failure: str | None) -> None:
         with self._lock:

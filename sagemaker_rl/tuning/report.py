@@ -1,9 +1,12 @@
 """Report: what a tuning run found, as files in its run directory.
 
-`report.html` (readable offline: plotly.js is inlined) shows the objective per trial, the learning
-curves of all trials, the best trial, parameter importances and one slice per parameter;
-`trials.csv` has one row per trial; `best_hyperparameters.json` is the best trial's flat
-hyperparameters (static + tuned), the file `scripts/train.py --hp-file` reads.
+`report.html` (readable offline: plotly.js is inlined) shows the answer, the re-evaluation on fresh
+seeds beside the search, the objective per trial, the learning curves of all trials against env
+steps and wall time, parameter importances (marked unreliable when the trials do not separate from
+the seed noise the re-evaluation measured) and one slice per parameter; `trials.csv` has one row per
+trial; `best_hyperparameters.json` is the answer's flat hyperparameters (static + tuned): the best
+configuration by re-evaluation, or the search's best trial when there was none. It is the file
+`scripts/train.py --hp-file` reads.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import html
 import json
 import logging
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.tuning import trials as record
-from sagemaker_rl.tuning.trials import ATTR_DURATION, ATTR_FAILURE, ATTR_OUTPUTS, ATTR_RERUN_OF, ATTR_TRAINING_JOB
+from sagemaker_rl.tuning.trials import (
+    ATTR_CURVE_S,
+    ATTR_DURATION,
+    ATTR_FAILURE,
+    ATTR_OUTPUTS,
+    ATTR_RERUN_OF,
+    ATTR_TRAINING_JOB,
+    DEFAULT_CANDIDATE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +59,61 @@ def write_outputs(
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best complete trial, or None when no trial completed."""
-    return record.best(study.get_trials(deepcopy=False), study.direction)
+    """The run's answer (best by re-evaluation, else the search's best trial), or None when no trial completed."""
+    return record.answer(study.get_trials(deepcopy=False), study.direction)
+
+
+def reevaluation_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per re-evaluated candidate, best first: its search objective, mean and spread on the
+    fresh seeds, each seed's value, and the gain over the default (mean difference; per seed, paired)."""
+    trials = study.get_trials(deepcopy=False)
+    found = record.reevaluations(trials)
+    by_number = {trial.number: trial for trial in trials}
+    default = found.get(DEFAULT_CANDIDATE)
+    answer = record.answer(trials, study.direction)
+    rows = []
+    for key, item in found.items():
+        candidate = by_number.get(key) if isinstance(key, int) else None
+        gain = paired = None
+        if item.complete and default is not None and default.complete and key != DEFAULT_CANDIDATE:
+            sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+            gain = sign * (item.mean - default.mean)  # type: ignore[operator]
+            if item.seeds == default.seeds:
+                paired = [sign * (a - b) for a, b in zip(item.values, default.values, strict=True)]
+        rows.append({
+            "candidate": "default" if key == DEFAULT_CANDIDATE else f"trial {key}",
+            "answer": "yes" if answer is not None and answer.number == item.trial.number else "",
+            "status": record.status(item.trial, set()),
+            "search_objective": candidate.value if candidate is not None else None,
+            "mean": item.mean,
+            "spread": item.spread,
+            "per_seed": [round(value, 4) for value in item.values],
+            "gain_over_default": gain,
+            "gain_per_seed": [round(value, 4) for value in paired] if paired else None,
+            "seeds": item.seeds,
+            "trial": item.trial.number,
+        })
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+
+    def order(row: dict[str, Any]) -> tuple[bool, float]:
+        return row["mean"] is None, sign * float(row["mean"] or 0.0)
+
+    return sorted(rows, key=order)
+
+
+def seed_noise(study: optuna.Study) -> tuple[float | None, float | None]:
+    """(spread of the search's objectives, seed noise): the standard deviation of the complete search
+    trials' objectives, and the pooled standard deviation over seeds within the re-evaluated candidates."""
+    trials = study.get_trials(deepcopy=False)
+    values = [trial.value for trial in trials if record.is_search(trial) and trial.state == TrialState.COMPLETE
+              and trial.value is not None]
+    spread = statistics.stdev(values) if len(values) > 1 else None
+    groups = [item.values for item in record.reevaluations(trials).values() if item.complete and len(item.values) > 1]
+    if not groups:
+        return spread, None
+    squares = sum(sum((value - statistics.fmean(group)) ** 2 for value in group) for group in groups)
+    freedom = sum(len(group) - 1 for group in groups)
+    return spread, (squares / freedom) ** 0.5
 
 
 def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
@@ -63,8 +128,9 @@ def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "trial": trial.number,
             "status": record.status(trial, replaced),
+            "role": record.role(trial),
             "objective": trial.value if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else None,
-            "iterations": trial.last_step,
+            "env_steps": trial.last_step,
             "duration_s": trial.user_attrs.get(ATTR_DURATION),
         }
         row.update({name: tuned.get(name) for name in names})
@@ -97,7 +163,9 @@ def trials_table(study: optuna.Study, *, objective: str = "episode_reward_mean")
     if not rows:
         return "no trials"
     names = _tuned_names(study.get_trials(deepcopy=False))
-    columns = ["trial", "status", "objective", "iterations", "duration_s", *names]
+    columns = ["trial", "status", "objective", "env_steps", "duration_s", *names]
+    if any(row["role"] != "search" for row in rows):
+        columns.insert(2, "role")
     headers = {column: column.rsplit(".", 1)[-1] for column in columns}
     headers["objective"] = objective
     table = [[headers[column] for column in columns]]
@@ -117,12 +185,19 @@ def summary(
     objective: str = "episode_reward_mean",
     stopped_hint: str | None = None,
 ) -> str:
-    """The text a tuning run ends with: trials table, best value and hyperparameters, files written,
-    and how to train with the best ones (or, for a run that stopped early, `stopped_hint`)."""
+    """The text a tuning run ends with: trials table, the re-evaluation, the answer's hyperparameters,
+    files written, and how to train with them (or, for a run that stopped early, `stopped_hint`)."""
     lines = [trials_table(study, objective=objective)]
+    rows = reevaluation_rows(study)
+    if rows:
+        lines += ["", reevaluation_text(rows, objective)]
     best = best_trial(study)
     if best is not None:
-        lines.append(f"\nbest {objective}: {best.value:.6g}")
+        if record.is_reevaluation(best):
+            lines.append(f"\nbest by re-evaluation: {record.role(best)[len('re-evaluation of '):]}, "
+                         f"{objective} {best.value:.6g} (mean over its fresh seeds)")
+        else:
+            lines.append(f"\nbest {objective}: {best.value:.6g} (trial {best.number}; not re-evaluated)")
         lines.append(json.dumps(record.hyperparameters(best), indent=2, sort_keys=True))
         for output in best.user_attrs.get(ATTR_OUTPUTS) or []:
             lines.append(f"model of the best trial (on the cluster's storage): {JobPaths(Path(output)).model}")
@@ -135,6 +210,23 @@ def summary(
     return "\n".join(lines)
 
 
+def reevaluation_text(rows: Sequence[dict[str, Any]], objective: str) -> str:
+    """The re-evaluation as a fixed-width table with a line saying what was compared."""
+    seeds: list[int] = next((row["seeds"] for row in rows if row["seeds"]), [])
+    head = f"re-evaluated on seeds {', '.join(map(str, seeds))} (no search trial used them), {objective}:"
+    columns = ["candidate", "answer", "search_objective", "mean", "spread", "gain_over_default", "per_seed",
+               "gain_per_seed"]
+    table = [["candidate", "answer", "search", "mean", "std", "gain", "per seed", "gain per seed"]]
+    for row in rows:
+        cells = [_cell(row[column], digits=4) for column in columns]
+        if row["status"] != "complete":
+            cells[3] = row["status"]
+        table.append(cells)
+    widths = [max(len(line[index]) for line in table) for index in range(len(columns))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in table]
+    return "\n".join([head, *lines])
+
+
 def write_html(study: optuna.Study, path: Path, *, objective: str = "episode_reward_mean") -> Path:
     """A self-contained HTML report (plotly.js inlined once)."""
     import plotly.io as pio
@@ -145,11 +237,19 @@ def write_html(study: optuna.Study, path: Path, *, objective: str = "episode_rew
         f"<h1>Tuning run {html.escape(study.study_name)}</h1>",
         _summary_html(trials, best, objective),
     ]
+    rows = reevaluation_rows(study)
+    if rows:
+        sections.append("<h2>Re-evaluation on fresh seeds</h2><p>" + html.escape(
+            f"The search's best configurations and the default, each trained again with the trials' budget on "
+            f"seeds {', '.join(map(str, rows[0]['seeds']))}, which no search trial used; gain = mean minus the "
+            "default's mean (per seed: paired on the same seed).") + "</p>" + _table_html(rows))
+    search = [trial for trial in trials if record.is_search(trial)]
     figures = [
         ("Objective per trial", _objective_figure(trials, best, objective)),
-        ("Learning curves", _curves_figure(trials, best, objective)),
-        ("Parameter importance", _importance_figure(study)),
-        ("Slices: objective against each parameter", _slices_figure(trials, objective)),
+        ("Learning curves against env steps", _curves_figure(trials, best, objective, wall_time=False)),
+        ("Learning curves against wall time", _curves_figure(trials, best, objective, wall_time=True)),
+        ("Parameter importance", _importance_figure(study, search)),
+        ("Slices: objective against each parameter", _slices_figure(search, objective)),
     ]
     inlined = False
     for title, figure in figures:
@@ -176,7 +276,9 @@ def _summary_html(trials: Sequence[FrozenTrial], best: FrozenTrial | None, objec
     if best is None:
         parts.append("<p>No trial completed yet.</p>")
     else:
-        parts.append(f"<h2>Best trial: {best.number} ({html.escape(objective)} = {best.value:.6g})</h2>")
+        how = ("best by re-evaluation: " + record.role(best)[len("re-evaluation of "):] + ", mean over fresh seeds"
+               if record.is_reevaluation(best) else f"best trial {best.number}, not re-evaluated")
+        parts.append(f"<h2>Answer ({html.escape(how)}): {html.escape(objective)} = {best.value:.6g}</h2>")
         rows = [{"hyperparameter": key, "value": value} for key, value in sorted(record.hyperparameters(best).items())]
         parts.append(_table_html(rows))
     return "\n".join(parts)
@@ -220,39 +322,57 @@ def _objective_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, o
     return figure
 
 
-def _curves_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, objective: str) -> Any:
+def _curves_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, objective: str, *, wall_time: bool) -> Any:
     import plotly.graph_objects as go
 
-    curves = [trial for trial in trials if trial.intermediate_values]
+    curves = [trial for trial in trials if trial.intermediate_values and (ATTR_CURVE_S in trial.user_attrs
+                                                                           or not wall_time)]
     if not curves:
         return "No trial has reported a value yet."
     figure = go.Figure()
     for trial in curves:
         steps = sorted(trial.intermediate_values)
+        seconds = trial.user_attrs.get(ATTR_CURVE_S, {})
+        if wall_time:
+            steps = [step for step in steps if str(step) in seconds]
         is_best = best is not None and trial.number == best.number
         figure.add_trace(
             go.Scatter(
-                x=steps,
+                x=[seconds[str(step)] for step in steps] if wall_time else steps,
                 y=[trial.intermediate_values[step] for step in steps],
                 mode="lines+markers",
-                name=f"trial {trial.number}{' (best)' if is_best else ''} [{trial.state.name.lower()}]",
+                name=f"trial {trial.number}{' (answer)' if is_best else ''} [{record.role(trial)}, "
+                f"{trial.state.name.lower()}]",
                 line={"width": 4 if is_best else 1.5},
                 opacity=1.0 if is_best else 0.6,
                 hovertext=_hover(trial),
             )
         )
-    figure.update_layout(xaxis_title="training iteration", yaxis_title=objective, margin={"t": 20})
+    axis = "seconds since the trial started" if wall_time else "env steps"
+    figure.update_layout(xaxis_title=axis, yaxis_title=objective, margin={"t": 20})
     return figure
 
 
-def _importance_figure(study: optuna.Study) -> Any:
+def _importance_figure(study: optuna.Study, search: Sequence[FrozenTrial]) -> Any:
+    """fANOVA importances over the search trials, titled unreliable when their spread is within the
+    seed noise the re-evaluation measured (the importances would then rank noise)."""
     import plotly.graph_objects as go
 
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [trial for trial in search if trial.state == TrialState.COMPLETE]
     if len(complete) < 2:
         return "Parameter importance needs at least two complete trials."
+    view = optuna.create_study(direction=study.direction)  # the search alone: re-evaluations have no parameters
+    view.add_trials(complete)
+    spread, noise = seed_noise(study)
+    if noise is None or spread is None:
+        verdict = "not checked against seed noise (no re-evaluation)"
+    elif spread > 2 * noise:
+        verdict = f"reliable: the trials' spread ({spread:.3g}) is over twice the seed noise ({noise:.3g})"
+    else:
+        verdict = (f"UNRELIABLE: the trials' spread ({spread:.3g}) is within twice the seed noise ({noise:.3g}); "
+                   "the ranking may be noise")
     try:
-        importances = optuna.importance.get_param_importances(study)
+        importances = optuna.importance.get_param_importances(view)
     except (RuntimeError, ValueError) as error:
         logger.info("no parameter importances: %s", error)
         return f"Parameter importance is not available: {error}"
@@ -260,7 +380,8 @@ def _importance_figure(study: optuna.Study) -> Any:
         return "Parameter importance is not available: no parameter varied across complete trials."
     names = list(importances)[::-1]
     figure = go.Figure(go.Bar(x=[importances[name] for name in names], y=names, orientation="h"))
-    figure.update_layout(xaxis_title="importance (fANOVA, share of objective variance)", margin={"t": 20})
+    figure.update_layout(xaxis_title="importance (fANOVA, share of objective variance)", margin={"t": 40},
+                         title={"text": verdict, "font": {"size": 13}})
     return figure
 
 
@@ -297,8 +418,8 @@ def _slices_figure(trials: Sequence[FrozenTrial], objective: str) -> Any:
             col=column,
         )
         distribution = chosen[0].distributions.get(name) if chosen else None
-        if getattr(distribution, "log", False):
-            figure.update_xaxes(type="log", row=1, col=column)
+        if getattr(distribution, "log", False):  # ticks as 1e-4, 3e-4, ... not plotly's bare mantissas
+            figure.update_xaxes(type="log", dtick="D2", exponentformat="e", tickformat=".0e", row=1, col=column)
         figure.update_xaxes(title_text=name if name.startswith("1-") else "", row=1, col=column)
     figure.update_yaxes(title_text=objective, row=1, col=1)
     figure.update_layout(margin={"t": 40})

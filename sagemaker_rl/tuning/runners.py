@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 STDOUT_LOG = "stdout.log"  # the job's console output, in its base directory
 PID_FILE = "job.pid"  # pid, process start time and host of a running local job
+RAY_ADDRESS_ENV = "RAY_ADDRESS"  # a job given it connects to that Ray instance (training.start_ray)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class JobSpec:
 class JobStatus:
     """What a job has reported so far."""
 
-    values: list[tuple[int, float]] = field(default_factory=list)  # (training iteration, objective)
+    values: list[metrics.Record] = field(default_factory=list)  # one per iteration with a finite objective
     done: bool = False  # the job has ended
     failure: str | None = None  # why it failed, once done; None for a success
     output_dir: str | None = None  # its base directory where the tuner cannot see it (a Ray cluster's storage)
@@ -65,6 +66,13 @@ class Job(Protocol):
         """Wait up to `timeout` seconds for the job to end, then kill it; True if it ended by itself."""
 
 
+class SharedRayInstance(Protocol):
+    """A running Ray instance jobs may connect to (`shared_ray.SharedRay`)."""
+
+    def address(self) -> str:
+        """host:port of the instance, started on first use."""
+
+
 class Runner(Protocol):
     """Starts jobs under the job contract."""
 
@@ -80,19 +88,31 @@ class Runner(Protocol):
 
 
 class LocalProcessRunner:
-    """Runs each job as `python -m sagemaker_rl.job --problem P` in its own process group."""
+    """Runs each job as `python -m sagemaker_rl.job --problem P` in its own process group.
 
-    def __init__(self, command: Sequence[str] | None = None, *, extra_env: Mapping[str, str] | None = None) -> None:
+    With `shared_ray` the jobs connect to that Ray instance ($RAY_ADDRESS) instead of each starting one.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str] | None = None,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        shared_ray: SharedRayInstance | None = None,
+    ) -> None:
         self._command = list(command) if command else [sys.executable, "-m", job.MODULE]
         self._extra_env = dict(extra_env or {})
+        self._shared_ray = shared_ray
 
     def start(self, spec: JobSpec) -> LocalJob:
         paths = contract.JobPaths(spec.base_dir)
         contract.write_inputs(paths, spec.hyperparameters)
         for stale in (paths.failure_file, paths.success_file):
             stale.unlink(missing_ok=True)
+        ray_address = {RAY_ADDRESS_ENV: self._shared_ray.address()} if self._shared_ray else {}
         env = job.child_env(**{
             **self._extra_env,
+            **ray_address,
             contract.BASE_DIR_ENV: str(spec.base_dir),
             contract.NUM_CPUS_ENV: str(spec.num_cpus),
             "PYTHONUNBUFFERED": "1",
@@ -107,29 +127,12 @@ class LocalProcessRunner:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # own process group: stopped as a whole
-        _write_pid_file(spec.base_dir / PID_FILE, process.pid)
+        write_pid_file(spec.base_dir / PID_FILE, process.pid)
         logger.debug("started job in %s (pid %d)", spec.base_dir, process.pid)
         return LocalJob(spec, process, log)
 
     def stop_orphan(self, base_dir: Path) -> bool:
-        pid_file = base_dir / PID_FILE
-        if not pid_file.is_file():
-            return False
-        try:
-            recorded = json.loads(pid_file.read_text())
-            pid, started = int(recorded["pid"]), recorded["start_time"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            logger.warning("ignoring unreadable %s: %s", pid_file, error)
-            return False
-        if _start_time(pid) != started:  # gone, or the pid now belongs to another process
-            return False
-        logger.warning("stopping job left running in %s by an earlier tuner (pid %d)", base_dir, pid)
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _start_time(pid) == started:
-            time.sleep(0.2)
-        _signal_group(pid, signal.SIGKILL)
-        return True
+        return stop_recorded_process(base_dir / PID_FILE, what="job left running by an earlier tuner")
 
     def reattach(self, spec: JobSpec) -> None:
         return None  # the job's output went through the dead tuner's pipe: it is stopped and runs again
@@ -142,7 +145,7 @@ class LocalJob:
         self.spec = spec
         self._process = process
         self._lock = threading.Lock()
-        self._values: list[tuple[int, float]] = []
+        self._values: list[metrics.Record] = []
         self._records = metrics.RecordReader(spec.metric)
         self._tail: list[str] = []  # last lines, for a failure reason
         self._ended = False
@@ -153,7 +156,7 @@ class LocalJob:
         returncode = self._process.poll()
         if returncode is not None and not self._ended:
             # Leftovers of the job (e.g. Ray workers) may hold the output pipe open: end them first.
-            _signal_group(self._process.pid, signal.SIGKILL)
+            signal_group(self._process.pid, signal.SIGKILL)
             self._reader.join(timeout=5)
             self._ended = True
         with self._lock:
@@ -165,7 +168,7 @@ class LocalJob:
 
     def stop(self) -> None:
         if self._process.poll() is None:
-            _signal_group(self._process.pid, signal.SIGTERM)
+            signal_group(self._process.pid, signal.SIGTERM)
 
     def wait(self, timeout: float) -> bool:
         try:
@@ -173,7 +176,7 @@ class LocalJob:
             ended = True
         except subprocess.TimeoutExpired:
             ended = False
-        _signal_group(self._process.pid, signal.SIGKILL)
+        signal_group(self._process.pid, signal.SIGKILL)
         self._process.wait()
         self._reader.join(timeout=5)
         self._ended = True
@@ -194,7 +197,7 @@ class LocalJob:
 
     def _add(self, record: metrics.Record | None) -> None:
         if record is not None and record.value is not None:
-            self._values.append((record.iteration, record.value))
+            self._values.append(record)
 
     def _failure(self, returncode: int, status: JobStatus) -> str | None:
         failure_file = contract.JobPaths(self.spec.base_dir).failure_file
@@ -211,7 +214,7 @@ class LocalJob:
         return reward_failure(self.spec.metric, diverged=diverged, values=status.values)
 
 
-def reward_failure(metric: str, *, diverged: bool, values: Sequence[tuple[int, float]]) -> str | None:
+def reward_failure(metric: str, *, diverged: bool, values: Sequence[metrics.Record]) -> str | None:
     """Why a job that ended well fails its trial anyway (its metric diverged, or it printed none); None if fine."""
     if diverged:
         return f"the job reported {metric} as NaN or infinity (diverged)"
@@ -245,11 +248,34 @@ def _start_time(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]  # a zombie has ended; only its exit status is left
 
 
-def _write_pid_file(path: Path, pid: int) -> None:
+def write_pid_file(path: Path, pid: int) -> None:
+    """Record a process group leader started here: pid, start time (with the pid, it names one process), host."""
     path.write_text(json.dumps({"pid": pid, "start_time": _start_time(pid), "host": os.uname().nodename}) + "\n")
 
 
-def _signal_group(pgid: int, signum: int) -> None:
+def stop_recorded_process(pid_file: Path, *, what: str) -> bool:
+    """Stop the process group recorded in `pid_file` if that very process still runs; True if it did."""
+    if not pid_file.is_file():
+        return False
+    try:
+        recorded = json.loads(pid_file.read_text())
+        pid, started = int(recorded["pid"]), recorded["start_time"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("ignoring unreadable %s: %s", pid_file, error)
+        return False
+    if _start_time(pid) != started:  # gone, or the pid now belongs to another process
+        return False
+    logger.warning("stopping the %s (pid %d, %s)", what, pid, pid_file)
+    signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _start_time(pid) == started:
+        time.sleep(0.2)
+    signal_group(pid, signal.SIGKILL)
+    return True
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """Send `signum` to a process group; one that has ended already is no error."""
     try:
         os.killpg(pgid, signum)
     except ProcessLookupError:

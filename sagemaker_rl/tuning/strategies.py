@@ -3,9 +3,10 @@
 Bayesian -> TPE (with a constant liar, so parallel trials do not all pick the same point); Random ->
 random sampling; Grid -> every combination of the Categorical values (SageMaker allows Categorical
 parameters only and sets the number of jobs to the number of combinations); Hyperband -> TPE plus
-Optuna's HyperbandPruner, with training iterations as the resource. Early stopping Auto follows
-SageMaker's documented rule: stop a trial whose objective at an iteration is worse than the median of
-the running averages of earlier trials up to that iteration. Hyperband has its own early stopping,
+Optuna's HyperbandPruner. The resource, and every step a trial reports, is env steps, not training
+iterations: trials with different batch sizes do different work per iteration. Early stopping Auto
+follows SageMaker's documented rule: stop a trial whose objective at a step is worse than the median
+of the running averages of earlier trials up to that step. Hyperband has its own early stopping,
 so, as in SageMaker, it requires early stopping Off.
 """
 
@@ -85,7 +86,7 @@ def make_pruner(
     min_resource: int = 1,
     max_resource: int | None = None,
 ) -> optuna.pruners.BasePruner:
-    """The Optuna pruner for `strategy` and `early_stopping` (steps are training iterations)."""
+    """The Optuna pruner for `strategy` and `early_stopping` (steps and resources are env steps)."""
     if strategy is Strategy.HYPERBAND:
         return optuna.pruners.HyperbandPruner(
             min_resource=min_resource, max_resource=max_resource if max_resource else "auto"
@@ -98,17 +99,17 @@ def make_pruner(
 class MedianRunningAveragePruner(optuna.pruners.BasePruner):
     """SageMaker's Auto early stopping: prune below the median of earlier trials' running averages.
 
-    At iteration t a trial is stopped when its objective is worse than the median, over earlier
-    finished trials, of each one's mean objective over its iterations up to t.
+    At env step t a trial is stopped when its objective is worse than the median, over earlier
+    finished trials, of each one's mean objective over its values up to t.
     """
 
-    def __init__(self, n_startup_trials: int = 3, n_warmup_steps: int = 2) -> None:
+    def __init__(self, n_startup_trials: int = 3, n_warmup_reports: int = 2) -> None:
         self._n_startup_trials = n_startup_trials  # finished trials needed before any trial is stopped
-        self._n_warmup_steps = n_warmup_steps  # iterations a trial always runs
+        self._n_warmup_reports = n_warmup_reports  # values (iterations) a trial always reports
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
-        if step is None or step < self._n_warmup_steps:
+        if step is None or len(trial.intermediate_values) <= self._n_warmup_reports:
             return False
         current = trial.intermediate_values[step]
         if not math.isfinite(current):

@@ -2,15 +2,22 @@
 
 One owner for the trial user attributes (written by the tuner and the SageMaker conversion, read by
 the report), the study's default storage, where a trial's jobs run, which trials were run again
-(replaced), each trial's status, the counts, the best trial and the progress line. `Trials` is the
-one writer: it asks, tells and reruns trials of a study.
+(replaced), each trial's status and role, the counts, the best trial, the re-evaluation's plan and
+answer, and the progress line. `Trials` is the one writer: it asks, tells and reruns trials of a study.
+
+A study holds three roles of trial: search trials (sampled from the space; they use the budget),
+re-evaluations (a finished run's top configurations and the default, each trained again on seeds no
+trial used, all on the same seeds so that they compare pairwise) and warm-start trials (a parent
+run's results, copied in as the sampler's prior knowledge; never run here).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +45,19 @@ ATTR_DURATION = "duration_s"  # wall time of its jobs
 ATTR_SEED_OBJECTIVES = "seed_objectives"  # objective of each seed's job (seeds > 1)
 ATTR_TRAINING_JOB = "training_job"  # its SageMaker training job (SageMaker backend only)
 ATTR_OUTPUTS = "outputs"  # its jobs' base directories on a cluster's storage (model/, checkpoints/; Ray backend)
+ATTR_SEEDS = "seeds"  # the rl.training.seed of each of its jobs, when the tuner set them
+ATTR_REEVALUATION = "reevaluation_of"  # a re-evaluation: the number of the trial it trains again, or "default"
+ATTR_WARM_START = "warm_start_from"  # a warm-start trial: {"run": parent, "trial": number, "type": warm-start type}
+ATTR_CURVE_S = "curve_wall_s"  # seconds from the trial's start to each reported step, for the report
 
+DEFAULT_CANDIDATE = "default"  # the re-evaluated configuration that tunes nothing: the static values alone
+IDENTICAL = "IdenticalDataAndAlgorithm"  # SageMaker's warm-start types
+TRANSFER = "TransferLearning"
+WARM_START_TYPES = (IDENTICAL, TRANSFER)
+DEFAULT_HYPERBAND_MIN_ENV_STEPS = 25_000  # about 3 iterations of the fast preset's 8,192-step batch
+REEVALUATION_SEED_BASE = 10_000  # re-evaluations use the first seeds from here that no trial used
+
+SEED_KEY = "rl.training.seed"
 STUDY_FILE = "study.db"  # the default storage: SQLite in the run directory
 TRIALS_DIR = "trials"  # trials/NNNN of the run directory
 FAILURE_LIMIT = 1024  # characters of a failure reason kept (SageMaker's limit too)
@@ -69,6 +88,30 @@ def job_dirs(directory: Path, seeds: int) -> list[Path]:
     return [directory] if seeds == 1 else [directory / f"seed-{index}" for index in range(seeds)]
 
 
+def trial_job_dirs(trial: FrozenTrial, seeds: int) -> list[Path]:
+    """The base directories of a recorded trial's jobs (`seeds` per trial unless it recorded its own)."""
+    directory = trial.user_attrs.get(ATTR_TRIAL_DIR)
+    if not directory:  # asked, but stopped before its jobs were placed
+        return []
+    return job_dirs(Path(directory), len(trial.user_attrs.get(ATTR_SEEDS) or ()) or seeds)
+
+
+def is_search(trial: FrozenTrial) -> bool:
+    """A trial sampled by this run's study (not a re-evaluation, not copied in from a parent run)."""
+    return ATTR_REEVALUATION not in trial.user_attrs and ATTR_WARM_START not in trial.user_attrs
+
+
+def is_reevaluation(trial: FrozenTrial) -> bool:
+    return ATTR_REEVALUATION in trial.user_attrs
+
+
+def comparable(trial: FrozenTrial) -> bool:
+    """Its objective was measured as this run's search trials are: a search trial, or a warm-start
+    trial of a parent with identical data and algorithm (SageMaker's overall best is over those)."""
+    warm = trial.user_attrs.get(ATTR_WARM_START)
+    return (is_search(trial) or (warm is not None and warm.get("type") == IDENTICAL)) and not is_reevaluation(trial)
+
+
 def replaced(trials: Sequence[FrozenTrial]) -> set[int]:
     """Numbers of the trials a later trial runs again."""
     return {number for trial in trials if (number := trial.user_attrs.get(ATTR_RERUN_OF)) is not None}
@@ -81,6 +124,17 @@ def status(trial: FrozenTrial, replaced_trials: set[int]) -> str:
     return _STATE_STATUS[trial.state]
 
 
+def role(trial: FrozenTrial) -> str:
+    """`search`, `re-evaluation of 7` / `re-evaluation of default`, or `warm start (PARENT trial 3)`."""
+    if is_reevaluation(trial):
+        key = trial.user_attrs[ATTR_REEVALUATION]
+        return f"re-evaluation of {key}" if key == DEFAULT_CANDIDATE else f"re-evaluation of trial {key}"
+    warm = trial.user_attrs.get(ATTR_WARM_START)
+    if warm is not None:
+        return f"warm start ({Path(str(warm.get('run'))).name} trial {warm.get('trial')})"
+    return "search"
+
+
 def counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
     """How many trials have each status (every status present)."""
     rerun = replaced(trials)
@@ -91,21 +145,126 @@ def counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
 
 
 def counted(trials: Sequence[FrozenTrial]) -> int:
-    """Trials that use the budget: all but interrupted ones (their reruns count instead)."""
-    return len(trials) - counts(trials)["interrupted"]
+    """Search trials that use the budget: all but interrupted ones (their reruns count instead)."""
+    rerun = replaced(trials)
+    return sum(1 for trial in trials if is_search(trial) and status(trial, rerun) != "interrupted")
 
 
 def best(trials: Sequence[FrozenTrial], direction: StudyDirection) -> FrozenTrial | None:
-    """The complete trial with the best finite objective, or None."""
+    """The comparable complete trial with the best finite objective (by the search), or None."""
     complete = [
         trial
         for trial in trials
-        if trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
+        if comparable(trial)
+        and trial.state == TrialState.COMPLETE
+        and trial.value is not None
+        and math.isfinite(trial.value)
     ]
     if not complete:
         return None
     pick = max if direction == StudyDirection.MAXIMIZE else min
     return pick(complete, key=lambda trial: trial.value)  # type: ignore[arg-type, return-value]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A configuration the re-evaluation trains again: a trial's, or the default (the static values alone)."""
+
+    key: int | str  # the trial's number, or DEFAULT_CANDIDATE
+    hyperparameters: dict[str, Any]  # flat dotted keys, without the seed
+    tuned: dict[str, Any]  # its tuned values (none for the default)
+    search_value: float | None  # its objective in the search
+
+
+@dataclass(frozen=True)
+class Reevaluation:
+    """A candidate's re-evaluation: its objective on each fresh seed."""
+
+    candidate: int | str
+    trial: FrozenTrial
+    seeds: list[int]
+    values: list[float]  # objective per seed, in the order of `seeds` (empty unless complete)
+
+    @property
+    def complete(self) -> bool:
+        return self.trial.state == TrialState.COMPLETE and bool(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.complete else None
+
+    @property
+    def spread(self) -> float | None:
+        """The sample standard deviation over seeds (None for fewer than two)."""
+        return statistics.stdev(self.values) if self.complete and len(self.values) > 1 else None
+
+
+def candidates(
+    trials: Sequence[FrozenTrial], direction: StudyDirection, *, top: int, default: Mapping[str, Any]
+) -> list[Candidate]:
+    """The `top` best comparable trials (distinct tuned values), then the default, for re-evaluation."""
+    pool = [trial for trial in trials if comparable(trial) and trial.state == TrialState.COMPLETE
+            and trial.value is not None and math.isfinite(trial.value)]
+    pool.sort(key=lambda trial: trial.value, reverse=direction == StudyDirection.MAXIMIZE)  # type: ignore[arg-type, return-value]
+    chosen: list[Candidate] = []
+    seen: list[dict[str, Any]] = []
+    for trial in pool:
+        if len(chosen) == top:
+            break
+        values = tuned(trial)
+        if values in seen:
+            continue
+        seen.append(values)
+        flat = {key: value for key, value in hyperparameters(trial).items() if key != SEED_KEY}
+        chosen.append(Candidate(trial.number, flat, values, trial.value))
+    if top > 0:
+        chosen.append(Candidate(DEFAULT_CANDIDATE, {k: v for k, v in default.items() if k != SEED_KEY}, {}, None))
+    return chosen
+
+
+def fresh_seeds(trials: Sequence[FrozenTrial], count: int) -> list[int]:
+    """The first `count` seeds from REEVALUATION_SEED_BASE that no search or warm-start trial used."""
+    used: set[int] = set()
+    for trial in trials:
+        if is_reevaluation(trial):
+            continue
+        used.update(int(seed) for seed in trial.user_attrs.get(ATTR_SEEDS) or ())
+        seed = hyperparameters(trial).get(SEED_KEY)
+        if isinstance(seed, int | float) and not isinstance(seed, bool):
+            used.add(int(seed))
+    seeds: list[int] = []
+    seed = REEVALUATION_SEED_BASE
+    while len(seeds) < count:
+        if seed not in used:
+            seeds.append(seed)
+        seed += 1
+    return seeds
+
+
+def reevaluations(trials: Sequence[FrozenTrial]) -> dict[int | str, Reevaluation]:
+    """The latest re-evaluation of each candidate that was not interrupted (complete, failed or running)."""
+    rerun = replaced(trials)
+    found: dict[int | str, Reevaluation] = {}
+    for trial in trials:
+        if not is_reevaluation(trial) or status(trial, rerun) == "interrupted":
+            continue
+        seeds = [int(seed) for seed in trial.user_attrs.get(ATTR_SEEDS) or ()]
+        values: list[float] = []
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            values = [float(value) for value in trial.user_attrs.get(ATTR_SEED_OBJECTIVES) or [trial.value]]
+        key = trial.user_attrs[ATTR_REEVALUATION]
+        found[key] = Reevaluation(key, trial, seeds, values)
+    return found
+
+
+def answer(trials: Sequence[FrozenTrial], direction: StudyDirection) -> FrozenTrial | None:
+    """The run's answer: the best complete re-evaluation by its mean over fresh seeds, else the search's best."""
+    done = [item for item in reevaluations(trials).values() if item.complete]
+    if done:
+        sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
+        # A tie goes to the default: a candidate must beat it to be the answer.
+        return max(done, key=lambda item: (sign * item.mean, item.candidate == DEFAULT_CANDIDATE)).trial  # type: ignore[operator]
+    return best(trials, direction)
 
 
 def tuned(trial: FrozenTrial) -> dict[str, Any]:
@@ -127,8 +286,8 @@ def progress_line(
 
 
 def trials_progress(trials: Sequence[FrozenTrial], direction: StudyDirection, *, budget: int, running: int) -> str:
-    """`progress_line` for the trials of a local study."""
-    found = counts(trials)
+    """`progress_line` for the search trials of a local study."""
+    found = counts([trial for trial in trials if is_search(trial)])
     top = best(trials, direction)
     return progress_line(
         done=found["complete"] + found["pruned"] + found["failed"],
@@ -165,7 +324,7 @@ class Trials:
             pruner=make_pruner(
                 config.strategy,
                 config.early_stopping,
-                min_resource=config.hyperband_min_resource,
+                min_resource=config.hyperband_min_resource or DEFAULT_HYPERBAND_MIN_ENV_STEPS,
                 max_resource=config.hyperband_max_resource,
             ),
         )
@@ -181,6 +340,9 @@ class Trials:
 
     def best(self) -> FrozenTrial | None:
         return best(self.all(), self.study.direction)
+
+    def answer(self) -> FrozenTrial | None:
+        return answer(self.all(), self.study.direction)
 
     def progress(self, *, budget: int, running: int) -> str:
         return trials_progress(self.all(), self.study.direction, budget=budget, running=running)
@@ -198,14 +360,72 @@ class Trials:
         logger.info("trial %d started in %s: %s", trial.number, directory, values)
         return trial, directory, flat
 
-    def complete(self, trial: optuna.Trial, value: float, *, duration_s: float, seed_objectives: list[float]) -> None:
+    def ask_reevaluation(self, candidate: Candidate, seeds: list[int]) -> tuple[optuna.Trial, Path]:
+        """A new trial that trains `candidate` again, one job per seed; the trial and its directory."""
+        # Asked past the strategy's sampler: nothing is sampled (Grid would count it as a grid point),
+        # and with no parameters the sampler learns nothing from it.
+        strategy, self.study.sampler = self.study.sampler, optuna.samplers.RandomSampler()
+        try:
+            trial = self.study.ask()
+        finally:
+            self.study.sampler = strategy
+        directory = trial_dir(self.run_dir, trial.number)
+        trial.set_user_attr(ATTR_RUN_DIR, str(self.run_dir))
+        trial.set_user_attr(ATTR_TRIAL_DIR, str(directory))
+        trial.set_user_attr(ATTR_REEVALUATION, candidate.key)
+        trial.set_user_attr(ATTR_TUNED, candidate.tuned)
+        trial.set_user_attr(ATTR_HYPERPARAMETERS, candidate.hyperparameters)
+        trial.set_user_attr(ATTR_SEEDS, seeds)
+        logger.info("trial %d re-evaluates %s on seeds %s in %s", trial.number, candidate.key, seeds, directory)
+        return trial, directory
+
+    def warm_start(self, parents: Sequence[tuple[str, Sequence[FrozenTrial]]], kind: str, space: SearchSpace) -> int:
+        """Copy the parents' finished search trials into this new study; returns how many were copied.
+
+        Each keeps the tuned values that fit `space` (parameters the space no longer has, or values
+        outside the new ranges, are dropped); a trial left with none is skipped.
+        """
+        distributions = space.distributions()
+        copied = 0
+        for parent, parent_trials in parents:
+            for trial in parent_trials:
+                if not is_search(trial) or trial.state != TrialState.COMPLETE or trial.value is None:
+                    continue
+                stored = space.stored_values(tuned(trial))  # the real values, in this space's terms
+                params = {name: value for name, value in stored.items() if _fits(distributions[name], value)}
+                if not params:
+                    continue
+                attrs = {key: trial.user_attrs[key] for key in (ATTR_TUNED, ATTR_HYPERPARAMETERS, ATTR_SEEDS,
+                                                                ATTR_DURATION, ATTR_SEED_OBJECTIVES)
+                         if key in trial.user_attrs}
+                attrs[ATTR_WARM_START] = {"run": parent, "trial": trial.number, "type": kind}
+                self.study.add_trial(optuna.trial.create_trial(
+                    state=TrialState.COMPLETE, value=trial.value, params=params,
+                    distributions={name: distributions[name] for name in params}, user_attrs=attrs))
+                copied += 1
+        logger.info("warm start (%s): %d trials copied from %s", kind, copied, [parent for parent, _ in parents])
+        return copied
+
+    def complete(
+        self,
+        trial: optuna.Trial,
+        value: float,
+        *,
+        duration_s: float,
+        seed_objectives: list[float],
+        curve_s: Mapping[int, float] | None = None,
+    ) -> None:
         trial.set_user_attr(ATTR_DURATION, duration_s)
+        if curve_s:
+            trial.set_user_attr(ATTR_CURVE_S, {str(step): seconds for step, seconds in curve_s.items()})
         if len(seed_objectives) > 1:
             trial.set_user_attr(ATTR_SEED_OBJECTIVES, seed_objectives)
         self.study.tell(trial, value)
 
-    def prune(self, trial: optuna.Trial, *, duration_s: float) -> None:
+    def prune(self, trial: optuna.Trial, *, duration_s: float, curve_s: Mapping[int, float] | None = None) -> None:
         trial.set_user_attr(ATTR_DURATION, duration_s)
+        if curve_s:
+            trial.set_user_attr(ATTR_CURVE_S, {str(step): seconds for step, seconds in curve_s.items()})
         self.study.tell(trial, state=TrialState.PRUNED)
 
     def fail(self, trial: optuna.Trial, reason: str, *, duration_s: float | None = None) -> None:
@@ -228,7 +448,10 @@ class Trials:
         self.fail(trial, INTERRUPTED_REASON)
 
     def to_rerun(self) -> list[FrozenTrial]:
-        """This run directory's trials that were running or interrupted when a tuner stopped, not yet rerun."""
+        """This run directory's trials that were running or interrupted when a tuner stopped, not yet rerun.
+
+        An interrupted re-evaluation is not queued again: the re-evaluation's plan starts a new one.
+        """
         trials = self.all()
         rerun = replaced(trials)
         mine = str(self.run_dir)
@@ -236,13 +459,18 @@ class Trials:
             trial
             for trial in trials
             if trial.user_attrs.get(ATTR_RUN_DIR, mine if self._private else None) == mine
-            and (trial.state == TrialState.RUNNING or trial.user_attrs.get(ATTR_INTERRUPTED))
+            and (trial.state == TrialState.RUNNING or (trial.user_attrs.get(ATTR_INTERRUPTED)
+                                                       and not is_reevaluation(trial)))
             and trial.number not in rerun
         ]
 
     def rerun(self, trial: FrozenTrial) -> None:
-        """Fail a trial left running, and queue a new trial with the same parameters in its place."""
+        """Fail a trial left running, and queue a new trial with the same parameters in its place
+        (a re-evaluation is only marked interrupted: the plan runs the candidate again)."""
         if trial.state == TrialState.RUNNING:
+            if is_reevaluation(trial):
+                self.interrupt(optuna.Trial(self.study, trial._trial_id))
+                return
             self.study.tell(trial.number, state=TrialState.FAIL)
         self.study.enqueue_trial(trial.params, user_attrs={ATTR_RERUN_OF: trial.number})
 
@@ -265,6 +493,13 @@ def from_record(
     except ValueError as error:  # a value outside its range: keep the trial, without Optuna's params
         logger.warning("%s: tuned values %s do not fit the ranges (%s)", name, dict(params), error)
         return optuna.trial.create_trial(state=state, value=value, user_attrs=dict(attrs))
+
+
+def _fits(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):  # e.g. a Categorical value the new choices do not have
+        return False
 
 
 def _count_existing(storage: str, study_name: str | None) -> int:

@@ -2,10 +2,15 @@
 
 The study lives in SQLite inside the run directory (or any SQLAlchemy URL). Each trial is one job
 per seed under the job contract, in `trials/NNNN` of the run directory. Every trial ends complete,
-pruned or failed (with its reason). A run stopped by Ctrl-C, SIGTERM or kill -9 resumes from its
-storage: finished trials are kept, trials that were running are run again as new trials with the
-same parameters, and only the reruns count against the budget. The trial record is `trials.py`'s,
-the run directory's files `rundir.py`'s; this module schedules jobs and says how the run goes.
+pruned or failed (with its reason). A run has two phases: the search (the budget's trials, sampled
+by the strategy; a warm start first copies in its parents' results), then the re-evaluation: the
+search's `reevaluate_top` best configurations and the default, each trained again on the same
+`reevaluate_seeds` fresh seeds, so that the answer written to best_hyperparameters.json is the best
+by re-evaluation, not the luckiest trial. A run stopped by Ctrl-C, SIGTERM or kill -9 resumes from
+its storage: finished trials are kept, trials that were running are run again as new trials with
+the same parameters, and only the reruns count against the budget. The trial record is
+`trials.py`'s, the run directory's files `rundir.py`'s; this module schedules jobs and says how the
+run goes. Local jobs share one Ray instance per run (`shared_ray.py`).
 """
 
 from __future__ import annotations
@@ -32,8 +37,24 @@ from sagemaker_rl.tuning import report
 from sagemaker_rl.tuning.config import TuningConfig, check_hyperparameters
 from sagemaker_rl.tuning.rundir import is_run_dir, load_run_config, locked, record
 from sagemaker_rl.tuning.runners import Job, JobSpec, JobStatus, LocalProcessRunner, Runner
+from sagemaker_rl.tuning.shared_ray import SharedRay
 from sagemaker_rl.tuning.space import TuningError
-from sagemaker_rl.tuning.trials import ATTR_TRIAL_DIR, Trials, counts, hyperparameters, job_dirs
+from sagemaker_rl.tuning.trials import (
+    ATTR_SEEDS,
+    ATTR_TRIAL_DIR,
+    SEED_KEY,
+    Candidate,
+    Trials,
+    candidates,
+    counts,
+    fresh_seeds,
+    hyperparameters,
+    is_reevaluation,
+    job_dirs,
+    reevaluations,
+    trial_job_dirs,
+)
+from sagemaker_rl.tuning.warm_start import load_parents
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +71,19 @@ class TuningResult:
     pruned: int
     failed: int
     interrupted: bool  # stopped by Ctrl-C / SIGTERM before the budget was used
-    best_value: float | None
-    best_hyperparameters: dict[str, Any] | None  # static + tuned, flat dotted keys
+    best_value: float | None  # the search's best objective
+    best_hyperparameters: dict[str, Any] | None  # the answer (best by re-evaluation), flat dotted keys
     files: dict[str, Path] = field(default_factory=dict)  # report, trials.csv, best hyperparameters
+    reevaluated: dict[int | str, float | None] = field(default_factory=dict)  # candidate -> mean on fresh seeds
 
 
 class TuningRun:
     """A run directory this process holds (its lock), ready to run; from `open_run` or `reopen_run`."""
 
-    def __init__(self, config: TuningConfig) -> None:
+    def __init__(self, config: TuningConfig, parents: list[tuple[str, list[Any]]] | None = None) -> None:
         assert config.run_dir is not None and config.storage is not None
         self.config = config
+        self._parents = parents or []  # a new run's warm-start parents and their trials
 
     @property
     def run_dir(self) -> Path:
@@ -68,8 +91,19 @@ class TuningRun:
         return self.config.run_dir
 
     def run(self, *, runner: Runner | None = None, out: IO[str] | None = None) -> TuningResult:
-        """Run trials until the budget is used (or Ctrl-C / SIGTERM), then write the report."""
-        return _Tuner(self.config, runner or LocalProcessRunner(), out or sys.stdout).run()
+        """Run trials until the budget is used (or Ctrl-C / SIGTERM), then write the report.
+
+        Without a `runner`, jobs run as local processes that share one Ray instance, stopped at the end.
+        """
+        shared_ray = None
+        if runner is None:
+            shared_ray = SharedRay(self.run_dir, num_cpus=self.config.total_cpus)
+            runner = LocalProcessRunner(shared_ray=shared_ray)
+        try:
+            return _Tuner(self.config, runner, out or sys.stdout, self._parents).run()
+        finally:
+            if shared_ray is not None:
+                shared_ray.close()
 
 
 @contextmanager
@@ -87,10 +121,11 @@ def open_run(config: TuningConfig, *, command: list[str] | None = None) -> Itera
         )
     if config.check_hyperparameters:
         check_hyperparameters(config)
+    parents = load_parents(config)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     with locked(config.run_dir):
         record(given, config, command or sys.argv)
-        yield TuningRun(config)
+        yield TuningRun(config, parents)
 
 
 @contextmanager
@@ -146,14 +181,18 @@ class _ActiveTrial:
     statuses: list[JobStatus] = field(default_factory=list)
     reported: set[int] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
-    pruned_at: int | None = None
+    pruned_at: int | None = None  # the env step it was stopped early at
     stop_deadline: float | None = None  # when a stopped job is killed
+    reevaluation: bool = False  # trains a candidate again (never pruned)
+    curve_s: dict[int, float] = field(default_factory=dict)  # reported env step -> seconds since the start
 
 
 class _Tuner:
     """Schedules the jobs of a run's trials in its CPU slots, feeds the pruner and says how it goes."""
 
-    def __init__(self, config: TuningConfig, runner: Runner, out: IO[str]) -> None:
+    def __init__(
+        self, config: TuningConfig, runner: Runner, out: IO[str], parents: list[tuple[str, list[Any]]]
+    ) -> None:
         assert config.run_dir is not None
         self._config = config
         self._runner = runner
@@ -162,6 +201,7 @@ class _Tuner:
         self._active: list[_ActiveTrial] = []
         self._note = ""  # what just happened, for the next progress line
         self._trials = Trials.open(config)
+        self._parents = parents if not self._trials.all() else []  # a new run: its parents' results come first
 
     def run(self) -> TuningResult:
         config = self._config
@@ -169,15 +209,24 @@ class _Tuner:
         with _sigterm_as_interrupt():
             try:
                 self._recover()
+                if self._parents:
+                    copied = self._trials.warm_start(self._parents, config.warm_start_type, config.space)
+                    self._console.say(f"warm start ({config.warm_start_type}): {copied} trials of "
+                                      f"{len(self._parents)} parent run(s) copied in")
+                reevaluation = (
+                    f", then the best {config.reevaluate_top} and the default on {config.reevaluate_seeds} fresh "
+                    f"seeds ({config.reevaluation_jobs} jobs)" if config.reevaluate_top else ""
+                )
                 self._console.say(
-                    f"tuning {config.problem}: {config.budget} trials, {config.max_parallel_jobs} at a time, "
-                    f"{config.cpus_per_job} CPU(s) each, strategy {config.strategy}; details in {config.run_dir}"
+                    f"tuning {config.problem}: {config.budget} trials{reevaluation}, {config.max_parallel_jobs} "
+                    f"at a time, {config.cpus_per_job} CPU(s) each, strategy {config.strategy}; details in "
+                    f"{config.run_dir}"
                 )
                 while True:
                     self._fill_slots()
                     self._poll()
                     self._progress()
-                    if not self._active and not self._trials.can_start(config.budget):
+                    if not self._active and not self._trials.can_start(config.budget) and not self._to_reevaluate():
                         break
                     time.sleep(POLL_INTERVAL_S)
             except KeyboardInterrupt:
@@ -196,11 +245,10 @@ class _Tuner:
         followed: list[str] = []
         for trial in self._trials.to_rerun():
             if trial.state == optuna.trial.TrialState.RUNNING:  # the tuner died (kill -9, crash): its job may run
-                trial_dir = trial.user_attrs.get(ATTR_TRIAL_DIR)  # absent: killed before the job started
-                if trial_dir and self._reattach(trial, Path(trial_dir)):
+                if self._reattach(trial):
                     followed.append(str(trial.number))
                     continue
-                for directory in job_dirs(Path(trial_dir), self._config.seeds) if trial_dir else []:
+                for directory in trial_job_dirs(trial, self._config.seeds):
                     self._runner.stop_orphan(directory)
             self._trials.rerun(trial)
             logger.info("trial %d was running when the tuner stopped: it runs again", trial.number)
@@ -210,9 +258,12 @@ class _Tuner:
             notes.append(f"interrupted trial(s) {', '.join(reran)} run again with the same parameters")
         self._note = "; ".join(notes)
 
-    def _reattach(self, trial: optuna.trial.FrozenTrial, directory: Path) -> bool:
+    def _reattach(self, trial: optuna.trial.FrozenTrial) -> bool:
         """Follow again every job of a trial the dead tuner left running; False (nothing kept) if one cannot be."""
-        specs = self._specs(directory, hyperparameters(trial))
+        directory = trial.user_attrs.get(ATTR_TRIAL_DIR)
+        if not directory:  # asked, but stopped before its jobs were placed
+            return False
+        specs = self._specs(Path(directory), hyperparameters(trial), trial.user_attrs.get(ATTR_SEEDS))
         jobs = [self._runner.reattach(spec) for spec in specs]
         if not all(jobs):
             for job in jobs:
@@ -220,10 +271,11 @@ class _Tuner:
                     job.wait(0)  # the trial runs again: end what did reattach
             return False
         age = (datetime.datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
-        active = _ActiveTrial(self._trials.resume(trial), directory, [], [job for job in jobs if job is not None],
-                              started=time.monotonic() - age)
+        active = _ActiveTrial(self._trials.resume(trial), Path(directory), [], [job for job in jobs if job],
+                              started=time.monotonic() - age, reevaluation=is_reevaluation(trial))
         active.statuses = [JobStatus() for _ in active.jobs]
-        active.reported = set(trial.intermediate_values)
+        # Steps the dead tuner reported are not reported again (their time: at the latest now).
+        active.curve_s = {step: round(age, 1) for step in trial.intermediate_values}
         self._active.append(active)
         logger.info("trial %d: reattached to its running job(s)", trial.number)
         return True
@@ -236,11 +288,15 @@ class _Tuner:
 
     def _fill_slots(self) -> None:
         while self._slots_free() > 0:
-            waiting = next((active for active in self._active if active.pending and active.pruned_at is None), None)
+            waiting = self._next_waiting()
             if waiting is None:
-                if not self._trials.can_start(self._config.budget):
+                if self._trials.can_start(self._config.budget):
+                    waiting = self._start_trial()
+                elif self._to_reevaluate():
+                    self._start_reevaluations()
+                    continue
+                else:
                     return
-                waiting = self._start_trial()
             spec = waiting.pending.pop(0)
             try:
                 spec.base_dir.mkdir(parents=True, exist_ok=True)
@@ -251,31 +307,76 @@ class _Tuner:
             waiting.jobs.append(job)
             waiting.statuses.append(JobStatus())
 
+    def _next_waiting(self) -> _ActiveTrial | None:
+        """The trial whose job starts next: search trials in order; re-evaluations in turn, seed by seed,
+        so that a machine that slows down mid-run slows every candidate alike."""
+        waiting = [active for active in self._active if active.pending and active.pruned_at is None]
+        if not waiting:
+            return None
+        return max(waiting, key=lambda active: (not active.reevaluation, len(active.pending)))
+
     def _start_trial(self) -> _ActiveTrial:
-        trial, directory, flat = self._trials.ask(self._config.space)
-        active = _ActiveTrial(trial, directory, self._specs(directory, flat))
+        config = self._config
+        trial, directory, flat = self._trials.ask(config.space)
+        seeds = None
+        if config.seeds > 1:
+            base_seed = int(flat.get(SEED_KEY, 0))
+            seeds = [base_seed + index for index in range(config.seeds)]
+            trial.set_user_attr(ATTR_SEEDS, seeds)
+        return self._activate(trial, directory, flat, seeds)
+
+    def _activate(
+        self,
+        trial: optuna.Trial,
+        directory: Path,
+        flat: dict[str, Any],
+        seeds: list[int] | None,
+        *,
+        reevaluation: bool = False,
+    ) -> _ActiveTrial:
+        """Queue a trial's jobs, one per seed (`seeds` None: one job with the seed `flat` has, if any)."""
+        active = _ActiveTrial(trial, directory, self._specs(directory, flat, seeds), reevaluation=reevaluation)
         self._active.append(active)
         return active
 
-    def _specs(self, directory: Path, flat: dict[str, Any]) -> list[JobSpec]:
-        """The jobs of a trial in `directory` with hyperparameters `flat`: one per seed."""
-        config = self._config
+    def _specs(self, directory: Path, flat: dict[str, Any], seeds: list[int] | None) -> list[JobSpec]:
+        """A trial's jobs, one per seed."""
         specs = []
-        base_seed = int(flat.get("rl.training.seed", 0))
-        for index, job_dir in enumerate(job_dirs(directory, config.seeds)):
-            job_hyperparameters = dict(flat)
-            if config.seeds > 1:
-                job_hyperparameters["rl.training.seed"] = base_seed + index
+        for index, job_dir in enumerate(job_dirs(directory, len(seeds) if seeds else 1)):
+            job_hyperparameters = dict(flat) if seeds is None else {**flat, SEED_KEY: seeds[index]}
             specs.append(
                 JobSpec(
                     job_dir,
-                    config.problem,
+                    self._config.problem,
                     job_hyperparameters,
-                    num_cpus=config.cpus_per_job,
-                    metric=config.objective_metric,
+                    num_cpus=self._config.cpus_per_job,
+                    metric=self._config.objective_metric,
                 )
             )
         return specs
+
+    # --- re-evaluation ---
+
+    def _to_reevaluate(self) -> list[Candidate]:
+        """Candidates still to re-evaluate, once the search has ended (none while a search trial runs)."""
+        config = self._config
+        if not config.reevaluate_top or self._trials.can_start(config.budget):
+            return []
+        if any(not active.reevaluation for active in self._active):
+            return []
+        trials = self._trials.all()
+        started = reevaluations(trials)
+        plan = candidates(trials, self._trials.study.direction, top=config.reevaluate_top, default=config.space.static)
+        if len(plan) == 1:  # no search trial completed: nothing to compare the default with
+            return []
+        return [candidate for candidate in plan if candidate.key not in started]
+
+    def _start_reevaluations(self) -> None:
+        seeds = fresh_seeds(self._trials.all(), self._config.reevaluate_seeds)
+        for candidate in self._to_reevaluate():
+            trial, directory = self._trials.ask_reevaluation(candidate, seeds)
+            self._activate(trial, directory, candidate.hyperparameters, seeds, reevaluation=True)
+        self._note = f"re-evaluating the best {self._config.reevaluate_top} and the default on seeds {seeds}"
 
     def _poll(self) -> None:
         for active in list(self._active):
@@ -292,22 +393,28 @@ class _Tuner:
                 self._finish(active)
 
     def _report(self, active: _ActiveTrial) -> None:
-        """Feed new intermediate values (mean over seeds, per iteration) to the pruner."""
-        if len(active.statuses) < self._config.seeds:
+        """Feed new intermediate values (mean over seeds, per iteration, at its env step) to the pruner."""
+        if active.pending or not active.statuses:
             return
-        per_seed = [dict(status.values) for status in active.statuses]
-        steps = sorted(set.intersection(*(set(values) for values in per_seed)) - active.reported)
-        for step in steps:
-            value = statistics.fmean(values[step] for values in per_seed)
+        per_seed = [{record.iteration: record for record in status.values} for status in active.statuses]
+        iterations = sorted(set.intersection(*(set(records) for records in per_seed)) - active.reported)
+        for iteration in iterations:
+            records = [records[iteration] for records in per_seed]
+            value = statistics.fmean(record.value for record in records)  # type: ignore[misc]
+            # Env steps, not iterations, are the comparable resource (batch sizes differ between trials).
+            step = min(record.env_steps or iteration for record in records)
+            active.reported.add(iteration)
+            if step in active.curve_s:
+                continue  # a job that printed a repeated count: keep the first value
             active.trial.report(value, step)
-            active.reported.add(step)
-            if active.trial.should_prune():
+            active.curve_s[step] = round(time.monotonic() - active.started, 1)
+            if not active.reevaluation and active.trial.should_prune():
                 active.pruned_at = step
                 active.stop_deadline = time.monotonic() + STOP_GRACE_S
                 active.pending.clear()
                 for job in active.jobs:
                     job.stop()
-                logger.info("trial %d pruned at iteration %d (objective %.4g)", active.trial.number, step, value)
+                logger.info("trial %d pruned at %d env steps (objective %.4g)", active.trial.number, step, value)
                 return
 
     def _finish(self, active: _ActiveTrial) -> None:
@@ -320,8 +427,8 @@ class _Tuner:
         if active.pruned_at is not None:
             for job in active.jobs:
                 job.wait(STOP_GRACE_S)
-            self._trials.prune(trial, duration_s=duration)
-            self._note = f"trial {number} stopped early at iteration {active.pruned_at}"
+            self._trials.prune(trial, duration_s=duration, curve_s=active.curve_s)
+            self._note = f"trial {number} stopped early at {active.pruned_at:,} env steps"
         else:
             failures = [status.failure for status in active.statuses if status.failure]
             objectives = [_objective(status.values, self._config.objective_last_k) for status in active.statuses]
@@ -331,7 +438,9 @@ class _Tuner:
                 self._fail(trial, f"the objective is not a finite number: {objectives}", duration)
             else:
                 value = statistics.fmean(objectives)
-                self._trials.complete(trial, value, duration_s=duration, seed_objectives=objectives)
+                self._trials.complete(
+                    trial, value, duration_s=duration, seed_objectives=objectives, curve_s=active.curve_s
+                )
                 logger.info("trial %d complete: %s = %.6g", number, self._config.objective_metric, value)
                 self._note = f"trial {number}: {value:.4g}"
         self._write_outputs(final=False)
@@ -367,6 +476,9 @@ class _Tuner:
 
     def _progress(self) -> None:
         line = self._trials.progress(budget=self._config.budget, running=len(self._active))
+        if self._config.reevaluate_top and not self._trials.can_start(self._config.budget):
+            done = sum(item.trial.state.is_finished() for item in reevaluations(self._trials.all()).values())
+            line += f"; re-evaluated {done} of {self._config.reevaluate_top + 1} configurations"
         self._console.progress(line, note=self._note, detail=self._running_text())
         self._note = ""
 
@@ -376,16 +488,18 @@ class _Tuner:
         for active in self._active:
             latest = [status.values[-1] for status in active.statuses if status.values]
             if latest:
-                step = min(step for step, _ in latest)
-                parts.append(f"#{active.trial.number} it {step}: {statistics.fmean(v for _, v in latest):.4g}")
+                step = min(record.iteration for record in latest)
+                mean = statistics.fmean(record.value for record in latest)  # type: ignore[misc]
+                parts.append(f"#{active.trial.number} it {step}: {mean:.4g}")
             else:
                 parts.append(f"#{active.trial.number} starting")
         return ", ".join(parts)
 
     def _result(self, interrupted: bool, files: dict[str, Path]) -> TuningResult:
         assert self._config.run_dir is not None
-        found = counts(self._trials.all())
-        best = self._trials.best()
+        trials = self._trials.all()
+        found = counts(trials)
+        best, answer = self._trials.best(), self._trials.answer()
         return TuningResult(
             self._config.run_dir,
             found["complete"],
@@ -393,8 +507,9 @@ class _Tuner:
             found["failed"],
             interrupted,
             best.value if best else None,
-            hyperparameters(best) if best else None,
+            hyperparameters(answer) if answer else None,
             files,
+            {key: item.mean for key, item in reevaluations(trials).items()},
         )
 
     def _summary(self, result: TuningResult) -> None:
@@ -426,10 +541,11 @@ class _Unstarted:
         return True
 
 
-def _objective(values: list[tuple[int, float]], last_k: int) -> float:
+def _objective(values: list[Any], last_k: int) -> float:
+    """The mean of the last `last_k` values a job reported (NaN when it reported none)."""
     if not values:
         return math.nan
-    return statistics.fmean(value for _, value in values[-last_k:])
+    return statistics.fmean(record.value for record in values[-last_k:])
 
 
 @contextmanager

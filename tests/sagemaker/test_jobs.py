@@ -16,6 +16,7 @@ import re
 import pytest
 
 from sagemaker_rl import metrics, sagemaker
+from sagemaker_rl.errors import UserError
 from tests.sagemaker.helpers import (
     ACCOUNT_BUCKET,
     IMAGE,
@@ -70,6 +71,21 @@ def test_tuning_job_is_created_with_the_fields_we_meant_and_recorded(aws, tmp_pa
     record = json.loads((tmp_path / "run" / "sagemaker.json").read_text())
     assert record["arn"] == described["HyperParameterTuningJobArn"]
     assert record["request"]["HyperParameterTuningJobConfig"] == job_config
+
+
+def test_a_warm_start_tuning_job_names_its_parents_in_warm_start_config(aws, tmp_path):
+    parent = sagemaker.start_tuning_job(aws, tuning_config(tmp_path / "p"), sm_config(output_s3="s3://bkt/"),
+                                        out=io.StringIO())
+    child = tuning_config(tmp_path / "c", warm_start=[parent], warm_start_type="TransferLearning")
+    name = sagemaker.start_tuning_job(aws, child, sm_config(output_s3="s3://bkt/"), out=io.StringIO())
+    described = aws.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    assert described["WarmStartConfig"] == {
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": parent}],
+        "WarmStartType": "TransferLearning",
+    }
+    with pytest.raises(UserError, match="tuning job name 'runs/tune-reacher' is not valid"):
+        sagemaker.start_tuning_job(aws, tuning_config(tmp_path / "d", warm_start=["runs/tune-reacher"]),
+                                   sm_config(output_s3="s3://bkt/"), out=io.StringIO())
 
 
 def test_log_streamer_returns_each_reward_line_once(aws):

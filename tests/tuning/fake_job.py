@@ -6,6 +6,7 @@ behaviour:
   fake.mode   ok | crash | nan | silent | sigkill | late_nan   (default ok)
   fake.slope  reward at iteration i is slope * i + rl.training.seed  (slope default: kl_coeff, else 1)
   fake.sleep  seconds per iteration                             (default 0.05)
+  fake.lucky  1: add 100 to every reward when rl.training.seed < 10000 (good on the search's seeds only)
   fake.child  1: start a child process in the job's process group that sleeps for a long time
 Stop criterion: rl.training.stop.training_iteration (default 3). Each start appends a line to
 `starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`.
@@ -32,6 +33,8 @@ def main() -> int:
     mode = hp.get("fake.mode", "ok")
     slope = float(hp.get("fake.slope", hp.get("rl.training.config.kl_coeff", 1.0)))
     offset = int(hp.get("rl.training.seed", 0))  # seeds differ by a constant
+    if hp.get("fake.lucky") and offset < 10000:
+        offset += 100
     pause = float(hp.get("fake.sleep", 0.05))
     iterations = int(hp.get("rl.training.stop.training_iteration", 3))
     if hp.get("fake.child"):

@@ -20,7 +20,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)
     runner = LocalProcessRunner([sys.executable, str(FAKE_JOB)])
     if sys.argv[1] == "start":
-        config = config_from_mapping({**json.loads(sys.argv[3]), "run_dir": sys.argv[2]})
+        config = config_from_mapping({"reevaluate_top": 0, **json.loads(sys.argv[3]), "run_dir": sys.argv[2]})
         result = run_tuning(config, runner=runner, command=sys.argv)
     else:
         result = resume_tuning(sys.argv[2], runner=runner)

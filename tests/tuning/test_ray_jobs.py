@@ -27,11 +27,14 @@ REPO = Path(__file__).resolve().parents[2]
 TUNE = REPO / "scripts" / "tune.py"
 
 
-def _space(path: Path, *, iterations: int) -> Path:
-    """A tiny study: kl_coeff tuned, TINY_PPO's small real iterations (4 envs: episodes finish on one CPU)."""
+def _space(path: Path, *, iterations: int, reevaluate: int = 0) -> Path:
+    """A tiny study: kl_coeff tuned, TINY_PPO's small real iterations (4 envs: episodes finish on one CPU);
+    `reevaluate`: the best that many and the default trained again on one fresh seed."""
     path.write_text(json.dumps({
         "strategy": "Random",
         "sampler_seed": 1,
+        "reevaluate_top": reevaluate,
+        "reevaluate_seeds": 1,
         "parameters": {"rl.training.config.kl_coeff": {"type": "Continuous", "min_value": 0.5, "max_value": 1.0}},
         "static": {"rl.training.stop.training_iteration": iterations, **TINY_PPO},
     }))
@@ -138,7 +141,7 @@ def test_a_storage_path_the_cluster_cannot_write_fails_before_the_run_starts(clu
 @pytest.mark.slow
 def test_tiny_tuning_runs_on_both_nodes_and_resume_after_kill_9_reattaches_to_running_jobs(cluster, tmp_path):
     run_dir, storage = tmp_path / "run", cluster.directory / "storage"
-    command = _tune(cluster, storage, "--config", str(_space(tmp_path / "space.json", iterations=3)),
+    command = _tune(cluster, storage, "--config", str(_space(tmp_path / "space.json", iterations=3, reevaluate=1)),
                     "--max-jobs", "4", "--max-parallel-jobs", "2", "--run-dir", str(run_dir))
     tuner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _wait_for(lambda: _running(cluster, run_dir, 2), what="two running Ray jobs")
@@ -153,8 +156,8 @@ def test_tiny_tuning_runs_on_both_nodes_and_resume_after_kill_9_reattaches_to_ru
                              timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "reattached to the jobs of trial(s)" in resumed.stdout
-    trials = _study(run_dir).trials
-    assert len(trials) == 4 and all(trial.state == TrialState.COMPLETE for trial in trials)
+    trials = _study(run_dir).trials  # 4 searched, then the best and the default on a fresh seed
+    assert len(trials) == 6 and all(trial.state == TrialState.COMPLETE for trial in trials)
     assert not any("rerun_of" in trial.user_attrs for trial in trials)  # followed again, not run again
     after = _job_ids(run_dir)
     assert {name: after[name] for name in before} == before  # the same Ray jobs, reattached by their ids
@@ -168,7 +171,7 @@ def test_tiny_tuning_runs_on_both_nodes_and_resume_after_kill_9_reattaches_to_ru
         log = (run_dir / "trials" / f"{trial.number:04d}" / "stdout.log").read_text()
         last = [line for line in log.splitlines() if line.startswith("episode_reward_mean: ")][-1]
         assert trial.value == pytest.approx(float(last.split()[1]))
-        assert trial.last_step == 3
+        assert len(trial.intermediate_values) == 3  # one value an iteration, none lost or doubled by the resume
         output = Path(rows[trial.number]["outputs"])  # the report names where the model is, on the storage
         assert output == storage / run_dir.name / "trials" / f"{trial.number:04d}"
         assert (output / "model" / "policy.onnx").is_file() and (output / "output" / "success").exists()

@@ -69,7 +69,7 @@ def test_html_report_is_self_contained_and_shows_every_part(tmp_path):
     assert "<script src=" not in page  # no CDN: plotly.js is inlined
     assert page.count("plotly.js v") == 1  # once, not per figure
     for heading in (
-        "Best trial: 1",
+        "Answer (best trial 1, not re-evaluated)",
         "Objective per trial",
         "Learning curves",
         "Parameter importance",
@@ -77,7 +77,7 @@ def test_html_report_is_self_contained_and_shows_every_part(tmp_path):
         "All trials",
     ):
         assert heading in page
-    assert "trial 4 (best)" not in page and "trial 1 (best)" in page  # the best curve is marked
+    assert "trial 4 (answer)" not in page and "trial 1 (answer)" in page  # the answer's curve is marked
     assert "RuntimeError: boom" in page
     assert "Parameter importance is not available" not in page  # computed from the three complete trials
     assert "importance (fANOVA" in page
@@ -100,7 +100,7 @@ def test_text_table_lists_trials_and_failures():
         "trial",
         "status",
         "episode_reward_mean",
-        "iterations",
+        "env_steps",
         "duration_s",
         "kl_coeff",
         "num_epochs",

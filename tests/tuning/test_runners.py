@@ -38,7 +38,7 @@ def test_rewards_are_read_per_iteration_and_output_kept_in_the_trial_dir(fake_ru
         **{"rl.training.config.kl_coeff": 0.5, "rl.training.stop.training_iteration": 4},
     )
     assert status.done and status.failure is None
-    assert status.values == [(1, 0.5), (2, 1.0), (3, 1.5), (4, 2.0)]
+    assert [(record.iteration, record.value) for record in status.values] == [(1, 0.5), (2, 1.0), (3, 1.5), (4, 2.0)]
     log = (tmp_path / STDOUT_LOG).read_text()
     assert "episode_reward_mean: 2" in log and "iteration 4: reward 2" in log
     assert (tmp_path / "env.log").read_text().strip() == "3"  # SM_NUM_CPUS

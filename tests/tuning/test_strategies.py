@@ -65,7 +65,7 @@ def _finished(values: list[float]) -> optuna.trial.FrozenTrial:
 
 def test_auto_early_stopping_stops_a_trial_below_the_median_of_running_averages():
     study = optuna.create_study(
-        direction="maximize", pruner=MedianRunningAveragePruner(n_startup_trials=3, n_warmup_steps=2)
+        direction="maximize", pruner=MedianRunningAveragePruner(n_startup_trials=3, n_warmup_reports=2)
     )
     for values in ([1, 2, 3, 4], [2, 4, 6, 8], [0, 1, 2, 3]):
         study.add_trial(_finished(values))
@@ -80,13 +80,15 @@ def test_auto_early_stopping_stops_a_trial_below_the_median_of_running_averages(
 
 def test_auto_early_stopping_waits_for_warmup_and_startup_trials():
     study = optuna.create_study(
-        direction="maximize", pruner=MedianRunningAveragePruner(n_startup_trials=3, n_warmup_steps=2)
+        direction="maximize", pruner=MedianRunningAveragePruner(n_startup_trials=3, n_warmup_reports=2)
     )
     study.add_trial(_finished([5, 5, 5]))
     trial = study.ask()
     trial.report(-100.0, 1)
     assert not trial.should_prune()  # warm-up
     trial.report(-100.0, 2)
+    assert not trial.should_prune()  # warm-up: two reports
+    trial.report(-100.0, 3)
     assert not trial.should_prune()  # only one finished trial so far
     for _ in range(2):
         study.add_trial(_finished([5, 5, 5]))

@@ -34,6 +34,7 @@ def _config(tmp_path: Path, **settings):
             "num_cpus": 2,
             "check_hyperparameters": False,
             "sampler_seed": 0,
+            "reevaluate_top": 0,  # the re-evaluation has its own tests
             **settings,
         }
     )
@@ -75,7 +76,7 @@ def test_failed_nan_and_silent_trials_are_recorded_with_reasons_and_the_run_goes
         "rl.training.stop.time_total_s": 120,
     }  # the default static value stays
     html = (result.run_dir / "report.html").read_text()
-    assert "Best trial" in html and "RuntimeError: boom" in html
+    assert "Answer (best trial" in html and "RuntimeError: boom" in html
     printed = out.getvalue()
     assert "5/5 done (4 failed" in printed and "failed trials:" in printed
 
@@ -121,7 +122,7 @@ def test_early_stopping_auto_stops_poor_trials_and_ends_their_jobs(tmp_path, fak
     assert result.pruned == len(pruned) >= 1
     complete_slopes = sorted(t.params["fake.slope"] for t in trials if t.state == TrialState.COMPLETE)
     for trial in pruned:
-        assert trial.last_step < 6
+        assert trial.last_step < 6000  # env steps: the fake job does 1,000 an iteration
         assert trial.params["fake.slope"] < complete_slopes[-1]
         log = (Path(trial.user_attrs["trial_dir"]) / "stdout.log").read_text()
         assert log.count("episode_reward_mean") < 6  # the job was stopped, not run to the end
@@ -155,7 +156,7 @@ def test_seeds_run_as_separate_jobs_and_the_objective_is_their_mean_of_the_last_
             for i in range(2)
         ]
         assert seeds == ["10", "11"]  # JSON-encoded, as SageMaker writes them
-        assert trial.intermediate_values[3] == pytest.approx(3 * slope + 10.5, abs=1e-3)  # the pruner sees the mean
+        assert trial.intermediate_values[3000] == pytest.approx(3 * slope + 10.5, abs=1e-3)  # the mean, at env steps
     assert not (result.run_dir / "study.db").exists()  # the given storage was used
 
 
@@ -175,14 +176,15 @@ def test_hyperband_gives_poor_trials_fewer_iterations(tmp_path, fake_runner):
         strategy="Hyperband",
         max_jobs=8,
         max_parallel_jobs=2,
-        hyperband_max_resource=9,
+        hyperband_min_resource=1000,
+        hyperband_max_resource=9000,
         parameters={"fake.slope": {"type": "Continuous", "min_value": -1.0, "max_value": 1.0}},
         static={"rl.training.stop.training_iteration": 9, "fake.sleep": 0.25},
     )
     result = run_tuning(config, runner=fake_runner, out=io.StringIO())
     trials = _study(result.run_dir).trials
     assert len(trials) == 8 and result.complete + result.pruned == 8 and result.pruned >= 1
-    assert all(t.last_step < 9 for t in trials if t.state == TrialState.PRUNED)
+    assert all(t.last_step < 9000 for t in trials if t.state == TrialState.PRUNED)
 
 
 def test_a_run_directory_is_not_started_twice(tmp_path, fake_runner):
