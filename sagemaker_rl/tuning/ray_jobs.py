@@ -321,7 +321,24 @@ class RayJob:
             return own
         code = getattr(info, "driver_exit_code", None)
         exit_text = f" ({contract.exit_hint(code)})" if code not in (None, 0) else ""
-        return f"the Ray job failed{exit_text}: {_first_line(info.message) or info.error_type or 'no reason given'}"
+        reason = _ray_reason(info.message) or str(info.error_type or "no reason given")
+        return f"the Ray job failed{exit_text}: {reason}{self._dead_node(info.driver_node_id)}"
+
+    def _dead_node(self, node_id: str | None) -> str:
+        """`; its node … is dead: <why>` when the job's driver was on a node Ray holds dead, else ''."""
+        if not node_id:
+            return ""
+        from ray.util.state import get_node
+
+        try:
+            node = get_node(node_id, address=self._client.get_address())
+        except Exception as error:  # the state API is an extra: the job's own status already says it failed
+            logger.debug("could not read node %s of Ray job %s: %s", node_id, self.job_id, error)
+            return ""
+        if node is None or node.state != "DEAD":
+            return ""
+        why = f": {_first_line(node.state_message)}" if node.state_message else ""
+        return f"; its node {node.node_ip} ({node_id[:8]}) is dead{why}"
 
     def _log_text(self) -> str:
         try:
@@ -361,6 +378,16 @@ def _error_line(log: str) -> str | None:
     """The reason a job wrote for its failure (the contract's `ERROR:` line), the last one in `log`."""
     lines = [line for line in log.splitlines() if line.startswith(contract.FAILURE_PREFIX)]
     return lines[-1][len(contract.FAILURE_PREFIX):].strip() if lines else None
+
+
+def _ray_reason(message: str | None) -> str:
+    """The first line of Ray's message, and the sentence of it that says why (Ray puts it further down)."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0].split(", last available logs")[0].rstrip(":")  # the logs themselves are in stdout.log
+    cause = next((line for line in lines[1:] if " because " in line), "")
+    return f"{first} {cause.split('. ')[0].rstrip('.')}." if cause else first
 
 
 def _first_line(text: str | None) -> str:

@@ -139,6 +139,7 @@ def test_a_storage_path_the_cluster_cannot_write_fails_before_the_run_starts(clu
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
 def test_tiny_tuning_runs_on_both_nodes_and_resume_after_kill_9_reattaches_to_running_jobs(cluster, tmp_path):
     run_dir, storage = tmp_path / "run", cluster.directory / "storage"
     command = _tune(cluster, storage, "--config", str(_space(tmp_path / "space.json", iterations=3, reevaluate=1)),
@@ -183,6 +184,7 @@ def test_tiny_tuning_runs_on_both_nodes_and_resume_after_kill_9_reattaches_to_ru
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
 def test_a_trial_with_two_cpus_holds_exactly_two_and_ctrl_c_stops_its_ray_job(cluster, tmp_path):
     from ray.util.state import list_actors
 
@@ -219,6 +221,7 @@ def test_a_trial_with_two_cpus_holds_exactly_two_and_ctrl_c_stops_its_ray_job(cl
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
 def test_a_job_whose_node_dies_fails_with_rays_reason_and_the_run_goes_on(tmp_path):
     with LocalCluster(nodes=2, cpus_per_node=1, env=FAST_HEALTH_CHECK) as doomed:
         run_dir = tmp_path / "run"
