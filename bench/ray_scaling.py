@@ -1,7 +1,8 @@
 """Benchmark 6: the Ray backend's scaling, one node against two.
 
-The same small study (Random strategy, `trials` trials, each a fixed amount of work: a few iterations of
-a small batch, so wall time measures throughput, not a time budget) runs through
+The same small study (Random strategy, `trials` trials, then the default re-evaluation of the best one
+and the default on 3 fresh seeds; each job a fixed amount of work: a few iterations of a small batch, so
+wall time measures throughput, not a time budget) runs through
 `scripts/tune.py --backend ray` on a real local cluster of 1 node and then of 2 nodes, each node limited
 to `cpus_per_node` CPUs, one trial per node's CPUs at a time. Wall time is from the tuner's start to its
 end (the storage check job included); the ratio is 1 node / 2 nodes (goal: >= 1.8).
@@ -47,6 +48,7 @@ def measure(problem: str = "reacher", *, trials: int = 4, cpus_per_node: int = 1
             space = Path(scratch) / "space.json"
             space.write_text(json.dumps({
                 "strategy": "Random", "sampler_seed": 0,
+                "reevaluate_top": 1, "reevaluate_seeds": 3,  # the default re-evaluation: 6 more jobs, 10 in all
                 "parameters": {"rl.training.config.kl_coeff": {"type": "Continuous", "min_value": 0.5,
                                                                "max_value": 1.0}},
                 "static": {"rl.training.stop.training_iteration": iterations, **JOB},
