@@ -160,7 +160,9 @@ def report(results: dict[str, Any]) -> str:
         lines += ["", f"5. Local tuner, {tuner['trials']} trials one at a time, each a 1-iteration job "
                   f"({tuner['cpus_per_job']} CPUs): {tuner['wall_per_trial_s']:.1f} s per trial vs "
                   f"{min(tuner['lone_job_s']):.1f} s for the same job alone -> overhead "
-                  f"{tuner['overhead_per_trial_s']:.1f} s per trial ({tuner['overhead_fraction']:.0%})"]
+                  f"{tuner['overhead_per_trial_s']:.1f} s per trial ({tuner['overhead_fraction']:.0%}); "
+                  f"a trial's wall time minus its training time: {tuner['trial_wall_minus_training_s']} s "
+                  "(the run's shared Ray instance starts with the first)"]
     scaling = results.get("ray")
     if scaling:
         walls = ", ".join(f"{run['nodes']} node(s) {run['wall_s']:.0f} s" for run in scaling["runs"])

@@ -4,7 +4,10 @@ A small tuning run (Random strategy, trials one at a time, each a very short job
 a 2,000-step batch) is timed from `run_tuning` to its return, then the same job (same
 hyperparameters, same CPUs) is timed alone as a process, as the tuner starts it. Overhead per trial
 = tuning wall time / trials - the lone job's wall time: the tuner's own work (Optuna sampling and
-storage, writing inputs, polling, the report) plus what a job costs more under the tuner.
+storage, writing inputs, polling, the report) plus what a job costs more under the tuner; it is
+negative when the run's shared Ray instance saves more than the tuner costs (a lone job starts its
+own Ray). Also per trial: its wall time minus its training time (the job's time_total_s), the
+figure a trial's budget is planned with: start-up, the final export and the exit.
 """
 
 from __future__ import annotations
@@ -48,11 +51,12 @@ def measure(problem: str, trials: int) -> dict[str, Any]:
     space = SearchSpace((ContinuousParameter("rl.training.config.kl_coeff", 0.5, 1.0),), dict(SHORT_JOB))
     with tempfile.TemporaryDirectory() as run_dir:
         config = TuningConfig(problem=problem, space=space, max_jobs=trials, max_parallel_jobs=1,
-                              strategy="Random", run_dir=Path(run_dir) / "run", sampler_seed=0)
+                              strategy="Random", run_dir=Path(run_dir) / "run", sampler_seed=0, reevaluate_top=0)
         start = time.perf_counter()
         result = run_tuning(config, out=io.StringIO(), command=["bench/tuner_overhead.py"])
         tuning_s = time.perf_counter() - start
         durations = _trial_durations(Path(run_dir) / "run")
+        training = _training_seconds(Path(run_dir) / "run")
     if result.complete != trials:
         raise RuntimeError(f"the tuning run completed {result.complete} of {trials} trials")
     lone_s = [_lone_job(problem, {**SHORT_JOB, "rl.training.config.kl_coeff": 0.75}, config.cpus_per_job)
@@ -62,6 +66,7 @@ def measure(problem: str, trials: int) -> dict[str, Any]:
     return {"problem": problem, "trials": trials, "cpus_per_job": config.cpus_per_job, "job": SHORT_JOB,
             "tuning_wall_s": round(tuning_s, 1), "wall_per_trial_s": round(per_trial, 1),
             "trial_durations_s": durations, "lone_job_s": [round(s, 1) for s in lone_s],
+            "trial_wall_minus_training_s": [round(d - t, 1) for d, t in zip(durations, training, strict=True)],
             "overhead_per_trial_s": round(per_trial - lone, 1), "overhead_fraction": round(per_trial / lone - 1, 3),
             "cores": cores()}
 
@@ -73,3 +78,11 @@ def _trial_durations(run_dir: Path) -> list[float]:
 
     study = optuna.load_study(study_name=run_dir.name, storage=default_storage(run_dir))
     return [round(float(trial.user_attrs.get(ATTR_DURATION, 0.0)), 1) for trial in study.trials]
+
+
+def _training_seconds(run_dir: Path) -> list[float]:
+    """Each trial's training time, as its job counted it (model/result.json's time_total_s)."""
+    import json
+
+    return [float(json.loads(path.read_text())["time_total_s"])
+            for path in sorted(run_dir.glob("trials/*/model/result.json"))]

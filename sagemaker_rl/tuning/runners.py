@@ -69,8 +69,8 @@ class Job(Protocol):
 class SharedRayInstance(Protocol):
     """A running Ray instance jobs may connect to (`shared_ray.SharedRay`)."""
 
-    def address(self) -> str:
-        """host:port of the instance, started on first use."""
+    def address(self) -> str | None:
+        """host:port of the instance, started on first use; None when there is none to join."""
 
 
 class Runner(Protocol):
@@ -109,7 +109,8 @@ class LocalProcessRunner:
         contract.write_inputs(paths, spec.hyperparameters)
         for stale in (paths.failure_file, paths.success_file):
             stale.unlink(missing_ok=True)
-        ray_address = {RAY_ADDRESS_ENV: self._shared_ray.address()} if self._shared_ray else {}
+        address = self._shared_ray.address() if self._shared_ray else None
+        ray_address = {RAY_ADDRESS_ENV: address} if address else {}
         env = job.child_env(**{
             **self._extra_env,
             **ray_address,

@@ -6,7 +6,9 @@ instance is `ray start --head --block` in its own process group, with as many CP
 share, so the env-runner actors of parallel jobs cannot oversubscribe the cores (a job on one CPU
 samples in its own process and asks Ray for nothing). It starts with the first job; `close` ends it
 and removes its session files. A head left by a tuner killed with -9 is stopped by the next tuner
-of the same run directory (its pid file).
+of the same run directory (its pid file). A head that cannot start (e.g. a machine so loaded that
+Ray's own start-up times out) is reported once, and the jobs then start their own Ray as they do
+outside a tuner.
 """
 
 from __future__ import annotations
@@ -41,13 +43,18 @@ class SharedRay:
         self._num_cpus = num_cpus
         self._process: subprocess.Popen[bytes] | None = None
         self._address: str | None = None
+        self._failed = False  # the head could not start: jobs start their own Ray
         # Ray's temp dir holds unix sockets, whose paths may not exceed ~107 bytes: keep it short.
         self._temp_dir = Path(tempfile.gettempdir(), f"sagemaker_rl-{os.getuid()}", f"ray-{os.getpid()}")
 
-    def address(self) -> str:
-        """host:port of the running head (started now if it is not running yet)."""
-        if self._address is None:
-            self._address = self._start()
+    def address(self) -> str | None:
+        """host:port of the running head (started now if it is not running yet); None if it could not start."""
+        if self._address is None and not self._failed:
+            try:
+                self._address = self._start()
+            except TuningError as error:
+                self._failed = True
+                logger.warning("%s; each job starts its own Ray instead", error)
         return self._address
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ from typing import IO, Any
 import optuna
 
 from sagemaker_rl.console import Console
+from sagemaker_rl.metrics import Record
 from sagemaker_rl.tuning import report
 from sagemaker_rl.tuning.config import TuningConfig, check_hyperparameters
 from sagemaker_rl.tuning.rundir import is_run_dir, load_run_config, locked, record
@@ -42,6 +43,7 @@ from sagemaker_rl.tuning.space import TuningError
 from sagemaker_rl.tuning.trials import (
     ATTR_SEEDS,
     ATTR_TRIAL_DIR,
+    DEFAULT_CANDIDATE,
     SEED_KEY,
     Candidate,
     Trials,
@@ -119,9 +121,9 @@ def open_run(config: TuningConfig, *, command: list[str] | None = None) -> Itera
             f"{config.run_dir} already holds a tuning run: continue it with --resume "
             f"{config.run_dir}, or choose another --run-dir"
         )
+    parents = load_parents(config)  # cheap: before the hyperparameter check, which starts a process
     if config.check_hyperparameters:
         check_hyperparameters(config)
-    parents = load_parents(config)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     with locked(config.run_dir):
         record(given, config, command or sys.argv)
@@ -358,25 +360,29 @@ class _Tuner:
     # --- re-evaluation ---
 
     def _to_reevaluate(self) -> list[Candidate]:
-        """Candidates still to re-evaluate, once the search has ended (none while a search trial runs)."""
+        """Candidates still to re-evaluate once the search has started its last trial: the default at
+        once (it depends on no result; a slot the last search trials leave free trains it), the best
+        trials when every search trial has ended."""
         config = self._config
         if not config.reevaluate_top or self._trials.can_start(config.budget):
             return []
-        if any(not active.reevaluation for active in self._active):
-            return []
+        searching = any(not active.reevaluation for active in self._active)
         trials = self._trials.all()
         started = reevaluations(trials)
         plan = candidates(trials, self._trials.study.direction, top=config.reevaluate_top, default=config.space.static)
-        if len(plan) == 1:  # no search trial completed: nothing to compare the default with
+        if len(plan) == 1 and not searching:  # no search trial completed: nothing to compare the default with
             return []
-        return [candidate for candidate in plan if candidate.key not in started]
+        return [candidate for candidate in plan
+                if candidate.key not in started and (not searching or candidate.key == DEFAULT_CANDIDATE)]
 
     def _start_reevaluations(self) -> None:
-        seeds = fresh_seeds(self._trials.all(), self._config.reevaluate_seeds)
+        seeds = fresh_seeds(self._trials.all(), self._config.reevaluate_seeds)  # every search trial is asked by now
+        keys = []
         for candidate in self._to_reevaluate():
             trial, directory = self._trials.ask_reevaluation(candidate, seeds)
             self._activate(trial, directory, candidate.hyperparameters, seeds, reevaluation=True)
-        self._note = f"re-evaluating the best {self._config.reevaluate_top} and the default on seeds {seeds}"
+            keys.append("the default" if candidate.key == DEFAULT_CANDIDATE else f"trial {candidate.key}")
+        self._note = f"re-evaluating {', '.join(keys)} on seeds {', '.join(map(str, seeds))}"
 
     def _poll(self) -> None:
         for active in list(self._active):
@@ -541,11 +547,11 @@ class _Unstarted:
         return True
 
 
-def _objective(values: list[Any], last_k: int) -> float:
+def _objective(values: list[Record], last_k: int) -> float:
     """The mean of the last `last_k` values a job reported (NaN when it reported none)."""
     if not values:
         return math.nan
-    return statistics.fmean(record.value for record in values[-last_k:])
+    return statistics.fmean(record.value for record in values[-last_k:])  # type: ignore[misc]  # finite by JobStatus
 
 
 @contextmanager

@@ -35,6 +35,10 @@ def _script(name: str, *args: str, env: dict, cwd: Path, timeout: float = 180) -
         ("train.py", ["--problem", "hopper", "--role", "my-role", "--image", IMAGE], "error: role 'my-role' is not"),
         ("tune.py", ["--problem", "reacher", "--role", ROLE, "--image", IMAGE, "--resume", "x"],
          "error: --resume applies to --backend local only"),
+        ("tune.py", ["--problem", "reacher", "--role", ROLE, "--image", IMAGE, "--reevaluate-top", "2"],
+         "error: --reevaluate-top applies to --backend local only"),
+        ("tune.py", ["--problem", "reacher", "--role", ROLE, "--image", IMAGE, "--warm-start", "runs/tune-x"],
+         "error: tuning job name 'runs/tune-x' is not valid"),
     ],
 )
 def test_cli_refuses_a_missing_role_or_image_in_one_sentence(aws_env, tmp_path, script, args, message):

@@ -9,7 +9,8 @@ behaviour:
   fake.lucky  1: add 100 to every reward when rl.training.seed < 10000 (good on the search's seeds only)
   fake.child  1: start a child process in the job's process group that sleeps for a long time
 Stop criterion: rl.training.stop.training_iteration (default 3). Each start appends a line to
-`starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`.
+`starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`
+(and RAY_ADDRESS, when given, to `ray_address.log`).
 """
 
 import json
@@ -30,6 +31,8 @@ def main() -> int:
     with open(base / "starts.log", "a") as handle:
         handle.write(f"{os.getpid()} {time.time()}\n")
     (base / "env.log").write_text(os.environ.get("SM_NUM_CPUS", "") + "\n")
+    if "RAY_ADDRESS" in os.environ:
+        (base / "ray_address.log").write_text(os.environ["RAY_ADDRESS"] + "\n")
     mode = hp.get("fake.mode", "ok")
     slope = float(hp.get("fake.slope", hp.get("rl.training.config.kl_coeff", 1.0)))
     offset = int(hp.get("rl.training.seed", 0))  # seeds differ by a constant

@@ -54,6 +54,8 @@ def test_dry_run_shows_the_resolved_config_and_sagemakers_ranges(tmp_path):
         (["--static", "rl.training.config.klcoeff=0.3"], "klcoeff"),
         (["--resume", "nowhere", "--strategy", "Random"], "only --max-jobs and --max-parallel-jobs"),
         (["--resume", "nowhere"], "is not a tuning run directory"),
+        (["--warm-start", "nowhere"], "is not a tuning run directory"),
+        (["--reevaluate-seeds", "0"], "reevaluate_seeds must be a whole number >= 1"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
@@ -66,10 +68,11 @@ def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
 
 @pytest.mark.slow
 def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
-    """Two real trials in parallel, one tiny iteration each; the best file then trains with train.py."""
+    """Two real trials in parallel, one tiny iteration each, then the best one and the default re-evaluated
+    on two fresh seeds; every job connects to the run's one Ray instance; the answer then trains with train.py."""
     config = tmp_path / "tiny.yaml"
     config.write_text(
-        "max_jobs: 2\nmax_parallel_jobs: 2\n"
+        "max_jobs: 2\nmax_parallel_jobs: 2\nreevaluate_top: 1\nreevaluate_seeds: 2\n"
         "parameters:\n  rl.training.config.kl_coeff: {type: Continuous, min_value: 0.5, max_value: 1.0}\n"
         "static:\n"
         "  rl.training.stop.training_iteration: 1\n"
@@ -82,22 +85,36 @@ def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
     run_dir = tmp_path / "run"
     done = _tune("--problem", "reacher", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2/2 done (0 failed" in done.stdout and "best episode_reward_mean" in done.stdout
+    assert "2/2 done (0 failed" in done.stdout and "re-evaluated 2 of 2 configurations" in done.stdout
     rows = list(csv.DictReader(open(run_dir / "trials.csv")))
-    assert [row["status"] for row in rows] == ["complete", "complete"]
-    for row in rows:
-        trial_dir = run_dir / "trials" / f"{int(row['trial']):04d}"
-        assert (trial_dir / "output" / "success").exists()
-        assert "episode_reward_mean: " in (trial_dir / "stdout.log").read_text()
-        assert (
-            json.loads((trial_dir / "input/config/hyperparameters.json").read_text())["rl.training.config.kl_coeff"]
-            == row["rl.training.config.kl_coeff"]
-        )
+    assert [row["status"] for row in rows] == ["complete"] * 4
+    search = [row for row in rows if row["role"] == "search"]
+    top = max(search, key=lambda row: float(row["objective"]))["trial"]
+    assert len(search) == 2
+    assert {row["role"] for row in rows} - {"search"} == {"re-evaluation of default", f"re-evaluation of trial {top}"}
+    job_dirs = [run_dir / "trials" / f"{int(row['trial']):04d}" for row in search]
+    job_dirs += [directory for row in rows if row["role"] != "search"
+                 for directory in sorted((run_dir / "trials" / f"{int(row['trial']):04d}").glob("seed-*"))]
+    assert len(job_dirs) == 6
+    addresses = set()
+    for job_dir in job_dirs:
+        assert (job_dir / "output" / "success").exists()
+        assert "episode_reward_mean: " in (job_dir / "stdout.log").read_text()
+        log = (job_dir / "output" / "job.log").read_text()
+        addresses.add(log.split("connected to the Ray instance at ")[1].split()[0])
+    assert len(addresses) == 1  # every job joined the run's one instance instead of starting its own
+    for row in search:
+        sent = json.loads((run_dir / "trials" / f"{int(row['trial']):04d}" / "input/config/hyperparameters.json")
+                          .read_text())
+        assert sent["rl.training.config.kl_coeff"] == row["rl.training.config.kl_coeff"]
+    # The instance is gone with the run: no process of it left, its session files removed.
+    head_log = (run_dir / "ray-head.log").read_text()
+    temp_dir = head_log.split("Process exit logs will be saved to: ")[1].split("/session")[0]
+    assert not Path(temp_dir).exists() and not (run_dir / "ray-head.pid").exists()
+    assert not [pid for pid in Path("/proc").glob("[0-9]*") if temp_dir in _cmdline(pid)]
     best = json.loads((run_dir / "best_hyperparameters.json").read_text())
-    assert best["rl.training.stop.training_iteration"] == 1 and 0.5 <= best["rl.training.config.kl_coeff"] <= 1.0
-    assert max(float(row["objective"]) for row in rows) == pytest.approx(
-        float(done.stdout.split("best episode_reward_mean: ")[1].split()[0]), rel=1e-4
-    )
+    assert best["rl.training.stop.training_iteration"] == 1 and "rl.training.seed" not in best
+    assert "best by re-evaluation: " in done.stdout and "re-evaluated on seeds 10000, 10001" in done.stdout
     assert (run_dir / "report.html").stat().st_size > 1_000_000  # plotly.js inlined
     recorded = json.loads((run_dir / "tuning.json").read_text())
     assert "--config" in recorded["reproduce"]["command"] and recorded["static"]["rl.training.config.num_epochs"] == 2
@@ -120,6 +137,13 @@ def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
     )
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert "episode_reward_mean: " in trained.stdout
+
+
+def _cmdline(pid: Path) -> str:
+    try:
+        return (pid / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:  # ended meanwhile
+        return ""
 
 
 def test_help_lists_every_tuning_file_key(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,14 +18,18 @@ from sagemaker_rl.tuning import (
 )
 from sagemaker_rl.tuning.strategies import EarlyStopping, Strategy
 
+REPO = Path(__file__).resolve().parents[2]
 
-def test_default_run_is_the_seeds_space_in_a_15_minute_budget():
+
+def test_default_run_is_the_measured_study_in_a_15_minute_budget():
     config = TuningConfig()
     assert config.problem == "reacher"
-    assert config.budget == 8 and config.max_parallel_jobs == 2
+    assert config.budget == 20 and config.max_parallel_jobs == 2
+    assert (config.reevaluate_top, config.reevaluate_seeds, config.reevaluation_jobs) == (1, 3, 6)
     assert config.strategy is Strategy.BAYESIAN and config.early_stopping is EarlyStopping.OFF
-    assert config.space.names == ["rl.training.config.kl_coeff", "rl.training.config.num_epochs"]
-    assert config.space.static == {"rl.training.stop.time_total_s": 120}
+    assert config.space.names == ["rl.training.config.lr", "rl.training.initial_log_std", "rl.training.config.gamma"]
+    assert config.space.static == {"rl.training.stop.time_total_s": 60}
+    assert config.space == load_config(REPO / "bench/studies/focused-60s.yaml").space  # the study measured
 
 
 @pytest.mark.parametrize(("cores", "parallel", "expected"), [(2, 2, 1), (2, 1, 2), (1, 2, 1), (8, 3, 2)])
@@ -51,9 +56,9 @@ def test_tuning_file_then_flags(tmp_path):
 
 
 def test_a_static_value_replaces_a_default_range():
-    config = config_from_mapping({"static": {"rl.training.config.kl_coeff": 0.2}})
-    assert config.space.names == ["rl.training.config.num_epochs"]
-    assert config.space.static["rl.training.config.kl_coeff"] == 0.2
+    config = config_from_mapping({"static": {"rl.training.config.lr": 0.001}})
+    assert config.space.names == ["rl.training.initial_log_std", "rl.training.config.gamma"]
+    assert config.space.static["rl.training.config.lr"] == 0.001
 
 
 def test_sagemaker_parameter_ranges_are_accepted_in_a_file():
@@ -117,7 +122,9 @@ def test_typo_in_a_hyperparameter_key_is_found_before_any_trial():
 
 
 def test_two_names_for_one_field_are_rejected():
-    config = config_from_mapping({"static": {"rl.training.config.num_sgd_iter": 5}})
+    config = config_from_mapping({"parameters": {"rl.training.config.num_epochs": {"type": "Integer", "min_value": 3,
+                                                                                  "max_value": 20}},
+                                  "static": {"rl.training.config.num_sgd_iter": 5}})
     with pytest.raises(TuningError, match="set the same hyperparameter"):
         check_hyperparameters(config)
 
@@ -152,3 +159,13 @@ def test_a_legacy_name_in_the_space_is_noticed_once(caplog):
     check_hyperparameters(config)
     notices = [record.getMessage() for record in caplog.records if "old RLlib name" in record.getMessage()]
     assert len(notices) == 1 and "num_sgd_iter" in notices[0]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*(REPO / "sagemaker_rl/tuning/spaces").glob("*.yaml"), *(REPO / "bench/studies").glob("*.yaml")]),
+    ids=lambda path: f"{path.parent.name}/{path.name}",
+)
+def test_every_shipped_study_file_loads(path):
+    config = load_config(path)
+    assert config.space.parameters and "rl.training.stop.time_total_s" in config.space.static

@@ -58,7 +58,7 @@ def test_re_evaluation_trains_the_top_configurations_and_the_default_on_the_same
             assert ("fake.slope" in sent) == (key != "default")
     steep = next(t for t in search.values() if t.params["fake.slope"] == 2.0)
     best = json.loads((result.run_dir / "best_hyperparameters.json").read_text())
-    assert best == {"fake.slope": 2.0, "rl.training.stop.training_iteration": 3, "rl.training.stop.time_total_s": 120}
+    assert best == {"fake.slope": 2.0, "rl.training.stop.training_iteration": 3, "rl.training.stop.time_total_s": 60}
     assert result.best_hyperparameters == best
     assert result.reevaluated[steep.number] == pytest.approx(6 + 10000.5)
     text = out.getvalue()
@@ -85,7 +85,7 @@ def test_a_lucky_search_trial_loses_to_the_default_and_the_default_is_the_answer
     assert result.best_value == pytest.approx(101.5)  # the search believed in it
     assert result.reevaluated["default"] == pytest.approx(3 + 10000.5)
     assert json.loads((result.run_dir / "best_hyperparameters.json").read_text()) == {
-        "rl.training.stop.training_iteration": 3, "rl.training.stop.time_total_s": 120  # the static values alone
+        "rl.training.stop.training_iteration": 3, "rl.training.stop.time_total_s": 60  # the static values alone
     }
     assert "best by re-evaluation: default" in out.getvalue()
     assert "-1.5" in out.getvalue()  # its gain over the default: 1.5 - 3 per seed

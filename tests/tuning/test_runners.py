@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from sagemaker_rl.tuning import JobSpec, JobStatus
-from sagemaker_rl.tuning.runners import PID_FILE, STDOUT_LOG
+from sagemaker_rl.tuning.runners import PID_FILE, STDOUT_LOG, LocalProcessRunner
 
 
 def _run(runner, tmp_path: Path, timeout: float = 30, **hyperparameters) -> JobStatus:
@@ -99,3 +100,36 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except ProcessLookupError:
         return None
+
+
+class _Instance:
+    def __init__(self, address: str | None) -> None:
+        self._address = address
+
+    def address(self) -> str | None:
+        return self._address
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:6390", None])
+def test_jobs_get_the_shared_ray_address_and_none_when_the_instance_could_not_start(tmp_path, address):
+    from tests.tuning.conftest import FAKE_JOB
+
+    runner = LocalProcessRunner([sys.executable, str(FAKE_JOB)], shared_ray=_Instance(address))
+    status = _run(runner, tmp_path, **{"rl.training.stop.training_iteration": 1})
+    assert status.failure is None
+    given = tmp_path / "ray_address.log"
+    assert (given.read_text().strip() if given.exists() else None) == address
+
+
+def test_a_shared_ray_instance_that_cannot_start_says_so_once_and_leaves_no_process(tmp_path, caplog):
+    """A real `ray start --head` that fails (a negative CPU count): one warning, then None for every job."""
+    from sagemaker_rl.tuning.shared_ray import PID_FILE as HEAD_PID_FILE
+    from sagemaker_rl.tuning.shared_ray import SharedRay
+
+    instance = SharedRay(tmp_path, num_cpus=-1)
+    assert instance.address() is None and instance.address() is None
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1 and "could not start the run's Ray instance" in warnings[0]
+    assert "Resource quantities must be nonnegative" in warnings[0] and "each job starts its own Ray" in warnings[0]
+    instance.close()
+    assert not (tmp_path / HEAD_PID_FILE).exists()
