@@ -20,6 +20,7 @@ from sagemaker_rl.errors import check_count, did_you_mean
 from sagemaker_rl.problems import get_problem
 from sagemaker_rl.tuning.space import (
     ContinuousParameter,
+    Scaling,
     SearchSpace,
     TuningError,
     from_parameter_ranges,
@@ -56,9 +57,9 @@ def default_space() -> SearchSpace:
     seed's space is spaces/seed.yaml."""
     return SearchSpace(
         (
-            ContinuousParameter("rl.training.config.lr", 5e-4, 5e-3, "Logarithmic"),
+            ContinuousParameter("rl.training.config.lr", 5e-4, 5e-3, Scaling.LOGARITHMIC),
             ContinuousParameter("rl.training.initial_log_std", -1.5, 0.5),
-            ContinuousParameter("rl.training.config.gamma", 0.98, 0.999, "ReverseLogarithmic"),
+            ContinuousParameter("rl.training.config.gamma", 0.98, 0.999, Scaling.REVERSE_LOGARITHMIC),
         ),
         {"rl.training.stop.time_total_s": DEFAULT_TIME_PER_TRIAL_S},
     )
