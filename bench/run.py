@@ -1,6 +1,6 @@
 """The benchmark suite (`make bench`): one run, every figure side by side, a table and a JSON file.
 
-    .venv/bin/python bench/run.py [--quick] [--only raw,throughput,reward,tuner] [--cap-s 600]
+    .venv/bin/python bench/run.py [--quick] [--only raw,throughput,reward,tuner,ray] [--cap-s 600]
 
 1. raw simulator steps/s per problem and simulator (bench/raw.py): the limit;
 2. our job's env steps/s, sampling only and end to end, and their ratio to raw x sampling cores
@@ -8,7 +8,8 @@
 3. the same with RLlib's default PPO settings, and ours / RLlib's;
 4. wall time to fixed mean returns on reacher (3 seeds): our `fast` and `seed` presets vs
    Stable-Baselines3 PPO with rl-zoo3's tuned row (bench/time_to_reward.py); --long adds hopper;
-5. the local tuner's overhead per trial (bench/tuner_overhead.py).
+5. the local tuner's overhead per trial (bench/tuner_overhead.py);
+6. the Ray backend on a local cluster of 1 node vs 2 nodes, same CPUs per node (bench/ray_scaling.py).
 Machines are shared and noisy: compare ratios measured in the same run, and read the load average
 recorded with each part. Results go to bench/results/<time>.json. --quick is a smoke run (minutes).
 """
@@ -27,7 +28,7 @@ from typing import Any
 
 from common import BENCH, REPO, cores, load_average, rate, ratio, run_child
 
-PARTS = ("raw", "throughput", "reward", "tuner")
+PARTS = ("raw", "throughput", "reward", "tuner", "ray")
 # Throughput runs on reacher: (label, bench/throughput.py setting, extra arguments). Variants of ours
 # show what a default bought, measured in the same run.
 THROUGHPUT_RUNS = (
@@ -99,6 +100,10 @@ def main() -> None:
         from tuner_overhead import measure
 
         results["tuner"] = measure("reacher", 2 if args.quick else 4)
+    if "ray" in parts:
+        section("ray scaling")
+        results["ray"] = run_child("ray_scaling.py", ["--trials", "2" if args.quick else "4",
+                                                      "--iterations", "1" if args.quick else "3"], timeout=3600)
     results["load_average"]["end"] = load_average()
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -158,6 +163,12 @@ def report(results: dict[str, Any]) -> str:
                   f"{tuner['overhead_per_trial_s']:.1f} s per trial ({tuner['overhead_fraction']:.0%}); "
                   f"a trial's wall time minus its training time: {tuner['trial_wall_minus_training_s']} s "
                   "(the run's shared Ray instance starts with the first)"]
+    scaling = results.get("ray")
+    if scaling:
+        walls = ", ".join(f"{run['nodes']} node(s) {run['wall_s']:.0f} s" for run in scaling["runs"])
+        lines += ["", f"6. Ray backend, the same {scaling['trials']}-trial study (each {scaling['iterations']} "
+                  f"iterations) on a local cluster of {scaling['runs'][0]['cpus_per_node']} CPU(s) a node, "
+                  f"{scaling['cores']} cores in all: {walls} -> {scaling['speedup']:.2f}x with 2 nodes (goal 1.8x)"]
     return "\n".join(lines)
 
 

@@ -23,11 +23,15 @@ logger = logging.getLogger(__name__)
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # the variable sagemaker-training itself honours
 DEFAULT_BASE_DIR = "/opt/ml"
 NUM_CPUS_ENV = "SM_NUM_CPUS"  # CPUs a job may use: set by SageMaker, and by our tuner per job
+# CPUs of that share the job's driver process already holds in a shared Ray cluster (a Ray Job's
+# entrypoint resources): the job asks Ray for the rest only. Unset: the driver holds none.
+DRIVER_CPUS_ENV = "SAGEMAKER_RL_DRIVER_CPUS"
 # Hyperparameters the SageMaker platform reads: the entry point in /opt/ml/code the toolkit runs, and
 # where it downloads that code from (absent: the image's own entry points).
 PROGRAM_KEY = "sagemaker_program"
 SUBMIT_DIRECTORY_KEY = "sagemaker_submit_directory"
 
+FAILURE_PREFIX = "ERROR: "  # a failed job's console line with its reason (a runner may read only the console)
 # Exit codes that point at a cause a user can act on.
 _EXIT_HINTS = {137: "killed with SIGKILL (exit 137): likely out of memory", -9: "killed with SIGKILL"}
 
@@ -173,6 +177,15 @@ def num_cpus(environ: Mapping[str, str] = os.environ) -> int:
     return len(os.sched_getaffinity(0))
 
 
+def driver_cpus(environ: Mapping[str, str] = os.environ) -> int:
+    """CPUs this job's driver already holds in Ray ($SAGEMAKER_RL_DRIVER_CPUS; 0 when unset)."""
+    value = environ.get(DRIVER_CPUS_ENV, "0") or "0"
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise UserError(f"{DRIVER_CPUS_ENV} must be a whole number of CPUs, got {value!r}") from None
+
+
 def exit_hint(returncode: int) -> str:
     """A human reason for a process exit code, where one is known."""
     return _EXIT_HINTS.get(returncode, f"exit code {returncode}")
@@ -216,4 +229,4 @@ def write_failure(paths: JobPaths, reason: str, *, details: str = "") -> None:
         paths.failure_file.write_text(text + "\n")
     except OSError as error:
         logger.error("could not write %s: %s", paths.failure_file, error)
-    print(f"ERROR: {reason}", file=sys.stderr, flush=True)
+    print(f"{FAILURE_PREFIX}{reason}", file=sys.stderr, flush=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sagemaker_rl import metrics, ray_session
-from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.contract import JobPaths, driver_cpus
 from sagemaker_rl.errors import JobError, UserError
 from sagemaker_rl.hyperparameters import JobConfig, StopCriteria
 from sagemaker_rl.problems import PROBLEMS
@@ -76,8 +76,17 @@ class Progress:
     learner: dict[str, float]
 
 
-def env_runners_for(cpus: int) -> int:
-    """Remote env runners for a job with `cpus` CPUs: one per CPU, none (sample in the driver) on one."""
+def env_runners_for(cpus: int, *, driver_cpus: int = 0) -> int:
+    """Remote env runners (one CPU each) for a job with `cpus` CPUs.
+
+    When the driver holds no CPU in Ray (Ray of its own, or a tuning run's shared instance): one per
+    CPU, none on one CPU (sampling in the driver); sampling and learning alternate, so the driver's
+    learner shares the runners' cores. When it already holds `driver_cpus` of them (a Ray Job on a
+    shared cluster, `contract.DRIVER_CPUS_ENV`), the runners get the rest, so that the job holds
+    exactly `cpus` and trials sharing a node never oversubscribe it.
+    """
+    if driver_cpus:
+        return max(0, cpus - driver_cpus)
     return cpus if cpus >= 2 else 0
 
 
@@ -126,7 +135,8 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
 
     _quiet_ray_loggers()
     ppo = dict(job.ppo)
-    ppo.setdefault("num_env_runners", env_runners_for(cpus))
+    ppo.setdefault("num_env_runners", env_runners_for(cpus, driver_cpus=driver_cpus()))
+    ppo.setdefault("num_cpus_per_env_runner", 1)  # env_runners_for counts one CPU a runner
     model_config = ppo.pop("model_config", {})
     batch = ppo.pop("train_batch_size_per_learner")
     # The old stack's `observation_filter` is a connector on the new one; its running statistics

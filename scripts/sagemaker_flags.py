@@ -11,7 +11,7 @@ from typing import Any
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.sagemaker import POLL_S, Aws, SageMakerConfig, connect
 
-LOCAL, SAGEMAKER = "local", "sagemaker"
+LOCAL, RAY, SAGEMAKER = "local", "ray", "sagemaker"
 _DEFAULTS = {item.name: item.default for item in dataclasses.fields(SageMakerConfig)}  # shown in the help
 
 
@@ -60,8 +60,9 @@ _FLAGS = (
 
 def add_arguments(parser: argparse.ArgumentParser, *, job: str) -> None:
     """--backend, and the SageMaker options in their own help section; `job` is 'training' or 'tuning'."""
-    parser.add_argument("--backend", choices=(LOCAL, SAGEMAKER), default=LOCAL,
-                        help=f"run locally (default), or as a SageMaker {job} job")
+    ray = (RAY,) if job == "tuning" else ()  # trials as Ray Jobs on a cluster (scripts/tune.py's Ray options)
+    parser.add_argument("--backend", choices=(LOCAL, *ray, SAGEMAKER), default=LOCAL,
+                        help=f"run locally (default), {'on a Ray cluster, ' if ray else ''}or as a SageMaker {job} job")
     group = parser.add_argument_group("SageMaker (--backend sagemaker; region and credentials from the usual "
                                       "AWS configuration)")
     for option in _FLAGS:
@@ -84,8 +85,9 @@ def value(args: argparse.Namespace, dest: str) -> Any:
 
 
 def check_backend(args: argparse.Namespace, *, local_only: Sequence[str]) -> None:
-    """UserError for a SageMaker option given to a local run, or a local-only option (by dest) to SageMaker."""
-    if args.backend == LOCAL:
+    """UserError for a SageMaker option given to a run that is not SageMaker's, or a local-only option (by dest)
+    to SageMaker."""
+    if args.backend != SAGEMAKER:
         given = [option.flag for option in _FLAGS if hasattr(args, option.dest)]
         if given:
             raise UserError(f"{given[0]} applies to --backend sagemaker: add --backend sagemaker or drop {given[0]}")

@@ -4,6 +4,7 @@ With no other flag this runs the default study (20 trials of 60 s, 2 at a time, 
 the default re-evaluated on 3 fresh seeds: ~16 minutes on a 2-core machine). The space, budget and
 strategy come from flags or a YAML/JSON file (--config);
 flags win over the file. `--resume RUN_DIR` continues a run that was stopped or killed.
+`--backend ray --address http://HEAD:8265 --storage-path DIR` runs each trial as a Ray Job on a cluster;
 `--backend sagemaker --image URI --role ARN` runs the same study as one SageMaker tuning job.
 """
 
@@ -13,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from sagemaker_rl.tuning.config import (
     DEFAULT_TIME_PER_TRIAL_S,
     file_keys,
 )
+from sagemaker_rl.tuning.ray_jobs import RayCluster, RayJobRunner, cluster_cpus, connect
 from sagemaker_rl.tuning.trials import IDENTICAL, TRANSFER, WARM_START_TYPES
 
 
@@ -142,6 +145,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="log details to the console too (they always go to RUN_DIR/tuner.log)",
     )
+    ray = parser.add_argument_group("Ray cluster (--backend ray)")
+    ray.add_argument("--address", help="the cluster's dashboard (Jobs API), e.g. http://HEAD:8265 (default: "
+                     "RAY_API_SERVER_ADDRESS or RAY_ADDRESS); with --resume, where the recorded cluster is now")
+    ray.add_argument("--storage-path", help="a directory every node can write, the same path on each: the trials' "
+                     "models and checkpoints go there (RUN_NAME/trials/NNNN)")
     sagemaker_flags.add_arguments(parser, job="tuning")
     return parser.parse_args(argv)
 
@@ -183,9 +191,11 @@ def _log_to(run_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
+    _check_ray_flags(args)
     if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
         return tune_on_sagemaker(args)
     _configure_logging(args.verbose)
+    runner: RayJobRunner | None = None  # None: local processes
     if args.resume:
         extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
         if extra or args.config:
@@ -193,11 +203,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"--resume continues a run with its recorded settings; only --max-jobs and "
                 f"--max-parallel-jobs may be given with it, not {sorted(extra) or ['config']}"
             )
+        runner = _ray_runner_to_resume(args)
         with reopen_run(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs) as run:
             _log_to(run.run_dir)
-            result = run.run()
+            result = run.run(runner=runner)
     else:
-        config = load_config(args.config, _overrides(args)).resolved()
+        overrides = _overrides(args)
+        cluster: RayCluster | None = None
+        if args.backend == sagemaker_flags.RAY and not args.dry_run:
+            cluster, overrides = _ray_cluster(args, overrides)
+        config = load_config(args.config, overrides).resolved()
         if args.dry_run:
             print(
                 json.dumps(
@@ -211,9 +226,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             return 0
+        if cluster is not None:
+            assert config.run_dir is not None
+            runner = RayJobRunner(cluster, config.run_dir)
+            runner.check()  # a storage path the cluster cannot write fails here, before the run directory exists
         with open_run(config, command=["python", *sys.argv]) as run:  # a bad key fails before the run dir exists
             _log_to(run.run_dir)
-            result = run.run()
+            if cluster is not None:
+                cluster.write(run.run_dir)  # --resume finds the cluster there
+            result = run.run(runner=runner)
+    if runner is not None and runner.stopped and result.interrupted:
+        print(f"stopped {len(runner.stopped)} Ray job(s) on {runner.cluster.address}: {', '.join(runner.stopped)}")
     if result.interrupted:
         return 130
     return 0 if result.complete else 1
@@ -221,6 +244,45 @@ def main(argv: list[str] | None = None) -> int:
 
 # dests of the options only a local run reads (SageMaker AMT has no re-evaluation)
 _LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus", "reevaluate_top", "reevaluate_seeds")
+_RAY_ONLY = ("address", "storage_path")  # dests of the options only --backend ray reads
+
+
+def _check_ray_flags(args: argparse.Namespace) -> None:
+    if args.backend == sagemaker_flags.RAY or args.resume:
+        return
+    given = ["--" + dest.replace("_", "-") for dest in _RAY_ONLY if getattr(args, dest)]
+    if given:
+        raise TuningError(f"{given[0]} applies to --backend ray: add --backend ray or drop {given[0]}")
+
+
+def _ray_cluster(args: argparse.Namespace, overrides: dict[str, object]) -> tuple[RayCluster, dict[str, object]]:
+    """The cluster of --backend ray (reachable: checked), and the overrides with its CPUs as the cores to share."""
+    if not args.storage_path:
+        raise TuningError("--backend ray needs --storage-path: a directory every node of the cluster can write "
+                          "(the same path on each), where the trials' models and checkpoints go")
+    cluster = RayCluster(_ray_address(args), args.storage_path)
+    connect(cluster.address)
+    if "num_cpus" not in overrides:  # the trials share the cluster's CPUs as a local run shares the cores
+        cpus = cluster_cpus(cluster.address)
+        if cpus < 1:
+            raise TuningError(f"the Ray cluster at {cluster.address} has no live node with CPUs yet: give "
+                              "--num-cpus, the CPUs the trials share (e.g. what the autoscaler may start)")
+        overrides = {**overrides, "num_cpus": cpus}
+    return cluster, overrides
+
+
+def _ray_runner_to_resume(args: argparse.Namespace) -> RayJobRunner | None:
+    """The Ray runner of a run that ran on a cluster (recorded in its directory); None for a local run."""
+    cluster = RayCluster.read(args.resume)
+    if cluster is None:
+        return None
+    if args.address:  # the same cluster, reached another way (a new port-forward)
+        cluster = dataclasses.replace(cluster, address=args.address)
+    return RayJobRunner(cluster, args.resume)
+
+
+def _ray_address(args: argparse.Namespace) -> str:
+    return args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or ""
 
 
 def tune_on_sagemaker(args: argparse.Namespace) -> int:

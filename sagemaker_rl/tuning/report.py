@@ -24,11 +24,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.tuning import trials as record
 from sagemaker_rl.tuning.trials import (
     ATTR_CURVE_S,
     ATTR_DURATION,
     ATTR_FAILURE,
+    ATTR_OUTPUTS,
     ATTR_RERUN_OF,
     ATTR_TRAINING_JOB,
     DEFAULT_CANDIDATE,
@@ -120,6 +122,7 @@ def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     replaced = record.replaced(trials)
     names = _tuned_names(trials)
     with_jobs = any(ATTR_TRAINING_JOB in trial.user_attrs for trial in trials)
+    with_outputs = any(ATTR_OUTPUTS in trial.user_attrs for trial in trials)
     rows = []
     for trial in trials:
         tuned = record.tuned(trial)
@@ -134,6 +137,8 @@ def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
         row.update({name: tuned.get(name) for name in names})
         if with_jobs:
             row[ATTR_TRAINING_JOB] = trial.user_attrs.get(ATTR_TRAINING_JOB)
+        if with_outputs:  # on the cluster's storage: each a job's base directory, its model in model/
+            row[ATTR_OUTPUTS] = " ".join(trial.user_attrs.get(ATTR_OUTPUTS) or [])
         row["rerun_of"] = trial.user_attrs.get(ATTR_RERUN_OF)
         row["failure"] = trial.user_attrs.get(ATTR_FAILURE, "")
         rows.append(row)
@@ -195,6 +200,8 @@ def summary(
         else:
             lines.append(f"\nbest {objective}: {best.value:.6g} (trial {best.number}; not re-evaluated)")
         lines.append(json.dumps(record.hyperparameters(best), indent=2, sort_keys=True))
+        for output in best.user_attrs.get(ATTR_OUTPUTS) or []:
+            lines.append(f"model of the best trial (on the cluster's storage): {JobPaths(Path(output)).model}")
     lines += [f"{label}: {path}" for label, path in files.items()]
     if stopped_hint:
         lines.append(f"\nstopped before the end; {stopped_hint}")

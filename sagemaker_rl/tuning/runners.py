@@ -2,8 +2,8 @@
 
 A runner starts a job in a base directory (inputs written as SageMaker writes them), then the tuner
 polls it for the values of the objective metric (`metrics.RecordReader`, SageMaker's own regex) and may stop it.
-`LocalProcessRunner` runs the job as a local process in its own process group; container, Ray and
-SageMaker runners implement the same two classes.
+`LocalProcessRunner` runs the job as a local process in its own process group; `ray_jobs.RayJobRunner`
+runs it as a Ray Job on a cluster; container and SageMaker runners implement the same two classes.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class JobStatus:
     values: list[metrics.Record] = field(default_factory=list)  # one per iteration with a finite objective
     done: bool = False  # the job has ended
     failure: str | None = None  # why it failed, once done; None for a success
+    output_dir: str | None = None  # its base directory where the tuner cannot see it (a Ray cluster's storage)
 
 
 class Job(Protocol):
@@ -80,6 +81,10 @@ class Runner(Protocol):
 
     def stop_orphan(self, base_dir: Path) -> bool:
         """Stop a job left running in `base_dir` by an earlier tuner process; True if one was stopped."""
+
+    def reattach(self, spec: JobSpec) -> Job | None:
+        """Follow again the job an earlier tuner process started for `spec` (running, or ended and read from
+        its output); None when this runner cannot, and the trial runs again."""
 
 
 class LocalProcessRunner:
@@ -129,6 +134,9 @@ class LocalProcessRunner:
 
     def stop_orphan(self, base_dir: Path) -> bool:
         return stop_recorded_process(base_dir / PID_FILE, what="job left running by an earlier tuner")
+
+    def reattach(self, spec: JobSpec) -> None:
+        return None  # the job's output went through the dead tuner's pipe: it is stopped and runs again
 
 
 class LocalJob:
@@ -204,14 +212,19 @@ class LocalJob:
             return f"the job ended ({contract.exit_hint(returncode)}){last}"
         with self._lock:
             diverged = self._records.diverged
-        if diverged:
-            return f"the job reported {self.spec.metric} as NaN or infinity (diverged)"
-        if not status.values:
-            return (
-                f"the job printed no {self.spec.metric} line (no episode finished? raise "
-                "rl.training.stop.time_total_s or the batch size)"
-            )
-        return None
+        return reward_failure(self.spec.metric, diverged=diverged, values=status.values)
+
+
+def reward_failure(metric: str, *, diverged: bool, values: Sequence[metrics.Record]) -> str | None:
+    """Why a job that ended well fails its trial anyway (its metric diverged, or it printed none); None if fine."""
+    if diverged:
+        return f"the job reported {metric} as NaN or infinity (diverged)"
+    if not values:
+        return (
+            f"the job printed no {metric} line (no episode finished? raise "
+            "rl.training.stop.time_total_s or the batch size)"
+        )
+    return None
 
 
 def _first_line(path: Path) -> str | None:

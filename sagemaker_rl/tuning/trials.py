@@ -50,6 +50,7 @@ ATTR_RERUN_OF = "rerun_of"  # the number of the trial this one runs again
 ATTR_DURATION = "duration_s"  # wall time of its jobs
 ATTR_SEED_OBJECTIVES = "seed_objectives"  # objective of each seed's job (seeds > 1)
 ATTR_TRAINING_JOB = "training_job"  # its SageMaker training job (SageMaker backend only)
+ATTR_OUTPUTS = "outputs"  # its jobs' base directories on a cluster's storage (model/, checkpoints/; Ray backend)
 ATTR_SEEDS = "seeds"  # the rl.training.seed of each of its jobs, when the tuner set them
 ATTR_REEVALUATION = "reevaluation_of"  # a re-evaluation: the number of the trial it trains again, or "default"
 ATTR_WARM_START = "warm_start_from"  # a warm-start trial: {"run": parent, "trial": number, "type": warm-start type}
@@ -474,6 +475,14 @@ class Trials:
         trial.set_user_attr(ATTR_FAILURE, reason[:FAILURE_LIMIT])
         self.study.tell(trial, state=TrialState.FAIL)
         self.running.discard(trial._trial_id)
+
+    def record_outputs(self, trial: optuna.Trial, outputs: list[str]) -> None:
+        """Where the trial's jobs left their model and checkpoints, when not in its trial directory."""
+        trial.set_user_attr(ATTR_OUTPUTS, outputs)
+
+    def resume(self, trial: FrozenTrial) -> optuna.Trial:
+        """A trial an earlier tuner left running, to report to and tell again (its jobs were reattached)."""
+        return optuna.Trial(self.study, trial._trial_id)  # Optuna has no public way from a FrozenTrial back
 
     def interrupt(self, trial: optuna.Trial) -> None:
         """Record a trial stopped with the tuner; `to_rerun` returns it on the next start."""

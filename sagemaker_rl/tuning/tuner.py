@@ -16,6 +16,7 @@ run goes. Local jobs share one Ray instance per run (`shared_ray.py`).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import math
 import shlex
@@ -43,6 +44,7 @@ from sagemaker_rl.tuning.shared_ray import SharedRay
 from sagemaker_rl.tuning.space import TuningError
 from sagemaker_rl.tuning.trials import (
     ATTR_SEEDS,
+    ATTR_TRIAL_DIR,
     DEFAULT_CANDIDATE,
     SEED_KEY,
     Candidate,
@@ -51,6 +53,7 @@ from sagemaker_rl.tuning.trials import (
     counts,
     fresh_seeds,
     hyperparameters,
+    is_reevaluation,
     job_dirs,
     reevaluations,
     trial_job_dirs,
@@ -240,10 +243,15 @@ class _Tuner:
         return result
 
     def _recover(self) -> None:
-        """Rerun trials of this run directory that were running when an earlier tuner stopped."""
+        """Rerun trials of this run directory that were running when an earlier tuner stopped (or follow
+        their jobs again, when the runner can)."""
         reran: list[str] = []
+        followed: list[str] = []
         for trial in self._trials.to_rerun():
             if trial.state == optuna.trial.TrialState.RUNNING:  # the tuner died (kill -9, crash): its job may run
+                if self._reattach(trial):
+                    followed.append(str(trial.number))
+                    continue
                 for directory in trial_job_dirs(trial, self._config.seeds):
                     self._runner.stop_orphan(directory)
                 if self._record_finished(trial):
@@ -251,8 +259,32 @@ class _Tuner:
             self._trials.rerun(trial)
             logger.info("trial %d was running when the tuner stopped: it runs again", trial.number)
             reran.append(str(trial.number))
+        notes = [f"reattached to the jobs of trial(s) {', '.join(followed)}"] if followed else []
         if reran:
-            self._note = f"interrupted trial(s) {', '.join(reran)} run again with the same parameters"
+            notes.append(f"interrupted trial(s) {', '.join(reran)} run again with the same parameters")
+        self._note = "; ".join(notes)
+
+    def _reattach(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """Follow again every job of a trial the dead tuner left running; False (nothing kept) if one cannot be."""
+        directory = trial.user_attrs.get(ATTR_TRIAL_DIR)
+        if not directory:  # asked, but stopped before its jobs were placed
+            return False
+        specs = self._specs(Path(directory), hyperparameters(trial), trial.user_attrs.get(ATTR_SEEDS))
+        jobs = [self._runner.reattach(spec) for spec in specs]
+        if not all(jobs):
+            for job in jobs:
+                if job is not None:
+                    job.wait(0)  # the trial runs again: end what did reattach
+            return False
+        age = (datetime.datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
+        active = _ActiveTrial(self._trials.resume(trial), Path(directory), [], [job for job in jobs if job],
+                              started=time.monotonic() - age, reevaluation=is_reevaluation(trial))
+        active.statuses = [JobStatus() for _ in active.jobs]
+        # Steps the dead tuner reported are not reported again (their time: at the latest now).
+        active.curve_s = {step: round(age, 1) for step in trial.intermediate_values}
+        self._active.append(active)
+        logger.info("trial %d: reattached to its running job(s)", trial.number)
+        return True
 
     def _record_finished(self, trial: optuna.trial.FrozenTrial) -> bool:
         """Record a trial whose jobs all succeeded before the tuner died, from their outputs; False if not."""
@@ -329,6 +361,12 @@ class _Tuner:
         reevaluation: bool = False,
     ) -> _ActiveTrial:
         """Queue a trial's jobs, one per seed (`seeds` None: one job with the seed `flat` has, if any)."""
+        active = _ActiveTrial(trial, directory, self._specs(directory, flat, seeds), reevaluation=reevaluation)
+        self._active.append(active)
+        return active
+
+    def _specs(self, directory: Path, flat: dict[str, Any], seeds: list[int] | None) -> list[JobSpec]:
+        """A trial's jobs, one per seed."""
         specs = []
         for index, job_dir in enumerate(job_dirs(directory, len(seeds) if seeds else 1)):
             job_hyperparameters = dict(flat) if seeds is None else {**flat, SEED_KEY: seeds[index]}
@@ -341,9 +379,7 @@ class _Tuner:
                     metric=self._config.objective_metric,
                 )
             )
-        active = _ActiveTrial(trial, directory, specs, reevaluation=reevaluation)
-        self._active.append(active)
-        return active
+        return specs
 
     # --- re-evaluation ---
 
@@ -415,6 +451,9 @@ class _Tuner:
         self._active.remove(active)
         trial, number = active.trial, active.trial.number
         duration = round(time.monotonic() - active.started, 1)
+        outputs = [status.output_dir for status in active.statuses if status.output_dir]
+        if outputs:  # the jobs' model and checkpoints stay on a cluster's storage: the report says where
+            self._trials.record_outputs(trial, outputs)
         if active.pruned_at is not None:
             for job in active.jobs:
                 job.wait(STOP_GRACE_S)

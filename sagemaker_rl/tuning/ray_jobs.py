@@ -1,0 +1,447 @@
+"""The Ray cluster runner: each job a Ray Job on a running cluster (Ray's Jobs API), reattached by its id.
+
+The tuner may run off the cluster (a laptop reaching the head's dashboard). A job's base directory is
+on the cluster's storage (`RayCluster.storage_path`, the same path on every node); the tuner's trial
+directory keeps `ray_job.json` (the job's id and where it runs) and `stdout.log`, a copy of the job's
+log as read through the Jobs API, which is also where the reward lines come from. On the cluster the
+job's entrypoint is this module (`python -m sagemaker_rl.tuning.ray_jobs --problem P`): it writes the
+job's inputs into its base directory, as SageMaker does before it starts a job, then becomes
+`python -m sagemaker_rl.job`. This very package is shipped with every job (`py_modules`), so the
+cluster runs the tuner's code; RLlib and the simulators come from the cluster's image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sagemaker_rl import contract, job, metrics
+from sagemaker_rl.tuning.runners import STDOUT_LOG, JobSpec, JobStatus, reward_failure
+from sagemaker_rl.tuning.space import TuningError
+
+logger = logging.getLogger(__name__)
+
+MODULE = "sagemaker_rl.tuning.ray_jobs"  # the entrypoint of every job on the cluster
+JOB_FILE = "ray_job.json"  # in a job's local directory: its Ray job id, the cluster, its base directory there
+CLUSTER_FILE = "ray_cluster.json"  # in the run directory: the cluster and storage path, read by --resume
+HYPERPARAMETERS_ENV = "SAGEMAKER_RL_HYPERPARAMETERS"  # the job's hyperparameters, written into its inputs there
+POLL_S = 2.0  # between two reads of a job's status and log
+LOST_AFTER_S = 300.0  # a job whose cluster cannot be reached this long is given up (failed)
+ENTRYPOINT_CPUS = 1  # CPUs a job's driver (its learner, and the sampling on one CPU) holds in Ray
+CHECK_TIMEOUT_S = 180.0  # the storage check job (it may wait for a free node)
+STOP_TIMEOUT_S = 20.0  # after a stop request: Ray sends SIGTERM, SIGKILL 3 s later
+_TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+_CLIENT_LOGGERS = ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk",
+                   "ray._private.runtime_env.packaging")
+_REQUIRED_ON_CLUSTER = ("ray.rllib", "torch", "gymnasium", "pybullet", "mujoco", "optuna")  # what a job imports
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    """Where the jobs run: the cluster's dashboard and a directory every node can write."""
+
+    address: str  # the head's dashboard (Jobs API), e.g. http://HEAD:8265
+    storage_path: str  # absolute directory, the same on every node (shared filesystem); jobs go under it
+
+    def __post_init__(self) -> None:
+        address = self.address.strip().rstrip("/")
+        if not address:
+            raise TuningError("--backend ray needs the cluster's dashboard address: --address http://HEAD:8265 "
+                              "(or set RAY_ADDRESS)")
+        if "://" not in address:
+            address = f"http://{address}"
+        object.__setattr__(self, "address", address)
+        if "://" in self.storage_path:
+            raise TuningError(
+                f"--storage-path {self.storage_path} is a URI: Ray jobs write their model and checkpoints to a "
+                "directory; mount the bucket or file system on every node (s3fs, EFS, NFS) and give its path"
+            )
+        if not PurePosixPath(self.storage_path).is_absolute():
+            raise TuningError(f"--storage-path {self.storage_path!r} must be an absolute directory on the cluster "
+                              "(the same on every node), e.g. /mnt/shared/sagemaker-rl")
+
+    def write(self, run_dir: Path) -> None:
+        (run_dir / CLUSTER_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RayCluster | None:
+        """The cluster a run directory's trials ran on; None for a run of another backend."""
+        path = Path(run_dir) / CLUSTER_FILE
+        return cls(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def connect(address: str) -> Any:
+    """A Jobs API client of the cluster at `address`; one sentence with the fix when it cannot be reached."""
+    from ray.job_submission import JobSubmissionClient
+
+    # Ray's client logs each package upload at INFO to the console on its own: keep the console quiet.
+    for name in _CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return JobSubmissionClient(address)
+    except Exception as error:  # ConnectionError, or a dashboard without the Jobs API
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TuningError(
+            f"cannot reach the Ray cluster's Jobs API at {address} ({reason}): start the cluster with its "
+            "dashboard (ray start --head --dashboard-host 0.0.0.0; pip install 'ray[default]'), and give "
+            "--address the head's dashboard URL (port 8265 by default) or port-forward it"
+        ) from None
+
+
+def cluster_cpus(address: str) -> int:
+    """CPUs of the cluster's live nodes (the state API, through the dashboard)."""
+    from ray.util.state import list_nodes
+
+    nodes = list_nodes(address=address, filters=[("state", "=", "ALIVE")], detail=True, raise_on_missing_output=False)
+    return int(sum(node.resources_total.get("CPU", 0) for node in nodes))
+
+
+class RayJobRunner:
+    """Runs each job as a Ray Job on `cluster`; a job's base directory there mirrors its place in `run_dir`."""
+
+    def __init__(self, cluster: RayCluster, run_dir: Path, *, client: Any = None) -> None:
+        self.cluster = cluster
+        self._run_dir = Path(run_dir).absolute()
+        self._client = client or connect(cluster.address)
+        self.stopped: list[str] = []  # ids of the jobs this runner asked Ray to stop
+
+    def remote_dir(self, base_dir: Path) -> str:
+        """The job's base directory on the cluster: STORAGE/RUN_NAME/trials/NNNN[/seed-i]."""
+        relative = Path(base_dir).absolute().relative_to(self._run_dir)
+        return str(PurePosixPath(self.cluster.storage_path, self._run_dir.name, *relative.parts))
+
+    def check(self) -> None:
+        """Run a tiny job on the cluster: the storage path is writable and the job's packages are there."""
+        command = f"python -m {MODULE} --check {self.cluster.storage_path}"
+        job_id = self._submit(command, env={}, cpus=0, name=f"check-{self._run_dir.name}")
+        deadline = time.monotonic() + CHECK_TIMEOUT_S
+        info = self._client.get_job_info(job_id)
+        while info.status not in _TERMINAL:
+            if time.monotonic() > deadline:
+                self._client.stop_job(job_id)
+                raise TuningError(f"the check job on {self.cluster.address} did not run within "
+                                  f"{CHECK_TIMEOUT_S:.0f} s ({info.status}: {info.message}): is a node free?")
+            time.sleep(0.5)
+            info = self._client.get_job_info(job_id)
+        if info.status != "SUCCEEDED":
+            reason = _error_line(self._client.get_job_logs(job_id)) or _first_line(info.message)
+            raise TuningError(f"the Ray cluster at {self.cluster.address} cannot run our jobs: {reason}")
+
+    def start(self, spec: JobSpec) -> RayJob:
+        remote = self.remote_dir(spec.base_dir)
+        env = {
+            contract.BASE_DIR_ENV: remote,
+            contract.NUM_CPUS_ENV: str(spec.num_cpus),
+            contract.DRIVER_CPUS_ENV: str(ENTRYPOINT_CPUS),  # the job starts its runners on the rest
+            HYPERPARAMETERS_ENV: json.dumps(dict(spec.hyperparameters), default=str),
+            "RAY_AUTH_MODE": "disabled",
+        }
+        job_id = self._submit(f"python -m {MODULE} --problem {spec.problem}", env=env,
+                              cpus=ENTRYPOINT_CPUS, name=_name(self._run_dir, spec.base_dir))
+        record = {"job_id": job_id, "address": self.cluster.address, "base_dir": remote}
+        (spec.base_dir / JOB_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        logger.debug("started Ray job %s for %s (base directory %s)", job_id, spec.base_dir, remote)
+        return RayJob(spec, self._client, job_id, remote_dir=remote, on_stop=self.stopped.append)
+
+    def reattach(self, spec: JobSpec) -> RayJob | None:
+        """Follow again the Ray job an earlier tuner started in `spec.base_dir`, running or ended (read from
+        its log); None when there is none on the cluster."""
+        record = _read_record(spec.base_dir)
+        if record is None:
+            return None
+        try:
+            info = self._client.get_job_info(record["job_id"])
+        except Exception as error:  # unknown to this cluster (another cluster, or its job table was lost)
+            logger.warning("cannot reattach Ray job %s of %s: %s", record["job_id"], spec.base_dir, error)
+            return None
+        logger.info("reattached to Ray job %s (%s) of %s", record["job_id"], info.status, spec.base_dir)
+        return RayJob(spec, self._client, record["job_id"], remote_dir=record["base_dir"],
+                      on_stop=self.stopped.append)
+
+    def stop_orphan(self, base_dir: Path) -> bool:
+        record = _read_record(base_dir)
+        if record is None:
+            return False
+        job_id = record["job_id"]
+        try:
+            if self._client.get_job_status(job_id) in _TERMINAL:
+                return False
+            logger.warning("stopping Ray job %s left running in %s by an earlier tuner", job_id, base_dir)
+            self._client.stop_job(job_id)
+            self.stopped.append(job_id)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while self._client.get_job_status(job_id) not in _TERMINAL and time.monotonic() < deadline:
+                time.sleep(0.5)
+        except Exception as error:  # the cluster is gone or lost the job: nothing left to stop
+            logger.warning("could not stop Ray job %s of %s: %s", job_id, base_dir, error)
+            return False
+        return True
+
+    def _submit(self, entrypoint: str, *, env: Mapping[str, str], cpus: float, name: str) -> str:
+        runtime_env = {
+            "env_vars": dict(env),
+            # This package, so the cluster runs the tuner's code (as job.child_env does for a local job).
+            "py_modules": [str(Path(job.package_root()) / "sagemaker_rl")],
+            "excludes": ["__pycache__", "*.pyc"],
+        }
+        return str(self._client.submit_job(
+            entrypoint=entrypoint,
+            submission_id=f"{name}-{secrets.token_hex(3)}",  # unique: a cluster keeps every job it ran
+            runtime_env=runtime_env,
+            entrypoint_num_cpus=cpus,  # > 0: Ray may place the driver on any node with a free CPU
+            metadata={"sagemaker_rl_run": self._run_dir.name},
+        ))
+
+
+class RayJob:
+    """A job running as a Ray Job; a thread reads its status and log every POLL_S seconds."""
+
+    def __init__(self, spec: JobSpec, client: Any, job_id: str, *, remote_dir: str,
+                 on_stop: Any = None) -> None:
+        self.spec = spec
+        self.job_id = job_id
+        self.remote_dir = remote_dir
+        self._client = client
+        self._on_stop = on_stop
+        self._lock = threading.Lock()
+        self._records = metrics.RecordReader(spec.metric)
+        self._values: list[metrics.Record] = []
+        self._read = 0  # characters of the log read so far
+        self._pending = ""  # a last line without its newline yet
+        self._done = threading.Event()
+        self._wake = threading.Event()
+        self._failure: str | None = None
+        self._stop_requested = False
+        self._log = open(spec.base_dir / STDOUT_LOG, "w")  # noqa: SIM115 - closed by the thread; Ray's log is whole
+        self._thread = threading.Thread(target=self._follow, name=f"ray-job-{job_id}", daemon=True)
+        self._thread.start()
+
+    def poll(self) -> JobStatus:
+        with self._lock:
+            status = JobStatus(values=list(self._values), output_dir=self.remote_dir)
+            if self._done.is_set():
+                status.done = True
+                status.failure = self._failure
+        return status
+
+    def stop(self) -> None:
+        if self._done.is_set() or self._stop_requested:
+            return
+        self._stop_requested = True
+        try:
+            self._client.stop_job(self.job_id)
+        except Exception as error:  # the job may have ended meanwhile; wait() sees its end either way
+            logger.warning("could not stop Ray job %s: %s", self.job_id, error)
+        if self._on_stop is not None:
+            self._on_stop(self.job_id)
+        self._wake.set()
+
+    def wait(self, timeout: float) -> bool:
+        if self._done.wait(timeout):
+            return not self._stop_requested
+        self.stop()  # Ray ends it: SIGTERM, then SIGKILL after RAY_JOB_STOP_WAIT_TIME_S (3 s)
+        if not self._done.wait(STOP_TIMEOUT_S):
+            logger.warning("Ray job %s did not end within %.0f s of its stop", self.job_id, STOP_TIMEOUT_S)
+        return False
+
+    # --- the reader thread ---
+
+    def _follow(self) -> None:
+        last_contact = time.monotonic()
+        with self._log:
+            while True:
+                try:
+                    info = self._client.get_job_info(self.job_id)
+                except Exception as error:  # the dashboard restarts, the network drops
+                    logger.debug("reading the status of Ray job %s: %s", self.job_id, error)
+                    if time.monotonic() - last_contact > LOST_AFTER_S:
+                        reason = _first_line(str(error)) or type(error).__name__
+                        self._end(f"lost contact with the Ray cluster for {LOST_AFTER_S:.0f} s: {reason}")
+                        return
+                else:
+                    last_contact = time.monotonic()
+                    if info.status in _TERMINAL:
+                        self._finish(info)
+                        return
+                    try:
+                        self._read_log()
+                    except Exception as error:  # e.g. the job's node died: its status says so next
+                        logger.debug("reading the log of Ray job %s: %s", self.job_id, error)
+                self._wake.wait(POLL_S)
+                self._wake.clear()
+
+    def _read_log(self) -> None:
+        text = self._client.get_job_logs(self.job_id)
+        new = text[self._read:]
+        self._read = len(text)
+        if not new:
+            return
+        self._log.write(new)
+        self._log.flush()
+        lines = (self._pending + new).split("\n")
+        self._pending = lines.pop()  # "" after a final newline
+        with self._lock:
+            for line in lines:
+                self._add(self._records.feed(line.rstrip("\r")))
+
+    def _finish(self, info: Any) -> None:
+        try:
+            self._read_log()  # what the job printed after the last read
+        except Exception as error:  # its node died with the job: its log is gone
+            logger.debug("last read of Ray job %s's log: %s", self.job_id, error)
+        with self._lock:
+            if self._pending:
+                self._add(self._records.feed(self._pending))
+                self._pending = ""
+            self._add(self._records.close())
+            diverged, values = self._records.diverged, list(self._values)
+        if info.status == "SUCCEEDED":
+            self._end(reward_failure(self.spec.metric, diverged=diverged, values=values))
+        elif info.status == "STOPPED":
+            self._end("the Ray job was stopped" + ("" if self._stop_requested else
+                                                   " outside the tuner (ray job stop, or the dashboard)"))
+        else:
+            self._end(self._ray_failure(info))
+
+    def _ray_failure(self, info: Any) -> str:
+        """The job's own reason (its `ERROR:` line) when it gave one, else Ray's."""
+        own = _error_line(self._log_text())
+        if own:
+            return own
+        code = getattr(info, "driver_exit_code", None)
+        exit_text = f" ({contract.exit_hint(code)})" if code not in (None, 0) else ""
+        reason = _ray_reason(info.message) or str(info.error_type or "no reason given")
+        return f"the Ray job failed{exit_text}: {reason}{self._dead_node(info.driver_node_id)}"
+
+    def _dead_node(self, node_id: str | None) -> str:
+        """`; its node … is dead: <why>` when the job's driver was on a node Ray holds dead, else ''."""
+        if not node_id:
+            return ""
+        from ray.util.state import get_node
+
+        try:
+            node = get_node(node_id, address=self._client.get_address())
+        except Exception as error:  # the state API is an extra: the job's own status already says it failed
+            logger.debug("could not read node %s of Ray job %s: %s", node_id, self.job_id, error)
+            return ""
+        if node is None or node.state != "DEAD":
+            return ""
+        why = f": {_first_line(node.state_message)}" if node.state_message else ""
+        return f"; its node {node.node_ip} ({node_id[:8]}) is dead{why}"
+
+    def _log_text(self) -> str:
+        try:
+            return (self.spec.base_dir / STDOUT_LOG).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _add(self, record: metrics.Record | None) -> None:
+        if record is not None and record.value is not None:
+            self._values.append(record)
+
+    def _end(self, failure: str | None) -> None:
+        with self._lock:
+            self._failure = failure
+        self._done.set()
+
+
+def _name(run_dir: Path, base_dir: Path) -> str:
+    """A readable job id prefix: the run's name and the job's place in it."""
+    relative = Path(base_dir).absolute().relative_to(Path(run_dir).absolute())
+    return "-".join([run_dir.name, *(part for part in relative.parts if part != "trials")])
+
+
+def _read_record(base_dir: Path) -> dict[str, str] | None:
+    path = Path(base_dir) / JOB_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        return {key: str(record[key]) for key in ("job_id", "address", "base_dir")}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("ignoring unreadable %s: %s", path, error)
+        return None
+
+
+def _error_line(log: str) -> str | None:
+    """The reason a job wrote for its failure (the contract's `ERROR:` line), the last one in `log`."""
+    lines = [line for line in log.splitlines() if line.startswith(contract.FAILURE_PREFIX)]
+    return lines[-1][len(contract.FAILURE_PREFIX):].strip() if lines else None
+
+
+def _ray_reason(message: str | None) -> str:
+    """The first line of Ray's message, and the sentence of it that says why (Ray puts it further down)."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0].split(", last available logs")[0].rstrip(":")  # the logs themselves are in stdout.log
+    cause = next((line for line in lines[1:] if " because " in line), "")
+    return f"{first} {cause.split('. ')[0].rstrip('.')}." if cause else first
+
+
+def _first_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+# --- the job's side, on the cluster ---
+
+def _check(storage_path: str) -> int:
+    """The check job: the storage path is writable here and the job's packages import."""
+    missing = [name for name in _REQUIRED_ON_CLUSTER if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"{contract.FAILURE_PREFIX}the cluster's Python ({sys.executable}) lacks {', '.join(missing)}: start "
+              "the cluster from our image (docker/ray-cluster.yaml) or install docker/requirements.txt on every "
+              "node", flush=True)
+        return 1
+    probe = Path(storage_path) / f".sagemaker-rl-check-{secrets.token_hex(4)}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok\n")
+        probe.unlink()
+    except OSError as error:
+        print(f"{contract.FAILURE_PREFIX}--storage-path {storage_path} is not writable on the cluster "
+              f"({type(error).__name__}: {error.strerror or error}): give a directory every node can write, "
+              "the same path on each (a shared file system)", flush=True)
+        return 1
+    print(f"storage {storage_path} writable; python {sys.executable}", flush=True)
+    return 0
+
+
+def _run_job(problem: str) -> int:
+    """Write the job's inputs under $SAGEMAKER_BASE_DIR (the platform's part), then run the job itself."""
+    paths = contract.JobPaths.from_env()
+    try:
+        paths.base.mkdir(parents=True, exist_ok=True)
+        contract.write_inputs(paths, json.loads(os.environ[HYPERPARAMETERS_ENV]))
+    except OSError as error:
+        print(f"{contract.FAILURE_PREFIX}cannot write the job's inputs in {paths.base} ({error}): give "
+              "--storage-path a directory every node can write", flush=True)
+        return 1
+    os.chdir(paths.base)
+    os.execv(sys.executable, [sys.executable, "-m", job.MODULE, "--problem", problem])
+    return 1  # not reached: execv replaces this process
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A tuning job's entrypoint on a Ray cluster (started by "
+                                     "RayJobRunner, not by hand).")
+    parser.add_argument("--problem", help="run the job for this problem")
+    parser.add_argument("--check", metavar="STORAGE_PATH", help="only check the storage path and packages")
+    args = parser.parse_args(argv)
+    return _check(args.check) if args.check else _run_job(args.problem)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""A real multi-node Ray cluster on this machine, for the Ray backend's tests and benchmark.
+
+`ray start --head` and `ray start --address …` per worker node, all nodes with one `--temp-dir` of
+their own and their own ports, so the cluster shares nothing with other Ray instances on the machine
+(one directory for all nodes: a node's dashboard agent reads job logs from the head's log directory,
+which on one machine is only its own when the nodes share it). Never
+`ray stop`: it ends every Ray process of the machine. `stop` ends exactly this cluster's processes:
+those whose command line names its directory or whose environment carries its marker (Ray's worker
+processes rename themselves, `ray::IDLE`, but keep the environment they were started with).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterable, Mapping
+from contextlib import ExitStack, closing
+from pathlib import Path
+
+MARKER = "SAGEMAKER_RL_TEST_CLUSTER"  # the cluster's directory, in the environment of all its processes
+NODE_MARKER = "SAGEMAKER_RL_TEST_NODE"  # the node's name (head, worker-1, ...)
+_START_ATTEMPTS = 3
+# The head's failure detector, faster than Ray's default (~15-30 s) so a dead node is noticed in seconds.
+FAST_HEALTH_CHECK = {
+    "RAY_health_check_initial_delay_ms": "1000",
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+}
+
+
+class LocalCluster:
+    """A Ray cluster of `nodes` nodes (the head and nodes - 1 workers), `cpus_per_node` CPUs each."""
+
+    def __init__(self, *, nodes: int = 2, cpus_per_node: int = 1, env: Mapping[str, str] | None = None) -> None:
+        self.nodes = nodes
+        self.cpus_per_node = cpus_per_node
+        # Short: Ray puts Unix sockets under it (107 characters at most).
+        self.directory = Path(tempfile.mkdtemp(prefix="srl-ray-", dir="/tmp"))
+        self._env = dict(env or {})
+        self.gcs_address = ""
+        self.dashboard_url = ""
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        gcs, dashboard, client = _free_ports(3)
+        self.gcs_address = f"127.0.0.1:{gcs}"
+        self.dashboard_url = f"http://127.0.0.1:{dashboard}"
+        self._start_node("head", ["--head", "--port", str(gcs), "--dashboard-port", str(dashboard),
+                                  "--dashboard-host", "127.0.0.1", "--include-dashboard", "true",
+                                  "--ray-client-server-port", str(client)])
+        for index in range(1, self.nodes):
+            self._start_node(f"worker-{index}", ["--address", self.gcs_address])
+        self.wait_for_nodes(self.nodes)
+
+    def _start_node(self, name: str, role: list[str]) -> None:
+        agent, agent_grpc, runtime_env, metrics, node_manager, object_manager = _free_ports(6)
+        command = [
+            str(Path(sys.executable).with_name("ray")), "start", *role,
+            "--num-cpus", str(self.cpus_per_node), "--num-gpus", "0",
+            "--temp-dir", str(self.directory), "--disable-usage-stats",
+            "--node-ip-address", "127.0.0.1",
+            "--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(agent_grpc),
+            "--runtime-env-agent-port", str(runtime_env), "--metrics-export-port", str(metrics),
+            "--node-manager-port", str(node_manager), "--object-manager-port", str(object_manager),
+        ]
+        log = self.directory / f"start-{name}.log"
+        for _ in range(_START_ATTEMPTS):
+            with open(log, "a") as out:
+                done = subprocess.run(command, env=self.node_env(name), stdout=out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, timeout=180, check=False)
+            if done.returncode == 0:
+                return
+            # Ray gives a raylet 30 s to register (hard-coded); a loaded machine can take longer: try again.
+            _signal(self.pids(name), signal.SIGKILL)
+            time.sleep(1)
+        raise RuntimeError(f"ray start of {name} failed {_START_ATTEMPTS} times (exit {done.returncode}):\n"
+                           f"{log.read_text()[-3000:]}")
+
+    def node_env(self, name: str) -> dict[str, str]:
+        """The environment a node starts with: our venv's python first on PATH (as in the image), Ray quiet."""
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        return {
+            **os.environ,
+            "PATH": path,
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "180",  # Ray's 60 s are too few on a loaded machine
+            **self._env,
+            MARKER: str(self.directory),
+            NODE_MARKER: name,
+        }
+
+    def nodes_alive(self) -> list[dict]:
+        with urllib.request.urlopen(f"{self.dashboard_url}/nodes?view=summary", timeout=10) as response:
+            data = json.load(response)
+        return [node for node in data["data"]["summary"] if node["raylet"]["state"] == "ALIVE"]
+
+    def wait_for_nodes(self, count: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if len(self.nodes_alive()) == count:
+                    return
+            except OSError:  # the dashboard is still starting
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster in {self.directory} did not reach {count} live nodes")
+            time.sleep(0.5)
+
+    def pids(self, node: str | None = None) -> list[int]:
+        """This cluster's live processes (of one node, when `node` is given)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                cmdline = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:  # gone, or not ours
+                continue
+            if state == "Z":
+                continue
+            marked = f"{MARKER}={self.directory}".encode() in environ
+            named = str(self.directory).encode() in cmdline
+            if node is None:
+                if marked or named:
+                    found.append(int(entry.name))
+            elif marked and f"{NODE_MARKER}={node}".encode() in environ:
+                found.append(int(entry.name))
+        return found
+
+    def kill_node(self, node: str) -> list[int]:
+        """SIGKILL every process of `node` at once, as a machine that dies; the pids killed."""
+        pids = self.pids(node)
+        _signal(pids, signal.SIGKILL)
+        return pids
+
+    def stop(self, grace_s: float = 10) -> None:
+        """End this cluster's processes (SIGTERM, then SIGKILL) and remove its directory."""
+        _signal(self.pids(), signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while self.pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _signal(self.pids(), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while self.pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _signal(pids: Iterable[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:  # ended meanwhile
+            continue
+
+
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct ports free right now (held together while chosen, so they differ)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(closing(socket.socket())) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]

@@ -1,0 +1,253 @@
+"""`scripts/tune.py --backend ray` on a real two-node Ray cluster on this machine, with the real job.
+
+Each node has one CPU, so two trials of one CPU each run side by side, one per node. The cluster is
+started by the tests (`tests/ray_cluster.py`) and stopped by them, down to its last process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sagemaker_rl.tuning.ray_jobs import JOB_FILE
+from tests.conftest import TINY_PPO
+from tests.ray_cluster import FAST_HEALTH_CHECK, LocalCluster
+
+REPO = Path(__file__).resolve().parents[2]
+TUNE = REPO / "scripts" / "tune.py"
+
+
+def _space(path: Path, *, iterations: int, reevaluate: int = 0) -> Path:
+    """A tiny study: kl_coeff tuned, TINY_PPO's small real iterations (4 envs: episodes finish on one CPU);
+    `reevaluate`: the best that many and the default trained again on one fresh seed."""
+    path.write_text(json.dumps({
+        "strategy": "Random",
+        "sampler_seed": 1,
+        "reevaluate_top": reevaluate,
+        "reevaluate_seeds": 1,
+        "parameters": {"rl.training.config.kl_coeff": {"type": "Continuous", "min_value": 0.5, "max_value": 1.0}},
+        "static": {"rl.training.stop.training_iteration": iterations, **TINY_PPO},
+    }))
+    return path
+
+
+def _tune(cluster: LocalCluster, storage: Path, *args: str) -> list[str]:
+    return [sys.executable, str(TUNE), "--problem", "reacher", "--backend", "ray", "--address",
+            cluster.dashboard_url, "--storage-path", str(storage), *args]
+
+
+def _client(cluster: LocalCluster):
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(cluster.dashboard_url)
+
+
+def _study(run_dir: Path) -> optuna.Study:
+    data = json.loads((run_dir / "tuning.json").read_text())
+    return optuna.load_study(study_name=data["run"]["study_name"], storage=data["run"]["storage"])
+
+
+def _job_ids(run_dir: Path) -> dict[str, str]:
+    """Ray job id of each trial directory that started its job."""
+    return {path.parent.name: json.loads(path.read_text())["job_id"] for path in run_dir.glob(f"trials/*/{JOB_FILE}")}
+
+
+def _wait_for(predicate, timeout: float = 300, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _running(cluster: LocalCluster, run_dir: Path, count: int) -> bool:
+    ids = _job_ids(run_dir)
+    client = _client(cluster)
+    return len(ids) >= count and sum(client.get_job_status(i) == "RUNNING" for i in ids.values()) >= count
+
+
+def _run_jobs(cluster: LocalCluster, run_dir: Path) -> list:
+    """The cluster's jobs of this run (trial jobs, not the check job)."""
+    return [job for job in _client(cluster).list_jobs()
+            if (job.metadata or {}).get("sagemaker_rl_run") == run_dir.name
+            and not job.submission_id.startswith("check-")]
+
+
+def _job_processes(cluster: LocalCluster) -> list[int]:
+    """Live job processes (drivers) of the cluster."""
+    alive = []
+    for pid in cluster.pids():
+        try:
+            if b"sagemaker_rl.job" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                alive.append(pid)
+        except OSError:
+            continue
+    return alive
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(nodes=2, cpus_per_node=1, env=FAST_HEALTH_CHECK) as started:
+        yield started
+    assert started.pids() == [], "the cluster left processes behind"
+    assert not started.directory.exists()
+
+
+def test_an_unreachable_cluster_is_one_sentence_with_the_fix(tmp_path):
+    done = subprocess.run([sys.executable, str(TUNE), "--backend", "ray", "--address", "http://127.0.0.1:9",
+                           "--storage-path", str(tmp_path / "s"), "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: cannot reach the Ray cluster's Jobs API at http://127.0.0.1:9")
+    assert "--address" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("storage", "message"), [
+    ("s3://bucket/prefix", "is a URI"),
+    ("relative/dir", "must be an absolute directory"),
+])
+def test_a_storage_path_that_is_not_a_directory_is_refused_before_connecting(tmp_path, storage, message):
+    done = subprocess.run([sys.executable, str(TUNE), "--backend", "ray", "--address", "http://127.0.0.1:9",
+                           "--storage-path", storage], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_ray_options_without_the_ray_backend_are_refused(tmp_path):
+    done = subprocess.run([sys.executable, str(TUNE), "--storage-path", "/x"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.returncode == 2 and "--storage-path applies to --backend ray" in done.stderr
+
+
+def test_a_storage_path_the_cluster_cannot_write_fails_before_the_run_starts(cluster, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = subprocess.run(_tune(cluster, blocker / "storage", "--run-dir", str(tmp_path / "run")),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not writable on the cluster" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
+def test_tiny_tuning_runs_on_both_nodes_and_resume_after_kill_9_reattaches_to_running_jobs(cluster, tmp_path):
+    run_dir, storage = tmp_path / "run", cluster.directory / "storage"
+    command = _tune(cluster, storage, "--config", str(_space(tmp_path / "space.json", iterations=3, reevaluate=1)),
+                    "--max-jobs", "4", "--max-parallel-jobs", "2", "--run-dir", str(run_dir))
+    tuner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for(lambda: _running(cluster, run_dir, 2), what="two running Ray jobs")
+    tuner.kill()  # kill -9: the tuner leaves its trials RUNNING and their Ray jobs running on
+    tuner.communicate()
+    before = _job_ids(run_dir)
+    client = _client(cluster)
+    still_running = {name for name, job_id in before.items() if client.get_job_status(job_id) == "RUNNING"}
+    assert still_running, "no job ran on after the tuner was killed"
+
+    resumed = subprocess.run([sys.executable, str(TUNE), "--resume", str(run_dir)], capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "reattached to the jobs of trial(s)" in resumed.stdout
+    trials = _study(run_dir).trials  # 4 searched, then the best and the default on a fresh seed
+    assert len(trials) == 6 and all(trial.state == TrialState.COMPLETE for trial in trials)
+    assert not any("rerun_of" in trial.user_attrs for trial in trials)  # followed again, not run again
+    after = _job_ids(run_dir)
+    assert {name: after[name] for name in before} == before  # the same Ray jobs, reattached by their ids
+    jobs = _run_jobs(cluster, run_dir)
+    assert sorted(job.submission_id for job in jobs) == sorted(after.values())  # one Ray job per trial, no more
+    assert all(job.status == "SUCCEEDED" for job in jobs)
+    assert len({job.driver_node_id for job in jobs}) == 2  # the trials ran on both nodes
+
+    rows = {int(row["trial"]): row for row in csv.DictReader(open(run_dir / "trials.csv"))}
+    for trial in trials:  # the objective is the job's last reward line, read from its log
+        log = (run_dir / "trials" / f"{trial.number:04d}" / "stdout.log").read_text()
+        last = [line for line in log.splitlines() if line.startswith("episode_reward_mean: ")][-1]
+        assert trial.value == pytest.approx(float(last.split()[1]))
+        assert len(trial.intermediate_values) == 3  # one value an iteration, none lost or doubled by the resume
+        output = Path(rows[trial.number]["outputs"])  # the report names where the model is, on the storage
+        assert output == storage / run_dir.name / "trials" / f"{trial.number:04d}"
+        assert (output / "model" / "policy.onnx").is_file() and (output / "output" / "success").exists()
+    best = json.loads((run_dir / "best_hyperparameters.json").read_text())
+    assert best["rl.training.stop.training_iteration"] == 3
+    assert "model of the best trial (on the cluster's storage)" in resumed.stdout
+    assert (run_dir / "report.html").is_file()
+    assert _job_processes(cluster) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
+def test_a_trial_with_two_cpus_holds_exactly_two_and_ctrl_c_stops_its_ray_job(cluster, tmp_path):
+    from ray.util.state import list_actors
+
+    run_dir = tmp_path / "run"
+    # One trial at a time on the cluster's 2 CPUs: the driver holds one, its one env runner the other.
+    command = _tune(cluster, cluster.directory / "storage", "--config",
+                    str(_space(tmp_path / "space.json", iterations=50)), "--max-jobs", "2",
+                    "--max-parallel-jobs", "1", "--run-dir", str(run_dir))
+    tuner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
+    _wait_for(lambda: _running(cluster, run_dir, 1), what="a running Ray job")
+    job_id = _job_ids(run_dir)["0000"]
+    client = _client(cluster)
+
+    def runner_actor():
+        actors = list_actors(address=cluster.dashboard_url, filters=[("class_name", "=", "SingleAgentEnvRunner"),
+                                                                      ("state", "=", "ALIVE")], detail=True)
+        return actors[0] if actors else None
+
+    _wait_for(lambda: runner_actor() is not None, what="the trial's env runner")
+    assert client.get_job_info(job_id).driver_node_id != runner_actor().node_id  # placed on the other node's CPU
+    status = subprocess.run([str(Path(sys.executable).with_name("ray")), "status", "--address", cluster.gcs_address],
+                            capture_output=True, text=True, env=cluster.node_env("status"), timeout=60).stdout
+    assert " 2.0/2.0 CPU" in status, status  # the driver's CPU and its runner's: the trial's 2, no more
+
+    os.kill(tuner.pid, signal.SIGINT)
+    output, _ = tuner.communicate(timeout=120)
+    assert tuner.returncode == 130, output
+    assert f"stopped 1 Ray job(s) on {cluster.dashboard_url}: {job_id}" in output
+    assert f"--resume {run_dir}" in output
+    assert client.get_job_status(job_id) == "STOPPED"
+    assert [t.user_attrs.get("interrupted") for t in _study(run_dir).trials] == [True]
+    _wait_for(lambda: _job_processes(cluster) == [], timeout=30, what="the job's processes to end")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
+def test_a_job_whose_node_dies_fails_with_rays_reason_and_the_run_goes_on(tmp_path):
+    with LocalCluster(nodes=2, cpus_per_node=1, env=FAST_HEALTH_CHECK) as doomed:
+        run_dir = tmp_path / "run"
+        command = _tune(doomed, doomed.directory / "storage", "--config",
+                        str(_space(tmp_path / "space.json", iterations=4)), "--max-jobs", "3",
+                        "--max-parallel-jobs", "2", "--run-dir", str(run_dir))
+        tuner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        _wait_for(lambda: _running(doomed, run_dir, 2), what="two running Ray jobs")
+        client = _client(doomed)
+        head = _head_node(doomed)
+        on_worker = [name for name, job_id in _job_ids(run_dir).items()
+                     if client.get_job_info(job_id).driver_node_id != head]
+        assert len(on_worker) == 1  # one trial a node
+        doomed.kill_node("worker-1")
+        output, _ = tuner.communicate(timeout=600)
+        assert tuner.returncode == 0, output
+        rows = {f"{int(row['trial']):04d}": row for row in csv.DictReader(open(run_dir / "trials.csv"))}
+        dead = rows[on_worker[0]]
+        assert dead["status"] == "failed"
+        assert "node" in dead["failure"].lower() and "died" in dead["failure"].lower(), dead["failure"]
+        assert sorted(row["status"] for row in rows.values()) == ["complete", "complete", "failed"]
+        assert all(job.status.is_terminal() for job in _run_jobs(doomed, run_dir))
+    assert doomed.pids() == []
+
+
+def _head_node(cluster: LocalCluster) -> str:
+    from ray.util.state import list_nodes
+
+    return next(node.node_id for node in list_nodes(address=cluster.dashboard_url, detail=True) if node.is_head_node)
