@@ -96,18 +96,20 @@ def check_resources(job: JobConfig, *, cpus: int, gpus: int | None = None) -> No
     Ray would otherwise wait for the resources forever (an env runner actor stays pending).
     """
     ppo = job.ppo
-    runners = ppo.get("num_env_runners", env_runners_for(cpus))
+    held = driver_cpus()  # CPUs of the share the driver already holds in a shared cluster
+    runners = ppo.get("num_env_runners", env_runners_for(cpus, driver_cpus=held))
     learners = ppo.get("num_learners", 0)
     cpus_per_learner = ppo.get("num_cpus_per_learner", "auto")
     cpus_per_learner = 1 if cpus_per_learner == "auto" else cpus_per_learner
     cpus_per_runner = ppo.get("num_cpus_per_env_runner", 1)
     needed = runners * cpus_per_runner + learners * cpus_per_learner
     key = "rl.training.config."
-    if needed > cpus:
+    if needed > cpus - held:
+        driver = f", {held} of them held by its driver" if held else ""
         raise UserError(f"the job asks for {needed:g} CPUs ({key}num_env_runners={runners} x "
                         f"{key}num_cpus_per_env_runner={cpus_per_runner:g} + {key}num_learners={learners} x "
                         f"{key}num_cpus_per_learner={cpus_per_learner:g}) but has {cpus} (SM_NUM_CPUS or its "
-                        f"CPU affinity): lower those values, or give the job more CPUs")
+                        f"CPU affinity{driver}): lower those values, or give the job more CPUs")
     gpus_per_runner, gpus_per_learner = ppo.get("num_gpus_per_env_runner", 0), ppo.get("num_gpus_per_learner", 0)
     gpus_needed = runners * gpus_per_runner + max(learners, 1) * gpus_per_learner
     if gpus_needed > 0 and gpus is None:
