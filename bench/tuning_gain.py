@@ -31,6 +31,7 @@ def run_study(study: Path, run_dir: Path) -> dict[str, Any]:
 
     from sagemaker_rl.tuning import report
     from sagemaker_rl.tuning.rundir import load_run_config
+    from sagemaker_rl.tuning.trials import is_search
 
     started = time.monotonic()
     load = load_average()
@@ -47,8 +48,7 @@ def run_study(study: Path, run_dir: Path) -> dict[str, Any]:
     answer = next((row for row in rows if row["answer"]), None)
     default = next((row for row in rows if row["candidate"] == "default"), None)
     gains = answer["gain_per_seed"] if answer and answer["gain_per_seed"] else []
-    search = [t.value for t in loaded.get_trials(deepcopy=False) if t.value is not None and "reevaluation_of" not in
-              t.user_attrs]  # fmt: skip
+    search = [t.value for t in loaded.get_trials(deepcopy=False) if t.value is not None and is_search(t)]
     return {
         "study": study.stem,
         "exit_code": done.returncode,
