@@ -58,11 +58,13 @@ def test_tune_runs_trials_in_containers_and_resumes_after_kill_9_with_none_left(
     resumed = subprocess.run([sys.executable, "scripts/tune.py", "--resume", str(run_dir)], cwd=REPO, env=_env(),
                              capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "run again" in resumed.stdout, resumed.stdout[-3000:]
     with (run_dir / "trials.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert [row["status"] for row in rows] == ["complete", "complete"], rows
-    for number in (0, 1):
+        rows = {row["trial"]: row for row in csv.DictReader(handle)}
+    # The killed tuner's trials are reruns, with the same parameters, that completed.
+    assert [rows[n]["status"] for n in "0123"] == ["interrupted"] * 2 + ["complete"] * 2, rows
+    lr = "rl.training.config.lr"
+    assert {rows[n]["rerun_of"]: rows[n][lr] for n in "23"} == {n: rows[n][lr] for n in "01"}, rows
+    for number in (2, 3):
         trial = run_dir / "trials" / f"{number:04d}"
         assert (trial / "output" / "success").exists() and (trial / "model" / "policy.onnx").is_file()
         assert json.loads((trial / "model" / "result.json").read_text())["training_iteration"] == 3
