@@ -185,7 +185,7 @@ def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
     paths.make_dirs()
     check_resources(job, cpus=cpus)
     config = build_ppo_config(job, cpus=cpus)
-    state, checkpoint = _latest_checkpoint(paths.checkpoints)
+    state, checkpoint = latest_checkpoint(paths.checkpoints)
     finished = _stop_reason(job.stop, state, state.last_reward)
     if finished and _model_written(paths, state):
         raise UserError(f"the checkpoint in {checkpoint} already meets the stop criteria "
@@ -546,7 +546,8 @@ def _observation_filter_stats(algo: Any) -> tuple[Any, Any, float] | None:
 
 # --- checkpoints and the model ---------------------------------------------------------------
 
-def _latest_checkpoint(directory: Path) -> tuple[JobState, Path | None]:
+def latest_checkpoint(directory: Path) -> tuple[JobState, Path | None]:
+    """The newest complete checkpoint in `directory` and its job state (a fresh state and None without one)."""
     if directory.is_dir():
         for candidate in sorted(directory.glob(f"{CHECKPOINT_PREFIX}*"), reverse=True):
             state_file = candidate / JOB_STATE_FILE

@@ -76,7 +76,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--max-jobs",
         type=int,
-        help=f"trials in the run (default: {DEFAULT_MAX_JOBS}; Grid: every combination)",
+        help=f"trials in the run (default: {DEFAULT_MAX_JOBS}; Grid: every combination; PBT: jobs, population x "
+        "generations, default population x 10)",
     )
     add(
         "--max-parallel-jobs",
@@ -93,6 +94,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--objective-last-k",
         type=int,
         help="objective = mean of the last K reward values (default: 1, the last)",
+    )
+    add("--population", type=int, help="strategy PBT: members of the population (default: one per core, at least 4)")
+    add(
+        "--perturbation-interval",
+        type=int,
+        metavar="ENV_STEPS",
+        help="strategy PBT: env steps of a generation; at its end the worst members take the best's checkpoints "
+        "and perturb their values (default: 50,000); a member trains max-jobs / population generations",
     )
     add("--seeds", type=int, help="jobs per trial with different seeds; objective = their mean (default: 1)")
     add(
@@ -192,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
     _check_ray_flags(args)
+    if args.strategy == str(Strategy.PBT) and args.backend != sagemaker_flags.LOCAL:
+        raise TuningError(f"strategy PBT runs locally only (--backend local): SageMaker AMT has no population-based "
+                          f"strategy, and --backend {args.backend} cannot yet copy checkpoints between its jobs")
     if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
         return tune_on_sagemaker(args)
     _configure_logging(args.verbose)
@@ -243,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # dests of the options only a local run reads (SageMaker AMT has no re-evaluation)
-_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus", "reevaluate_top", "reevaluate_seeds")
+_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus", "reevaluate_top", "reevaluate_seeds", "population",
+               "perturbation_interval")
 _RAY_ONLY = ("address", "storage_path")  # dests of the options only --backend ray reads
 
 
