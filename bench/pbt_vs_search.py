@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, REPO, load_average
+from common import BENCH, load_average, tune
 
 SEARCH = ["--max-jobs", "16", "--static", "rl.training.stop.time_total_s=60", "--reevaluate-top", "0"]
 STRATEGIES: dict[str, list[str]] = {
@@ -35,27 +33,16 @@ EVALUATION_SEED = 20_000  # no training job uses episode seeds from here
 
 
 def run(strategy: str, run_dir: Path, *, sampler_seed: int, episodes: int) -> dict[str, Any]:
-    import optuna
-
     from sagemaker_rl.contract import JobPaths
     from sagemaker_rl.evaluation import evaluate
-    from sagemaker_rl.tuning.rundir import load_run_config
     from sagemaker_rl.tuning.trials import ATTR_TRIAL_DIR, answer
 
     load = load_average()
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "tune.py"), "--problem", "reacher", *STRATEGIES[strategy],
-         "--sampler-seed", str(sampler_seed), "--run-dir", str(run_dir)],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
-    wall_s = time.monotonic() - started
-    (run_dir / "bench-stdout.log").write_text(done.stdout + done.stderr)
-    config = load_run_config(run_dir)
-    study = optuna.load_study(study_name=config.study_name, storage=config.storage)
+    args = ["--problem", "reacher", *STRATEGIES[strategy], "--sampler-seed", str(sampler_seed)]
+    wall_s, _, study = tune(args, run_dir)
     best = answer(study.get_trials(), study.direction)
     if best is None:
-        return {"strategy": strategy, "wall_s": round(wall_s, 1), "error": done.stdout[-500:]}
+        return {"strategy": strategy, "wall_s": round(wall_s, 1), "error": "no trial completed: see bench-stdout.log"}
     model = run_dir / "model" if strategy == "PBT" else JobPaths(Path(best.user_attrs[ATTR_TRIAL_DIR])).model
     result = evaluate(model, episodes=episodes, seed=EVALUATION_SEED)
     params = json.loads((model / "result.json").read_text())

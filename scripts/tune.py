@@ -201,9 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
     _check_ray_flags(args)
-    if args.strategy == str(Strategy.PBT) and args.backend != sagemaker_flags.LOCAL:
-        raise TuningError(f"strategy PBT runs locally only (--backend local): SageMaker AMT has no population-based "
-                          f"strategy, and --backend {args.backend} cannot yet copy checkpoints between its jobs")
+    if args.strategy == str(Strategy.PBT):
+        _check_pbt_backend(args)
     if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
         return tune_on_sagemaker(args)
     _configure_logging(args.verbose)
@@ -266,6 +265,17 @@ def _check_ray_flags(args: argparse.Namespace) -> None:
     given = ["--" + dest.replace("_", "-") for dest in _RAY_ONLY if getattr(args, dest)]
     if given:
         raise TuningError(f"{given[0]} applies to --backend ray: add --backend ray or drop {given[0]}")
+
+
+def _check_pbt_backend(args: argparse.Namespace) -> None:
+    if args.backend == sagemaker_flags.SAGEMAKER:
+        raise TuningError("strategy PBT runs locally or on a Ray cluster (--backend local or ray): SageMaker AMT has "
+                          "no population-based strategy")
+    storage = Path(args.storage_path) if args.backend == sagemaker_flags.RAY and args.storage_path else None
+    if storage is not None and not (storage.is_dir() and os.access(storage, os.W_OK)):
+        raise TuningError(f"strategy PBT copies checkpoints between a member's jobs through --storage-path, but "
+                          f"{storage} is not a directory this machine can write: mount the cluster's storage here "
+                          "at the same path, or run the tuner on the head node")
 
 
 def _ray_cluster(args: argparse.Namespace, overrides: dict[str, object]) -> tuple[RayCluster, dict[str, object]]:

@@ -6,7 +6,8 @@ pruned or failed (with its reason). A run has two phases: the search (the budget
 by the strategy; a warm start first copies in its parents' results), then the re-evaluation: the
 search's `reevaluate_top` best configurations and the default, each trained again on the same
 `reevaluate_seeds` fresh seeds, so that the answer written to best_hyperparameters.json is the best
-by re-evaluation, not the luckiest trial. A run stopped by Ctrl-C, SIGTERM or kill -9 resumes from
+by re-evaluation, not the luckiest trial. Strategy PBT replaces both phases with a population's
+generations of job segments (`pbt.py` plans them; each starts from its parent's checkpoint). A run stopped by Ctrl-C, SIGTERM or kill -9 resumes from
 its storage: finished trials are kept, trials that were running are run again as new trials with
 the same parameters, and only the reruns count against the budget. The trial record is
 `trials.py`'s, the run directory's files `rundir.py`'s; this module schedules jobs and says how the
@@ -45,6 +46,7 @@ from sagemaker_rl.tuning.space import TuningError
 from sagemaker_rl.tuning.strategies import Strategy
 from sagemaker_rl.tuning.trials import (
     ATTR_GENERATION,
+    ATTR_OUTPUTS,
     ATTR_SEEDS,
     ATTR_TRIAL_DIR,
     DEFAULT_CANDIDATE,
@@ -383,8 +385,10 @@ class _Tuner:
                                                   extra=extra)
         if segment.parent is not None:
             parent = next(item for item in trials if item.number == segment.parent)
+            # A job's files are in its trial directory, or where its runner put them (a cluster's storage).
+            parent_dir = (parent.user_attrs.get(ATTR_OUTPUTS) or [parent.user_attrs[ATTR_TRIAL_DIR]])[0]
             try:
-                pbt.start_from(Path(parent.user_attrs[ATTR_TRIAL_DIR]), directory)
+                pbt.start_from(Path(parent_dir), self._runner.job_dir(directory))
             except (TuningError, OSError) as error:  # the segment fails; its member takes a checkpoint next
                 self._fail(trial, f"could not start from trial {parent.number}'s checkpoint: {error}", 0.0)
                 return None
