@@ -125,7 +125,7 @@ class Population:
         self._generations = generations
         self._direction = direction
         self._seed = seed
-        self.stopped: str | None = None  # why the run cannot go on (every member failed a generation)
+        self.stopped: str | None = None  # why the population cannot go on (every member failed a generation)
 
     def next_segment(self, trials: Sequence[FrozenTrial]) -> Segment | None:
         """The next segment to start; None while the generation's segments still run, or when done."""
@@ -134,18 +134,14 @@ class Population:
         current = [planned.get((member, generation)) for member in range(self._population)]
         missing = [member for member, trial in enumerate(current) if trial is None]
         if missing:
-            return self._plan(generation, planned)[missing[0]]
+            plan = self._plan(generation, planned)
+            return plan[missing[0]] if plan else None
         if any(not trial.state.is_finished() for trial in current if trial is not None):
             return None
         if generation + 1 >= self._generations or self.stopped:
             return None
-        return self._plan(generation + 1, planned)[0]
-
-    def done(self, trials: Sequence[FrozenTrial]) -> bool:
-        """Every generation has run (or the population cannot go on)."""
-        planned = segments(trials)
-        last = [planned.get((member, self._generations - 1)) for member in range(self._population)]
-        return bool(self.stopped) or all(trial is not None and trial.state.is_finished() for trial in last)
+        plan = self._plan(generation + 1, planned)
+        return plan[0] if plan else None
 
     def _plan(self, generation: int, planned: Mapping[tuple[int, int], FrozenTrial]) -> list[Segment]:
         """Every member's segment of `generation`, decided from the one before (the same on every call)."""
@@ -162,7 +158,7 @@ class Population:
         ranked = sorted(complete, key=lambda trial: sign * trial.value, reverse=True)  # type: ignore[operator]
         size = min(max(1, math.ceil(self._population * QUANTILE_FRACTION)), self._population // 2)
         top = ranked[:size]
-        continuing -= {trial.number for trial in ranked[len(ranked) - size:]}
+        continuing -= {trial.number for trial in ranked[max(size, len(ranked) - size):]}  # the bottom, never the top
         plan = []
         for member, trial in enumerate(previous):
             if trial.number in continuing:

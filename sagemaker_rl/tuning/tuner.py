@@ -7,11 +7,12 @@ by the strategy; a warm start first copies in its parents' results), then the re
 search's `reevaluate_top` best configurations and the default, each trained again on the same
 `reevaluate_seeds` fresh seeds, so that the answer written to best_hyperparameters.json is the best
 by re-evaluation, not the luckiest trial. Strategy PBT replaces both phases with a population's
-generations of job segments (`pbt.py` plans them; each starts from its parent's checkpoint). A run stopped by Ctrl-C, SIGTERM or kill -9 resumes from
-its storage: finished trials are kept, trials that were running are run again as new trials with
-the same parameters, and only the reruns count against the budget. The trial record is
-`trials.py`'s, the run directory's files `rundir.py`'s; this module schedules jobs and says how the
-run goes. Local jobs share one Ray instance per run (`shared_ray.py`).
+generations of job segments (`pbt.py` plans them; each starts from its parent's checkpoint). A run
+stopped by Ctrl-C, SIGTERM or kill -9 resumes from its storage: finished trials are kept, trials
+that were running are run again as new trials with the same parameters, and only the reruns count
+against the budget. The trial record is `trials.py`'s, the run directory's files `rundir.py`'s;
+this module schedules jobs and says how the run goes. Local jobs share one Ray instance per run
+(`shared_ray.py`).
 """
 
 from __future__ import annotations
@@ -244,6 +245,8 @@ class _Tuner:
                     if not self._active and not self._can_start():
                         break
                     time.sleep(POLL_INTERVAL_S)
+                if self._population is not None and self._population.stopped:
+                    self._console.say(f"population-based training stopped: {self._population.stopped}")
             except KeyboardInterrupt:
                 interrupted = True
                 self._console.say("stopping: ending running jobs ...")

@@ -81,6 +81,12 @@ def test_the_bottom_quantile_and_failed_members_take_the_top_members_checkpoints
         assert segment.tuned != {LR.name: 2e-3}
     assert population._plan(1, segments(first)) == plan  # the same plan on every call (a resumed run)
     assert population.next_segment(first) == plan[0]
+    # Two members, one failed: the other is the top and continues; the failed one takes its checkpoint.
+    pair = pbt.Population(space, population=2, generations=3, direction=StudyDirection.MAXIMIZE, seed=7)
+    plan = pair._plan(1, segments(first[:1] + [_segment_trial(1, 0, None, state=TrialState.FAIL, number=1)]))
+    assert [(segment.parent, segment.exploited) for segment in plan] == [(0, None), (0, 0)]
+    everyone_failed = [_segment_trial(member, 0, None, state=TrialState.FAIL, number=member) for member in (0, 1)]
+    assert pair.next_segment(everyone_failed) is None and "every member's job failed" in pair.stopped
 
 
 def test_pbt_refuses_settings_a_restored_job_does_not_use_and_stop_criteria(tmp_path):
