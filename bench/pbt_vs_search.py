@@ -58,13 +58,14 @@ def run(strategy: str, run_dir: Path, *, sampler_seed: int, episodes: int) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=1, help="runs of each strategy (sampler seeds 1, 2, ...)")
+    parser.add_argument("--first-repeat", type=int, default=0, help="start at this repeat (sampler seed K + 1)")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes of each final policy")
     parser.add_argument("--work", type=Path, default=Path("/tmp/sagemaker_rl-pbt-bench"), help="run directories")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / f"pbt-vs-search-{time.strftime('%Y%m%d')}.json")
     args = parser.parse_args()
     rows = []
     order = list(STRATEGIES)
-    for repeat in range(args.repeats):
+    for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
         for strategy in order[repeat % len(order):] + order[:repeat % len(order)]:
             row = run(strategy, args.work / f"{strategy.lower()}-{repeat}", sampler_seed=repeat + 1,
                       episodes=args.episodes)

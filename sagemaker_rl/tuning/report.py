@@ -369,17 +369,28 @@ def _curves_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, obje
 
 def _lineage_figure(segments: Sequence[FrozenTrial], objective: str) -> Any:
     """Each PBT member's curve across its segments; an exploit is a dashed jump from the donor's last value."""
+    import plotly.colors
     import plotly.graph_objects as go
 
     by_number = {trial.number: trial for trial in segments}
+    palette = plotly.colors.qualitative.Plotly
     figure = go.Figure()
     members = sorted({trial.user_attrs[ATTR_MEMBER] for trial in segments})
     for member in members:
+        color = palette[member % len(palette)]
         own = sorted((trial for trial in segments if trial.user_attrs[ATTR_MEMBER] == member and
                       trial.intermediate_values), key=lambda trial: trial.user_attrs[ATTR_GENERATION])
-        steps = [step for trial in own for step in sorted(trial.intermediate_values)]
-        values = [trial.intermediate_values[step] for trial in own for step in sorted(trial.intermediate_values)]
-        figure.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=f"member {member}", legendgroup=str(member)))
+        steps: list[int | None] = []
+        values: list[float | None] = []
+        for trial in own:
+            if trial.user_attrs.get(ATTR_EXPLOITED) is not None:  # its own curve ends here: a gap
+                steps.append(None)
+                values.append(None)
+            for step in sorted(trial.intermediate_values):
+                steps.append(step)
+                values.append(trial.intermediate_values[step])
+        figure.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=f"member {member}",
+                                    line={"color": color}, legendgroup=str(member)))
         for trial in own:
             donor = by_number.get(trial.user_attrs.get(ATTR_PARENT))  # type: ignore[arg-type]
             if trial.user_attrs.get(ATTR_EXPLOITED) is None or donor is None or not donor.intermediate_values:
@@ -387,7 +398,8 @@ def _lineage_figure(segments: Sequence[FrozenTrial], objective: str) -> Any:
             end, start = max(donor.intermediate_values), min(trial.intermediate_values)
             figure.add_trace(go.Scatter(
                 x=[end, start], y=[donor.intermediate_values[end], trial.intermediate_values[start]],
-                mode="lines+markers", line={"dash": "dash"}, marker={"symbol": ["circle", "star"], "size": 10},
+                mode="lines+markers", line={"dash": "dash", "color": color},
+                marker={"symbol": ["circle", "star"], "size": 10},
                 name=f"exploit: member {member} takes member {trial.user_attrs[ATTR_EXPLOITED]}'s checkpoint",
                 legendgroup=str(member), showlegend=False, hovertext=_hover(trial)))
     figure.update_layout(xaxis_title="env steps", yaxis_title=objective, margin={"t": 20})
