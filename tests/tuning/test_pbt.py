@@ -117,6 +117,16 @@ def _trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials()
 
 
+def _trials_so_far(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    """The trials of a run that may not have created its study yet."""
+    if not (run_dir / "study.db").exists():
+        return []
+    try:
+        return _trials(run_dir)
+    except KeyError:  # the database file exists before the study in it
+        return []
+
+
 def _first_row(job_dir: Path) -> dict[str, str]:
     with (job_dir / "output" / "intermediate" / "progress.csv").open() as handle:
         return next(csv.DictReader(handle))
@@ -161,7 +171,7 @@ def test_kill_9_mid_run_then_resume_continues_the_population_and_reruns_only_run
     tuner = _tune(*TINY_PBT, "--max-jobs", "6", "--run-dir", str(run_dir))
     deadline = time.monotonic() + 300
     while not any(trial.user_attrs.get(ATTR_GENERATION) == 1 and trial.state == TrialState.RUNNING
-                  for trial in (_trials(run_dir) if (run_dir / "study.db").exists() else [])):
+                  for trial in _trials_so_far(run_dir)):
         assert tuner.poll() is None, tuner.stdout.read()[-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.5)
