@@ -46,6 +46,22 @@ def run_child(script: str, args: list[str], *, timeout: float) -> dict[str, Any]
     raise RuntimeError(f"bench/{script} {' '.join(args)} ended with code {process.returncode} and no result:\n{tail}")
 
 
+def tune(args: list[str], run_dir: Path) -> tuple[float, int, Any]:
+    """Run `scripts/tune.py ARGS --run-dir RUN_DIR` to its end (its output in RUN_DIR/bench-stdout.log);
+    the wall seconds, the exit code and the run's Optuna study."""
+    import optuna
+
+    from sagemaker_rl.tuning.rundir import load_run_config
+
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "tune.py"), *args, "--run-dir", str(run_dir)],
+                          cwd=REPO, capture_output=True, text=True, check=False)
+    wall_s = time.monotonic() - started
+    (run_dir / "bench-stdout.log").write_text(done.stdout + done.stderr)
+    config = load_run_config(run_dir)
+    return wall_s, done.returncode, optuna.load_study(study_name=config.study_name, storage=config.storage)
+
+
 def emit(result: dict[str, Any]) -> None:
     """Hand a child's result to the parent (see run_child)."""
     print(RESULT_PREFIX + json.dumps(result), flush=True)

@@ -15,35 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, REPO, load_average
+from common import BENCH, REPO, load_average, tune
 
 STUDIES = BENCH / "studies"
 
 
 def run_study(study: Path, run_dir: Path) -> dict[str, Any]:
-    import optuna
-
     from sagemaker_rl.tuning import report
-    from sagemaker_rl.tuning.rundir import load_run_config
     from sagemaker_rl.tuning.trials import is_search
 
-    started = time.monotonic()
     load = load_average()
-    done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "tune.py"), "--problem", "reacher", "--config", str(study),
-         "--run-dir", str(run_dir)],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
-    wall_s = time.monotonic() - started
-    (run_dir / "bench-stdout.log").write_text(done.stdout + done.stderr)
-    config = load_run_config(run_dir)
-    loaded = optuna.load_study(study_name=config.study_name, storage=config.storage)
+    wall_s, exit_code, loaded = tune(["--problem", "reacher", "--config", str(study)], run_dir)
     rows = report.reevaluation_rows(loaded)
     answer = next((row for row in rows if row["answer"]), None)
     default = next((row for row in rows if row["candidate"] == "default"), None)
@@ -51,7 +38,7 @@ def run_study(study: Path, run_dir: Path) -> dict[str, Any]:
     search = [t.value for t in loaded.get_trials(deepcopy=False) if t.value is not None and is_search(t)]
     return {
         "study": study.stem,
-        "exit_code": done.returncode,
+        "exit_code": exit_code,
         "wall_s": round(wall_s),
         "load_average_before": load,
         "search_trials": len(search),

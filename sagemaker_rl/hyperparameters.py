@@ -298,6 +298,31 @@ def canonical_key(key: str) -> str:
     return PPO_PREFIX + ".".join(part for part in (LEGACY_NAMES[name], rest) if part)
 
 
+# The PPO settings a job restored from a checkpoint uses from its first update (training._restore;
+# tests/test_restore.py reads each one from the learner): what population-based training may
+# change between a member's segments. Any other setting is fixed once a job has started.
+LIVE_AFTER_RESTORE = tuple(PPO_PREFIX + name for name in (
+    "lr", "gamma", "lambda_", "clip_param", "vf_clip_param", "vf_loss_coeff", "entropy_coeff", "kl_coeff",
+    "kl_target", "grad_clip", "num_epochs", "minibatch_size", "train_batch_size_per_learner"))
+
+
+def not_live_reason(key: str) -> str | None:
+    """Why a job restored from another job's checkpoint would not use a new value of `key` (None: it would)."""
+    key = canonical_key(key)
+    if key in LIVE_AFTER_RESTORE:
+        return None
+    if key.startswith(PPO_PREFIX + "model_config"):
+        return "the network's shape is part of the weights a member inherits"
+    if key == PPO_PREFIX + "observation_filter":
+        return "the filter's running statistics are part of the state a member inherits"
+    if key == INITIAL_LOG_STD_KEY:
+        return "it sets a new policy's log std; a member inherits its log std with its weights"
+    if key.startswith(STOP_PREFIX):
+        return "a member's jobs end at the perturbation boundaries"
+    live = ", ".join(name[len(PPO_PREFIX):] for name in LIVE_AFTER_RESTORE)
+    return f"only these are shown to be used live after a restore: {live}"
+
+
 def to_hyperparameters(job: JobConfig) -> dict[str, Any]:
     """The flat `rl.*` hyperparameters that reproduce `job` (e.g. for params.json or a rerun)."""
     flat: dict[str, Any] = {SIMULATOR_KEY: job.simulator, PRESET_KEY: job.preset}

@@ -55,6 +55,7 @@ class JobState:
     timesteps_total: int = 0
     time_total_s: float = 0.0
     kl_coeff: float | None = None  # PPO's adaptive KL coefficient: RLlib does not checkpoint it
+    kl_coeff_setting: float | None = None  # the rl.training.config.kl_coeff it adapted from (see _restore)
     best_reward: float | None = None
     # [mean, episodes, max, min] of the newest iterations that finished >= EPISODES_PER_MEAN episodes
     recent_episodes: list[list[float]] = field(default_factory=list)
@@ -188,7 +189,7 @@ def train(
     paths.make_dirs()
     check_resources(job, cpus=cpus)
     config = build_ppo_config(job, cpus=cpus)
-    state, checkpoint = _latest_checkpoint(paths.checkpoints)
+    state, checkpoint = latest_checkpoint(paths.checkpoints)
     finished = _stop_reason(job.stop, state, state.last_reward)
     if finished and _model_written(paths, state):
         raise UserError(f"the checkpoint in {checkpoint} already meets the stop criteria "
@@ -203,7 +204,7 @@ def train(
                 if on_built is not None:
                     on_built(algo)
                 if checkpoint is not None:
-                    _restore(algo, checkpoint, state)
+                    _restore(algo, checkpoint, state, job)
                     print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "
                           f"{state.timesteps_total:,} env steps, {state.time_total_s:.0f} s", flush=True)
                 elif job.initial_log_std is not None:
@@ -244,7 +245,7 @@ def _loop(
             state.training_iteration = last.training_iteration
             state.timesteps_total = last.timesteps_total
             state.time_total_s = last.time_total_s
-            state.kl_coeff = last.learner.get("curr_kl_coeff", state.kl_coeff)
+            state.kl_coeff_setting = job.ppo.get("kl_coeff")
             state.last_reward = last.episode_reward_mean
             if last.episode_reward_mean is not None:
                 best = -math.inf if state.best_reward is None else state.best_reward
@@ -486,15 +487,37 @@ def _scratch_dir() -> str:
     return os.path.join(tempfile.gettempdir(), f"sagemaker_rl-{os.getuid()}")
 
 
-def _restore(algo: Any, checkpoint: Path, state: JobState) -> None:
-    algo.restore_from_path(str(checkpoint / "algorithm"))
-    if state.kl_coeff is not None:
-        kl_coeff = state.kl_coeff
+def _restore(algo: Any, checkpoint: Path, state: JobState, job: JobConfig) -> None:
+    """Restore `checkpoint` into `algo`, built from `job`'s values, and make those values live.
 
-        def set_kl(learner: Any) -> None:
+    RLlib restores the optimizer's state with the learning rate it was saved with, and the KL
+    coefficient not at all; every other PPO setting comes from the new config. The learning rate is
+    set again from the config, so that a job resumed or explored with a new `lr` uses it on its first
+    update. The KL coefficient continues where it adapted to when `kl_coeff` is the value it adapted
+    from (a plain resume), and starts from the new `kl_coeff` when that was changed (PBT's explore:
+    the new value is the point of the change, and the adapted one belongs to the old setting).
+    """
+    algo.restore_from_path(str(checkpoint / "algorithm"))
+    configured = job.ppo.get("kl_coeff")
+    same_setting = state.kl_coeff_setting is None or state.kl_coeff_setting == configured
+    kl_coeff = state.kl_coeff if state.kl_coeff is not None and same_setting else None
+    timestep = state.timesteps_total
+
+    def make_live(learner: Any) -> None:
+        for optimizer, schedule in learner._optimizer_lr_schedules.items():
+            learner._set_optimizer_lr(optimizer, lr=schedule.update(timestep=timestep))
+        if kl_coeff is not None:
             learner.curr_kl_coeffs_per_module[MODULE_ID].data.fill_(kl_coeff)
 
-        algo.learner_group.foreach_learner(set_kl)
+    algo.learner_group.foreach_learner(make_live)
+
+
+def _live_kl_coeff(algo: Any) -> float:
+    """The KL coefficient the learner's next update uses (the reported one is the last update's)."""
+    def read(learner: Any) -> float:
+        return float(learner.curr_kl_coeffs_per_module[MODULE_ID])
+
+    return next(iter(algo.learner_group.foreach_learner(read))).get()
 
 
 def _set_initial_log_std(algo: Any, log_std: float) -> None:
@@ -529,7 +552,8 @@ def _observation_filter_stats(algo: Any) -> tuple[Any, Any, float] | None:
 
 # --- checkpoints and the model ---------------------------------------------------------------
 
-def _latest_checkpoint(directory: Path) -> tuple[JobState, Path | None]:
+def latest_checkpoint(directory: Path) -> tuple[JobState, Path | None]:
+    """The newest complete checkpoint in `directory` and its job state (a fresh state and None without one)."""
     if directory.is_dir():
         for candidate in sorted(directory.glob(f"{CHECKPOINT_PREFIX}*"), reverse=True):
             state_file = candidate / JOB_STATE_FILE
@@ -544,6 +568,7 @@ def _save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) 
     partial = directory / f".partial-{final.name}"
     shutil.rmtree(partial, ignore_errors=True)
     algo.save_to_path(str(partial / "algorithm"))
+    state.kl_coeff = _live_kl_coeff(algo)
     (partial / JOB_STATE_FILE).write_text(json.dumps(vars(state), indent=2))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)  # atomic: a kill leaves either the old set or the new checkpoint

@@ -79,7 +79,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--max-jobs",
         type=int,
-        help=f"trials in the run (default: {DEFAULT_MAX_JOBS}; Grid: every combination)",
+        help=f"trials in the run (default: {DEFAULT_MAX_JOBS}; Grid: every combination; PBT: jobs, population x "
+        "generations, default population x 10)",
     )
     add(
         "--max-parallel-jobs",
@@ -96,6 +97,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--objective-last-k",
         type=int,
         help="objective = mean of the last K reward values (default: 1, the last)",
+    )
+    add("--population", type=int, help="strategy PBT: members of the population (default: one per core, at least 4)")
+    add(
+        "--perturbation-interval",
+        type=int,
+        metavar="ENV_STEPS",
+        help="strategy PBT: env steps of a generation; at its end the worst members take the best's checkpoints "
+        "and perturb their values (default: 50,000); a member trains max-jobs / population generations",
     )
     add("--seeds", type=int, help="jobs per trial with different seeds; objective = their mean (default: 1)")
     add(
@@ -195,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     sagemaker_flags.check_backend(args, local_only=_LOCAL_ONLY)
     _check_ray_flags(args)
+    if args.strategy == str(Strategy.PBT):
+        _check_pbt_backend(args)
     if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
         return tune_on_sagemaker(args)
     _configure_logging(args.verbose)
@@ -253,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # dests of the options only a local run reads (SageMaker AMT has no re-evaluation)
-_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus", "reevaluate_top", "reevaluate_seeds")
+_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus", "reevaluate_top", "reevaluate_seeds", "population",
+               "perturbation_interval")
 _RAY_ONLY = ("address", "storage_path")  # dests of the options only --backend ray reads
 
 
@@ -263,6 +275,17 @@ def _check_ray_flags(args: argparse.Namespace) -> None:
     given = ["--" + dest.replace("_", "-") for dest in _RAY_ONLY if getattr(args, dest)]
     if given:
         raise TuningError(f"{given[0]} applies to --backend ray: add --backend ray or drop {given[0]}")
+
+
+def _check_pbt_backend(args: argparse.Namespace) -> None:
+    if args.backend == sagemaker_flags.SAGEMAKER:
+        raise TuningError("strategy PBT runs locally or on a Ray cluster (--backend local or ray): SageMaker AMT has "
+                          "no population-based strategy")
+    storage = Path(args.storage_path) if args.backend == sagemaker_flags.RAY and args.storage_path else None
+    if storage is not None and not (storage.is_dir() and os.access(storage, os.W_OK)):
+        raise TuningError(f"strategy PBT copies checkpoints between a member's jobs through --storage-path, but "
+                          f"{storage} is not a directory this machine can write: mount the cluster's storage here "
+                          "at the same path, or run the tuner on the head node")
 
 
 def _ray_cluster(args: argparse.Namespace, overrides: dict[str, object]) -> tuple[RayCluster, dict[str, object]]:

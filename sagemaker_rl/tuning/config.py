@@ -18,6 +18,7 @@ from typing import Any, Literal
 from sagemaker_rl import metrics
 from sagemaker_rl.errors import check_count, did_you_mean
 from sagemaker_rl.problems import get_problem
+from sagemaker_rl.tuning import pbt
 from sagemaker_rl.tuning.space import (
     ContinuousParameter,
     Scaling,
@@ -49,6 +50,19 @@ DEFAULT_REEVALUATE_SEEDS = 3
 MAX_WARM_START_PARENTS = 5  # SageMaker's limit
 OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN)
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
+
+
+def default_pbt_space() -> SearchSpace:
+    """The default space of strategy PBT: settings a restored job uses live, around the fast preset's
+    values (the default space's initial_log_std only sets a new policy's, so it is not here)."""
+    return SearchSpace(
+        (
+            ContinuousParameter("rl.training.config.lr", 5e-4, 5e-3, Scaling.LOGARITHMIC),
+            ContinuousParameter("rl.training.config.gamma", 0.98, 0.999, Scaling.REVERSE_LOGARITHMIC),
+            ContinuousParameter("rl.training.config.lambda_", 0.9, 0.999, Scaling.REVERSE_LOGARITHMIC),
+            ContinuousParameter("rl.training.config.clip_param", 0.1, 0.4),
+        )
+    )
 
 
 def default_space() -> SearchSpace:
@@ -91,12 +105,16 @@ class TuningConfig:
     reevaluate_seeds: int = DEFAULT_REEVALUATE_SEEDS  # fresh seeds each re-evaluated configuration trains on
     warm_start: tuple[str, ...] = ()  # parent run directories whose finished trials seed the study
     warm_start_type: str = IDENTICAL  # IdenticalDataAndAlgorithm or TransferLearning (SageMaker's types)
+    population: int | None = None  # strategy PBT: members (None: one per core, at least 4)
+    perturbation_interval: int = pbt.DEFAULT_PERTURBATION_INTERVAL  # strategy PBT: env steps of a generation
     check_hyperparameters: bool = True  # check every key with the job's own parser before starting
 
     def __post_init__(self) -> None:
         get_problem(self.problem)
         object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
+        if self.strategy is Strategy.PBT:
+            self._check_pbt()
         check_strategy(self.strategy, self.early_stopping, self.space)
         for name in ("max_parallel_jobs", "objective_last_k", "seeds", "reevaluate_seeds"):
             check_count(name, getattr(self, name))
@@ -120,6 +138,31 @@ class TuningConfig:
         if self.run_dir is not None:
             object.__setattr__(self, "run_dir", Path(self.run_dir).absolute())
 
+    def _check_pbt(self) -> None:
+        # The default space's parameters and trial time stand for "not given" (a tuning file's static values
+        # are added to the defaults'): PBT has its own parameters (initial_log_std is not live) and no stop.
+        default = default_space()
+        static = {key: value for key, value in self.space.static.items() if default.static.get(key) != value}
+        parameters = self.space.parameters
+        if parameters == default.parameters:
+            parameters = default_pbt_space().parameters
+        object.__setattr__(self, "space", SearchSpace(parameters, static))
+        pbt.check_space(self.space)
+        check_count("population", self.population, minimum=2, optional=True)
+        check_count("perturbation_interval", self.perturbation_interval)
+        for name, refused in (("seeds", self.seeds > 1), ("warm_start", bool(self.warm_start))):
+            if refused:
+                raise TuningError(f"strategy PBT does not take {name}: each member is one job on its own seed, "
+                                  "trained from scratch; use strategy Bayesian for it")
+        object.__setattr__(self, "reevaluate_top", 0)  # the answer is a trained member, not a configuration
+        if self.max_jobs is not None and (self.max_jobs % self.population_size
+                                          or self.max_jobs < 2 * self.population_size):
+            size = self.population_size
+            raise TuningError(
+                f"max_jobs {self.max_jobs} for strategy PBT must be a multiple of the population ({size}), at least "
+                f"two generations: use {max(2, round(self.max_jobs / size)) * size}, or change population"
+            )
+
     def _check_warm_start(self) -> None:
         parents = self.warm_start
         if isinstance(parents, str | Path):
@@ -142,8 +185,20 @@ class TuningConfig:
         return (self.reevaluate_top + 1) * self.reevaluate_seeds if self.reevaluate_top else 0
 
     @property
+    def population_size(self) -> int:
+        """Strategy PBT's members."""
+        return self.population or pbt.default_population(self.total_cpus)
+
+    @property
+    def generations(self) -> int:
+        """Strategy PBT's generations: the budget's segments, a member's each."""
+        return self.budget // self.population_size
+
+    @property
     def budget(self) -> int:
-        """Trials in the run."""
+        """Trials in the run (strategy PBT: segments, population x generations)."""
+        if self.strategy is Strategy.PBT:
+            return self.max_jobs or self.population_size * pbt.DEFAULT_GENERATIONS
         if self.strategy is Strategy.GRID:
             size = self.space.grid_size()
             return min(self.max_jobs, size) if self.max_jobs else size
@@ -174,6 +229,7 @@ class TuningConfig:
             storage=storage,
             study_name=self.study_name or run_dir.name,
             sampler_seed=seed,
+            population=self.population_size if self.strategy is Strategy.PBT else self.population,
         )
 
     def to_dict(self) -> dict[str, Any]:

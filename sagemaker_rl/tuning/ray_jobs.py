@@ -121,6 +121,9 @@ class RayJobRunner:
         relative = Path(base_dir).absolute().relative_to(self._run_dir)
         return str(PurePosixPath(self.cluster.storage_path, self._run_dir.name, *relative.parts))
 
+    def job_dir(self, base_dir: Path) -> Path:
+        return Path(self.remote_dir(base_dir))  # the storage path is the same on every node and the tuner's
+
     def check(self) -> None:
         """Run a tiny job on the cluster: the storage path is writable and the job's packages are there."""
         command = f"python -m {MODULE} --check {self.cluster.storage_path}"

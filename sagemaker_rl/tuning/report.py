@@ -29,8 +29,12 @@ from sagemaker_rl.tuning import trials as record
 from sagemaker_rl.tuning.trials import (
     ATTR_CURVE_S,
     ATTR_DURATION,
+    ATTR_EXPLOITED,
     ATTR_FAILURE,
+    ATTR_GENERATION,
+    ATTR_MEMBER,
     ATTR_OUTPUTS,
+    ATTR_PARENT,
     ATTR_RERUN_OF,
     ATTR_TRAINING_JOB,
     DEFAULT_CANDIDATE,
@@ -194,7 +198,11 @@ def summary(
         lines += ["", reevaluation_text(rows, objective)]
     best = best_trial(study)
     if best is not None:
-        if record.is_reevaluation(best):
+        if record.is_segment(best):
+            lines.append(f"\nbest member of the last generation: {record.role(best)} (trial {best.number}), "
+                         f"{objective} {best.value:.6g}; its model and hyperparameter schedule are in the run "
+                         "directory (model/, schedule.json)")
+        elif record.is_reevaluation(best):
             lines.append(f"\nbest by re-evaluation: {record.role(best)[len('re-evaluation of '):]}, "
                          f"{objective} {best.value:.6g} (mean over its fresh seeds)")
         else:
@@ -246,7 +254,10 @@ def write_html(study: optuna.Study, path: Path, *, objective: str = "episode_rew
             f"seeds {', '.join(map(str, rows[0]['seeds']))}, which no search trial used; gain = mean minus the "
             "default's mean (per seed: paired on the same seed).") + "</p>" + _table_html(rows))
     search = [trial for trial in trials if record.is_search(trial)]
+    population = [trial for trial in trials if record.is_segment(trial)]
+    lineage = [("Population: every member's curve, exploits marked", _lineage_figure(population, objective))]
     figures = [
+        *(lineage if population else []),
         ("Objective per trial", _objective_figure(trials, best, objective)),
         ("Learning curves against env steps", _curves_figure(trials, best, objective, wall_time=False)),
         ("Learning curves against wall time", _curves_figure(trials, best, objective, wall_time=True)),
@@ -278,7 +289,8 @@ def _summary_html(trials: Sequence[FrozenTrial], best: FrozenTrial | None, objec
     if best is None:
         parts.append("<p>No trial completed yet.</p>")
     else:
-        how = ("best by re-evaluation: " + record.role(best)[len("re-evaluation of "):] + ", mean over fresh seeds"
+        how = (f"the best member of the last generation: {record.role(best)}" if record.is_segment(best) else
+               "best by re-evaluation: " + record.role(best)[len("re-evaluation of "):] + ", mean over fresh seeds"
                if record.is_reevaluation(best) else f"best trial {best.number}, not re-evaluated")
         parts.append(f"<h2>Answer ({html.escape(how)}): {html.escape(objective)} = {best.value:.6g}</h2>")
         rows = [{"hyperparameter": key, "value": value} for key, value in sorted(record.hyperparameters(best).items())]
@@ -352,6 +364,45 @@ def _curves_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, obje
         )
     axis = "seconds since the trial started" if wall_time else "env steps"
     figure.update_layout(xaxis_title=axis, yaxis_title=objective, margin={"t": 20})
+    return figure
+
+
+def _lineage_figure(segments: Sequence[FrozenTrial], objective: str) -> Any:
+    """Each PBT member's curve across its segments; an exploit is a dashed jump from the donor's last value."""
+    import plotly.colors
+    import plotly.graph_objects as go
+
+    by_number = {trial.number: trial for trial in segments}
+    palette = plotly.colors.qualitative.Plotly
+    figure = go.Figure()
+    members = sorted({trial.user_attrs[ATTR_MEMBER] for trial in segments})
+    for member in members:
+        color = palette[member % len(palette)]
+        own = sorted((trial for trial in segments if trial.user_attrs[ATTR_MEMBER] == member and
+                      trial.intermediate_values), key=lambda trial: trial.user_attrs[ATTR_GENERATION])
+        steps: list[int | None] = []
+        values: list[float | None] = []
+        for trial in own:
+            if trial.user_attrs.get(ATTR_EXPLOITED) is not None:  # its own curve ends here: a gap
+                steps.append(None)
+                values.append(None)
+            for step in sorted(trial.intermediate_values):
+                steps.append(step)
+                values.append(trial.intermediate_values[step])
+        figure.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=f"member {member}",
+                                    line={"color": color}, legendgroup=str(member)))
+        for trial in own:
+            donor = by_number.get(trial.user_attrs.get(ATTR_PARENT))  # type: ignore[arg-type]
+            if trial.user_attrs.get(ATTR_EXPLOITED) is None or donor is None or not donor.intermediate_values:
+                continue
+            end, start = max(donor.intermediate_values), min(trial.intermediate_values)
+            figure.add_trace(go.Scatter(
+                x=[end, start], y=[donor.intermediate_values[end], trial.intermediate_values[start]],
+                mode="lines+markers", line={"dash": "dash", "color": color},
+                marker={"symbol": ["circle", "star"], "size": 10},
+                name=f"exploit: member {member} takes member {trial.user_attrs[ATTR_EXPLOITED]}'s checkpoint",
+                legendgroup=str(member), showlegend=False, hovertext=_hover(trial)))
+    figure.update_layout(xaxis_title="env steps", yaxis_title=objective, margin={"t": 20})
     return figure
 
 

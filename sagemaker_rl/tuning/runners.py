@@ -86,6 +86,10 @@ class Runner(Protocol):
         """Follow again the job an earlier tuner process started for `spec` (running, or ended and read from
         its output); None when this runner cannot, and the trial runs again."""
 
+    def job_dir(self, base_dir: Path) -> Path:
+        """Where the job of `base_dir` keeps its checkpoints/ and model/, as this machine sees them (PBT
+        puts a member's starting checkpoint there)."""
+
 
 class LocalProcessRunner:
     """Runs each job as `python -m sagemaker_rl.job --problem P` in its own process group.
@@ -137,6 +141,9 @@ class LocalProcessRunner:
 
     def reattach(self, spec: JobSpec) -> None:
         return None  # the job's output went through the dead tuner's pipe: it is stopped and runs again
+
+    def job_dir(self, base_dir: Path) -> Path:
+        return base_dir
 
 
 class LocalJob:

@@ -31,6 +31,7 @@ class Strategy(StrEnum):
     RANDOM = "Random"
     GRID = "Grid"
     HYPERBAND = "Hyperband"
+    PBT = "PBT"  # population-based training (pbt.py); not a SageMaker strategy: local and Ray runs
 
 
 class EarlyStopping(StrEnum):
@@ -52,9 +53,9 @@ def parse_early_stopping(value: Any) -> EarlyStopping:
 
 def check_strategy(strategy: Strategy, early_stopping: EarlyStopping, space: SearchSpace) -> None:
     """Raise TuningError for a combination SageMaker would reject."""
-    if strategy is Strategy.HYPERBAND and early_stopping is EarlyStopping.AUTO:
+    if strategy in (Strategy.HYPERBAND, Strategy.PBT) and early_stopping is EarlyStopping.AUTO:
         raise TuningError(
-            "strategy Hyperband stops trials early by itself, so early_stopping must be Off "
+            f"strategy {strategy} stops poor trials by itself, so early_stopping must be Off "
             "(as in SageMaker): drop early_stopping Auto or use strategy Bayesian"
         )
     if strategy is Strategy.GRID:
@@ -72,7 +73,7 @@ def make_sampler(
     strategy: Strategy, space: SearchSpace, *, seed: int | None, max_jobs: int
 ) -> optuna.samplers.BaseSampler:
     """The Optuna sampler that implements `strategy` on `space`."""
-    if strategy is Strategy.RANDOM:
+    if strategy in (Strategy.RANDOM, Strategy.PBT):  # PBT's values are planned (pbt.py) and enqueued
         return optuna.samplers.RandomSampler(seed=seed)
     if strategy is Strategy.GRID:
         return _GridSampler(space.grid(), seed=seed)

@@ -8,7 +8,9 @@ answer, and the progress line. `Trials` is the one writer: it asks, tells and re
 A study holds three roles of trial: search trials (sampled from the space; they use the budget),
 re-evaluations (a finished run's top configurations and the default, each trained again on seeds no
 trial used, all on the same seeds so that they compare pairwise) and warm-start trials (a parent
-run's results, copied in as the sampler's prior knowledge; never run here).
+run's results, copied in as the sampler's prior knowledge; never run here). A PBT run's search
+trials are segments: one member's job in one generation (pbt.py plans them); its answer is the best
+member of the last generation, whose policy holds the whole run's training.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ ATTR_SEEDS = "seeds"  # the rl.training.seed of each of its jobs, when the tuner
 ATTR_REEVALUATION = "reevaluation_of"  # a re-evaluation: the number of the trial it trains again, or "default"
 ATTR_WARM_START = "warm_start_from"  # a warm-start trial: {"run": parent, "trial": number, "type": warm-start type}
 ATTR_CURVE_S = "curve_wall_s"  # seconds from the trial's start to each reported step, for the report
+# A PBT segment (pbt.py): one member's job in one generation.
+ATTR_MEMBER = "pbt_member"  # the member it trains
+ATTR_GENERATION = "pbt_generation"  # 0, 1, ...: it trains to (generation + 1) x the perturbation interval
+ATTR_PARENT = "pbt_parent"  # the trial whose final checkpoint it starts from (None: a fresh policy)
+ATTR_EXPLOITED = "pbt_exploited_from"  # the member whose checkpoint it took (None: it continued its own)
 
 DEFAULT_CANDIDATE = "default"  # the re-evaluated configuration that tunes nothing: the static values alone
 IDENTICAL = "IdenticalDataAndAlgorithm"  # SageMaker's warm-start types
@@ -122,6 +129,16 @@ def is_reevaluation(trial: FrozenTrial) -> bool:
     return ATTR_REEVALUATION in trial.user_attrs
 
 
+def is_segment(trial: FrozenTrial) -> bool:
+    """A PBT run's trial: one member's job in one generation."""
+    return ATTR_MEMBER in trial.user_attrs
+
+
+def replanned(trial: FrozenTrial) -> bool:
+    """An interrupted trial of this kind is not queued again: its run's plan starts a new one."""
+    return is_reevaluation(trial) or is_segment(trial)
+
+
 def comparable(trial: FrozenTrial) -> bool:
     """Its objective was measured as this run's search trials are: a search trial, or a warm-start
     trial of a parent with identical data and algorithm (SageMaker's overall best is over those)."""
@@ -149,6 +166,10 @@ def role(trial: FrozenTrial) -> str:
     warm = trial.user_attrs.get(ATTR_WARM_START)
     if warm is not None:
         return f"warm start ({Path(str(warm.get('run'))).name} trial {warm.get('trial')})"
+    if is_segment(trial):
+        took = trial.user_attrs.get(ATTR_EXPLOITED)
+        exploit = f", from member {took}'s checkpoint" if took is not None else ""
+        return f"member {trial.user_attrs[ATTR_MEMBER]}, generation {trial.user_attrs[ATTR_GENERATION]}{exploit}"
     return "search"
 
 
@@ -274,8 +295,33 @@ def reevaluations(trials: Sequence[FrozenTrial]) -> dict[int | str, Reevaluation
     return found
 
 
+def segments(trials: Sequence[FrozenTrial]) -> dict[tuple[int, int], FrozenTrial]:
+    """A PBT run's latest trial of each (member, generation) that was not interrupted."""
+    rerun = replaced(trials)
+    found: dict[tuple[int, int], FrozenTrial] = {}
+    for trial in trials:
+        if is_segment(trial) and status(trial, rerun) != "interrupted":
+            found[(trial.user_attrs[ATTR_MEMBER], trial.user_attrs[ATTR_GENERATION])] = trial
+    return found
+
+
+def final_member(trials: Sequence[FrozenTrial], direction: StudyDirection) -> FrozenTrial | None:
+    """A PBT run's best complete segment of the latest generation any completed in (None: none did)."""
+    complete = [trial for trial in segments(trials).values()
+                if trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)]
+    if not complete:
+        return None
+    latest = max(trial.user_attrs[ATTR_GENERATION] for trial in complete)
+    pool = [trial for trial in complete if trial.user_attrs[ATTR_GENERATION] == latest]
+    pick = max if direction == StudyDirection.MAXIMIZE else min
+    return pick(pool, key=lambda trial: trial.value)  # type: ignore[arg-type, return-value]
+
+
 def answer(trials: Sequence[FrozenTrial], direction: StudyDirection) -> FrozenTrial | None:
-    """The run's answer: the best complete re-evaluation by its mean over fresh seeds, else the search's best."""
+    """The run's answer: the best complete re-evaluation by its mean over fresh seeds, else the search's
+    best; in a PBT run, the best member of the last generation (its policy holds the run's training)."""
+    if any(is_segment(trial) for trial in trials):
+        return final_member(trials, direction)
     done = [item for item in reevaluations(trials).values() if item.complete]
     if done:
         sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
@@ -382,8 +428,21 @@ class Trials:
     def progress(self, *, budget: int, running: int) -> str:
         return trials_progress(self.all(), self.study.direction, budget=budget, running=running)
 
-    def ask(self, space: SearchSpace) -> tuple[optuna.Trial, Path, dict[str, Any]]:
-        """A new trial (or a waiting rerun) sampled from `space`: the trial, its directory, its hyperparameters."""
+    def ask(
+        self,
+        space: SearchSpace,
+        *,
+        planned: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[optuna.Trial, Path, dict[str, Any]]:
+        """A new trial (or a waiting rerun) sampled from `space`: the trial, its directory, its hyperparameters.
+
+        `planned` real values are taken instead of sampled (a PBT segment's), with its `attrs`; `extra`
+        hyperparameters are added to its job's.
+        """
+        if planned is not None:
+            self.study.enqueue_trial(space.stored_values(planned), user_attrs=dict(attrs or {}))
         with warnings.catch_warnings():  # Optuna expects heartbeats with optimize(); ours are _heartbeat's
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             trial = self.study.ask()
@@ -391,7 +450,7 @@ class Trials:
         self._beat(trial._trial_id)  # at once: a tuner killed before the first beat still has its trial rerun
         values = space.suggest(trial)
         directory = trial_dir(self.run_dir, trial.number)
-        flat = space.hyperparameters(values)
+        flat = {**space.hyperparameters(values), **(extra or {})}
         trial.set_user_attr(ATTR_RUN_DIR, str(self.run_dir))
         trial.set_user_attr(ATTR_TRIAL_DIR, str(directory))
         trial.set_user_attr(ATTR_TUNED, values)
@@ -492,7 +551,7 @@ class Trials:
     def to_rerun(self) -> list[FrozenTrial]:
         """This run directory's trials that were running or interrupted when a tuner stopped, not yet rerun.
 
-        An interrupted re-evaluation is not queued again: the re-evaluation's plan starts a new one.
+        An interrupted re-evaluation or PBT segment is not queued again: the run's plan starts a new one.
         """
         trials = self.all()
         rerun = replaced(trials)
@@ -502,15 +561,15 @@ class Trials:
             for trial in trials
             if trial.user_attrs.get(ATTR_RUN_DIR, mine if self._private else None) == mine
             and (trial.state == TrialState.RUNNING or (trial.user_attrs.get(ATTR_INTERRUPTED)
-                                                       and not is_reevaluation(trial)))
+                                                       and not replanned(trial)))
             and trial.number not in rerun
         ]
 
     def rerun(self, trial: FrozenTrial) -> None:
         """Fail a trial left running, and queue a new trial with the same parameters in its place
-        (a re-evaluation is only marked interrupted: the plan runs the candidate again)."""
+        (a re-evaluation or a PBT segment is only marked interrupted: the plan runs it again)."""
         if trial.state == TrialState.RUNNING:
-            if is_reevaluation(trial):
+            if replanned(trial):
                 self.interrupt(optuna.Trial(self.study, trial._trial_id))
                 return
             self.study.tell(trial.number, state=TrialState.FAIL)

@@ -6,11 +6,13 @@ pruned or failed (with its reason). A run has two phases: the search (the budget
 by the strategy; a warm start first copies in its parents' results), then the re-evaluation: the
 search's `reevaluate_top` best configurations and the default, each trained again on the same
 `reevaluate_seeds` fresh seeds, so that the answer written to best_hyperparameters.json is the best
-by re-evaluation, not the luckiest trial. A run stopped by Ctrl-C, SIGTERM or kill -9 resumes from
-its storage: finished trials are kept, trials that were running are run again as new trials with
-the same parameters, and only the reruns count against the budget. The trial record is
-`trials.py`'s, the run directory's files `rundir.py`'s; this module schedules jobs and says how the
-run goes. Local jobs share one Ray instance per run (`shared_ray.py`).
+by re-evaluation, not the luckiest trial. Strategy PBT replaces both phases with a population's
+generations of job segments (`pbt.py` plans them; each starts from its parent's checkpoint). A run
+stopped by Ctrl-C, SIGTERM or kill -9 resumes from its storage: finished trials are kept, trials
+that were running are run again as new trials with the same parameters, and only the reruns count
+against the budget. The trial record is `trials.py`'s, the run directory's files `rundir.py`'s;
+this module schedules jobs and says how the run goes. Local jobs share one Ray instance per run
+(`shared_ray.py`).
 """
 
 from __future__ import annotations
@@ -36,13 +38,16 @@ import optuna
 from sagemaker_rl import contract, metrics
 from sagemaker_rl.console import Console
 from sagemaker_rl.metrics import Record
-from sagemaker_rl.tuning import report
+from sagemaker_rl.tuning import pbt, report
 from sagemaker_rl.tuning.config import TuningConfig, check_hyperparameters
 from sagemaker_rl.tuning.rundir import is_run_dir, load_run_config, locked, record
 from sagemaker_rl.tuning.runners import STDOUT_LOG, Job, JobSpec, JobStatus, LocalProcessRunner, Runner
 from sagemaker_rl.tuning.shared_ray import SharedRay
 from sagemaker_rl.tuning.space import TuningError
+from sagemaker_rl.tuning.strategies import Strategy
 from sagemaker_rl.tuning.trials import (
+    ATTR_GENERATION,
+    ATTR_OUTPUTS,
     ATTR_SEEDS,
     ATTR_TRIAL_DIR,
     DEFAULT_CANDIDATE,
@@ -206,6 +211,10 @@ class _Tuner:
         self._note = ""  # what just happened, for the next progress line
         self._trials = Trials.open(config)
         self._parents = parents if not self._trials.all() else []  # a new run: its parents' results come first
+        self._population = pbt.Population(
+            config.space, population=config.population_size, generations=config.generations,
+            direction=self._trials.study.direction, seed=config.sampler_seed or 0,
+        ) if config.strategy is Strategy.PBT else None
 
     def run(self) -> TuningResult:
         config = self._config
@@ -221,18 +230,23 @@ class _Tuner:
                     f", then the best {config.reevaluate_top} and the default on {config.reevaluate_seeds} fresh "
                     f"seeds ({config.reevaluation_jobs} jobs)" if config.reevaluate_top else ""
                 )
+                what = (f"population-based training of {config.problem}: {config.population_size} members, "
+                        f"{config.generations} generations of {config.perturbation_interval:,} env steps "
+                        f"({config.budget} jobs)" if self._population else
+                        f"tuning {config.problem}: {config.budget} trials{reevaluation}")
                 self._console.say(
-                    f"tuning {config.problem}: {config.budget} trials{reevaluation}, {config.max_parallel_jobs} "
-                    f"at a time, {config.cpus_per_job} CPU(s) each, strategy {config.strategy}; details in "
-                    f"{config.run_dir}"
+                    f"{what}, {config.max_parallel_jobs} at a time, {config.cpus_per_job} CPU(s) each, strategy "
+                    f"{config.strategy}; details in {config.run_dir}"
                 )
                 while True:
                     self._fill_slots()
                     self._poll()
                     self._progress()
-                    if not self._active and not self._trials.can_start(config.budget) and not self._to_reevaluate():
+                    if not self._active and not self._can_start():
                         break
                     time.sleep(POLL_INTERVAL_S)
+                if self._population is not None and self._population.stopped:
+                    self._console.say(f"population-based training stopped: {self._population.stopped}")
             except KeyboardInterrupt:
                 interrupted = True
                 self._console.say("stopping: ending running jobs ...")
@@ -312,9 +326,19 @@ class _Tuner:
         running = sum(len(active.jobs) - sum(s.done for s in active.statuses) for active in self._active)
         return self._config.max_parallel_jobs - running
 
+    def _can_start(self) -> bool:
+        """A trial can start now or later: one is planned, the budget has room, or the re-evaluation is due."""
+        if self._population is not None:
+            return self._population.next_segment(self._trials.all()) is not None
+        return self._trials.can_start(self._config.budget) or bool(self._to_reevaluate())
+
     def _fill_slots(self) -> None:
         while self._slots_free() > 0:
             waiting = self._next_waiting()
+            if waiting is None and self._population is not None:
+                waiting = self._start_segment()
+                if waiting is None:
+                    return  # the generation's last segments still run, or the run is done
             if waiting is None:
                 if self._trials.can_start(self._config.budget):
                     waiting = self._start_trial()
@@ -350,6 +374,31 @@ class _Tuner:
             seeds = [base_seed + index for index in range(config.seeds)]
             trial.set_user_attr(ATTR_SEEDS, seeds)
         return self._activate(trial, directory, flat, seeds)
+
+    def _start_segment(self) -> _ActiveTrial | None:
+        """The next PBT segment, started from its parent's final checkpoint (None: none can start now)."""
+        config = self._config
+        trials = self._trials.all()
+        assert self._population is not None
+        segment = self._population.next_segment(trials)
+        if segment is None:
+            return None
+        extra = pbt.segment_hyperparameters(config.space, segment, interval=config.perturbation_interval)
+        trial, directory, flat = self._trials.ask(config.space, planned=segment.tuned, attrs=segment.attrs,
+                                                  extra=extra)
+        if segment.parent is not None:
+            parent = next(item for item in trials if item.number == segment.parent)
+            # A job's files are in its trial directory, or where its runner put them (a cluster's storage).
+            parent_dir = (parent.user_attrs.get(ATTR_OUTPUTS) or [parent.user_attrs[ATTR_TRIAL_DIR]])[0]
+            try:
+                pbt.start_from(Path(parent_dir), self._runner.job_dir(directory))
+            except (TuningError, OSError) as error:  # the segment fails; its member takes a checkpoint next
+                self._fail(trial, f"could not start from trial {parent.number}'s checkpoint: {error}", 0.0)
+                return None
+        active = self._activate(trial, directory, flat, None)
+        if segment.exploited is not None:
+            self._note = f"member {segment.member} takes member {segment.exploited}'s checkpoint"
+        return active
 
     def _activate(
         self,
@@ -496,9 +545,12 @@ class _Tuner:
     def _write_outputs(self, *, final: bool) -> dict[str, Path]:
         assert self._config.run_dir is not None
         try:
-            return report.write_outputs(
+            files = report.write_outputs(
                 self._trials.study, self._config.run_dir, objective=self._config.objective_metric, html=final
             )
+            if self._population is not None and final:
+                files.update(pbt.write_outputs(self._trials.all(), self._trials.study.direction, self._config.run_dir))
+            return files
         except Exception as error:  # a report problem must not lose the run: the study is safe in storage
             logger.exception("could not write the report: %s", error)
             self._console.say(f"warning: could not write the report ({type(error).__name__}: {error}); see tuner.log")
@@ -506,6 +558,9 @@ class _Tuner:
 
     def _progress(self) -> None:
         line = self._trials.progress(budget=self._config.budget, running=len(self._active))
+        if self._population is not None:
+            planned = [trial.user_attrs[ATTR_GENERATION] for trial in pbt.segments(self._trials.all()).values()]
+            line += f"; generation {max(planned, default=0) + 1} of {self._config.generations}"
         if self._config.reevaluate_top and not self._trials.can_start(self._config.budget):
             done = sum(item.trial.state.is_finished() for item in reevaluations(self._trials.all()).values())
             line += f"; re-evaluated {done} of {self._config.reevaluate_top + 1} configurations"

@@ -140,6 +140,31 @@ def test_a_storage_path_the_cluster_cannot_write_fails_before_the_run_starts(clu
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
+def test_pbt_on_the_cluster_continues_an_exploited_member_from_its_donors_checkpoint_on_the_storage(
+        cluster, tmp_path):
+    run_dir, storage = tmp_path / "run", cluster.directory / "storage"
+    storage.mkdir(exist_ok=True)
+    statics = [arg for key, value in TINY_PPO.items() for arg in ("--static", f"{key}={value}")]
+    done = subprocess.run(_tune(cluster, storage, "--strategy", "PBT", "--population", "2", "--max-jobs", "4",
+                                "--perturbation-interval", "4000", "--sampler-seed", "2", "--run-dir", str(run_dir),
+                                *statics), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = _study(run_dir).trials
+    assert len(trials) == 4 and all(trial.state == TrialState.COMPLETE for trial in trials)
+    (taker,) = [trial for trial in trials if trial.user_attrs["pbt_exploited_from"] is not None]
+    donor = next(trial for trial in trials if trial.number == taker.user_attrs["pbt_parent"])
+    taker_dir = Path(taker.user_attrs["outputs"][0])
+    assert taker_dir == storage / run_dir.name / "trials" / f"{taker.number:04d}"  # it ran on the storage
+    log = (run_dir / "trials" / f"{taker.number:04d}" / "stdout.log").read_text()
+    donor_state = json.loads(sorted((Path(donor.user_attrs["outputs"][0]) / "checkpoints").glob(
+        "checkpoint_*/job_state.json"))[-1].read_text())
+    assert f"iteration {donor_state['training_iteration']}, {donor_state['timesteps_total']:,} env steps" in log
+    assert (run_dir / "model" / "policy.onnx").is_file() and (run_dir / "schedule.json").is_file()
+    assert len({job.driver_node_id for job in _run_jobs(cluster, run_dir)}) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
 def test_tiny_tuning_runs_on_both_nodes_and_resume_after_kill_9_reattaches_to_running_jobs(cluster, tmp_path):
     run_dir, storage = tmp_path / "run", cluster.directory / "storage"
     command = _tune(cluster, storage, "--config", str(_space(tmp_path / "space.json", iterations=3, reevaluate=1)),
