@@ -45,6 +45,9 @@ class ContainerRunner:
     def reattach(self, spec: JobSpec) -> None:
         return None  # its output went through the dead tuner's pipe: stop_orphan removes it and it runs again
 
+    def job_dir(self, base_dir: Path) -> Path:
+        return base_dir  # mounted as the first host's /opt/ml, the host that writes checkpoints/ and model/
+
 
 class ContainerJob(LocalJob):
     """A job's containers; the head's engine process is read as a local job's process is."""
