@@ -121,10 +121,11 @@ def config(args: argparse.Namespace) -> SageMakerConfig:
 
 def container_settings(args: argparse.Namespace, *, run_name: str) -> ContainerSettings:
     """The settings of --backend container: the engine found, the image (checked: the engine has it), the hosts."""
+    count = value(args, "instance_count")
+    containers.host_names(1 if count is None else count)  # at least 1
     settings = ContainerSettings(image=value(args, "image") or containers.default_image(),
-                                 engine=containers.engine(), instance_count=value(args, "instance_count") or 1,
+                                 engine=containers.engine(), instance_count=1 if count is None else count,
                                  run_name=run_name)
-    containers.host_names(settings.instance_count)  # at least 1
     containers.check_image(settings)
     return settings
 

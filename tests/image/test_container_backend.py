@@ -32,7 +32,19 @@ def networks_left(directory: Path) -> list[str]:
     return listed.stdout.split()
 
 
-def test_tune_runs_trials_in_containers_and_resumes_after_kill_9_with_none_left(tmp_path):
+def _wait_for_containers(run_name: str, tuner: subprocess.Popen[str], count: int, *,
+                         besides: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The names of `count` running containers of the run that are not in `besides` (the trials' jobs)."""
+    deadline = time.monotonic() + 300
+    while len(names := frozenset(containers_of(run_name, running=True)) - besides) < count:
+        assert tuner.poll() is None, tuner.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the trials' containers did not start"
+        time.sleep(1)
+    time.sleep(3)
+    return names
+
+
+def test_tune_runs_trials_in_containers_through_kill_9_and_ctrl_c_with_none_left(tmp_path):
     run_dir = tmp_path / "tune-containers"
     statics = [f"--static={key}={value}" for key, value in
                {**TINY_PPO, "rl.training.stop.training_iteration": 3}.items()]
@@ -40,32 +52,38 @@ def test_tune_runs_trials_in_containers_and_resumes_after_kill_9_with_none_left(
                "--image", f"{IMAGE}-cpu", "--run-dir", str(run_dir), "--max-jobs", "2", "--max-parallel-jobs", "2",
                "--reevaluate-top", "0", "--param", "rl.training.config.lr=Continuous:1e-4:1e-3:Logarithmic",
                *statics]
+    resume = [sys.executable, "scripts/tune.py", "--resume", str(run_dir)]
     tuner = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 300
-        while len(containers_of(run_dir.name, running=True)) < 2:  # both trials' jobs run in their containers
-            assert tuner.poll() is None, tuner.communicate()[0][-3000:]
-            assert time.monotonic() < deadline, "the trials' containers did not start"
-            time.sleep(1)
-        time.sleep(5)
+        first = _wait_for_containers(run_dir.name, tuner, 2)
         os.killpg(tuner.pid, signal.SIGKILL)
         tuner.wait()
+        assert len(containers_of(run_dir.name, running=True)) == 2  # kill -9 left the jobs running: resume ends them
+        tuner = subprocess.Popen(resume, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, start_new_session=True)
+        _wait_for_containers(run_dir.name, tuner, 2, besides=first)  # the reruns' (the first were removed)
+        os.kill(tuner.pid, signal.SIGINT)  # Ctrl-C
+        output, _ = tuner.communicate(timeout=120)
+        assert tuner.returncode == 130, output[-3000:]
+        assert containers_of(run_dir.name) == []
     finally:
         if tuner.poll() is None:
             os.killpg(tuner.pid, signal.SIGKILL)
-    assert len(containers_of(run_dir.name, running=True)) == 2  # kill -9 left the jobs running: resume's to end
-    resumed = subprocess.run([sys.executable, "scripts/tune.py", "--resume", str(run_dir)], cwd=REPO, env=_env(),
-                             capture_output=True, text=True, timeout=900)
+        for name in containers_of(run_dir.name):  # after a failure: what the tuners left
+            subprocess.run([DOCKER, "kill", name], capture_output=True)
+            subprocess.run([DOCKER, "rm", "-f", name], capture_output=True)
+    resumed = subprocess.run(resume, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     with (run_dir / "trials.csv").open() as handle:
-        rows = {row["trial"]: row for row in csv.DictReader(handle)}
-    # The killed tuner's trials are reruns, with the same parameters, that completed.
-    assert [rows[n]["status"] for n in "0123"] == ["interrupted"] * 2 + ["complete"] * 2, rows
+        rows = list(csv.DictReader(handle))
+    # The killed and the interrupted tuners' trials ran again with the same parameters, and completed.
     lr = "rl.training.config.lr"
-    assert {rows[n]["rerun_of"]: rows[n][lr] for n in "23"} == {n: rows[n][lr] for n in "01"}, rows
-    for number in (2, 3):
-        trial = run_dir / "trials" / f"{number:04d}"
+    complete = [row for row in rows if row["status"] == "complete"]
+    assert len(complete) == 2 and all(row["status"] == "interrupted" for row in rows if row not in complete), rows
+    assert {row[lr] for row in complete} == {row[lr] for row in rows[:2]}, rows
+    for row in complete:
+        trial = run_dir / "trials" / f"{int(row['trial']):04d}"
         assert (trial / "output" / "success").exists() and (trial / "model" / "policy.onnx").is_file()
         assert json.loads((trial / "model" / "result.json").read_text())["training_iteration"] == 3
     assert containers_of(run_dir.name) == []
