@@ -111,9 +111,11 @@ class JobContainers:
         return contract.JobPaths(host_dir(self.base_dir, host, self.hosts))
 
     def write_inputs(self, hyperparameters: Mapping[str, Any]) -> None:
-        """Every host's input files as SageMaker writes them: the same hyperparameters, its own current_host."""
+        """Every host's input files as SageMaker writes them: the same hyperparameters, its own current_host; the
+        toolkit's log level WARNING unless they set it (`sagemaker_container_log_level`)."""
+        quiet = {contract.LOG_LEVEL_KEY: logging.WARNING, **hyperparameters}  # not the toolkit's INFO lines
         for host in self.hosts:
-            contract.write_inputs(self.paths(host), hyperparameters, hosts=self.hosts, current_host=host)
+            contract.write_inputs(self.paths(host), quiet, hosts=self.hosts, current_host=host)
 
     def has_inputs(self) -> bool:
         return all(self.paths(host).hyperparameters_file.is_file() for host in self.hosts)

@@ -31,6 +31,7 @@ DRIVER_CPUS_ENV = "SAGEMAKER_RL_DRIVER_CPUS"
 # where it downloads that code from (absent: the image's own entry points).
 PROGRAM_KEY = "sagemaker_program"
 SUBMIT_DIRECTORY_KEY = "sagemaker_submit_directory"
+LOG_LEVEL_KEY = "sagemaker_container_log_level"  # sagemaker-training's own logging (the SDK sends 20, INFO)
 
 FAILURE_PREFIX = "ERROR: "  # a failed job's console line with its reason (a runner may read only the console)
 FAILURE_HINT = ("The reason above is the first line of /opt/ml/output/failure: SageMaker shows it as the job's "

@@ -98,6 +98,7 @@ def test_train_runs_a_job_in_a_container_and_removes_it(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "training_iteration: 1" in done.stdout
+    assert "sagemaker-training-toolkit INFO" not in done.stdout  # quiet: the toolkit's own lines are off
     assert (run_dir / "model" / "policy.onnx").is_file()
     resource = json.loads((run_dir / "input" / "config" / "resourceconfig.json").read_text())
     assert resource["hosts"] == ["algo-1"] == [resource["current_host"]]

@@ -111,7 +111,8 @@ def test_a_host_that_never_comes_fails_every_side_within_the_timeout(tmp_path, n
     reasons = {case: (bases[case] / "output" / "failure").read_text().splitlines()[0] for case in bases}
     for case, (code, output) in outcomes.items():
         assert code == 1, output[-3000:]
-        assert f"ERROR: {reasons[case]}" in output  # the reason, on the console too
+        assert f"ERROR: {reasons[case]}" in output  # the reason, on the console too, and where it is kept
+        assert "in SageMaker SDK local mode" in output and "output.tar.gz" in output
         assert "rl.training.cluster_timeout_s" in reasons[case], reasons[case]
         assert not (bases[case] / "model" / "policy.onnx").exists()
     missing = "the Ray head on algo-1 saw 1 of 2 hosts within 15 s (missing: algo-2"
