@@ -47,15 +47,19 @@ lint: venv
 	$(VENV)/bin/mypy sagemaker_rl
 	$(VENV)/bin/hadolint --failure-threshold error docker/Dockerfile.cpu docker/Dockerfile.gpu
 
+# The Dockerfiles need BuildKit (docker/check-builder.sh says what to install when docker lacks it); the wheels
+# lent to the build are removed after it, also when it fails.
 build:  ## the images, tagged IMAGE:VERSION-VARIANT and IMAGE:VERSION-COMMIT-VARIANT
+	@docker/check-builder.sh $(DOCKER)
 	rm -f docker/wheels/*.whl
 	$(if $(WHEELS),cp -l $(WHEELS)/*.whl docker/wheels/ 2>/dev/null || cp $(WHEELS)/*.whl docker/wheels/)
 	for variant in $(VARIANT); do \
-	  $(DOCKER) build -f docker/Dockerfile.$$variant \
+	  DOCKER_BUILDKIT=1 $(DOCKER) build -f docker/Dockerfile.$$variant \
 	    $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 	    $(if $(TORCH_INDEX_URL),--build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL)) \
 	    $(if $(PIP_CERT),--secret id=pip-cert$(,)src=$(PIP_CERT)) \
-	    -t $(IMAGE):$(VERSION)-$$variant -t $(IMAGE):$(VERSION)-$(COMMIT)-$$variant . || exit 1; \
+	    -t $(IMAGE):$(VERSION)-$$variant -t $(IMAGE):$(VERSION)-$(COMMIT)-$$variant . \
+	    || { rm -f docker/wheels/*.whl; exit 1; }; \
 	done
 	rm -f docker/wheels/*.whl
 

@@ -4,7 +4,8 @@ SageMaker starts a training image as `docker run IMAGE train`; the sagemaker-tra
 then runs `$SAGEMAKER_PROGRAM` from `/opt/ml/code`. Two things differ when a user runs the image by hand
 with `-v "$PWD/job:/opt/ml"`: the mount hides the image's code directory, and there is no
 `resourceconfig.json` naming the hosts. This wrapper fills both gaps the way the toolkit itself does
-for a fresh local base directory, then hands over to the toolkit. Any other command runs as given.
+for a fresh local base directory, waits (for the job's own timeout) until a multi-host job's host
+names resolve, then hands over to the toolkit. Any other command runs as given.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sagemaker_rl import contract
+from sagemaker_rl import cluster, contract
 from sagemaker_rl.contract import JobPaths, decode_value
 from sagemaker_rl.errors import UserError
 
@@ -41,6 +42,18 @@ def prepare(paths: JobPaths, entrypoints: Path, environ: Mapping[str, str]) -> N
                         f"set ${PROGRAM_ENV} to one of {', '.join(available)}")
     if not paths.resource_config_file.is_file():  # SageMaker always writes it; here it is a local run
         contract.write_platform_config(paths, [socket.gethostname()])  # a name that resolves: no DNS wait
+    contract.write_data_config(paths)  # a hand-written resourceconfig.json may come alone; the toolkit reads both
+
+
+def wait_for_hosts(paths: JobPaths) -> None:
+    """A multi-host job: wait, for the job's own cluster timeout, until the host names it needs resolve.
+
+    sagemaker-training waits 15 minutes for every host's name before it starts the job; this fails sooner,
+    with the job's reason.
+    """
+    hosts = cluster.hosts_of(contract.read_resource_config(paths))
+    if hosts.multi:
+        cluster.wait_for_names(hosts, timeout_s=cluster.timeout_from(contract.read_hyperparameters(paths)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,7 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] == "train":
         paths = JobPaths.from_env()
         entrypoints = Path(os.environ.get(ENTRYPOINTS_ENV, DEFAULT_ENTRYPOINTS))
-        status = contract.run_job(paths, lambda job_paths: prepare(job_paths, entrypoints, os.environ))
+        def before_the_toolkit(job_paths: JobPaths) -> None:
+            prepare(job_paths, entrypoints, os.environ)
+            wait_for_hosts(job_paths)
+
+        status = contract.run_job(paths, before_the_toolkit)
         if status != 0:
             return status
         paths.success_file.unlink(missing_ok=True)  # the job, not this preparation, reports success

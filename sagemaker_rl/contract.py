@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -30,8 +31,12 @@ DRIVER_CPUS_ENV = "SAGEMAKER_RL_DRIVER_CPUS"
 # where it downloads that code from (absent: the image's own entry points).
 PROGRAM_KEY = "sagemaker_program"
 SUBMIT_DIRECTORY_KEY = "sagemaker_submit_directory"
+LOG_LEVEL_KEY = "sagemaker_container_log_level"  # sagemaker-training's own logging (the SDK sends 20, INFO)
 
 FAILURE_PREFIX = "ERROR: "  # a failed job's console line with its reason (a runner may read only the console)
+FAILURE_HINT = ("The reason above is the first line of /opt/ml/output/failure: SageMaker shows it as the job's "
+                "FailureReason; in SageMaker SDK local mode, where fit() only says that docker-compose exited with "
+                "code 1, it is the file 'failure' in the job's output.tar.gz (and on the ERROR line of the log).")
 # Exit codes that point at a cause a user can act on.
 _EXIT_HINTS = {137: "killed with SIGKILL (exit 137): likely out of memory", -9: "killed with SIGKILL"}
 
@@ -114,21 +119,31 @@ def decode_value(value: Any) -> Any:
 
 
 def write_inputs(
-    paths: JobPaths, hyperparameters: Mapping[str, Any], *, hosts: list[str] | None = None
+    paths: JobPaths,
+    hyperparameters: Mapping[str, Any],
+    *,
+    hosts: list[str] | None = None,
+    current_host: str | None = None,
 ) -> None:
     """Write a job's input files as SageMaker would (values JSON-encoded as strings)."""
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     encoded = encode_hyperparameters(hyperparameters)
     paths.hyperparameters_file.write_text(json.dumps(encoded, indent=2, sort_keys=True) + "\n")
-    write_platform_config(paths, hosts or ["algo-1"])
+    write_platform_config(paths, hosts or ["algo-1"], current_host=current_host)
 
 
-def write_platform_config(paths: JobPaths, hosts: list[str]) -> None:
-    """The files SageMaker writes beside the hyperparameters: the hosts (first is this one), no data channels."""
-    resource = {"current_host": hosts[0], "hosts": hosts, "network_interface_name": "eth0"}
+def write_platform_config(paths: JobPaths, hosts: list[str], *, current_host: str | None = None) -> None:
+    """The files SageMaker writes beside the hyperparameters: the hosts (this one: `current_host`, default the
+    first), no data channels."""
+    resource = {"current_host": current_host or hosts[0], "hosts": hosts, "network_interface_name": "eth0"}
     paths.resource_config_file.write_text(json.dumps(resource, indent=2) + "\n")
-    data_config = paths.config_dir / "inputdataconfig.json"  # the toolkit reads it
-    if not data_config.is_file():  # a user's own channels stay
+    write_data_config(paths)
+
+
+def write_data_config(paths: JobPaths) -> None:
+    """inputdataconfig.json with no data channels (the toolkit reads it), unless there is one: a user's stay."""
+    data_config = paths.config_dir / "inputdataconfig.json"
+    if not data_config.is_file():
         data_config.write_text("{}\n")
 
 
@@ -166,15 +181,35 @@ def read_resource_config(paths: JobPaths) -> dict[str, Any]:
         raise UserError(f"resource config {file} is not a valid JSON object ({error})") from None
 
 
-def num_cpus(environ: Mapping[str, str] = os.environ) -> int:
-    """CPUs this job may use: SM_NUM_CPUS (set by SageMaker and by our tuner), else the affinity mask."""
+def num_cpus(environ: Mapping[str, str] = os.environ, *, cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this job may use: SM_NUM_CPUS (set by SageMaker and by our tuner), else the affinity mask; at most
+    a container's CPU limit (`--cpus`: sagemaker-training sets SM_NUM_CPUS to the machine's count)."""
     value = environ.get(NUM_CPUS_ENV)
     if value:
         try:
-            return max(1, int(value))
+            cpus = max(1, int(value))
         except ValueError:
             raise UserError(f"{NUM_CPUS_ENV} must be a whole number of CPUs, got {value!r}") from None
-    return len(os.sched_getaffinity(0))
+    else:
+        cpus = len(os.sched_getaffinity(0))
+    limit = cpu_limit(cgroup)
+    return cpus if limit is None else min(cpus, limit)
+
+
+def cpu_limit(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """This process's CPU limit (its cgroup's quota over its period, rounded up, at least 1); None when unlimited."""
+    try:
+        if (cgroup / "cpu.max").is_file():  # cgroup v2: "max 100000" or "150000 100000"
+            quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        else:  # cgroup v1
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        if quota in ("max", "-1"):
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError) as error:  # no such file (not Linux), or a format this does not know
+        logger.debug("no CPU limit read from %s: %s", cgroup, error)
+        return None
 
 
 def driver_cpus(environ: Mapping[str, str] = os.environ) -> int:
@@ -230,3 +265,5 @@ def write_failure(paths: JobPaths, reason: str, *, details: str = "") -> None:
     except OSError as error:
         logger.error("could not write %s: %s", paths.failure_file, error)
     print(f"{FAILURE_PREFIX}{reason}", file=sys.stderr, flush=True)
+    if paths.base == Path(DEFAULT_BASE_DIR):  # in an image, where a user may see only an engine's exit code
+        print(FAILURE_HINT, file=sys.stderr, flush=True)

@@ -36,6 +36,8 @@ PLATFORM_PREFIXES = ("sagemaker_", "_tuning_")  # SageMaker's own keys: not ours
 PRESET_KEY = "rl.training.preset"
 INITIAL_LOG_STD_KEY = "rl.training.initial_log_std"
 STALL_TIMEOUT_KEY = "rl.training.stall_timeout_s"
+CLUSTER_TIMEOUT_KEY = "rl.training.cluster_timeout_s"
+DEFAULT_CLUSTER_TIMEOUT_S = 300.0
 SIMULATOR_KEY = "rl.env.simulator"
 # Observation filters (the old API stack's names): RLlib 2.60 has MeanStdFilter as a connector.
 OBSERVATION_FILTERS = ("NoFilter", "MeanStdFilter")
@@ -191,6 +193,8 @@ class JobConfig:
     initial_log_std: float | None = None  # the policy's free log std at the start (None: RLlib's 0)
     # A job that makes no progress (start-up, one iteration) for this long fails with its last log lines.
     stall_timeout_s: float = 1800.0
+    # A multi-host job's hosts wait this long for each other (a host for the head, the head for every host).
+    cluster_timeout_s: float = DEFAULT_CLUSTER_TIMEOUT_S
 
 
 def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
@@ -339,6 +343,7 @@ _JOB_KEYS: dict[str, tuple[str, FieldSpec]] = {
     # e^-5 .. e^2: a std of 0.007 .. 7.4 on actions in [-1, 1]
     INITIAL_LOG_STD_KEY: ("initial_log_std", FieldSpec((float,), -5.0, 2.0)),
     STALL_TIMEOUT_KEY: ("stall_timeout_s", FieldSpec((float,), 1.0, 7 * 86_400)),
+    CLUSTER_TIMEOUT_KEY: ("cluster_timeout_s", FieldSpec((float,), 1.0, 86_400)),
 }
 _STOP_FIELDS: dict[str, FieldSpec] = {
     "episode_reward_mean": FieldSpec((float,)),

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sagemaker_rl import contract
+from sagemaker_rl import cluster, contract
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.errors import USER_ERROR_EXIT, UserError
 from sagemaker_rl.problems import PROBLEMS
@@ -43,10 +43,17 @@ def _train(problem: str, paths: JobPaths) -> None:
     _configure_logging(paths)  # output/ exists: run_job made it
     raw = contract.read_hyperparameters(paths)
     job = parse_hyperparameters(raw, problem)
-    resources = contract.read_resource_config(paths)
+    hosts = cluster.hosts_of(contract.read_resource_config(paths))
     cpus = contract.num_cpus()
-    logger.info("job %s on %s (%d CPUs): %s", problem, resources.get("current_host"), cpus, job)
-    train(job, paths, cpus=cpus)
+    logger.info("job %s on %s of %s (%d CPUs): %s", problem, hosts.current, ", ".join(hosts.hosts), cpus, job)
+    if not hosts.multi:
+        train(job, paths, cpus=cpus)
+    elif not hosts.is_head:  # its CPUs join the head's cluster; the head trains and writes the model
+        cluster.join(hosts, cpus, timeout_s=job.cluster_timeout_s, log=paths.log_file)
+        return
+    else:
+        with cluster.head(hosts, cpus, timeout_s=job.cluster_timeout_s, log=paths.log_file) as cluster_cpus:
+            train(job, paths, cpus=cluster_cpus, on_built=cluster.report_env_runners(hosts))
     print(f"Model written to {paths.model}", flush=True)
 
 

@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,11 +177,14 @@ def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> 
     return MeanStdFilter()
 
 
-def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
+def train(
+    job: JobConfig, paths: JobPaths, *, cpus: int, on_built: Callable[[Any], None] | None = None
+) -> Progress | None:
     """Run PPO until a stop criterion is met; returns the last iteration's progress.
 
     A job whose final checkpoint already meets the stop criteria (killed while it wrote model/)
-    writes the model from that checkpoint without training.
+    writes the model from that checkpoint without training. `on_built` is called with the
+    algorithm once it is built (a multi-host job reports where its env runners run).
     """
     paths.make_dirs()
     check_resources(job, cpus=cpus)
@@ -197,6 +201,8 @@ def train(job: JobConfig, paths: JobPaths, *, cpus: int) -> Progress | None:
         try:
             algo = build_algorithm(config, job)
             try:
+                if on_built is not None:
+                    on_built(algo)
                 if checkpoint is not None:
                     _restore(algo, checkpoint, state, job)
                     print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "

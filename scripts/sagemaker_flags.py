@@ -1,4 +1,4 @@
-"""The --backend flag and the SageMaker flags that scripts/train.py and scripts/tune.py share."""
+"""The --backend flag and the SageMaker and container flags that scripts/train.py and scripts/tune.py share."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sagemaker_rl import containers
+from sagemaker_rl.containers import ContainerSettings
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.sagemaker import POLL_S, Aws, SageMakerConfig, connect
 
-LOCAL, RAY, SAGEMAKER = "local", "ray", "sagemaker"
+LOCAL, CONTAINER, RAY, SAGEMAKER = "local", "container", "ray", "sagemaker"
 _DEFAULTS = {item.name: item.default for item in dataclasses.fields(SageMakerConfig)}  # shown in the help
 
 
 @dataclass(frozen=True)
 class _Flag:
-    """One option that only --backend sagemaker reads."""
+    """One option that only --backend sagemaker (and, for some, --backend container) reads."""
 
     flag: str  # e.g. --instance-type; its argparse dest is instance_type
     help: str  # "{default}" is replaced by the SageMakerConfig field's default
@@ -26,6 +28,7 @@ class _Flag:
     metavar: str | None = None
     action: str | None = None
     jobs: tuple[str, ...] = ("training", "tuning")  # the job kinds that take it
+    backends: tuple[str, ...] = (SAGEMAKER,)  # the backends that read it
 
     @property
     def dest(self) -> str:
@@ -34,11 +37,15 @@ class _Flag:
 
 # The one list of SageMaker options: the parser, the local-run check and the config are built from it.
 _FLAGS = (
-    _Flag("--image", "training image URI in ECR (make build push)", "image"),
+    _Flag("--image", "training image: its URI in ECR for --backend sagemaker (make build push); a local tag for "
+          "--backend container (default: sagemaker-rl:VERSION-cpu, from make build)", "image",
+          backends=(SAGEMAKER, CONTAINER)),
     _Flag("--role", "ARN of the IAM role SageMaker assumes, e.g. arn:aws:iam::123456789012:role/SageMakerRole",
           "role"),
     _Flag("--instance-type", "instance type of each host (default: {default})", "instance_type"),
-    _Flag("--instance-count", "hosts per job (default: {default})", "instance_count", int),
+    _Flag("--instance-count", "hosts per job, one Ray cluster (default: {default}; --backend container: "
+          "one container each, sharing this machine's cores)", "instance_count", int,
+          backends=(SAGEMAKER, CONTAINER)),
     _Flag("--volume-size", "storage per host (default: {default})", "volume_size_gb", int, "GB"),
     _Flag("--max-run", "SageMaker stops a job after this (default: {default})", "max_run_s", int, "SECONDS"),
     _Flag("--spot", "managed spot training", "spot", action="store_true"),
@@ -61,8 +68,9 @@ _FLAGS = (
 def add_arguments(parser: argparse.ArgumentParser, *, job: str) -> None:
     """--backend, and the SageMaker options in their own help section; `job` is 'training' or 'tuning'."""
     ray = (RAY,) if job == "tuning" else ()  # trials as Ray Jobs on a cluster (scripts/tune.py's Ray options)
-    parser.add_argument("--backend", choices=(LOCAL, *ray, SAGEMAKER), default=LOCAL,
-                        help=f"run locally (default), {'on a Ray cluster, ' if ray else ''}or as a SageMaker {job} job")
+    parser.add_argument("--backend", choices=(LOCAL, CONTAINER, *ray, SAGEMAKER), default=LOCAL,
+                        help=f"run locally (default), in the built image with podman or docker (container), "
+                        f"{'on a Ray cluster, ' if ray else ''}or as a SageMaker {job} job")
     group = parser.add_argument_group("SageMaker (--backend sagemaker; region and credentials from the usual "
                                       "AWS configuration)")
     for option in _FLAGS:
@@ -88,9 +96,10 @@ def check_backend(args: argparse.Namespace, *, local_only: Sequence[str]) -> Non
     """UserError for a SageMaker option given to a run that is not SageMaker's, or a local-only option (by dest)
     to SageMaker."""
     if args.backend != SAGEMAKER:
-        given = [option.flag for option in _FLAGS if hasattr(args, option.dest)]
+        given = [option for option in _FLAGS if hasattr(args, option.dest) and args.backend not in option.backends]
         if given:
-            raise UserError(f"{given[0]} applies to --backend sagemaker: add --backend sagemaker or drop {given[0]}")
+            flag, backends = given[0].flag, " or ".join(f"--backend {name}" for name in given[0].backends)
+            raise UserError(f"{flag} applies to {backends}: add {backends.split(' or ')[0]} or drop {flag}")
         return
     given = ["--" + dest.replace("_", "-") for dest in local_only if getattr(args, dest, None) not in (None, False, [])]
     if given:
@@ -108,6 +117,17 @@ def config(args: argparse.Namespace) -> SageMakerConfig:
     given = {option.field: value(args, option.dest) for option in _FLAGS
              if option.field and hasattr(args, option.dest)}
     return SageMakerConfig(**{"image": None, "role": None, **given}, tags=tags)
+
+
+def container_settings(args: argparse.Namespace, *, run_name: str) -> ContainerSettings:
+    """The settings of --backend container: the engine found, the image (checked: the engine has it), the hosts."""
+    count = value(args, "instance_count")
+    containers.host_names(1 if count is None else count)  # at least 1
+    settings = ContainerSettings(image=value(args, "image") or containers.default_image(),
+                                 engine=containers.engine(), instance_count=1 if count is None else count,
+                                 run_name=run_name)
+    containers.check_image(settings)
+    return settings
 
 
 def aws(args: argparse.Namespace) -> Aws:

@@ -3,6 +3,7 @@
     python scripts/train.py --problem reacher --hp rl.training.stop.time_total_s=60
     python scripts/train.py --problem hopper --hp-file runs/tune-hopper-.../best_hyperparameters.json
     python scripts/train.py --problem reacher --run-dir runs/train-reacher-20261123-101500   # resume
+    python scripts/train.py --problem reacher --backend container --instance-count 2   # in the built image
     python scripts/train.py --problem hopper --backend sagemaker --image URI --role ARN --wait
 """
 
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import sagemaker_flags
 
-from sagemaker_rl.contract import JobPaths, decode_value, write_inputs
+from sagemaker_rl import containers
+from sagemaker_rl.contract import JobPaths, decode_value, num_cpus, write_inputs
 from sagemaker_rl.errors import UserError, cli
 from sagemaker_rl.job import run
 from sagemaker_rl.problems import PROBLEMS, SIMULATORS
@@ -66,12 +68,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend == sagemaker_flags.SAGEMAKER:
         return train_on_sagemaker(args)
     run_dir = args.run_dir or Path("runs") / f"train-{args.problem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.backend == sagemaker_flags.CONTAINER:
+        return train_in_containers(args, run_dir)
     paths = JobPaths(run_dir.resolve())
     hyperparameters = hyperparameters_from(args)
     if not paths.hyperparameters_file.exists() or hyperparameters:
         write_inputs(paths, hyperparameters)
     print(f"Run directory: {paths.base}", flush=True)
     return run(args.problem, paths)
+
+
+def train_in_containers(args: argparse.Namespace, run_dir: Path) -> int:
+    """Run the job in the built image, one container per host sharing this machine's cores, in the foreground."""
+    settings = sagemaker_flags.container_settings(args, run_name=run_dir.name)
+    hyperparameters = hyperparameters_from(args)
+    cpus = max(1, num_cpus() // settings.instance_count)
+    job = containers.JobContainers(run_dir.resolve(), args.problem, settings, cpus_per_host=cpus)
+    if not job.has_inputs() or hyperparameters:
+        job.write_inputs(hyperparameters)
+    print(f"Run directory: {job.base_dir} (/opt/ml of {job.hosts[0]}; {settings.image}, {len(job.hosts)} "
+          f"host(s) of {cpus} CPU(s) with {settings.engine})", flush=True)
+    return containers.run_job(job, out=sys.stdout)
 
 
 def train_on_sagemaker(args: argparse.Namespace) -> int:

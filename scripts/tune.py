@@ -4,6 +4,7 @@ With no other flag this runs the default study (20 trials of 60 s, 2 at a time, 
 the default re-evaluated on 3 fresh seeds: ~16 minutes on a 2-core machine). The space, budget and
 strategy come from flags or a YAML/JSON file (--config);
 flags win over the file. `--resume RUN_DIR` continues a run that was stopped or killed.
+`--backend container [--image TAG]` runs each trial's job in the built image (podman or docker);
 `--backend ray --address http://HEAD:8265 --storage-path DIR` runs each trial as a Ray Job on a cluster;
 `--backend sagemaker --image URI --role ARN` runs the same study as one SageMaker tuning job.
 """
@@ -41,7 +42,9 @@ from sagemaker_rl.tuning.config import (
     DEFAULT_TIME_PER_TRIAL_S,
     file_keys,
 )
+from sagemaker_rl.tuning.container_runner import ContainerRunner, read_settings, write_settings
 from sagemaker_rl.tuning.ray_jobs import RayCluster, RayJobRunner, cluster_cpus, connect
+from sagemaker_rl.tuning.runners import Runner
 from sagemaker_rl.tuning.trials import IDENTICAL, TRANSFER, WARM_START_TYPES
 
 
@@ -206,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend == sagemaker_flags.SAGEMAKER and not args.dry_run:
         return tune_on_sagemaker(args)
     _configure_logging(args.verbose)
-    runner: RayJobRunner | None = None  # None: local processes
+    runner: Runner | None = None  # None: local processes
     if args.resume:
         extra = {k for k, v in _overrides(args).items() if k not in ("max_jobs", "max_parallel_jobs") and v}
         if extra or args.config:
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--resume continues a run with its recorded settings; only --max-jobs and "
                 f"--max-parallel-jobs may be given with it, not {sorted(extra) or ['config']}"
             )
-        runner = _ray_runner_to_resume(args)
+        runner = _ray_runner_to_resume(args) or _container_runner_to_resume(args)
         with reopen_run(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs) as run:
             _log_to(run.run_dir)
             result = run.run(runner=runner)
@@ -224,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.backend == sagemaker_flags.RAY and not args.dry_run:
             cluster, overrides = _ray_cluster(args, overrides)
         config = load_config(args.config, overrides).resolved()
+        container = None
+        if args.backend == sagemaker_flags.CONTAINER and not args.dry_run:
+            assert config.run_dir is not None
+            container = sagemaker_flags.container_settings(args, run_name=config.run_dir.name)
+            runner = ContainerRunner(container)
         if args.dry_run:
             print(
                 json.dumps(
@@ -245,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
             _log_to(run.run_dir)
             if cluster is not None:
                 cluster.write(run.run_dir)  # --resume finds the cluster there
+            if container is not None:
+                write_settings(run.run_dir, container)  # --resume finds the image there
             result = run.run(runner=runner)
-    if runner is not None and runner.stopped and result.interrupted:
+    if isinstance(runner, RayJobRunner) and runner.stopped and result.interrupted:
         print(f"stopped {len(runner.stopped)} Ray job(s) on {runner.cluster.address}: {', '.join(runner.stopped)}")
     if result.interrupted:
         return 130
@@ -302,6 +312,12 @@ def _ray_runner_to_resume(args: argparse.Namespace) -> RayJobRunner | None:
     if args.address:  # the same cluster, reached another way (a new port-forward)
         cluster = dataclasses.replace(cluster, address=args.address)
     return RayJobRunner(cluster, args.resume)
+
+
+def _container_runner_to_resume(args: argparse.Namespace) -> ContainerRunner | None:
+    """The container runner of a run whose trials ran in containers (its settings recorded); None otherwise."""
+    settings = read_settings(args.resume)
+    return ContainerRunner(settings) if settings is not None else None
 
 
 def _ray_address(args: argparse.Namespace) -> str:

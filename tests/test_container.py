@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from sagemaker_rl.container import prepare
+from sagemaker_rl.container import prepare, wait_for_hosts
 from sagemaker_rl.contract import JobPaths
-from sagemaker_rl.errors import UserError
+from sagemaker_rl.errors import JobError, UserError
 from tests.conftest import REPO
 
 ENTRYPOINTS = REPO / "entrypoints"
@@ -72,3 +72,24 @@ def test_the_entry_point_writes_the_failure_and_runs_any_other_command(tmp_path)
     other = subprocess.run([sys.executable, "-m", "sagemaker_rl.container", "echo", "hello"], env=env,
                            capture_output=True, text=True, timeout=60, cwd=REPO)
     assert other.returncode == 0 and other.stdout == "hello\n"
+
+
+def test_a_multi_host_job_whose_other_host_never_resolves_fails_within_its_cluster_timeout(tmp_path):
+    paths = _job(tmp_path, {"rl.training.cluster_timeout_s": "1"})
+    resource = {"current_host": "localhost", "hosts": ["localhost", "algo-2.invalid"]}
+    paths.resource_config_file.write_text(json.dumps(resource))
+    with pytest.raises(JobError) as error:
+        wait_for_hosts(paths)
+    assert str(error.value).startswith("the Ray head on localhost saw 1 of 2 hosts within 1 s "
+                                       "(missing: algo-2.invalid, which does not resolve)")
+    assert "rl.training.cluster_timeout_s" in str(error.value)
+
+
+def test_a_host_whose_head_never_resolves_fails_and_one_that_resolves_waits_for_nothing(tmp_path):
+    paths = _job(tmp_path, {"rl.training.cluster_timeout_s": "1"})
+    paths.resource_config_file.write_text(json.dumps({"current_host": "b", "hosts": ["algo-1.invalid", "b"]}))
+    with pytest.raises(JobError, match=r"^host b could not reach the Ray head algo-1.invalid:6379 within 1 s "
+                                       r"\(algo-1.invalid does not resolve\)"):
+        wait_for_hosts(paths)
+    paths.resource_config_file.write_text(json.dumps({"current_host": "b", "hosts": ["localhost", "b"]}))
+    wait_for_hosts(paths)  # the head resolves; another host's name is the head's concern

@@ -9,10 +9,13 @@ import pytest
 
 from sagemaker_rl.contract import (
     JobPaths,
+    cpu_limit,
     decode_value,
     encode_hyperparameters,
+    num_cpus,
     read_resource_config,
     run_job,
+    write_inputs,
 )
 from sagemaker_rl.errors import UserError
 from tests.conftest import job_env, run_entrypoint, write_hyperparameters
@@ -96,3 +99,31 @@ def test_decode_value_prefers_json_and_falls_back_to_the_raw_string():
 def test_decode_value_undoes_encode_hyperparameters():
     values = {"a": "truncate_episodes", "b": 0.75, "c": [[0, 1e-4]], "d": {"x": True}, "e": None}
     assert {key: decode_value(text) for key, text in encode_hyperparameters(values).items()} == values
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"cpu.max": "max 100000\n"}, None),  # cgroup v2, no limit
+    ({"cpu.max": "150000 100000\n"}, 2),  # --cpus 1.5: rounded up
+    ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # cgroup v1, --cpus 1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),  # no cgroup files (not Linux)
+])
+def test_a_containers_cpu_limit_is_read_from_its_cgroup(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cpu_limit(tmp_path) == expected
+
+
+def test_num_cpus_is_at_most_the_containers_cpu_limit(tmp_path):
+    """sagemaker-training sets SM_NUM_CPUS to the machine's count; `--cpus 1` is what the job may use."""
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    assert num_cpus({"SM_NUM_CPUS": "8"}, cgroup=tmp_path) == 1
+    assert num_cpus({"SM_NUM_CPUS": "8"}, cgroup=tmp_path / "none") == 8
+
+
+def test_write_inputs_names_the_current_host_of_a_multi_host_job(tmp_path):
+    paths = JobPaths(tmp_path)
+    write_inputs(paths, {"rl.training.seed": 1}, hosts=["algo-1", "algo-2"], current_host="algo-2")
+    assert read_resource_config(paths) == {"current_host": "algo-2", "hosts": ["algo-1", "algo-2"],
+                                           "network_interface_name": "eth0"}

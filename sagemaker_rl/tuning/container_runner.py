@@ -1,0 +1,107 @@
+"""The container runner: each job in the built image (podman or docker), its directory mounted as /opt/ml.
+
+The job's head container runs attached to an engine process, whose output a `LocalJob` reads as it reads a
+local job's; stopping a job kills its containers, and a job an earlier tuner process left running (kill -9)
+is found by its containers' labels and removed, so the trial runs again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import subprocess
+import time
+from pathlib import Path
+
+from sagemaker_rl import containers
+from sagemaker_rl.containers import ContainerSettings, JobContainers
+from sagemaker_rl.tuning.runners import STDOUT_LOG, JobSpec, JobStatus, LocalJob
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE = "container.json"  # in the run directory: the image, engine and hosts, read by --resume
+LEAVE_WAIT_S = 15.0  # after the head's container ended, for the other hosts' (they leave within seconds)
+
+
+class ContainerRunner:
+    """Runs each job in `settings.image`, one container per host, with the job's CPU share as each one's limit."""
+
+    def __init__(self, settings: ContainerSettings) -> None:
+        self.settings = settings
+
+    def start(self, spec: JobSpec) -> ContainerJob:
+        job_containers = JobContainers(spec.base_dir, spec.problem, self.settings, cpus_per_host=spec.num_cpus)
+        job_containers.write_inputs(spec.hyperparameters)
+        log = open(spec.base_dir / STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
+        head, others = job_containers.start(subprocess.PIPE)
+        logger.debug("started container(s) %s for %s", ", ".join(map(job_containers.name, job_containers.hosts)),
+                     spec.base_dir)
+        return ContainerJob(spec, head, log, job_containers, others)
+
+    def stop_orphan(self, base_dir: Path) -> bool:
+        return containers.remove_left_in(base_dir, self.settings.engine)
+
+    def reattach(self, spec: JobSpec) -> None:
+        return None  # its output went through the dead tuner's pipe: stop_orphan removes it and it runs again
+
+    def job_dir(self, base_dir: Path) -> Path:
+        return base_dir  # mounted as the first host's /opt/ml, the host that writes checkpoints/ and model/
+
+
+class ContainerJob(LocalJob):
+    """A job's containers; the head's engine process is read as a local job's process is."""
+
+    def __init__(self, spec: JobSpec, head: subprocess.Popen[bytes], log: object, job_containers: JobContainers,
+                 others: list[subprocess.Popen[bytes]]) -> None:
+        super().__init__(spec, head, log)
+        self._containers = job_containers
+        self._others = others
+        self._removed = False
+        self._other_codes: list[int | None] = []
+
+    def poll(self) -> JobStatus:
+        status = super().poll()
+        if status.done and not self._removed:
+            self._remove()
+        if status.done and status.failure is None:
+            status.failure = self._other_host_failure()
+        return status
+
+    def stop(self) -> None:
+        self._containers.stop()
+
+    def wait(self, timeout: float) -> bool:
+        ended = super().wait(timeout)
+        self._remove()
+        return ended
+
+    def _remove(self) -> None:
+        """Remove the job's containers; the other hosts first get LEAVE_WAIT_S to end by themselves."""
+        self._removed = True
+        deadline = time.monotonic() + LEAVE_WAIT_S
+        for process in self._others:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.debug("a host of %s did not leave within %.0f s: removed", self.spec.base_dir, LEAVE_WAIT_S)
+        self._other_codes = [process.poll() for process in self._others]  # None: ended by the removal
+        self._containers.remove()
+        for process in self._others:
+            process.wait()
+
+    def _other_host_failure(self) -> str | None:
+        for host, code in zip(self._containers.hosts[1:], self._other_codes, strict=True):
+            if code not in (None, 0):
+                return f"host {host} failed: {containers.failure_reason(self._containers.paths(host), code)}"
+        return None
+
+
+def write_settings(run_dir: Path, settings: ContainerSettings) -> None:
+    (Path(run_dir) / SETTINGS_FILE).write_text(json.dumps(dataclasses.asdict(settings), indent=2) + "\n")
+
+
+def read_settings(run_dir: Path) -> ContainerSettings | None:
+    """The container settings a run directory's trials ran with; None for a run of another backend."""
+    path = Path(run_dir) / SETTINGS_FILE
+    return ContainerSettings(**json.loads(path.read_text())) if path.is_file() else None
