@@ -219,7 +219,7 @@ class _Tuner:
     def run(self) -> TuningResult:
         config = self._config
         interrupted = False
-        with _sigterm_as_interrupt():
+        with _stop_signals() as stop:
             try:
                 self._recover()
                 if self._parents:
@@ -239,6 +239,8 @@ class _Tuner:
                     f"{config.strategy}; details in {config.run_dir}"
                 )
                 while True:
+                    if stop.requested:
+                        raise KeyboardInterrupt
                     self._fill_slots()
                     self._poll()
                     self._progress()
@@ -634,18 +636,28 @@ def _objective(values: list[Record], last_k: int) -> float:
     return statistics.fmean(record.value for record in values[-last_k:])  # type: ignore[misc]  # finite by JobStatus
 
 
+class _StopRequest:
+    """Ctrl-C or SIGTERM asked the run to stop (the loop stops at its next safe point)."""
+
+    requested = False
+
+
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the run as Ctrl-C does (jobs ended, trials marked for rerun)."""
+def _stop_signals() -> Iterator[_StopRequest]:
+    """Ctrl-C and SIGTERM stop the run (jobs ended, trials marked for rerun) between two steps of the loop,
+    never inside one: a KeyboardInterrupt raised in the middle of a study write leaves SQLite's write lock
+    held by the cut transaction, and the interrupted trials' record then fails with "database is locked"."""
+    stop = _StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def request(signum: int, frame: Any) -> None:
+        stop.requested = True
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, request) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
