@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import sys
 import threading
 import time
@@ -125,8 +126,10 @@ class RayJobRunner:
         return Path(self.remote_dir(base_dir))  # the storage path is the same on every node and the tuner's
 
     def check(self) -> None:
-        """Run a tiny job on the cluster: the storage path is writable and the job's packages are there."""
-        command = f"python -m {MODULE} --check {self.cluster.storage_path}"
+        """Run a tiny job on the cluster: the storage path is writable, holds no run of this name (its trials'
+        directories there would mix with this run's) and the job's packages are there."""
+        command = f"python -m {MODULE} --check {shlex.quote(self.cluster.storage_path)} --run-name " \
+                  f"{shlex.quote(self._run_dir.name)}"
         job_id = self._submit(command, env={}, cpus=0, name=f"check-{self._run_dir.name}")
         deadline = time.monotonic() + CHECK_TIMEOUT_S
         info = self._client.get_job_info(job_id)
@@ -400,8 +403,9 @@ def _first_line(text: str | None) -> str:
 
 # --- the job's side, on the cluster ---
 
-def _check(storage_path: str) -> int:
-    """The check job: the storage path is writable here and the job's packages import."""
+def _check(storage_path: str, run_name: str | None) -> int:
+    """The check job: the storage path is writable here, holds no run named `run_name`, and the job's packages
+    import."""
     missing = [name for name in _REQUIRED_ON_CLUSTER if importlib.util.find_spec(name) is None]
     if missing:
         print(f"{contract.FAILURE_PREFIX}the cluster's Python ({sys.executable}) lacks {', '.join(missing)}: start "
@@ -417,6 +421,11 @@ def _check(storage_path: str) -> int:
         print(f"{contract.FAILURE_PREFIX}--storage-path {storage_path} is not writable on the cluster "
               f"({type(error).__name__}: {error.strerror or error}): give a directory every node can write, "
               "the same path on each (a shared file system)", flush=True)
+        return 1
+    if run_name and (Path(storage_path) / run_name).exists():
+        print(f"{contract.FAILURE_PREFIX}--storage-path {storage_path} already holds a run named {run_name}: its "
+              "trials' files would mix with this run's; choose a --run-dir with another name, or remove "
+              f"{Path(storage_path) / run_name}", flush=True)
         return 1
     print(f"storage {storage_path} writable; python {sys.executable}", flush=True)
     return 0
@@ -442,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "RayJobRunner, not by hand).")
     parser.add_argument("--problem", help="run the job for this problem")
     parser.add_argument("--check", metavar="STORAGE_PATH", help="only check the storage path and packages")
+    parser.add_argument("--run-name", help="with --check: the new run, which the storage must not hold yet")
     args = parser.parse_args(argv)
-    return _check(args.check) if args.check else _run_job(args.problem)
+    return _check(args.check, args.run_name) if args.check else _run_job(args.problem)
 
 
 if __name__ == "__main__":

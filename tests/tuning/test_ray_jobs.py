@@ -138,11 +138,21 @@ def test_a_storage_path_the_cluster_cannot_write_fails_before_the_run_starts(clu
     assert not (tmp_path / "run").exists()
 
 
+def test_a_new_run_named_as_a_run_on_the_storage_is_refused_before_it_starts(cluster, tmp_path):
+    storage = cluster.directory / "storage"
+    (storage / "taken").mkdir(parents=True, exist_ok=True)  # an earlier run's trials, e.g. from another machine
+    done = subprocess.run(_tune(cluster, storage, "--run-dir", str(tmp_path / "taken")), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "already holds a run named taken" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "taken").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
 def test_pbt_on_the_cluster_continues_an_exploited_member_from_its_donors_checkpoint_on_the_storage(
         cluster, tmp_path):
-    run_dir, storage = tmp_path / "run", cluster.directory / "storage"
+    run_dir, storage = tmp_path / "pbt-run", cluster.directory / "storage"  # the storage keys runs by name
     storage.mkdir(exist_ok=True)
     statics = [arg for key, value in TINY_PPO.items() for arg in ("--static", f"{key}={value}")]
     done = subprocess.run(_tune(cluster, storage, "--strategy", "PBT", "--population", "2", "--max-jobs", "4",
@@ -213,7 +223,7 @@ def test_tiny_tuning_runs_on_both_nodes_and_resume_after_kill_9_reattaches_to_ru
 def test_a_trial_with_two_cpus_holds_exactly_two_and_ctrl_c_stops_its_ray_job(cluster, tmp_path):
     from ray.util.state import list_actors
 
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "two-cpu-run"
     # One trial at a time on the cluster's 2 CPUs: the driver holds one, its one env runner the other.
     command = _tune(cluster, cluster.directory / "storage", "--config",
                     str(_space(tmp_path / "space.json", iterations=50)), "--max-jobs", "2",
