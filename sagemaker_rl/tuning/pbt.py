@@ -46,10 +46,9 @@ from sagemaker_rl.tuning.trials import (
     ATTR_EXPLOITED,
     ATTR_GENERATION,
     ATTR_MEMBER,
-    ATTR_OUTPUTS,
     ATTR_PARENT,
-    ATTR_TRIAL_DIR,
     SEED_KEY,
+    files_dir,
     final_member,
     segments,
     tuned,
@@ -275,7 +274,7 @@ def write_outputs(trials: Sequence[FrozenTrial], direction: StudyDirection, run_
     if last is None:
         return {}
     files = {}
-    model = JobPaths(Path((last.user_attrs.get(ATTR_OUTPUTS) or [last.user_attrs[ATTR_TRIAL_DIR]])[0])).model
+    model = JobPaths(files_dir(last)).model
     if model.is_dir():
         partial = run_dir / f".partial-{MODEL_DIR}"
         shutil.rmtree(partial, ignore_errors=True)

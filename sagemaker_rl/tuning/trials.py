@@ -120,6 +120,12 @@ def trial_job_dirs(trial: FrozenTrial, seeds: int) -> list[Path]:
     return job_dirs(Path(directory), len(trial.user_attrs.get(ATTR_SEEDS) or ()) or seeds)
 
 
+def files_dir(trial: FrozenTrial) -> Path:
+    """Where a one-job trial's job keeps checkpoints/ and model/: its trial directory, or where its runner put
+    them (a cluster's storage)."""
+    return Path((trial.user_attrs.get(ATTR_OUTPUTS) or [trial.user_attrs[ATTR_TRIAL_DIR]])[0])
+
+
 def is_search(trial: FrozenTrial) -> bool:
     """A trial sampled by this run's study (not a re-evaluation, not copied in from a parent run)."""
     return ATTR_REEVALUATION not in trial.user_attrs and ATTR_WARM_START not in trial.user_attrs

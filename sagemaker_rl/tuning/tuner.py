@@ -47,7 +47,6 @@ from sagemaker_rl.tuning.space import TuningError
 from sagemaker_rl.tuning.strategies import Strategy
 from sagemaker_rl.tuning.trials import (
     ATTR_GENERATION,
-    ATTR_OUTPUTS,
     ATTR_SEEDS,
     ATTR_TRIAL_DIR,
     DEFAULT_CANDIDATE,
@@ -56,6 +55,7 @@ from sagemaker_rl.tuning.trials import (
     Trials,
     candidates,
     counts,
+    files_dir,
     fresh_seeds,
     hyperparameters,
     is_reevaluation,
@@ -390,10 +390,8 @@ class _Tuner:
                                                   extra=extra)
         if segment.parent is not None:
             parent = next(item for item in trials if item.number == segment.parent)
-            # A job's files are in its trial directory, or where its runner put them (a cluster's storage).
-            parent_dir = (parent.user_attrs.get(ATTR_OUTPUTS) or [parent.user_attrs[ATTR_TRIAL_DIR]])[0]
             try:
-                pbt.start_from(Path(parent_dir), self._runner.job_dir(directory))
+                pbt.start_from(files_dir(parent), self._runner.job_dir(directory))
             except (TuningError, OSError) as error:  # the segment fails; its member takes a checkpoint next
                 self._fail(trial, f"could not start from trial {parent.number}'s checkpoint: {error}", 0.0)
                 return None
