@@ -23,6 +23,7 @@ from sagemaker_rl.hyperparameters import LIVE_AFTER_RESTORE, PPO_PREFIX, not_liv
 pytestmark = pytest.mark.slow
 
 SMALL = {
+    "rl.training.config.lr": 1.6e-3,  # a constant (the preset anneals it)
     "rl.training.config.train_batch_size_per_learner": 512,
     "rl.training.config.minibatch_size": 128,
     "rl.training.config.num_epochs": 2,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sagemaker_rl.hyperparameters import parse_hyperparameters
 from tests.conftest import REPO, SDK_RAY_REGEX, TINY_PPO, job_env, run_entrypoint, write_hyperparameters
 
 pytestmark = pytest.mark.slow
@@ -134,8 +135,6 @@ def test_onnx_policy_matches_rllibs_deterministic_actions(finished_job):
 def test_the_initial_log_std_is_the_presets(finished_job):
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    from sagemaker_rl.hyperparameters import parse_hyperparameters
-
     base, _, _ = finished_job
     preset = json.loads((base / "model" / "params.json").read_text())["hyperparameters"]["rl.training.preset"]
     initial = parse_hyperparameters({"rl.training.preset": preset}, "reacher").initial_log_std
@@ -232,6 +231,12 @@ def test_each_entrypoint_trains_one_tiny_iteration(tmp_path, home, problem, simu
     assert re.findall(r"^training_iteration: (\d+)$", result.stdout, re.M) == ["1"]
     params = json.loads((tmp_path / "model" / "params.json").read_text())
     assert (params["problem"], params["simulator"]) == (problem, simulator)
+    # Their fast preset anneals lr from 3e-4: the first update already uses the schedule's value.
+    (row,) = csv.DictReader((tmp_path / "output" / "intermediate" / "progress.csv").open())
+    (start, first), (end, last) = parse_hyperparameters({"rl.env.simulator": simulator}, problem).ppo["lr"]
+    expected = first + (last - first) * int(row["timesteps_total"]) / (end - start)
+    assert float(row["default_optimizer_learning_rate"]) == pytest.approx(expected, rel=1e-6)
+    assert float(row["default_optimizer_learning_rate"]) < first
 
 
 def test_sigterm_checkpoints_the_iteration_and_fails_with_the_reason(tmp_path, home):
