@@ -104,7 +104,8 @@ _FAST_SHARED = {
 # Its lr is annealed linearly to a tenth over 1M env steps (a 150-s trial sees ~300k of them, so the
 # study could not tell): on one CPU, seeds 0, 1 and 3 reached a mean return of 17 in 216, 204 and
 # 241 s (seed 2 stood at ~10), where the constant lr took 361 and 214 s on seeds 0 and 1 and
-# missed on seed 2 within 400 s (`make bench` of the previous session).
+# missed on seed 2 within 400 s (`make bench` of the previous session). `make bench` since: 17 in a
+# median 223 s on one CPU (zoo-tuned SB3 367 s, same run) and 186 s on two (bench/results/20261201-195706.json).
 _FAST_REACHER = {
     **_FAST_SHARED,
     "rl.training.config.lr": [[0, 1.6e-3], [1_000_000, 1.6e-4]],
@@ -119,7 +120,7 @@ _FAST_REACHER = {
 # clip, the policy stood at ~950 from 250 s on (its std shrinking fast) and collapsed to 32 in one
 # update at 420 s. With the clip (0.5, the shared block's), an initial log std of 0 (it explores
 # longer) and lr annealed linearly to a tenth over 4M steps (~30 minutes of 2-CPU steps), it reached
-# a mean return of 1,000 in 243 s and 2,000 in 515 s (953k env steps).
+# a mean return of 1,000 in 243 s and 2,000 in 515 s (953k env steps); seeds 0 and 2: 535 and 565 s.
 _FAST_LOCOMOTION = {
     **_FAST_SHARED,
     "rl.training.config.lr": [[0, 3e-4], [4_000_000, 3e-5]],
