@@ -119,13 +119,16 @@ def _trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 def _trials_so_far(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
-    """The trials of a run that may not have created its study yet."""
-    if not (run_dir / "study.db").exists():
+    """The trials of a run that may not have created its study yet.
+
+    Read only once a trial's directory exists (the tuner made its study before it): opened while the
+    tuner creates the database, optuna here and optuna there both stamp its schema version, and one
+    of them fails with "UNIQUE constraint failed: alembic_version" (seen in CI).
+    """
+    trials = run_dir / "trials"
+    if not trials.is_dir() or not any(trials.iterdir()):
         return []
-    try:
-        return _trials(run_dir)
-    except KeyError:  # the database file exists before the study in it
-        return []
+    return _trials(run_dir)
 
 
 def _first_row(job_dir: Path) -> dict[str, str]:
