@@ -86,14 +86,14 @@ def main() -> None:
                              *iterations[setting], *extra, *(quick_hp if setting == "ours" else [])]
                 results["throughput"].append({"label": label, **run_child("throughput.py", arguments, timeout=1800)})
     if "reward" in parts:
-        from time_to_reward import measure
+        from time_to_reward import measure, rounds, two_cpu_rounds
 
         seeds = list(range(1 if args.quick else args.seeds))
-        results["time_to_reward"] = [measure("reacher", "roboschool", REWARD_TARGETS["reacher"], cap_s, seeds,
+        results["time_to_reward"] = [measure("reacher", "roboschool", REWARD_TARGETS["reacher"], cap_s, rounds(seeds),
                                              on_round=lambda runs: section(f"time to reward reacher: {runs}"))]
         if args.long:
             results["time_to_reward"].append(
-                measure("hopper", "roboschool", REWARD_TARGETS["hopper"], LONG_CAP_S, seeds,
+                measure("hopper", "roboschool", REWARD_TARGETS["hopper"], LONG_CAP_S, two_cpu_rounds(seeds),
                         on_round=lambda runs: section(f"time to reward hopper: {runs}")))
     if "tuner" in parts:
         section("tuner overhead")

@@ -115,30 +115,32 @@ FAST_2 = ("fast preset, 2 CPUs", "ours", 2, "fast")
 SB3_ZOO = ("SB3 PPO, rl-zoo3 row, 1 thread", "sb3", 1, "zoo")
 
 
-def rounds(problem: str, seeds: list[int]) -> list[list[tuple[Run, int]]]:
+def rounds(seeds: list[int]) -> list[list[tuple[Run, int]]]:
     """The side-by-side rounds: [fast-1 | SB3] per seed, [seed-1 | seed-1] for the first two seeds, [fast-2].
 
     The seed preset gets two seeds only: it is far from every target (the README's figures), and
-    each of its runs costs the whole cap. Hopper (30 minutes a run) gets [fast-2] rounds only: its
-    goal is the `fast` preset with two cores, and each other run would cost another half hour.
+    each of its runs costs the whole cap.
     """
-    if problem == "hopper":
-        return [[(FAST_2, seed)] for seed in seeds]
     plan = [[(FAST_1, seed), (SB3_ZOO, seed)] for seed in seeds]
     plan += [[(SEED_1, seed) for seed in seeds[:2]]]
-    plan += [[(FAST_2, seed)] for seed in seeds]
-    return plan
+    return plan + two_cpu_rounds(seeds)
 
 
-def measure(problem: str, simulator: str, targets: list[float], cap_s: float, seeds: list[int],
-            *, on_round: Any = None) -> dict[str, Any]:
-    """Every round of `rounds(problem, seeds)`; results grouped by label, one entry per seed."""
+def two_cpu_rounds(seeds: list[int]) -> list[list[tuple[Run, int]]]:
+    """[fast-2] per seed: hopper's rounds (its goal is the fast preset with two cores; any other run
+    would cost another half hour)."""
+    return [[(FAST_2, seed)] for seed in seeds]
+
+
+def measure(problem: str, simulator: str, targets: list[float], cap_s: float,
+            plan: list[list[tuple[Run, int]]], *, on_round: Any = None) -> dict[str, Any]:
+    """Every round of `plan` (`rounds` or `two_cpu_rounds`); results grouped by label, one entry per seed."""
     from concurrent.futures import ThreadPoolExecutor
 
     from common import load_average
 
     results: dict[str, Any] = {"problem": problem, "simulator": simulator, "targets": targets, "cap_s": cap_s,
-                               "seeds": seeds, "runs": {}}
+                               "seeds": sorted({seed for round_ in plan for _, seed in round_}), "runs": {}}
 
     def one(item: tuple[Run, int]) -> dict[str, Any]:
         (label, trainer, cpus, preset), seed = item
@@ -147,12 +149,12 @@ def measure(problem: str, simulator: str, targets: list[float], cap_s: float, se
         return ours(problem, simulator, targets, cap_s, seed, cpus=cpus,
                     hyperparameters={"rl.training.preset": preset})
 
-    for plan in rounds(problem, seeds):
+    for round_ in plan:
         if on_round:
-            on_round(", ".join(f"{run[0]} seed {seed}" for run, seed in plan))
+            on_round(", ".join(f"{run[0]} seed {seed}" for run, seed in round_))
         load = load_average()
-        with ThreadPoolExecutor(len(plan)) as pool:
-            for (run, seed), result in zip(plan, pool.map(one, plan), strict=True):
-                result.update(seed=seed, load_average=load, side_by_side=len(plan))
+        with ThreadPoolExecutor(len(round_)) as pool:
+            for (run, seed), result in zip(round_, pool.map(one, round_), strict=True):
+                result.update(seed=seed, load_average=load, side_by_side=len(round_))
                 results["runs"].setdefault(run[0], []).append(result)
     return results
