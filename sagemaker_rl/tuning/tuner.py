@@ -324,9 +324,11 @@ class _Tuner:
 
     # --- jobs in slots ---
 
+    def _jobs_running(self) -> int:
+        return sum(len(active.jobs) - sum(s.done for s in active.statuses) for active in self._active)
+
     def _slots_free(self) -> int:
-        running = sum(len(active.jobs) - sum(s.done for s in active.statuses) for active in self._active)
-        return self._config.max_parallel_jobs - running
+        return self._config.max_parallel_jobs - self._jobs_running()
 
     def _can_start(self) -> bool:
         """A trial can start now or later: one is planned, the budget has room, or the re-evaluation is due."""
@@ -557,7 +559,7 @@ class _Tuner:
             return {}
 
     def _progress(self) -> None:
-        line = self._trials.progress(budget=self._config.budget, running=len(self._active))
+        line = self._trials.progress(budget=self._config.budget, running=self._jobs_running())
         if self._population is not None:
             planned = [trial.user_attrs[ATTR_GENERATION] for trial in pbt.segments(self._trials.all()).values()]
             line += f"; generation {max(planned, default=0) + 1} of {self._config.generations}"
@@ -571,6 +573,8 @@ class _Tuner:
         """Latest iteration and objective of each running trial, e.g. `#3 it 2: -12.4`."""
         parts = []
         for active in self._active:
+            if not active.jobs:
+                continue  # its jobs wait for a slot (a re-evaluation queues all of its seeds)
             latest = [status.values[-1] for status in active.statuses if status.values]
             if latest:
                 step = min(record.iteration for record in latest)
