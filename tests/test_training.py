@@ -146,16 +146,7 @@ def test_the_initial_log_std_is_the_presets(finished_job):
     assert preset == "seed" or initial is not None and abs(initial) > 0.3  # far enough from 0 to tell apart
 
 
-KL_TARGET = 1e-5  # far below these jobs' KL (~0.005): the coefficient adapts (x1.5) on every update
-
-
-def _kl_adapted(coeff: float, kl: float) -> float:
-    """PPO's KL coefficient after an update whose KL was `kl` (RLlib 2.60's PPOTorchLearner rule)."""
-    if kl > 2.0 * KL_TARGET:
-        return coeff * 1.5
-    if kl < 0.5 * KL_TARGET:
-        return coeff * 0.5
-    return coeff
+KL_TARGET = 1e-5  # far below these jobs' KL (~0.005): the coefficient grows x1.5 on every update
 
 
 def test_resume_after_kill_9_continues_iterations_env_steps_and_filter_statistics(tmp_path, home):
@@ -191,12 +182,12 @@ def test_resume_after_kill_9_continues_iterations_env_steps_and_filter_statistic
     assert final_count >= steps[-1] > killed_count
     # PPO's adaptive KL coefficient is not in RLlib's checkpoint: the job saves the one its next
     # update would have used, and the resumed job's first iteration starts from exactly that. RLlib
-    # reports the coefficient after the iteration's adaptation, so the row holds the saved value
-    # adapted by that iteration's KL.
+    # reports the coefficient after the iteration's adaptation (x1.5 above twice the KL target), so
+    # the row holds the saved value adapted once.
     rows = list(csv.DictReader((tmp_path / "output" / "intermediate" / "progress.csv").open()))
     first_after_resume = next(row for row in rows if int(row["training_iteration"]) == saved + 1)
-    expected = _kl_adapted(state["kl_coeff"], float(first_after_resume["mean_kl_loss"]))
-    assert float(first_after_resume["curr_kl_coeff"]) == pytest.approx(expected, rel=1e-6), (state, first_after_resume)
+    assert float(first_after_resume["mean_kl_loss"]) > 2 * KL_TARGET
+    assert float(first_after_resume["curr_kl_coeff"]) == pytest.approx(1.5 * state["kl_coeff"], rel=1e-6), state
     assert state["kl_coeff_setting"] == 1.0  # the preset's kl_coeff, which it adapted from
     assert state["kl_coeff"] != state["kl_coeff_setting"]  # it adapted: a restart from the setting would show
 
