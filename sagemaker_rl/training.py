@@ -11,6 +11,7 @@ the exception that ended it.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import math
@@ -162,7 +163,11 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
     )
     if observation_filter == "MeanStdFilter":
         config.env_runners(env_to_module_connector=mean_std_filter)
-    config.update_from_dict(ppo)
+    # The env's actions come from our connector (one array op for all vector copies; RLlib's does
+    # each copy apart): it takes RLlib's two settings, and RLlib's own connector is turned off.
+    actions = {key: ppo.pop(key, getattr(config, key)) for key in ("normalize_actions", "clip_actions")}
+    config.env_runners(module_to_env_connector=functools.partial(unsquash_clip_actions, **actions))
+    config.update_from_dict({**ppo, "normalize_actions": False, "clip_actions": False})
     try:
         config.validate()
     except (ValueError, TypeError) as error:
@@ -172,9 +177,17 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
 
 def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> Any:
     """The observation filter connector (a module-level function: env runners unpickle it by name)."""
-    from ray.rllib.connectors.env_to_module import MeanStdFilter
+    from sagemaker_rl.connectors import MeanStdFilter
 
     return MeanStdFilter()
+
+
+def unsquash_clip_actions(env: Any = None, spaces: Any = None, device: Any = None, *, normalize_actions: bool,
+                          clip_actions: bool) -> Any:
+    """The env-actions connector, with RLlib's `normalize_actions` and `clip_actions` (see mean_std_filter)."""
+    from sagemaker_rl.connectors import UnsquashClipActions
+
+    return UnsquashClipActions(normalize_actions=normalize_actions, clip_actions=clip_actions)
 
 
 def train(
