@@ -3,9 +3,10 @@
 RLlib 2.60's `MeanStdFilter` and `NormalizeAndClipActions` connectors work one copy at a time
 (`tree` maps, a Welford push and a deepcopy per copy and step): with 16 copies a runner they took
 about a quarter of a reacher runner's sampling time (`make bench`). These do the same arithmetic
-on one stacked array. The filter keeps RLlib's class, name and state (checkpoints, the merge across
-runners and the ONNX export read it unchanged); the actions connector replaces RLlib's, which the
-job turns off (`normalize_actions` and `clip_actions` False in RLlib's config, their values here).
+on one stacked array. The filter also fixes RLlib's merge across env runners (see push_rows) and
+keeps RLlib's class name and state layout (checkpoints, the merge and the ONNX export read it);
+the actions connector replaces RLlib's, which the job turns off (`normalize_actions` and
+`clip_actions` False in RLlib's config, their values here).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import tree
 from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.connectors.env_to_module import MeanStdFilter as _RLlibMeanStdFilter
 from ray.rllib.core.columns import Columns
@@ -21,34 +23,43 @@ from ray.rllib.utils.filter import SMALL_NUMBER, RunningStat
 
 
 def push_rows(stat: RunningStat, rows: np.ndarray) -> None:
-    """`stat.push(row)` for every row of `rows`, in one step (Chan et al.'s merge of a batch's mean and squares).
+    """`stat.push(row)` for every row of `rows` at once, its delta fields kept as the rows' own statistics.
 
-    RLlib's delta fields (what a runner sends to the merge across runners) grow by what the
-    running fields grow by, as they do over sequential pushes.
+    RLlib's delta fields are what a runner contributes to the merge across runners (`RunningStat.update`
+    reads them as the count, mean and sum of squares of the observations since the last merge); its
+    own `push` adds the running mean's change to the delta mean instead, so the merged mean drifts to
+    0 and the std grows (data of mean 5, std 2 on two runners: mean 1.25, std 3.46 after 5 merges).
     """
     rows = np.asarray(rows, dtype=np.float64)  # as push does: float32 observations, float64 statistics
-    count, before = len(rows), stat.num_pushes
-    if count == 0:
+    if len(rows) == 0:
         return
-    total = before + count
-    batch_mean = rows.mean(axis=0)
-    to_batch = batch_mean - stat.mean_array
-    mean_step = to_batch * (count / total)
-    squares_step = ((rows - batch_mean) ** 2).sum(axis=0) + to_batch ** 2 * (before * count / total)
-    stat.mean_array += mean_step
-    stat.mean_delta_array += mean_step
-    stat.sum_sq_diff_array += squares_step
-    stat.sum_sq_diff_delta_array += squares_step
-    stat.num_pushes = total
-    stat.num_pushes_delta += count
+    count, mean = len(rows), rows.mean(axis=0)
+    squares = ((rows - mean) ** 2).sum(axis=0)
+    stat.num_pushes, stat.mean_array, stat.sum_sq_diff_array = _merged(
+        (stat.num_pushes, stat.mean_array, stat.sum_sq_diff_array), (count, mean, squares))
+    stat.num_pushes_delta, stat.mean_delta_array, stat.sum_sq_diff_delta_array = _merged(
+        (stat.num_pushes_delta, stat.mean_delta_array, stat.sum_sq_diff_delta_array), (count, mean, squares))
+
+
+Moments = tuple[int, np.ndarray, np.ndarray]  # count, mean, sum of squared deviations from the mean
+
+
+def _merged(first: Moments, second: Moments) -> Moments:
+    """The moments of two sets of observations together (Chan et al.; RunningStat.update's formula)."""
+    (count_a, mean_a, squares_a), (count_b, mean_b, squares_b) = first, second
+    total = count_a + count_b
+    to_b = mean_b - mean_a
+    return total, mean_a + to_b * (count_b / total), squares_a + squares_b + to_b ** 2 * (count_a * count_b / total)
 
 
 class MeanStdFilter(_RLlibMeanStdFilter):
-    """RLlib's observation MeanStdFilter for a Box observation space, one update per vector step.
+    """RLlib's observation MeanStdFilter for a Box observation space: one update per vector step, a correct merge.
 
-    The same name as RLlib's: the connector pipeline keys its state by class name. Every copy's
-    observation is normalized with the statistics after the step's update (RLlib's, one copy at a
-    time, uses the statistics up to that copy: the two differ by that step's share of the counts).
+    The same name and state as RLlib's (the connector pipeline keys its checkpointed state by class
+    name). Every copy's observation is normalized with the statistics after the step's update
+    (RLlib's, one copy at a time, uses those up to that copy). The delta fields hold the observations
+    since the last merge (see push_rows); a state set on the filter (the merged one every iteration,
+    a checkpoint's on resume) is already merged, so its delta fields start from zero.
     """
 
     def __call__(self, *, rl_module: Any, batch: dict[str, Any], episodes: list[Any], explore: bool | None = None,
@@ -57,9 +68,8 @@ class MeanStdFilter(_RLlibMeanStdFilter):
             self._init_new_filters()
         assert self._filters is not None
         (observation_filter,) = self._filters.values()  # one agent
-        if observation_filter.no_preprocessor:  # a nested space: RLlib's own path
-            return super().__call__(rl_module=rl_module, batch=batch, episodes=episodes, explore=explore,
-                                    persistent_data=persistent_data, **kwargs)
+        if observation_filter.no_preprocessor:
+            raise TypeError(f"MeanStdFilter normalizes a Box observation space, not {self.input_observation_space}")
         copies = list(self.single_agent_episode_iterator(episodes))
         if not copies:
             return batch
@@ -67,7 +77,6 @@ class MeanStdFilter(_RLlibMeanStdFilter):
         stats = observation_filter.running_stats
         if self._update_stats:
             push_rows(stats, observations)
-            push_rows(observation_filter.buffer, observations)
         normalized = observations
         if observation_filter.demean:
             normalized = normalized - stats.mean
@@ -80,6 +89,20 @@ class MeanStdFilter(_RLlibMeanStdFilter):
             copy.set_observations(at_indices=-1, new_data=row)
             copy.observation_space = self.observation_space
         return batch
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        assert self._filters is not None
+        for observation_filter in self._filters.values():
+            for stat in tree.flatten(observation_filter.running_stats):
+                self._start_deltas(stat)
+
+    @staticmethod
+    def _start_deltas(stat: RunningStat) -> None:
+        """No observations since the last merge."""
+        stat.num_pushes_delta = 0
+        stat.mean_delta_array = np.zeros_like(stat.mean_array)
+        stat.sum_sq_diff_delta_array = np.zeros_like(stat.sum_sq_diff_array)
 
 
 class UnsquashClipActions(ConnectorV2):

@@ -18,29 +18,35 @@ from sagemaker_rl.hyperparameters import parse_hyperparameters
 from sagemaker_rl.training import build_ppo_config
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)
-STAT_FIELDS = ("mean_array", "mean_delta_array", "sum_sq_diff_array", "sum_sq_diff_delta_array")
 
 
-def _assert_same_stat(ours: RunningStat, theirs: RunningStat) -> None:
-    assert (ours.num_pushes, ours.num_pushes_delta) == (theirs.num_pushes, theirs.num_pushes_delta)
-    for name in STAT_FIELDS:
-        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-9, atol=1e-12)
+RUNNING_FIELDS = ("num_pushes", "mean_array", "sum_sq_diff_array")
+DELTA_FIELDS = ("num_pushes_delta", "mean_delta_array", "sum_sq_diff_delta_array")
+
+
+def _assert_same_fields(ours: RunningStat, theirs: RunningStat, ours_fields: tuple[str, ...],
+                        theirs_fields: tuple[str, ...] | None = None) -> None:
+    for mine, other in zip(ours_fields, theirs_fields or ours_fields, strict=True):
+        np.testing.assert_allclose(getattr(ours, mine), getattr(theirs, other), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("already", [0, 1, 37])
-def test_push_rows_equals_one_push_per_row(already):
-    """Every field RLlib keeps, the delta ones the runners' merge reads included, from a fresh or a used stat."""
+def test_push_rows_equals_one_push_per_row_and_keeps_the_rows_as_the_delta(already):
+    """Running fields as RLlib's push leaves them; delta fields: the statistics of the rows since the last merge."""
     rng = np.random.default_rng(already)
-    ours, theirs = RunningStat((5,)), RunningStat((5,))
+    ours, theirs, since_merge = RunningStat((5,)), RunningStat((5,)), RunningStat((5,))
     for row in rng.normal(3.0, 2.0, (already, 5)):
         ours.push(row)
         theirs.push(row)
+    MeanStdFilter._start_deltas(ours)  # as after a merge
     for size in (16, 1, 7):
         rows = rng.normal(-1.0, 0.5, (size, 5))
         push_rows(ours, rows)
         for row in rows:
             theirs.push(row)
-        _assert_same_stat(ours, theirs)
+            since_merge.push(row)
+        _assert_same_fields(ours, theirs, RUNNING_FIELDS)
+        _assert_same_fields(ours, since_merge, DELTA_FIELDS, RUNNING_FIELDS)
 
 
 def _episodes(observations: np.ndarray) -> list[SingleAgentEpisode]:
@@ -48,31 +54,34 @@ def _episodes(observations: np.ndarray) -> list[SingleAgentEpisode]:
             for row in observations]
 
 
-def _filter(cls: type) -> RLlibMeanStdFilter:
+def _filter(cls: type = MeanStdFilter) -> RLlibMeanStdFilter:
     connector = cls()
     connector.input_observation_space = OBS_SPACE
     return connector
 
 
-def test_mean_std_filter_keeps_rllibs_statistics_and_state():
+def _running(connector: RLlibMeanStdFilter) -> RunningStat:
+    (observation_filter,) = connector._filters.values()
+    return observation_filter.running_stats
+
+
+def test_mean_std_filter_normalizes_as_rllibs_with_its_state_layout():
     rng = np.random.default_rng(0)
-    ours, theirs = _filter(MeanStdFilter), _filter(RLlibMeanStdFilter)
+    ours, theirs = _filter(), _filter(RLlibMeanStdFilter)
     for _ in range(5):
         observations = rng.normal(10.0, 4.0, (16, 5)).astype(np.float32)
         ours_episodes, theirs_episodes = _episodes(observations), _episodes(observations)
         ours(rl_module=None, batch={}, episodes=ours_episodes)
         theirs(rl_module=None, batch={}, episodes=theirs_episodes)
-    (our_filter,), (their_filter,) = ours._filters.values(), theirs._filters.values()
-    _assert_same_stat(our_filter.running_stats, their_filter.running_stats)
-    # The state a checkpoint holds and the runners' merge reads: RLlib's keys and layout.
+    _assert_same_fields(_running(ours), _running(theirs), RUNNING_FIELDS)
+    # The state a checkpoint holds: RLlib's keys and layout, under RLlib's class name.
     state, their_state = ours.get_state(), theirs.get_state()
     assert state.keys() == their_state.keys() and state[None].keys() == their_state[None].keys()
-    merged = RLlibMeanStdFilter.merge_states(_filter(RLlibMeanStdFilter), [state, their_state])
-    assert merged[None]["running_stats"][0]["num_pushes"] == 2 * 80
+    assert state[None]["running_stats"][0].keys() == their_state[None]["running_stats"][0].keys()
     assert type(ours).__name__ == "MeanStdFilter"  # the pipeline keys the checkpointed state by it
     # The normalized observations: with the step's statistics, float32, clipped as RLlib does.
     last = ours_episodes[-1].get_observations(-1)
-    running = our_filter.running_stats
+    running = _running(ours)
     expected = np.clip((observations[-1] - running.mean) / (running.std + 1e-8), -10, 10)
     assert last.dtype == np.float32
     np.testing.assert_allclose(last, expected, rtol=1e-5)
@@ -80,8 +89,30 @@ def test_mean_std_filter_keeps_rllibs_statistics_and_state():
     np.testing.assert_allclose(last, theirs_episodes[-1].get_observations(-1), rtol=1e-5)
 
 
+def test_statistics_merged_across_runners_are_those_of_every_observation():
+    """RLlib's sync each iteration: the driver's filter merges the runners' states, then all get the result."""
+    rng = np.random.default_rng(3)
+    driver, runners = _filter(), [_filter(), _filter()]
+    seen = []
+    for _ in range(5):
+        for runner in runners:
+            for _ in range(10):  # vector steps of 16 copies, mean 5 and std 2 per dimension
+                observations = rng.normal(5.0, 2.0, (16, 5)).astype(np.float32)
+                seen.append(observations)
+                runner(rl_module=None, batch={}, episodes=_episodes(observations))
+        merged = driver.merge_states([runner.get_state() for runner in runners])
+        for connector in (driver, *runners):
+            connector.set_state(merged)
+        every = np.concatenate(seen).astype(np.float64)
+        for connector in (driver, *runners):
+            running = _running(connector)
+            assert running.num_pushes == len(every) and running.num_pushes_delta == 0
+            np.testing.assert_allclose(running.mean, every.mean(axis=0), rtol=1e-9)
+            np.testing.assert_allclose(running.std, every.std(axis=0, ddof=1), rtol=1e-6)
+
+
 def test_mean_std_filter_without_update_leaves_the_statistics():
-    ours = _filter(MeanStdFilter)
+    ours = _filter()
     ours(rl_module=None, batch={}, episodes=_episodes(np.arange(20, dtype=np.float32).reshape(4, 5)))
     frozen = MeanStdFilter(update_stats=False)
     frozen.input_observation_space = OBS_SPACE
