@@ -105,7 +105,9 @@ _FAST_SHARED = {
 # study could not tell): on one CPU, seeds 0, 1 and 3 reached a mean return of 17 in 216, 204 and
 # 241 s (seed 2 stood at ~10), where the constant lr took 361 and 214 s on seeds 0 and 1 and
 # missed on seed 2 within 400 s (`make bench` of the previous session). `make bench` since: 17 in a
-# median 223 s on one CPU (zoo-tuned SB3 367 s, same run) and 186 s on two (bench/results/20261201-195706.json).
+# median 223 s on one CPU (zoo-tuned SB3 367 s, same run) and 186 s on two (bench/results/20261201-195706.json);
+# with the vectorized connectors 202 s on one CPU (SB3 332 s), and on two CPUs 154-367 s or a miss, seed by
+# seed (bench/results/20261202-022106.json and the README): unstable with two runners.
 _FAST_REACHER = {
     **_FAST_SHARED,
     "rl.training.config.lr": [[0, 1.6e-3], [1_000_000, 1.6e-4]],
