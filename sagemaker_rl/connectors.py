@@ -118,19 +118,22 @@ class UnsquashClipActions(ConnectorV2):
                  **kwargs: Any) -> None:
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.normalize_actions, self.clip_actions = normalize_actions, clip_actions
+        self._unsquash: bool | None = None  # decided on the first call: the pipeline sets the space after __init__
 
     def __call__(self, *, rl_module: Any, batch: dict[str, Any], episodes: list[Any], explore: bool | None = None,
                  shared_data: dict | None = None, **kwargs: Any) -> Any:
-        space = self.action_space
         if not (self.normalize_actions or self.clip_actions):
             return batch
-        if not (isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating)):
-            raise TypeError(f"UnsquashClipActions handles a float Box action space, not {space}")
+        space = self.action_space
+        if self._unsquash is None:
+            if not (isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating)):
+                raise TypeError(f"UnsquashClipActions handles a float Box action space, not {space}")
+            bounded = bool(np.all(space.bounded_below) and np.all(space.bounded_above))
+            self._unsquash = self.normalize_actions and bounded
         # After UnBatchToIndividualItems: {(episode id,): [action, ...]} for one agent.
         per_copy = batch[Columns.ACTIONS]
         actions = np.stack([action for items in per_copy.values() for action in items])
-        bounded = np.all(space.bounded_below) and np.all(space.bounded_above)
-        if self.normalize_actions and bounded:
+        if self._unsquash:
             actions = space.low + (actions + 1.0) * (space.high - space.low) / 2.0
         actions = np.clip(actions, space.low, space.high)
         rows = iter(actions)
