@@ -59,6 +59,7 @@ fi
 
 if ! curl -sf "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null; then
   say "starting a registry on 127.0.0.1:$REGISTRY_PORT"
+  rm -rf "$STATE/registry"  # only earlier runs' test pushes (GBs each): start empty so runs do not fill the disk
   mkdir -p "$STATE/registry"
   cat >"$STATE/registry.yml" <<EOF
 version: 0.1

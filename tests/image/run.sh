@@ -17,6 +17,22 @@ torch_index=()
 if ! curl -sf --max-time 10 -o /dev/null https://download.pytorch.org/whl/cpu/; then
   torch_index=(TORCH_INDEX_URL=https://pypi.org/simple)  # the CPU wheel must then come from WHEELS
 fi
+# Each run adds ~9 GB of images (a new venv layer per commit): untag our images that are not this commit's, which
+# deletes them, and delete our untagged final images; the build cache (untagged builder stages, whose large layers
+# every commit shares) stays. A build without cache peaks at ~38 GB (both builders, both images, their blob copies).
+image=$(make --no-print-directory -s image-name COMMIT="$commit")
+ours=$($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}' | grep -E "^([^ ]*/)?${image%%:*}:") || true
+keep=$(grep -F -- "-$commit-" <<<"$ours" | cut -d' ' -f2 | sort -u)
+grep -vwF -f <(echo "${keep:-none}") <<<"$ours" | cut -d' ' -f1 | xargs -r $DOCKER rmi >/dev/null || true
+$DOCKER image prune -f --filter label=org.opencontainers.image.title=sagemaker-rl >/dev/null  # rebuilt commits' finals
+storage=$($DOCKER info --format "{{$([ "$DOCKER" = podman ] && echo .Store.GraphRoot || echo .DockerRootDir)}}")
+free_gb=$(df -P --block-size=1G "$storage" | awk 'NR == 2 {print $4}')
+echo "image-test: ${free_gb:-?} GB free for the images"
+if [ -n "$free_gb" ] && [ "$free_gb" -lt 40 ]; then
+  echo "image-test: building both images needs about 40 GB free in the engine's storage and $free_gb GB are;" \
+    "free some (e.g. $DOCKER system prune -a)" >&2
+  exit 1
+fi
 t=$SECONDS
 make --no-print-directory build VARIANT=cpu "${build_args[@]}" "${torch_index[@]}" WHEELS="$(pip_config find-links)"
 echo "image-test: CPU image built in $((SECONDS - t)) s"
@@ -24,7 +40,6 @@ t=$SECONDS
 make --no-print-directory build VARIANT=gpu "${build_args[@]}"  # PyPI's CUDA torch; no local CPU wheel
 echo "image-test: GPU image built in $((SECONDS - t)) s"
 
-image=$(make --no-print-directory -s image-name COMMIT="$commit")
 $DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -F "${image#*:}" | sed 's/^/image-test: size /'
 t=$SECONDS
 IMAGE_TEST="$image" COMMIT="$commit" REGISTRY="$REGISTRY" .venv/bin/python -m pytest tests/image -p no:cacheprovider
