@@ -73,8 +73,8 @@ def make_env(problem: str, simulator: str = DEFAULT_SIMULATOR, *, seed: int | No
 def env_creator(env_config: Mapping[str, Any]) -> gymnasium.Env:
     """Build one env copy for RLlib: pass this to `ray.tune.registry.register_env`.
 
-    `env_config` holds "problem" and optionally "simulator". Seeding is RLlib's: with
-    `config.debugging(seed=s)` it resets copy i of runner w with a seed derived from s, w and i.
+    `env_config` holds "problem" and optionally "simulator". The job's env runner seeds the copies
+    (`sagemaker_rl.env_runner`): copy i of runner w with a seed derived from the job's seed, w and i.
     """
     unknown = sorted(set(env_config) - set(_ENV_CONFIG_KEYS))
     if unknown:

@@ -107,7 +107,8 @@ _FAST_SHARED = {
 # missed on seed 2 within 400 s (`make bench` of the previous session). `make bench` since: 17 in a
 # median 223 s on one CPU (zoo-tuned SB3 367 s, same run) and 186 s on two (bench/results/20261201-195706.json);
 # with the vectorized connectors 202 s on one CPU (SB3 332 s), and on two CPUs 154-367 s or a miss, seed by
-# seed (bench/results/20261202-022106.json and the README): unstable with two runners.
+# seed (bench/results/20261202-022106.json and the README): unstable with two runners, whose env copies
+# RLlib seeded alike; with the copies seeded apart (env_runner.py) 167 s, a miss (16.9 at 300 s) and 252 s.
 _FAST_REACHER = {
     **_FAST_SHARED,
     "rl.training.config.lr": [[0, 1.6e-3], [1_000_000, 1.6e-4]],

@@ -138,6 +138,8 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
     """PPOConfig for `job` (our config is the source; PPOConfig is the output format)."""
     from ray.rllib.algorithms.ppo import PPOConfig
 
+    from sagemaker_rl.env_runner import SeededEnvRunner
+
     _quiet_ray_loggers()
     ppo = dict(job.ppo)
     ppo.setdefault("num_env_runners", env_runners_for(cpus, driver_cpus=driver_cpus()))
@@ -151,8 +153,9 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
         PPOConfig()
         .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
         .framework("torch")
-        # Envs are seeded by RLlib from debugging(seed=...) (per runner and vector copy).
         .environment(env_name(job), env_config={"problem": job.problem, "simulator": job.simulator})
+        # Seeded from debugging(seed=...) so that no two env copies share a seed (RLlib's runners do).
+        .env_runners(env_runner_cls=SeededEnvRunner)
         .training(train_batch_size_per_learner=batch)
         .rl_module(model_config=model_config)
         .debugging(log_level="ERROR", seed=job.seed)
