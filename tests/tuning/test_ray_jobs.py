@@ -19,6 +19,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sagemaker_rl.env_runner import SeededEnvRunner
 from sagemaker_rl.tuning.ray_jobs import JOB_FILE
 from tests.conftest import TINY_PPO
 from tests.ray_cluster import FAST_HEALTH_CHECK, LocalCluster
@@ -235,7 +236,7 @@ def test_a_trial_with_two_cpus_holds_exactly_two_and_ctrl_c_stops_its_ray_job(cl
     client = _client(cluster)
 
     def runner_actor():
-        actors = list_actors(address=cluster.dashboard_url, filters=[("class_name", "=", "SingleAgentEnvRunner"),
+        actors = list_actors(address=cluster.dashboard_url, filters=[("class_name", "=", SeededEnvRunner.__name__),
                                                                       ("state", "=", "ALIVE")], detail=True)
         return actors[0] if actors else None
 
