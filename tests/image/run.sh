@@ -22,7 +22,7 @@ fi
 # every commit shares) stays. A build without cache peaks at ~38 GB (both builders, both images, their blob copies).
 image=$(make --no-print-directory -s image-name COMMIT="$commit")
 ours=$($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}' | grep -E "^([^ ]*/)?${image%%:*}:") || true
-keep=$(grep -F -- "-$commit-" <<<"$ours" | cut -d' ' -f2 | sort -u)
+keep=$(grep -F -- "-$commit-" <<<"$ours" | cut -d' ' -f2 | sort -u) || true  # none on a commit's first run
 grep -vwF -f <(echo "${keep:-none}") <<<"$ours" | cut -d' ' -f1 | xargs -r $DOCKER rmi >/dev/null || true
 $DOCKER image prune -f --filter label=org.opencontainers.image.title=sagemaker-rl >/dev/null  # rebuilt commits' finals
 storage=$($DOCKER info --format "{{$([ "$DOCKER" = podman ] && echo .Store.GraphRoot || echo .DockerRootDir)}}")
