@@ -35,6 +35,8 @@ STOP_PREFIX = "rl.training.stop."
 PLATFORM_PREFIXES = ("sagemaker_", "_tuning_")  # SageMaker's own keys: not ours to judge
 PRESET_KEY = "rl.training.preset"
 INITIAL_LOG_STD_KEY = "rl.training.initial_log_std"
+NUM_ENVS_KEY = "rl.training.num_envs"
+PER_RUNNER_ENVS_KEY = "rl.training.config.num_envs_per_env_runner"
 STALL_TIMEOUT_KEY = "rl.training.stall_timeout_s"
 CLUSTER_TIMEOUT_KEY = "rl.training.cluster_timeout_s"
 DEFAULT_CLUSTER_TIMEOUT_S = 300.0
@@ -191,6 +193,9 @@ class JobConfig:
     keep_checkpoints: int = 3  # newest checkpoints kept in checkpoints/ (0 keeps all)
     seed: int | None = None  # seeds RLlib and the environments
     initial_log_std: float | None = None  # the policy's free log std at the start (None: RLlib's 0)
+    # Vector env copies of the whole job, split evenly over its env runners (None: num_envs_per_env_runner
+    # each): the batch then holds the same copies and fragment length whatever the core count.
+    num_envs: int | None = None
     # A job that makes no progress (start-up, one iteration) for this long fails with its last log lines.
     stall_timeout_s: float = 1800.0
     # A multi-host job's hosts wait this long for each other (a host for the head, the head for every host).
@@ -229,7 +234,18 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
             raise UserError(f"{INITIAL_LOG_STD_KEY} needs a free log std, but model_config.free_log_std is false: "
                             f"set {PPO_PREFIX}model_config.free_log_std=true or drop {INITIAL_LOG_STD_KEY}")
         job.initial_log_std = None  # a preset's: the std is an output of the network then
+    _resolve_env_copies(job, {canonical_key(key) for key in ours})
     return job
+
+
+def _resolve_env_copies(job: JobConfig, given: set[str]) -> None:
+    """An explicit per-runner env count wins over a preset's job-wide one; both at once are refused."""
+    if PER_RUNNER_ENVS_KEY not in given:
+        return
+    if NUM_ENVS_KEY in given:
+        raise UserError(f"{NUM_ENVS_KEY} (env copies of the whole job) and {PER_RUNNER_ENVS_KEY} (copies per env "
+                        f"runner) both set the env count: keep one of them")
+    job.num_envs = None
 
 
 # A dotted name of identifiers: "rl.training.config.lr." or "rl..x" would otherwise read as another key.
@@ -326,7 +342,8 @@ def not_live_reason(key: str) -> str | None:
 def to_hyperparameters(job: JobConfig) -> dict[str, Any]:
     """The flat `rl.*` hyperparameters that reproduce `job` (e.g. for params.json or a rerun)."""
     flat: dict[str, Any] = {SIMULATOR_KEY: job.simulator, PRESET_KEY: job.preset}
-    flat.update({f"{PPO_PREFIX}{name}": value for name, value in job.ppo.items()})
+    flat.update({f"{PPO_PREFIX}{name}": value for name, value in job.ppo.items()
+                 if not (job.num_envs and name == "num_envs_per_env_runner")})  # derived from num_envs
     flat.update({f"{STOP_PREFIX}{name}": value for name, value in dataclasses.asdict(job.stop).items()
                  if value is not None})
     flat.update({key: getattr(job, name) for key, (name, _) in _JOB_KEYS.items()
@@ -342,6 +359,7 @@ _JOB_KEYS: dict[str, tuple[str, FieldSpec]] = {
     "rl.training.seed": ("seed", FieldSpec((int,), 0, 2**31 - 1)),
     # e^-5 .. e^2: a std of 0.007 .. 7.4 on actions in [-1, 1]
     INITIAL_LOG_STD_KEY: ("initial_log_std", FieldSpec((float,), -5.0, 2.0)),
+    NUM_ENVS_KEY: ("num_envs", FieldSpec((int,), 1, 1024)),
     STALL_TIMEOUT_KEY: ("stall_timeout_s", FieldSpec((float,), 1.0, 7 * 86_400)),
     CLUSTER_TIMEOUT_KEY: ("cluster_timeout_s", FieldSpec((float,), 1.0, 86_400)),
 }

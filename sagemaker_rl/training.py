@@ -144,6 +144,8 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
     ppo = dict(job.ppo)
     ppo.setdefault("num_env_runners", env_runners_for(cpus, driver_cpus=driver_cpus()))
     ppo.setdefault("num_cpus_per_env_runner", 1)  # env_runners_for counts one CPU a runner
+    if job.num_envs:  # the job's copies split over its runners (rounded up), or all in the driver
+        ppo["num_envs_per_env_runner"] = -(-job.num_envs // max(ppo["num_env_runners"], 1))
     model_config = ppo.pop("model_config", {})
     batch = ppo.pop("train_batch_size_per_learner")
     # The old stack's `observation_filter` is a connector on the new one; its running statistics

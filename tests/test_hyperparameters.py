@@ -122,6 +122,20 @@ def test_explicit_hyperparameters_override_the_preset_and_legacy_names_count_as_
     assert unchanged == {k: v for k, v in fast.ppo.items() if k not in ("lr", "num_epochs", "model_config")}
 
 
+def test_the_env_count_is_set_job_wide_or_per_runner_not_both():
+    assert parse_hyperparameters({}, "reacher").num_envs == 16
+    assert parse_hyperparameters({"rl.training.num_envs": "4"}, "reacher").num_envs == 4
+    per_runner = parse_hyperparameters({"rl.training.config.num_envs_per_worker": "4"}, "reacher")
+    assert (per_runner.num_envs, per_runner.ppo["num_envs_per_env_runner"]) == (None, 4)
+    with pytest.raises(UserError, match="rl.training.num_envs .* and rl.training.config.num_envs_per_env_runner "
+                                        ".* both set the env count: keep one of them"):
+        parse_hyperparameters({"rl.training.num_envs": "4", "rl.training.config.num_envs_per_env_runner": "4"},
+                              "reacher")
+    for raw in ({}, {"rl.training.config.num_envs_per_env_runner": "4"}):
+        job = parse_hyperparameters(raw, "reacher")
+        assert parse_hyperparameters(to_hyperparameters(job), "reacher") == job
+
+
 def test_a_presets_initial_log_std_gives_way_to_a_state_dependent_std():
     job = parse_hyperparameters({"rl.training.config.model_config.free_log_std": "false"}, "reacher")
     assert job.initial_log_std is None and job.ppo["model_config"]["free_log_std"] is False

@@ -23,3 +23,19 @@ def test_an_explicit_runner_count_is_kept(monkeypatch):
     monkeypatch.setenv(DRIVER_CPUS_ENV, "1")
     job = parse_hyperparameters({"rl.training.config.num_env_runners": 3}, "reacher")
     assert build_ppo_config(job, cpus=2).num_env_runners == 3
+
+
+@pytest.mark.parametrize(("cpus", "per_runner"), [(1, 16), (2, 8), (3, 6)])
+def test_the_fast_presets_env_copies_are_split_over_the_runners(monkeypatch, cpus, per_runner):
+    monkeypatch.delenv(DRIVER_CPUS_ENV, raising=False)
+    config = build_ppo_config(parse_hyperparameters({}, "reacher"), cpus=cpus)
+    assert config.num_envs_per_env_runner == per_runner  # 16 copies in all, rounded up to whole runners
+    assert config.get_rollout_fragment_length() == -(-8192 // (per_runner * max(config.num_env_runners, 1)))
+
+
+def test_an_explicit_per_runner_env_count_wins_over_the_presets_total(monkeypatch):
+    monkeypatch.delenv(DRIVER_CPUS_ENV, raising=False)
+    job = parse_hyperparameters({"rl.training.config.num_envs_per_env_runner": 4}, "reacher")
+    assert build_ppo_config(job, cpus=2).num_envs_per_env_runner == 4
+    seed = parse_hyperparameters({"rl.training.preset": "seed"}, "reacher")  # no job-wide count: 16 a runner
+    assert build_ppo_config(seed, cpus=2).num_envs_per_env_runner == 16
