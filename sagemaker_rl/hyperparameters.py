@@ -36,11 +36,11 @@ PLATFORM_PREFIXES = ("sagemaker_", "_tuning_")  # SageMaker's own keys: not ours
 PRESET_KEY = "rl.training.preset"
 INITIAL_LOG_STD_KEY = "rl.training.initial_log_std"
 NUM_ENVS_KEY = "rl.training.num_envs"
-PER_RUNNER_ENVS_KEY = "rl.training.config.num_envs_per_env_runner"
 STALL_TIMEOUT_KEY = "rl.training.stall_timeout_s"
 CLUSTER_TIMEOUT_KEY = "rl.training.cluster_timeout_s"
 DEFAULT_CLUSTER_TIMEOUT_S = 300.0
 SIMULATOR_KEY = "rl.env.simulator"
+PER_RUNNER_ENVS_KEY = PPO_PREFIX + "num_envs_per_env_runner"
 # Observation filters (the old API stack's names): RLlib 2.60 has MeanStdFilter as a connector.
 OBSERVATION_FILTERS = ("NoFilter", "MeanStdFilter")
 

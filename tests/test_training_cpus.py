@@ -25,12 +25,12 @@ def test_an_explicit_runner_count_is_kept(monkeypatch):
     assert build_ppo_config(job, cpus=2).num_env_runners == 3
 
 
-@pytest.mark.parametrize(("cpus", "per_runner"), [(1, 16), (2, 8), (3, 6)])
-def test_the_fast_presets_env_copies_are_split_over_the_runners(monkeypatch, cpus, per_runner):
+@pytest.mark.parametrize(("cpus", "per_runner", "fragment"), [(1, 16, 512), (2, 8, 512), (3, 6, 456)])
+def test_the_fast_presets_env_copies_are_split_over_the_runners(monkeypatch, cpus, per_runner, fragment):
     monkeypatch.delenv(DRIVER_CPUS_ENV, raising=False)
     config = build_ppo_config(parse_hyperparameters({}, "reacher"), cpus=cpus)
     assert config.num_envs_per_env_runner == per_runner  # 16 copies in all, rounded up to whole runners
-    assert config.get_rollout_fragment_length() == -(-8192 // (per_runner * max(config.num_env_runners, 1)))
+    assert config.get_rollout_fragment_length() == fragment  # of the 8192-step batch: 1 and 2 CPUs alike
 
 
 def test_an_explicit_per_runner_env_count_wins_over_the_presets_total(monkeypatch):
