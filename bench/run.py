@@ -180,7 +180,7 @@ def _median_time(runs: list[dict[str, Any]], target: float, cap_s: float) -> flo
 
 
 def _reward_table(reward: dict[str, Any]) -> str:
-    from time_to_reward import SB3_ZOO
+    from time_to_reward import FINAL_EPISODES, SB3_ZOO
 
     peer = reward["runs"].get(SB3_ZOO[0], [])
     rows = []
@@ -192,15 +192,22 @@ def _reward_table(reward: dict[str, Any]) -> str:
             peer_median = _median_time(peer, target, reward["cap_s"]) if peer else None
             versus = f", x{median / peer_median:.2f}" if median and peer_median and runs is not peer else ""
             cells.append(f"{'—' if median is None else f'{median:.0f} s'} ({reached}/{len(runs)}{versus})")
-        finals = sorted(run["best_mean_return"] for run in runs if run["best_mean_return"] is not None)
-        cells.append(f"{finals[len(finals) // 2]:.1f} [{finals[0]:.1f}, {finals[-1]:.1f}]" if finals else "—")
+        cells.append(_spread([run["best_mean_return"] for run in runs]))
+        cells.append(_spread([run.get("final_return") for run in runs]))
         steps = sorted(run["env_steps"] for run in runs)
         cells.append(f"{steps[len(steps) // 2]:,}")
         cells.append(", ".join(f"{run['load_average']:.1f}" for run in runs))
         rows.append(cells)
     header = ["trainer", *(f"reach {t:g} (seeds reached, ratio)" for t in reward["targets"]),
-              "best return median [min, max]", "env steps", "load"]
+              "best return median [min, max]", f"final policy, {FINAL_EPISODES} deterministic episodes",
+              "env steps", "load"]
     return _table(header, rows)
+
+
+def _spread(values: list[float | None]) -> str:
+    """'median [min, max]' of the values given (a run without one is left out), or '—'."""
+    known = sorted(value for value in values if value is not None)
+    return f"{known[len(known) // 2]:.1f} [{known[0]:.1f}, {known[-1]:.1f}]" if known else "—"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -9,7 +9,10 @@ gSDE, linear schedules written `lin_X` in the zoo as a function of the remaining
 `--settings defaults`: SB3's PPO defaults on one env (MlpPolicy [64, 64] tanh, n_steps 2048,
 batch 64, 10 epochs, lr 3e-4). One torch thread (faster on 2 shared cores). After each rollout it
 prints `elapsed_s steps mean_return`, the mean over the last 100 episodes of the raw (unnormalized)
-return, as our jobs' episode_reward_mean; it stops at the target or the cap. Needs bench/requirements.txt.
+return, as our jobs' episode_reward_mean; it stops at the target or after `--cap-s` seconds of training
+(a clock from its first step, as our jobs' rl.training.stop.time_total_s). With `--final-episodes N` it
+then prints `final mean_return`: the trained policy's deterministic return over N episodes on seeds
+`--final-seed`.. (normalized as in training). Needs bench/requirements.txt.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from __future__ import annotations
 import argparse
 import time
 from typing import Any
-
-START = time.perf_counter()  # the parent times from process start; this clock is for the cap
 
 # rl-zoo3 hyperparams/ppo.yml (commit 00128b5), rows ReacherBulletEnv-v0 and HopperBulletEnv-v0
 # (the latter inherits HalfCheetahBulletEnv-v0's block). "lin_X" = X times the remaining progress.
@@ -51,6 +52,8 @@ def main() -> None:
                         help="1 (default) trained 4-9x faster than torch's default 2 threads on 2 shared cores")
     parser.add_argument("--total-steps", type=float, default=1e6,
                         help="the schedules' horizon (the zoo row's n_timesteps: 1e6 for reacher)")
+    parser.add_argument("--final-episodes", type=int, default=0, help="deterministic episodes after training")
+    parser.add_argument("--final-seed", type=int, default=100_000, help="seed of the first of them (then +1 each)")
     args = parser.parse_args()
     try:
         import torch
@@ -67,15 +70,19 @@ def main() -> None:
 
     class Report(BaseCallback):
         reached = False
+        start = 0.0
+
+        def _on_training_start(self) -> None:
+            self.start = time.perf_counter()
 
         def _on_step(self) -> bool:  # False ends learn()
-            return not self.reached and time.perf_counter() - START < args.cap_s
+            return not self.reached and time.perf_counter() - self.start < args.cap_s
 
         def _on_rollout_end(self) -> None:
             returns = [info["r"] for info in self.model.ep_info_buffer]  # Monitor's raw returns
             if returns:
                 mean = sum(returns) / len(returns)
-                print(f"{time.perf_counter() - START:.1f} {self.num_timesteps} {mean:.4f}", flush=True)
+                print(f"{time.perf_counter() - self.start:.1f} {self.num_timesteps} {mean:.4f}", flush=True)
                 self.reached = mean >= args.target
 
     def env_factory() -> Any:
@@ -92,6 +99,14 @@ def main() -> None:
         row = {key: _schedule(value) for key, value in row.items()}
         model = PPO("MlpPolicy", env, seed=args.seed, device="cpu", verbose=0, policy_kwargs=policy_kwargs, **row)
     model.learn(total_timesteps=int(args.total_steps), callback=Report())
+    if args.final_episodes:
+        from sagemaker_rl.evaluation import run_episodes
+
+        normalize = env.normalize_obs if isinstance(env, VecNormalize) else (lambda obs: obs)
+        final = run_episodes(make_env(args.problem, args.simulator),  # predict clips to the action bounds
+                             lambda obs: model.predict(normalize(obs), deterministic=True)[0],
+                             episodes=args.final_episodes, seed=args.final_seed)
+        print(f"final {final.mean:.4f}", flush=True)
 
 
 if __name__ == "__main__":

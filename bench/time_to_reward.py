@@ -7,6 +7,12 @@ Runs go two at a time, one per core, each pair started together, so that ours an
 the machine's state: our `fast` preset on 1 CPU beside SB3 PPO with rl-zoo3's tuned row (1 torch
 thread), then the `seed` preset (the original scripts' values) two seeds side by side, then the
 `fast` preset alone with both cores. Several seeds each: a single run is a sample, not a distribution.
+
+Each run ends with the policy it trained: its deterministic return over FINAL_EPISODES episodes on
+seeds no run trains on (the same targets for every trainer), the figure a user keeps. Both trainers
+stop themselves on a training clock of `cap_s` (ours: rl.training.stop.time_total_s; SB3: from its
+first rollout), so the final policy is not cut off by the kill; the times to the targets still count
+from process start and only the reward lines within `cap_s` of it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from common import BENCH, REPO, child_env
 
 from sagemaker_rl import metrics
 from sagemaker_rl.contract import JobPaths, write_inputs
+from sagemaker_rl.evaluation import evaluate
+
+FINAL_EPISODES = 100
+FINAL_SEED = 100_000  # episodes FINAL_SEED.. (no run trains on these seeds)
+EXIT_GRACE_S = 120.0  # after the cap: start-up before the training clock, the export and the evaluation
 
 
 def _timed_lines(command: list[str], env: dict[str, str], cap_s: float,
@@ -54,14 +65,15 @@ def _kill_group(pid: int) -> None:
 
 
 def _summary(curve: list[tuple[float, int, float]], targets: list[float], cap_s: float,
-             wall_s: float) -> dict[str, Any]:
+             wall_s: float, final_return: float | None) -> dict[str, Any]:
+    curve = [point for point in curve if point[0] <= cap_s]  # the race is from process start
     reached = {}
     for target in targets:
         hit = next(((t, steps) for t, steps, reward in curve if reward >= target), None)
         reached[str(target)] = None if hit is None else {"seconds": round(hit[0], 1), "env_steps": hit[1]}
     best = max((reward for _, _, reward in curve), default=None)
     return {"reached": reached, "best_mean_return": best, "cap_s": cap_s, "wall_s": round(wall_s, 1),
-            "env_steps": curve[-1][1] if curve else 0,
+            "env_steps": curve[-1][1] if curve else 0, "final_return": final_return,
             "curve": [[round(t, 1), steps, round(reward, 3)] for t, steps, reward in curve]}
 
 
@@ -76,7 +88,10 @@ def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed:
         write_inputs(JobPaths(Path(base)), hyperparameters)  # as SageMaker writes them
         env = child_env(SAGEMAKER_BASE_DIR=base, HOME=base, **({"SM_NUM_CPUS": str(cpus)} if cpus else {}))
         lines, code = _timed_lines([sys.executable, str(REPO / "entrypoints" / f"train-{problem}.py")],
-                                   env, cap_s, base)
+                                   env, cap_s + EXIT_GRACE_S, base)
+        model = JobPaths(Path(base)).model
+        final = (evaluate(model, episodes=FINAL_EPISODES, seed=FINAL_SEED).mean
+                 if (model / "policy.onnx").is_file() else None)
     # One record per iteration: its time is when its last reward line arrived.
     curve: list[tuple[float, int, float]] = []
     reader = metrics.RecordReader(metrics.EPISODE_REWARD_MEAN)
@@ -84,27 +99,30 @@ def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed:
         record = reader.feed(line)
         if record is not None and record.value is not None and record.env_steps is not None:
             curve.append((seconds, record.env_steps, record.value))
-    return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0)}
+    return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0, final)}
 
 
 def sb3(problem: str, simulator: str, targets: list[float], cap_s: float, seed: int, *,
         settings: str = "zoo") -> dict[str, Any]:
     """bench/sb3_ppo.py: rl-zoo3's tuned row (`zoo`) or SB3's defaults (`defaults`)."""
     command = [sys.executable, str(BENCH / "sb3_ppo.py"), "--problem", problem, "--simulator", simulator,
-               "--target", str(max(targets)), "--cap-s", str(cap_s), "--seed", str(seed), "--settings", settings]
+               "--target", str(max(targets)), "--cap-s", str(cap_s), "--seed", str(seed), "--settings", settings,
+               "--final-episodes", str(FINAL_EPISODES), "--final-seed", str(FINAL_SEED)]
     with tempfile.TemporaryDirectory() as base:
-        lines, code = _timed_lines(command, child_env(HOME=base), cap_s, base)
-    curve = []
+        lines, code = _timed_lines(command, child_env(HOME=base), cap_s + EXIT_GRACE_S, base)
+    curve, final = [], None
     for seconds, line in lines:
         fields = line.split()
-        if len(fields) == 3:
+        if len(fields) == 2 and fields[0] == "final":
+            final = float(fields[1])
+        elif len(fields) == 3:
             try:
                 curve.append((seconds, int(fields[1]), float(fields[2])))
             except ValueError:
                 continue
     if code != 0 and not curve:
         raise RuntimeError(f"bench/sb3_ppo.py failed (exit {code}): {lines[-1][1] if lines else 'no output'}")
-    return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0)}
+    return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0, final)}
 
 
 # (label, trainer, CPUs, preset of our job or settings of bench/sb3_ppo.py): one round's runs go side by side.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,27 +49,35 @@ def evaluate(model_dir: Path, *, episodes: int = 10, seed: int = 0, video: Path 
     if episodes < 1:
         raise UserError(f"episodes must be >= 1, got {episodes}")
     params = json.loads(params_file.read_text())
-    policy = OnnxPolicy(policy_file)
     env = make_env(params["problem"], params["simulator"], render_mode="rgb_array" if video else None)
-    returns: list[float] = []
-    lengths: list[int] = []
     frames: list[Any] = []
     try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            total, steps, done = 0.0, 0, False
-            while not done:
-                if video and episode == 0:
-                    frames.append(env.render())
-                obs, reward, terminated, truncated, _ = env.step(policy(obs))
-                total, steps, done = total + float(reward), steps + 1, terminated or truncated
-            returns.append(total)
-            lengths.append(steps)
-            logger.info("episode %d: return %.2f over %d steps", episode, total, steps)
+        result = run_episodes(env, OnnxPolicy(policy_file), episodes=episodes, seed=seed,
+                              frames=frames if video else None)
     finally:
         env.close()
     if video:
         _save_gif(frames, video)
+    return result
+
+
+def run_episodes(env: Any, policy: Callable[[np.ndarray], np.ndarray], *, episodes: int, seed: int,
+                 frames: list[Any] | None = None) -> EvaluationResult:
+    """`episodes` episodes of `policy` (observation -> action) in `env`, seeded seed, seed + 1, ...;
+    the first episode's rendered frames are appended to `frames` when it is given."""
+    returns: list[float] = []
+    lengths: list[int] = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total, steps, done = 0.0, 0, False
+        while not done:
+            if frames is not None and episode == 0:
+                frames.append(env.render())
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total, steps, done = total + float(reward), steps + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(steps)
+        logger.info("episode %d: return %.2f over %d steps", episode, total, steps)
     return EvaluationResult(returns, lengths)
 
 
