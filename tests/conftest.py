@@ -101,11 +101,11 @@ def home(tmp_path: Path) -> Path:
 # start (test_envs, test_env_runner, test_restore) do not survive teardown in every order. The jobs themselves run
 # as subprocesses and are not affected. So: Ray is shut down when the session ends, and the process leaves with
 # pytest's own exit status, without the finalization, once every other plugin has unconfigured.
-_EXIT_STATUS = {"code": 0}
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _EXIT_STATUS["code"] = int(exitstatus)
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
     if "ray" in sys.modules:
         import ray
 
@@ -117,4 +117,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(_EXIT_STATUS["code"])
+    os._exit(config.stash.get(_EXIT_STATUS, 0))
