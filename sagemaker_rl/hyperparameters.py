@@ -36,6 +36,7 @@ PLATFORM_PREFIXES = ("sagemaker_", "_tuning_")  # SageMaker's own keys: not ours
 PRESET_KEY = "rl.training.preset"
 INITIAL_LOG_STD_KEY = "rl.training.initial_log_std"
 NUM_ENVS_KEY = "rl.training.num_envs"
+GSDE_KEY = "rl.training.gsde_resample_steps"
 STALL_TIMEOUT_KEY = "rl.training.stall_timeout_s"
 CLUSTER_TIMEOUT_KEY = "rl.training.cluster_timeout_s"
 DEFAULT_CLUSTER_TIMEOUT_S = 300.0
@@ -193,6 +194,8 @@ class JobConfig:
     keep_checkpoints: int = 3  # newest checkpoints kept in checkpoints/ (0 keeps all)
     seed: int | None = None  # seeds RLlib and the environments
     initial_log_std: float | None = None  # the policy's free log std at the start (None: RLlib's 0)
+    # gSDE (sagemaker_rl/gsde.py) with its noise drawn anew every this many env steps (None: RLlib's Gaussian)
+    gsde_resample_steps: int | None = None
     # Vector env copies of the whole job, split evenly over its env runners (None: num_envs_per_env_runner
     # each): the batch then holds the same copies and fragment length whatever the core count.
     num_envs: int | None = None
@@ -229,7 +232,11 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
     if not stop_given:
         job.stop.episode_reward_mean = problem_row.envs[job.simulator].stop_reward
     _check_consistency(job.ppo)
-    if not job.ppo["model_config"].get("free_log_std"):
+    if job.gsde_resample_steps is not None:
+        if job.ppo["model_config"].get("head_fcnet_hiddens"):
+            raise UserError(f"{GSDE_KEY} draws its noise from the actor network's last layer, so the policy head "
+                            f"must be linear: set {PPO_PREFIX}model_config.head_fcnet_hiddens=[] or drop {GSDE_KEY}")
+    elif not job.ppo["model_config"].get("free_log_std"):
         if INITIAL_LOG_STD_KEY in raw:
             raise UserError(f"{INITIAL_LOG_STD_KEY} needs a free log std, but model_config.free_log_std is false: "
                             f"set {PPO_PREFIX}model_config.free_log_std=true or drop {INITIAL_LOG_STD_KEY}")
@@ -333,6 +340,8 @@ def not_live_reason(key: str) -> str | None:
         return "the filter's running statistics are part of the state a member inherits"
     if key == INITIAL_LOG_STD_KEY:
         return "it sets a new policy's log std; a member inherits its log std with its weights"
+    if key == GSDE_KEY:
+        return "gSDE's noise scale per feature is part of the weights a member inherits"
     if key.startswith(STOP_PREFIX):
         return "a member's jobs end at the perturbation boundaries"
     live = ", ".join(name[len(PPO_PREFIX):] for name in LIVE_AFTER_RESTORE)
@@ -360,6 +369,7 @@ _JOB_KEYS: dict[str, tuple[str, FieldSpec]] = {
     # e^-5 .. e^2: a std of 0.007 .. 7.4 on actions in [-1, 1]
     INITIAL_LOG_STD_KEY: ("initial_log_std", FieldSpec((float,), -5.0, 2.0)),
     NUM_ENVS_KEY: ("num_envs", FieldSpec((int,), 1, 1024)),
+    GSDE_KEY: ("gsde_resample_steps", FieldSpec((int,), 1, 100_000)),
     STALL_TIMEOUT_KEY: ("stall_timeout_s", FieldSpec((float,), 1.0, 7 * 86_400)),
     CLUSTER_TIMEOUT_KEY: ("cluster_timeout_s", FieldSpec((float,), 1.0, 86_400)),
 }

@@ -168,6 +168,13 @@ def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
     )
     if observation_filter == "MeanStdFilter":
         config.env_runners(env_to_module_connector=mean_std_filter)
+    if job.gsde_resample_steps is not None:
+        from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+        from sagemaker_rl.gsde import RESAMPLE_KEY, GsdePPOTorchRLModule
+
+        config.rl_module(rl_module_spec=RLModuleSpec(module_class=GsdePPOTorchRLModule),
+                         model_config={**model_config, RESAMPLE_KEY: job.gsde_resample_steps})
     # The env's actions come from our connector (one array op for all vector copies; RLlib's does
     # each copy apart): it takes RLlib's two settings, and RLlib's own connector is turned off.
     actions = {key: ppo.pop(key, getattr(config, key)) for key in ("normalize_actions", "clip_actions")}
@@ -226,7 +233,7 @@ def train(
                     print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "
                           f"{state.timesteps_total:,} env steps, {state.time_total_s:.0f} s", flush=True)
                 elif job.initial_log_std is not None:
-                    _set_initial_log_std(algo, job.initial_log_std)
+                    _set_initial_log_std(algo, job.initial_log_std, gsde=job.gsde_resample_steps is not None)
                 if finished:
                     print(f"Stopped: {finished} (at the last checkpoint; writing the model).", flush=True)
                     _write_model(algo, job, paths, state, None)
@@ -538,12 +545,19 @@ def _live_kl_coeff(algo: Any) -> float:
     return next(iter(algo.learner_group.foreach_learner(read))).get()
 
 
-def _set_initial_log_std(algo: Any, log_std: float) -> None:
-    """Start the policy's free log std at `log_std` (RLlib starts it at 0: a std of 1 on [-1, 1])."""
+def _set_initial_log_std(algo: Any, log_std: float, *, gsde: bool) -> None:
+    """Start the policy's free log std at `log_std` (RLlib starts it at 0: a std of 1 on [-1, 1]).
+
+    With gSDE it is the log std of every entry of the noise matrices (SB3's `log_std_init`).
+    """
+    from sagemaker_rl import gsde as gsde_module
+
+    name = gsde_module.LOG_STD_PARAMETER if gsde else LOG_STD_PARAMETER
+
     def set_log_std(learner: Any) -> None:
         parameters = dict(learner.module[MODULE_ID].named_parameters())
-        assert LOG_STD_PARAMETER in parameters, "the parser allows initial_log_std with free_log_std only"
-        parameters[LOG_STD_PARAMETER].data.fill_(log_std)
+        assert name in parameters, "the parser allows initial_log_std with free_log_std or gSDE only"
+        parameters[name].data.fill_(log_std)
 
     algo.learner_group.foreach_learner(set_log_std)
     algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)

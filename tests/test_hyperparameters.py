@@ -141,6 +141,14 @@ def test_a_presets_initial_log_std_gives_way_to_a_state_dependent_std():
     assert job.initial_log_std is None and job.ppo["model_config"]["free_log_std"] is False
 
 
+def test_gsde_takes_the_initial_log_std_for_its_noise_scale_whatever_free_log_std_says():
+    job = parse_hyperparameters({"rl.training.gsde_resample_steps": "4", "rl.training.initial_log_std": "-2",
+                                 "rl.training.config.model_config.free_log_std": "false"}, "reacher")
+    assert (job.gsde_resample_steps, job.initial_log_std) == (4, -2.0)
+    assert parse_hyperparameters(to_hyperparameters(job), "reacher") == job
+    assert parse_hyperparameters({}, "reacher").gsde_resample_steps is None  # RLlib's Gaussian by default
+
+
 def test_the_preset_follows_the_simulator():
     job = parse_hyperparameters({"rl.env.simulator": "mujoco", "rl.training.preset": "seed"}, "hopper")
     assert job.simulator == "mujoco" and job.ppo["observation_filter"] == "NoFilter"
@@ -180,6 +188,9 @@ def test_mujoco_has_its_own_stop_target():
     ({"rl.training.initial_log_std": "-9"}, "rl.training.initial_log_std must be a number >= -5 and <= 2, got -9"),
     ({"rl.training.config.model_config.free_log_std": "false", "rl.training.initial_log_std": -1},
      "rl.training.initial_log_std needs a free log std"),
+    ({"rl.training.gsde_resample_steps": 0}, "rl.training.gsde_resample_steps must be a whole number >= 1"),
+    ({"rl.training.gsde_resample_steps": 4, "rl.training.config.model_config.head_fcnet_hiddens": [32]},
+     "the policy head must be linear: set rl.training.config.model_config.head_fcnet_hiddens=[]"),
     ({"rl.training.config.model_config.fcnet_hidens": [8]}, "did you mean 'fcnet_hiddens'?"),
     ({"rl.training.config.num_epochs": True}, "must be a whole number"),
     ({"rl.training.run": "DQN"}, "trains PPO only"),

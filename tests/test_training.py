@@ -25,12 +25,17 @@ ALLOWED_STDOUT = re.compile(
     r"|\[reacher\] iter \d+ \|.*|Stopped: .*|Resumed from .*|Model written to .*)$")
 
 
-@pytest.fixture(scope="module", params=["fast", "seed"])
+GSDE_LOG_STD = -1.5
+# A short real job of each preset (`fast` has the observation filter, `seed` has none), and `fast` with gSDE.
+VARIANTS = {"fast": {"rl.training.preset": "fast"}, "seed": {"rl.training.preset": "seed"},
+            "gsde": {"rl.training.gsde_resample_steps": 4, "rl.training.initial_log_std": GSDE_LOG_STD}}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
 def finished_job(request, tmp_path_factory):
-    """A short real job of each preset: `fast` has the observation filter, `seed` has none."""
     base = tmp_path_factory.mktemp(f"job-{request.param}")
     home = tmp_path_factory.mktemp("home")
-    write_hyperparameters(base, {**TINY_PPO, "rl.training.preset": request.param,
+    write_hyperparameters(base, {**TINY_PPO, **VARIANTS[request.param],
                                  "rl.training.stop.training_iteration": 2,
                                  "rl.training.checkpoint_freq": 1, "rl.training.seed": 7,
                                  "rl.training.config.kl_coeff": 0.75})
@@ -136,10 +141,15 @@ def test_the_initial_log_std_is_the_presets(finished_job):
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     base, _, _ = finished_job
-    preset = json.loads((base / "model" / "params.json").read_text())["hyperparameters"]["rl.training.preset"]
+    hyperparameters = json.loads((base / "model" / "params.json").read_text())["hyperparameters"]
+    preset = hyperparameters["rl.training.preset"]
     initial = parse_hyperparameters({"rl.training.preset": preset}, "reacher").initial_log_std
     module = RLModule.from_checkpoint(
         base / "model" / "checkpoint" / "learner_group" / "learner" / "rl_module" / "default_policy")
+    if "rl.training.gsde_resample_steps" in hyperparameters:  # the noise matrices' scale instead, the job's value
+        assert type(module).__name__ == "GsdePPOTorchRLModule" and not hasattr(module.pi, "log_std")
+        np.testing.assert_allclose(module.sde_log_std.detach().numpy(), GSDE_LOG_STD, atol=0.1)
+        return
     log_std = module.pi.log_std.detach().numpy()
     # Two tiny iterations move it a little from where it started (RLlib's own start is 0).
     np.testing.assert_allclose(log_std, 0.0 if initial is None else initial, atol=0.1)
