@@ -28,7 +28,7 @@ from typing import Any
 from sagemaker_rl import metrics, ray_session
 from sagemaker_rl.contract import JobPaths, driver_cpus
 from sagemaker_rl.errors import JobError, UserError
-from sagemaker_rl.hyperparameters import JobConfig, StopCriteria
+from sagemaker_rl.hyperparameters import GSDE_KEY, PPO_PREFIX, JobConfig, StopCriteria
 from sagemaker_rl.problems import PROBLEMS
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,9 @@ class JobState:
     # [mean, episodes, max, min] of the newest iterations that finished >= EPISODES_PER_MEAN episodes
     recent_episodes: list[list[float]] = field(default_factory=list)
     last_reward: float | None = None  # the reward line's mean at the checkpoint (for the stop check on resume)
+    # The policy's parameter shapes at the checkpoint: RLlib restores a state of another network without a
+    # word (the first update then fails on a tensor size), so a resume compares them first (see _restore).
+    network: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -522,6 +525,13 @@ def _restore(algo: Any, checkpoint: Path, state: JobState, job: JobConfig) -> No
     from (a plain resume), and starts from the new `kl_coeff` when that was changed (PBT's explore:
     the new value is the point of the change, and the adapted one belongs to the old setting).
     """
+    built = _network(algo)
+    if state.network and state.network != built:
+        changed = sorted(set(state.network).symmetric_difference(built)) or sorted(
+            name for name in built if built[name] != state.network[name])
+        raise UserError(f"the checkpoint in {checkpoint} holds another network than this job builds (parameters "
+                        f"{', '.join(changed[:4])} differ): resume with the {PPO_PREFIX}model_config and "
+                        f"{GSDE_KEY} it was trained with, or empty the checkpoints directory to start afresh")
     algo.restore_from_path(str(checkpoint / "algorithm"))
     configured = job.ppo.get("kl_coeff")
     same_setting = state.kl_coeff_setting is None or state.kl_coeff_setting == configured
@@ -535,6 +545,14 @@ def _restore(algo: Any, checkpoint: Path, state: JobState, job: JobConfig) -> No
             learner.curr_kl_coeffs_per_module[MODULE_ID].data.fill_(kl_coeff)
 
     algo.learner_group.foreach_learner(make_live)
+
+
+def _network(algo: Any) -> dict[str, list[int]]:
+    """The shape of every parameter of the learner's policy module, by name."""
+    def shapes(learner: Any) -> dict[str, list[int]]:
+        return {name: list(value.shape) for name, value in learner.module[MODULE_ID].named_parameters()}
+
+    return next(iter(algo.learner_group.foreach_learner(shapes))).get()
 
 
 def _live_kl_coeff(algo: Any) -> float:
@@ -601,6 +619,7 @@ def _save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) 
     shutil.rmtree(partial, ignore_errors=True)
     algo.save_to_path(str(partial / "algorithm"))
     state.kl_coeff = _live_kl_coeff(algo)
+    state.network = _network(algo)
     (partial / JOB_STATE_FILE).write_text(json.dumps(vars(state), indent=2))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)  # atomic: a kill leaves either the old set or the new checkpoint

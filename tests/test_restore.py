@@ -18,6 +18,7 @@ import pytest
 
 from sagemaker_rl import training
 from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.errors import UserError
 from sagemaker_rl.hyperparameters import LIVE_AFTER_RESTORE, PPO_PREFIX, not_live_reason, parse_hyperparameters
 
 pytestmark = pytest.mark.slow
@@ -156,9 +157,28 @@ def test_a_resume_with_the_same_kl_coeff_continues_the_adapted_coefficient(check
         training.stop_ray()
 
 
+@pytest.mark.parametrize("change", [{"rl.training.gsde_resample_steps": 4},
+                                    {"rl.training.config.model_config.fcnet_hiddens": [32, 32]}])
+def test_a_resume_into_another_network_is_refused_before_rllib_restores_it(checkpoint, change):
+    directory, state = checkpoint
+    assert state.network["pi.log_std"] == [2]  # the saved policy's shapes, by parameter
+    job = parse_hyperparameters({**SMALL, **change}, "reacher")
+    training.start_ray(1)
+    algo = training.build_algorithm(training.build_ppo_config(job, cpus=1), job)
+    try:
+        # RLlib restores the gSDE change without a word (its first update then fails on a tensor size).
+        with pytest.raises(UserError, match=f"the checkpoint in {directory} holds another network than this job "
+                                            r"builds \(parameters .* differ\): resume with the"):
+            training._restore(algo, directory, state, job)
+    finally:
+        algo.stop()
+        training.stop_ray()
+
+
 def test_settings_fixed_once_a_job_started_say_why():
     assert not_live_reason("rl.training.config.num_sgd_iter") is None  # the old name of num_epochs
     assert "weights" in not_live_reason("rl.training.config.model_config.fcnet_hiddens")
     assert "statistics" in not_live_reason("rl.training.config.observation_filter")
     assert "log std" in not_live_reason("rl.training.initial_log_std")
+    assert "weights" in not_live_reason("rl.training.gsde_resample_steps")
     assert "lr" in not_live_reason("rl.training.config.use_kl_loss")
