@@ -236,6 +236,8 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
         if job.ppo["model_config"].get("head_fcnet_hiddens"):
             raise UserError(f"{GSDE_KEY} draws its noise from the actor network's last layer, so the policy head "
                             f"must be linear: set {PPO_PREFIX}model_config.head_fcnet_hiddens=[] or drop {GSDE_KEY}")
+        if INITIAL_LOG_STD_KEY not in raw:
+            job.initial_log_std = None  # a preset's is a free std's: gSDE starts its noise scale at its own default
     elif not job.ppo["model_config"].get("free_log_std"):
         if INITIAL_LOG_STD_KEY in raw:
             raise UserError(f"{INITIAL_LOG_STD_KEY} needs a free log std, but model_config.free_log_std is false: "

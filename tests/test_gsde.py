@@ -10,26 +10,33 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.models.base import ACTOR, ENCODER_OUT
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from sagemaker_rl.gsde import RESAMPLE_KEY, GsdePPOTorchRLModule
+from sagemaker_rl.gsde import DEFAULT_LOG_STD, RESAMPLE_KEY, GsdePPOTorchRLModule
 
 OBS_DIM, ACTION_DIM, COPIES = 5, 2, 4
 
 
-def _module(resample_steps: int, log_std: float = -1.0) -> GsdePPOTorchRLModule:
+def _module(resample_steps: int, log_std: float | None = -1.0) -> GsdePPOTorchRLModule:
     module = RLModuleSpec(
         module_class=GsdePPOTorchRLModule,
         observation_space=gym.spaces.Box(-10.0, 10.0, (OBS_DIM,), np.float32),
         action_space=gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32),
         model_config={"fcnet_hiddens": [16, 16], "fcnet_activation": "tanh", RESAMPLE_KEY: resample_steps},
     ).build()
-    with torch.no_grad():
-        module.sde_log_std.fill_(log_std)
+    if log_std is not None:
+        with torch.no_grad():
+            module.sde_log_std.fill_(log_std)
     return module
 
 
 def _explore(module: GsdePPOTorchRLModule, obs: torch.Tensor) -> dict:
     with torch.no_grad():
         return module.forward_exploration({Columns.OBS: obs})
+
+
+def test_the_noise_scale_starts_at_its_default():
+    module = _module(resample_steps=1, log_std=None)
+    assert module.sde_log_std.shape == (16, ACTION_DIM)
+    assert torch.all(module.sde_log_std == DEFAULT_LOG_STD)
 
 
 def test_noise_is_held_for_its_window_then_drawn_anew():

@@ -147,6 +147,9 @@ def test_gsde_takes_the_initial_log_std_for_its_noise_scale_whatever_free_log_st
     assert (job.gsde_resample_steps, job.initial_log_std) == (4, -2.0)
     assert parse_hyperparameters(to_hyperparameters(job), "reacher") == job
     assert parse_hyperparameters({}, "reacher").gsde_resample_steps is None  # RLlib's Gaussian by default
+    # The fast preset's initial_log_std is a free std's: gSDE's noise scale keeps its own start instead.
+    assert parse_hyperparameters({}, "reacher").initial_log_std is not None
+    assert parse_hyperparameters({"rl.training.gsde_resample_steps": 4}, "reacher").initial_log_std is None
 
 
 def test_the_preset_follows_the_simulator():
