@@ -46,16 +46,15 @@ class GsdePPOTorchRLModule(DefaultPPOTorchRLModule):
         self._steps_with_noise = 0
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        _, dist_inputs = self._distribution(batch)
-        return {Columns.ACTION_DIST_INPUTS: dist_inputs}
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(self.encoder(batch)[ENCODER_OUT][ACTOR])}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         encoded = self.encoder(batch)[ENCODER_OUT]
-        _, dist_inputs = self._distribution_from(encoded[ACTOR])
-        return {Columns.ACTION_DIST_INPUTS: dist_inputs, Columns.EMBEDDINGS: encoded[CRITIC]}
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(encoded[ACTOR]), Columns.EMBEDDINGS: encoded[CRITIC]}
 
     def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        latent, dist_inputs = self._distribution(batch)
+        latent = self.encoder(batch)[ENCODER_OUT][ACTOR]
+        dist_inputs = self._dist_inputs(latent)
         copies = latent.shape[0]
         if self._noise is None or self._noise.shape[0] != copies or self._steps_with_noise >= self.resample_steps:
             scale = torch.exp(self.sde_log_std)
@@ -70,10 +69,7 @@ class GsdePPOTorchRLModule(DefaultPPOTorchRLModule):
             Columns.ACTION_LOGP: TorchDiagGaussian.from_logits(dist_inputs).logp(actions),
         }
 
-    def _distribution(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._distribution_from(self.encoder(batch)[ENCODER_OUT][ACTOR])
-
-    def _distribution_from(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(latent, [mean, log std]): the inputs of RLlib's diagonal Gaussian for one step's action."""
+    def _dist_inputs(self, latent: torch.Tensor) -> torch.Tensor:
+        """[mean, log std]: the inputs of RLlib's diagonal Gaussian for one step's action, from the actor features."""
         variance = (latent.detach() ** 2) @ torch.exp(2.0 * self.sde_log_std) + _VARIANCE_EPSILON
-        return latent, torch.cat([self.pi(latent), 0.5 * torch.log(variance)], dim=-1)
+        return torch.cat([self.pi(latent), 0.5 * torch.log(variance)], dim=-1)
