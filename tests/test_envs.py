@@ -128,10 +128,17 @@ def test_env_creator_rejects_unknown_keys_and_a_missing_problem() -> None:
 
 
 def test_pybullet_renders_rgb_array_and_rejects_other_modes() -> None:
-    env = make_env("reacher", "roboschool", render_mode="rgb_array")
-    env.reset(seed=0)
-    frame = np.asarray(env.render())
-    assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8 and frame.any()
+    # A fresh process, as a user's render runs: pybullet's client ids are process-global and reused,
+    # and in the full suite this once found its new connection gone ("Not connected to physics server").
+    result = _run_python("""
+        import numpy as np
+        from sagemaker_rl.envs import make_env
+        env = make_env("reacher", "roboschool", render_mode="rgb_array")
+        env.reset(seed=0)
+        frame = np.asarray(env.render())
+        assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8 and frame.any(), (frame.shape, frame.dtype)
+    """)
+    assert result.returncode == 0, result.stderr
     with (pytest.warns(UserWarning, match="not in the possible render_modes"),  # gymnasium's warning
           pytest.raises(ValueError, match="render_mode 'depth_array' is not supported")):
         make_env("reacher", "roboschool", render_mode="depth_array")
