@@ -128,8 +128,8 @@ def test_env_creator_rejects_unknown_keys_and_a_missing_problem() -> None:
 
 
 def test_pybullet_renders_rgb_array_and_rejects_other_modes() -> None:
-    # A fresh process, as a user's render runs: pybullet's client ids are process-global and reused,
-    # and in the full suite this once found its new connection gone ("Not connected to physics server").
+    # In a fresh process: pybullet's client ids are process-global and reused, and in the full suite this
+    # once found its new connection gone ("Not connected to physics server"; the cause is not found).
     result = _run_python("""
         import numpy as np
         from sagemaker_rl.envs import make_env
