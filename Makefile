@@ -44,7 +44,7 @@ tune: venv  ## the main job: a small local tuning run (~16 min on 2 cores)
 
 lint: venv
 	$(VENV)/bin/ruff check sagemaker_rl scripts entrypoints tests bench
-	$(VENV)/bin/mypy sagemaker_rl
+	$(VENV)/bin/mypy sagemaker_rl scripts
 	$(VENV)/bin/hadolint --failure-threshold error docker/Dockerfile.cpu docker/Dockerfile.gpu
 
 # The Dockerfiles need BuildKit (docker/check-builder.sh says what to install when docker lacks it); the wheels
@@ -65,7 +65,7 @@ build:  ## the images, tagged IMAGE:VERSION-VARIANT and IMAGE:VERSION-COMMIT-VAR
 
 push: $(if $(findstring .dkr.ecr.,$(REGISTRY)),venv)  ## push the built images to REGISTRY; an ECR registry is logged in to and its repository created
 	$(if $(REGISTRY),,$(error set REGISTRY, e.g. make push REGISTRY=123456789012.dkr.ecr.us-east-1.amazonaws.com))
-	$(if $(findstring .dkr.ecr.,$(REGISTRY)),$(PY) -m sagemaker_rl.ecr login $(REGISTRY)/$(IMAGE) | \
+	$(if $(findstring .dkr.ecr.,$(REGISTRY)),$(PY) -m sagemaker_rl.sagemaker.ecr login $(REGISTRY)/$(IMAGE) | \
 	  $(DOCKER) login --username AWS --password-stdin $(firstword $(subst /, ,$(REGISTRY))))
 	for variant in $(VARIANT); do for tag in $(VERSION)-$$variant $(VERSION)-$(COMMIT)-$$variant; do \
 	  $(DOCKER) tag $(IMAGE):$$tag $(REGISTRY)/$(IMAGE):$$tag && $(DOCKER) push $(REGISTRY)/$(IMAGE):$$tag || exit 1; \

@@ -51,7 +51,7 @@ def tune(args: list[str], run_dir: Path) -> tuple[float, int, Any]:
     the wall seconds, the exit code and the run's Optuna study."""
     import optuna
 
-    from sagemaker_rl.tuning.rundir import load_run_config
+    from sagemaker_rl.tuning import load_run_config
 
     started = time.monotonic()
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "tune.py"), *args, "--run-dir", str(run_dir)],

@@ -34,8 +34,9 @@ EVALUATION_SEED = 20_000  # no training job uses episode seeds from here
 
 def run(strategy: str, run_dir: Path, *, sampler_seed: int, episodes: int) -> dict[str, Any]:
     from sagemaker_rl.contract import JobPaths
-    from sagemaker_rl.evaluation import evaluate
-    from sagemaker_rl.tuning.trials import ATTR_TRIAL_DIR, answer
+    from sagemaker_rl.job.evaluation import evaluate
+    from sagemaker_rl.tuning.ranking import answer
+    from sagemaker_rl.tuning.record import read
 
     load = load_average()
     args = ["--problem", "reacher", *STRATEGIES[strategy], "--sampler-seed", str(sampler_seed)]
@@ -43,7 +44,7 @@ def run(strategy: str, run_dir: Path, *, sampler_seed: int, episodes: int) -> di
     best = answer(study.get_trials(), study.direction)
     if best is None:
         return {"strategy": strategy, "wall_s": round(wall_s, 1), "error": "no trial completed: see bench-stdout.log"}
-    model = run_dir / "model" if strategy == "PBT" else JobPaths(Path(best.user_attrs[ATTR_TRIAL_DIR])).model
+    model = run_dir / "model" if strategy == "PBT" else JobPaths(Path(str(read(best).trial_dir))).model
     result = evaluate(model, episodes=episodes, seed=EVALUATION_SEED)
     params = json.loads((model / "result.json").read_text())
     return {

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/raw.py [--seconds 5]
 
-The env is the one the jobs train on (sagemaker_rl.envs.make_env: same wrappers, same time limit);
+The env is the one the jobs train on (sagemaker_rl.job.envs.make_env: same wrappers, same time limit);
 only env.step and the resets an episode end needs are timed.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from sagemaker_rl.envs import make_env
-from sagemaker_rl.problems import PROBLEMS, SIMULATORS
+from sagemaker_rl.job.envs import make_env
+from sagemaker_rl.job.problems import PROBLEMS, SIMULATORS
 
 
 def raw_rate(problem: str, simulator: str, seconds: float) -> float:

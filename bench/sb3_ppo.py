@@ -64,7 +64,7 @@ def main() -> None:
     except ImportError:
         raise SystemExit("stable-baselines3 is missing: pip install -r bench/requirements.txt") from None
 
-    from sagemaker_rl.envs import make_env
+    from sagemaker_rl.job.envs import make_env
 
     torch.set_num_threads(args.torch_threads)
 
@@ -100,7 +100,7 @@ def main() -> None:
         model = PPO("MlpPolicy", env, seed=args.seed, device="cpu", verbose=0, policy_kwargs=policy_kwargs, **row)
     model.learn(total_timesteps=int(args.total_steps), callback=Report())
     if args.final_episodes:
-        from sagemaker_rl.evaluation import run_episodes
+        from sagemaker_rl.job.evaluation import run_episodes
 
         normalize = env.normalize_obs if isinstance(env, VecNormalize) else (lambda obs: obs)
         final = run_episodes(make_env(args.problem, args.simulator),  # predict clips to the action bounds

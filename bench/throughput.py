@@ -28,22 +28,22 @@ from sagemaker_rl.contract import decode_value
 
 def _build(setting: str, problem: str, simulator: str, hyperparameters: dict[str, Any], cpus: int,
            torch_threads: int | None) -> Any:
-    from sagemaker_rl import training
-    from sagemaker_rl.hyperparameters import parse_hyperparameters
+    from sagemaker_rl.job import ppo_config, ray_session
+    from sagemaker_rl.job.hyperparameters import parse_hyperparameters
 
     job = parse_hyperparameters({"rl.env.simulator": simulator, **hyperparameters}, problem)
     if setting == "ours":
-        config = training.build_ppo_config(job, cpus=cpus)
-        threads = torch_threads or training.LEARNER_TORCH_THREADS
+        config = ppo_config.build_ppo_config(job, cpus=cpus)
+        threads = torch_threads or ppo_config.LEARNER_TORCH_THREADS
     else:
         from ray.rllib.algorithms.ppo import PPOConfig
 
-        config = (PPOConfig().environment(training.env_name(job),
+        config = (PPOConfig().environment(ppo_config.env_name(job),
                                           env_config={"problem": problem, "simulator": simulator})
                   .debugging(log_level="ERROR"))
         threads = torch_threads  # None: torch's default, as a user starting from RLlib gets
-    training.start_ray(cpus)  # exactly as the job does: the same Ray start and algorithm build
-    return training.build_algorithm(config, job, torch_threads=threads)
+    ray_session.start_ray(cpus)  # exactly as the job does: the same Ray start and algorithm build
+    return ppo_config.build_algorithm(config, job, torch_threads=threads)
 
 
 class _SampleTimer:
@@ -70,7 +70,7 @@ def measure(setting: str, problem: str, simulator: str, iterations: int, hyperpa
             cpus: int, torch_threads: int | None = None) -> dict[str, Any]:
     import torch
 
-    from sagemaker_rl import training
+    from sagemaker_rl.job import ray_session
 
     timer = _SampleTimer()
     build_start = time.perf_counter()
@@ -88,7 +88,7 @@ def measure(setting: str, problem: str, simulator: str, iterations: int, hyperpa
                          "sample_s": timer.seconds})
     finally:
         algo.stop()
-        training.stop_ray()
+        ray_session.stop_ray()
     steady = rows[1:]  # the first iteration pays for warm-up (first episodes, torch compile paths)
     steps = sum(row["steps"] for row in steady)
     sample_s = sum(row["sample_s"] for row in steady)

@@ -31,7 +31,7 @@ from common import BENCH, REPO, child_env
 
 from sagemaker_rl import metrics
 from sagemaker_rl.contract import JobPaths, write_inputs
-from sagemaker_rl.evaluation import evaluate
+from sagemaker_rl.job.evaluation import evaluate
 
 FINAL_EPISODES = 100
 FINAL_SEED = 100_000  # episodes FINAL_SEED.. (no run trains on these seeds)

@@ -74,10 +74,11 @@ def measure(problem: str, trials: int) -> dict[str, Any]:
 def _trial_durations(run_dir: Path) -> list[float]:
     import optuna
 
-    from sagemaker_rl.tuning.trials import ATTR_DURATION, default_storage
+    from sagemaker_rl.tuning.record import read
+    from sagemaker_rl.tuning.rundir import default_storage
 
     study = optuna.load_study(study_name=run_dir.name, storage=default_storage(run_dir))
-    return [round(float(trial.user_attrs.get(ATTR_DURATION, 0.0)), 1) for trial in study.trials]
+    return [round(float(read(trial).duration_s or 0.0), 1) for trial in study.trials]
 
 
 def _training_seconds(run_dir: Path) -> list[float]:

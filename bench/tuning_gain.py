@@ -27,7 +27,7 @@ STUDIES = BENCH / "studies"
 
 def run_study(study: Path, run_dir: Path) -> dict[str, Any]:
     from sagemaker_rl.tuning import report
-    from sagemaker_rl.tuning.trials import is_search
+    from sagemaker_rl.tuning.record import read
 
     load = load_average()
     wall_s, exit_code, loaded = tune(["--problem", "reacher", "--config", str(study)], run_dir)
@@ -35,7 +35,7 @@ def run_study(study: Path, run_dir: Path) -> dict[str, Any]:
     answer = next((row for row in rows if row["answer"]), None)
     default = next((row for row in rows if row["candidate"] == "default"), None)
     gains = answer["gain_per_seed"] if answer and answer["gain_per_seed"] else []
-    search = [t.value for t in loaded.get_trials(deepcopy=False) if t.value is not None and is_search(t)]
+    search = [t.value for t in loaded.get_trials(deepcopy=False) if t.value is not None and read(t).is_search]
     return {
         "study": study.stem,
         "exit_code": exit_code,

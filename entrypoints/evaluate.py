@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from sagemaker_rl.errors import cli
-from sagemaker_rl.evaluation import evaluate
+from sagemaker_rl.job.evaluation import evaluate
 
 
 @cli

@@ -5,6 +5,6 @@ Importing the package does nothing heavy: Ray, torch and the simulators load whe
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.errors import UserError
-from sagemaker_rl.problems import PROBLEMS, SIMULATORS
+from sagemaker_rl.job import PROBLEMS, SIMULATORS
 
 __all__ = ["JobPaths", "PROBLEMS", "SIMULATORS", "UserError"]

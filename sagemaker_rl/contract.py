@@ -27,6 +27,8 @@ NUM_CPUS_ENV = "SM_NUM_CPUS"  # CPUs a job may use: set by SageMaker, and by our
 # CPUs of that share the job's driver process already holds in a shared Ray cluster (a Ray Job's
 # entrypoint resources): the job asks Ray for the rest only. Unset: the driver holds none.
 DRIVER_CPUS_ENV = "SAGEMAKER_RL_DRIVER_CPUS"
+RAY_ADDRESS_ENV = "RAY_ADDRESS"  # a job given it joins that Ray instance instead of starting one
+STDOUT_LOG = "stdout.log"  # a job's console output, in its base directory, where our runners put it
 # Hyperparameters the SageMaker platform reads: the entry point in /opt/ml/code the toolkit runs, and
 # where it downloads that code from (absent: the image's own entry points).
 PROGRAM_KEY = "sagemaker_program"

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sagemaker_rl import containers
-from sagemaker_rl.containers import ContainerSettings
+from sagemaker_rl import engine
+from sagemaker_rl.engine import ContainerSettings
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.sagemaker import POLL_S, Aws, SageMakerConfig, connect
 
@@ -96,9 +96,9 @@ def check_backend(args: argparse.Namespace, *, local_only: Sequence[str]) -> Non
     """UserError for a SageMaker option given to a run that is not SageMaker's, or a local-only option (by dest)
     to SageMaker."""
     if args.backend != SAGEMAKER:
-        given = [option for option in _FLAGS if hasattr(args, option.dest) and args.backend not in option.backends]
-        if given:
-            flag, backends = given[0].flag, " or ".join(f"--backend {name}" for name in given[0].backends)
+        misplaced = [option for option in _FLAGS if hasattr(args, option.dest) and args.backend not in option.backends]
+        if misplaced:
+            flag, backends = misplaced[0].flag, " or ".join(f"--backend {name}" for name in misplaced[0].backends)
             raise UserError(f"{flag} applies to {backends}: add {backends.split(' or ')[0]} or drop {flag}")
         return
     given = ["--" + dest.replace("_", "-") for dest in local_only if getattr(args, dest, None) not in (None, False, [])]
@@ -122,11 +122,11 @@ def config(args: argparse.Namespace) -> SageMakerConfig:
 def container_settings(args: argparse.Namespace, *, run_name: str) -> ContainerSettings:
     """The settings of --backend container: the engine found, the image (checked: the engine has it), the hosts."""
     count = value(args, "instance_count")
-    containers.host_names(1 if count is None else count)  # at least 1
-    settings = ContainerSettings(image=value(args, "image") or containers.default_image(),
-                                 engine=containers.engine(), instance_count=1 if count is None else count,
+    engine.host_names(1 if count is None else count)  # at least 1
+    settings = ContainerSettings(image=value(args, "image") or engine.default_image(),
+                                 engine=engine.find_engine(), instance_count=1 if count is None else count,
                                  run_name=run_name)
-    containers.check_image(settings)
+    engine.check_image(settings)
     return settings
 
 

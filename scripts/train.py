@@ -17,11 +17,10 @@ from pathlib import Path
 
 import sagemaker_flags
 
-from sagemaker_rl import containers
+from sagemaker_rl import engine
 from sagemaker_rl.contract import JobPaths, decode_value, num_cpus, write_inputs
 from sagemaker_rl.errors import UserError, cli
-from sagemaker_rl.job import run
-from sagemaker_rl.problems import PROBLEMS, SIMULATORS
+from sagemaker_rl.job import PROBLEMS, SIMULATOR_KEY, SIMULATORS, run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,7 +51,7 @@ def hyperparameters_from(args: argparse.Namespace) -> dict[str, object]:
             raise UserError(f"--hp-file {args.hp_file} must hold a JSON object of hyperparameters")
         hyperparameters.update({key: decode_value(value) for key, value in loaded.items()})
     if args.simulator:
-        hyperparameters["rl.env.simulator"] = args.simulator
+        hyperparameters[SIMULATOR_KEY] = args.simulator
     for item in args.hp:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -83,12 +82,12 @@ def train_in_containers(args: argparse.Namespace, run_dir: Path) -> int:
     settings = sagemaker_flags.container_settings(args, run_name=run_dir.name)
     hyperparameters = hyperparameters_from(args)
     cpus = max(1, num_cpus() // settings.instance_count)
-    job = containers.JobContainers(run_dir.resolve(), args.problem, settings, cpus_per_host=cpus)
+    job = engine.JobContainers(run_dir.resolve(), args.problem, settings, cpus_per_host=cpus)
     if not job.has_inputs() or hyperparameters:
         job.write_inputs(hyperparameters)
     print(f"Run directory: {job.base_dir} (/opt/ml of {job.hosts[0]}; {settings.image}, {len(job.hosts)} "
           f"host(s) of {cpus} CPU(s) with {settings.engine})", flush=True)
-    return containers.run_job(job, out=sys.stdout)
+    return engine.run_job(job, out=sys.stdout)
 
 
 def train_on_sagemaker(args: argparse.Namespace) -> int:

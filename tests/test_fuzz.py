@@ -26,20 +26,18 @@ from hypothesis import strategies as st
 
 from sagemaker_rl import contract
 from sagemaker_rl.errors import UserError
-from sagemaker_rl.hyperparameters import (
+from sagemaker_rl.job.hyperparameters import (
     _JOB_KEYS,
     IGNORED_LEGACY,
     JOB_OWNED,
-    LEGACY_NAMES,
     MODEL_FIELDS,
     PPO_FIELDS,
-    PPO_PREFIX,
-    STOP_PREFIX,
     _model_config_defaults,
     _ppo_defaults,
     parse_hyperparameters,
 )
-from sagemaker_rl.training import check_resources
+from sagemaker_rl.job.keys import LEGACY_NAMES, PPO_PREFIX, STOP_PREFIX
+from sagemaker_rl.job.ppo_config import check_resources
 from tests.conftest import REPO, job_env
 
 CPUS, GPUS = 2, 0  # the machine the corpus is judged for (check_resources)
@@ -126,7 +124,7 @@ KEYS = ["rl.training.config.lr.", "rl.training.config..lr", ".rl.training.config
 KEY_CASES = [Case({key: 0.1}, (repr(key)[1:-1][:40].strip(),)) for key in KEYS]  # as the message quotes it
 JOB_KEY_CASES = [
     _case(key, value)
-    for key, (_, spec) in _JOB_KEYS.items()
+    for key, spec in _JOB_KEYS.items()
     for value in [spec.low - 1, 10**10, "abc", 1.5 if spec.kinds == (int,) else "1e400", None, [], True, "nan"]
 ] + [_case("rl.training.seed", value) for value in [2**32, 4294967296, 2**31, -(2**31)]]
 STOP_CASES = [

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sagemaker_rl import metrics
 from sagemaker_rl.contract import DEFAULT_BASE_DIR, PROGRAM_KEY, JobPaths, encode_hyperparameters
 from sagemaker_rl.errors import UserError
-from sagemaker_rl.job import check_hyperparameters
+from sagemaker_rl.job import STOP_PREFIX, check_hyperparameters
 from sagemaker_rl.sagemaker.config import SageMakerConfig, entry_point, job_name
 
 if TYPE_CHECKING:  # the tuning package imports Optuna: only what tuning needs pays for it
@@ -74,6 +74,26 @@ def tuning_job_request(
     tuning: TuningConfig, config: SageMakerConfig, *, name: str, output_s3: str
 ) -> dict[str, Any]:
     """CreateHyperParameterTuningJob's request for a tuning run that `check_tuning_job` accepts."""
+    static = encode_hyperparameters({**tuning.space.static, PROGRAM_KEY: entry_point(tuning.problem)})
+    request: dict[str, Any] = {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": _tuning_job_config(tuning),
+        "TrainingJobDefinition": {
+            "StaticHyperParameters": static,
+            **_job_definition(config, output_s3=_prefix(output_s3), checkpoint_s3=None),
+        },
+        "Tags": _tags(config, tuning.problem),
+    }
+    if tuning.warm_start:  # the parents are tuning jobs; SageMaker checks the rules of its warm-start types
+        request["WarmStartConfig"] = {
+            "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": name} for name in tuning.warm_start],
+            "WarmStartType": tuning.warm_start_type,
+        }
+    return request
+
+
+def _tuning_job_config(tuning: TuningConfig) -> dict[str, Any]:
+    """HyperParameterTuningJobConfig: strategy, objective, limits and ranges."""
     from sagemaker_rl.tuning import Strategy
 
     job_config: dict[str, Any] = {
@@ -92,25 +112,9 @@ def tuning_job_request(
     if tuning.strategy is Strategy.HYPERBAND:
         job_config["StrategyConfig"] = {"HyperbandStrategyConfig": {
             "MinResource": tuning.hyperband_min_resource or 1, "MaxResource": _hyperband_max_resource(tuning)}}
-
     if tuning.sampler_seed is not None:
         job_config["RandomSeed"] = tuning.sampler_seed
-    static = encode_hyperparameters({**tuning.space.static, PROGRAM_KEY: entry_point(tuning.problem)})
-    request: dict[str, Any] = {
-        "HyperParameterTuningJobName": name,
-        "HyperParameterTuningJobConfig": job_config,
-        "TrainingJobDefinition": {
-            "StaticHyperParameters": static,
-            **_job_definition(config, output_s3=_prefix(output_s3), checkpoint_s3=None),
-        },
-        "Tags": _tags(config, tuning.problem),
-    }
-    if tuning.warm_start:  # the parents are tuning jobs; SageMaker checks the rules of its warm-start types
-        request["WarmStartConfig"] = {
-            "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": name} for name in tuning.warm_start],
-            "WarmStartType": tuning.warm_start_type,
-        }
-    return request
+    return job_config
 
 
 def _job_definition(config: SageMakerConfig, *, output_s3: str, checkpoint_s3: str | None) -> dict[str, Any]:
@@ -142,7 +146,7 @@ def _job_definition(config: SageMakerConfig, *, output_s3: str, checkpoint_s3: s
 def _hyperband_max_resource(tuning: TuningConfig) -> int:
     if tuning.hyperband_max_resource is not None:
         return int(tuning.hyperband_max_resource)
-    iterations = tuning.space.static.get("rl.training.stop.training_iteration")
+    iterations = tuning.space.static.get(STOP_PREFIX + "training_iteration")
     if isinstance(iterations, int) and not isinstance(iterations, bool) and iterations >= 1:
         return iterations
     raise UserError("Hyperband on SageMaker needs the most training iterations a trial may run: set "

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sagemaker_rl.contract import PROGRAM_KEY, decode_value
-from sagemaker_rl.hyperparameters import PLATFORM_PREFIXES
+from sagemaker_rl.job import PLATFORM_PREFIXES
 from sagemaker_rl.sagemaker.aws import Aws, aws_errors
 from sagemaker_rl.sagemaker.config import problem_of
 
@@ -33,6 +33,7 @@ def tuning_study(description: Mapping[str, Any], summaries: list[dict[str, Any]]
     import optuna
 
     from sagemaker_rl.tuning import from_parameter_ranges
+    from sagemaker_rl.tuning.direction import of_objective_type
 
     job_config = description["HyperParameterTuningJobConfig"]
     static = description.get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
@@ -40,7 +41,7 @@ def tuning_study(description: Mapping[str, Any], summaries: list[dict[str, Any]]
     space = from_parameter_ranges(job_config.get("ParameterRanges", {}), ours)
     objective = job_config["HyperParameterTuningJobObjective"]
     study = optuna.create_study(study_name=description["HyperParameterTuningJobName"],
-                                direction="maximize" if objective["Type"] == "Maximize" else "minimize")
+                                direction=of_objective_type(objective["Type"]))
     distributions = space.distributions()
     for summary in sorted(summaries, key=lambda s: (str(s.get("CreationTime", "")), s["TrainingJobName"])):
         study.add_trial(_trial(summary, space, distributions, objective["MetricName"]))
@@ -52,16 +53,14 @@ def _trial(
 ) -> optuna.trial.FrozenTrial:
     from optuna.trial import TrialState
 
-    from sagemaker_rl.tuning import trials
+    from sagemaker_rl.tuning.record import TrialRecord, external_trial
 
     name, status = summary["TrainingJobName"], summary["TrainingJobStatus"]
     tuned = space.from_sagemaker(summary.get("TunedHyperParameters", {}))
     value = summary.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
-    attrs: dict[str, Any] = {trials.ATTR_TUNED: tuned, trials.ATTR_HYPERPARAMETERS: space.hyperparameters(tuned),
-                             trials.ATTR_TRAINING_JOB: name}
     start, end = summary.get("TrainingStartTime"), summary.get("TrainingEndTime")
-    if start and end:
-        attrs[trials.ATTR_DURATION] = round((end - start).total_seconds(), 1)
+    duration = round((end - start).total_seconds(), 1) if start and end else None
+    failure = None
     if status == "Completed" and value is not None:
         state = TrialState.COMPLETE
     elif status == "Stopped":
@@ -70,10 +69,11 @@ def _trial(
         state, value = TrialState.RUNNING, None
     else:
         state, value = TrialState.FAIL, None
-        reason = summary.get("FailureReason") or f"SageMaker read no {metric} from the job's log"
-        attrs[trials.ATTR_FAILURE] = reason[: trials.FAILURE_LIMIT]
-    return trials.from_record(f"training job {name}", state=state, value=value, params=space.stored_values(tuned),
-                              distributions=distributions, attrs=attrs)
+        failure = summary.get("FailureReason") or f"SageMaker read no {metric} from the job's log"
+    record = TrialRecord(tuned=tuned, hyperparameters=space.hyperparameters(tuned), training_job=name,
+                         duration_s=duration, failure=failure)
+    return external_trial(f"training job {name}", state=state, value=value, params=space.stored_values(tuned),
+                          distributions=distributions, record=record)
 
 
 def write_tuning_results(

@@ -54,7 +54,7 @@ def wait_for_tuning_job(aws: Aws, name: str, *, out: IO[str], poll_s: float = PO
 
 def _progress(description: Mapping[str, Any]) -> str:
     """The local tuner's progress line, from a tuning job's counters (a stopped job was stopped early)."""
-    from sagemaker_rl.tuning.trials import progress_line
+    from sagemaker_rl.tuning.ranking import progress_line
 
     counts = description.get("TrainingJobStatusCounters", {})
     failed = counts.get("NonRetryableError", 0) + counts.get("RetryableError", 0)

@@ -2,23 +2,37 @@
 
 A tuning file (YAML or JSON) holds the same keys as `TuningConfig` plus `parameters` and `static`
 for the search space (SageMaker's `ParameterRanges` / `StaticHyperParameters` are read as well).
-Order: defaults -> file -> flags. The run directory's `tuning.json` is such a file.
+Order: defaults -> file -> flags. The run directory's `tuning.json` is such a file: `record_run`
+writes it (the config as given, where the run keeps its study, how to reproduce it) and
+`load_run_config` reads it back for `--resume` and warm starts. The tuner's defaults live here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import optuna
+
 from sagemaker_rl import metrics
 from sagemaker_rl.errors import check_count, did_you_mean
-from sagemaker_rl.problems import get_problem
-from sagemaker_rl.tuning import pbt
+from sagemaker_rl.job import INITIAL_LOG_STD_KEY, SEED_KEY, STOP_PREFIX, get_problem, not_live_reason, ppo_key
+from sagemaker_rl.tuning.direction import of_objective_type
+from sagemaker_rl.tuning.record import IDENTICAL, WARM_START_TYPES
+from sagemaker_rl.tuning.rundir import (
+    CONFIG_FILE,
+    default_storage,
+    is_run_dir,
+    read_config_file,
+    write_config_file,
+)
 from sagemaker_rl.tuning.space import (
     ContinuousParameter,
     Scaling,
@@ -35,7 +49,6 @@ from sagemaker_rl.tuning.strategies import (
     parse_early_stopping,
     parse_strategy,
 )
-from sagemaker_rl.tuning.trials import IDENTICAL, WARM_START_TYPES, default_storage
 
 # The default study, chosen by measurement (bench/tuning_gain.py, README "Tuning gain"): of four
 # candidate studies in the same 15-minute budget on 2 cores, this one's answer beat the default
@@ -50,6 +63,17 @@ DEFAULT_REEVALUATE_SEEDS = 3
 MAX_WARM_START_PARENTS = 5  # SageMaker's limit
 OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN)
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
+DEFAULT_HYPERBAND_MIN_ENV_STEPS = 25_000  # about 3 iterations of the fast preset's 8,192-step batch
+REEVALUATION_SEED_BASE = 10_000  # re-evaluations use the first seeds from here that no trial used
+# Strategy PBT's defaults.
+DEFAULT_PERTURBATION_INTERVAL = 50_000  # env steps: ~6 iterations of the fast preset, ~30 s on one core
+DEFAULT_GENERATIONS = 10  # the default budget: population x generations segments
+MIN_POPULATION = 4  # fewer members leave nobody to exploit but one
+
+
+# The ranges both default spaces search, around the fast preset's values.
+_LR = ContinuousParameter(ppo_key("lr"), 5e-4, 5e-3, Scaling.LOGARITHMIC)
+_GAMMA = ContinuousParameter(ppo_key("gamma"), 0.98, 0.999, Scaling.REVERSE_LOGARITHMIC)
 
 
 def default_pbt_space() -> SearchSpace:
@@ -57,10 +81,10 @@ def default_pbt_space() -> SearchSpace:
     values (the default space's initial_log_std only sets a new policy's, so it is not here)."""
     return SearchSpace(
         (
-            ContinuousParameter("rl.training.config.lr", 5e-4, 5e-3, Scaling.LOGARITHMIC),
-            ContinuousParameter("rl.training.config.gamma", 0.98, 0.999, Scaling.REVERSE_LOGARITHMIC),
-            ContinuousParameter("rl.training.config.lambda_", 0.9, 0.999, Scaling.REVERSE_LOGARITHMIC),
-            ContinuousParameter("rl.training.config.clip_param", 0.1, 0.4),
+            _LR,
+            _GAMMA,
+            ContinuousParameter(ppo_key("lambda_"), 0.9, 0.999, Scaling.REVERSE_LOGARITHMIC),
+            ContinuousParameter(ppo_key("clip_param"), 0.1, 0.4),
         )
     )
 
@@ -71,11 +95,11 @@ def default_space() -> SearchSpace:
     seed's space is spaces/seed.yaml."""
     return SearchSpace(
         (
-            ContinuousParameter("rl.training.config.lr", 5e-4, 5e-3, Scaling.LOGARITHMIC),
-            ContinuousParameter("rl.training.initial_log_std", -1.5, 0.5),
-            ContinuousParameter("rl.training.config.gamma", 0.98, 0.999, Scaling.REVERSE_LOGARITHMIC),
+            _LR,
+            ContinuousParameter(INITIAL_LOG_STD_KEY, -1.5, 0.5),
+            _GAMMA,
         ),
-        {"rl.training.stop.time_total_s": DEFAULT_TIME_PER_TRIAL_S},
+        {STOP_PREFIX + "time_total_s": DEFAULT_TIME_PER_TRIAL_S},
     )
 
 
@@ -106,7 +130,7 @@ class TuningConfig:
     warm_start: tuple[str, ...] = ()  # parent run directories whose finished trials seed the study
     warm_start_type: str = IDENTICAL  # IdenticalDataAndAlgorithm or TransferLearning (SageMaker's types)
     population: int | None = None  # strategy PBT: members (None: one per core, at least 4)
-    perturbation_interval: int = pbt.DEFAULT_PERTURBATION_INTERVAL  # strategy PBT: env steps of a generation
+    perturbation_interval: int = DEFAULT_PERTURBATION_INTERVAL  # strategy PBT: env steps of a generation
     check_hyperparameters: bool = True  # check every key with the job's own parser before starting
 
     def __post_init__(self) -> None:
@@ -133,8 +157,8 @@ class TuningConfig:
                 f"objective_type {self.objective_type!r} is not one of {', '.join(OBJECTIVE_TYPES)}"
                 f"{did_you_mean(self.objective_type, OBJECTIVE_TYPES)}"
             )
-        if self.seeds > 1 and "rl.training.seed" in self.space.names:
-            raise TuningError("rl.training.seed cannot be tuned when seeds > 1: each trial sets it per seed")
+        if self.seeds > 1 and SEED_KEY in self.space.names:
+            raise TuningError(f"{SEED_KEY} cannot be tuned when seeds > 1: each trial sets it per seed")
         if self.run_dir is not None:
             object.__setattr__(self, "run_dir", Path(self.run_dir).absolute())
 
@@ -147,7 +171,7 @@ class TuningConfig:
         if parameters == default.parameters:
             parameters = default_pbt_space().parameters
         object.__setattr__(self, "space", SearchSpace(parameters, static))
-        pbt.check_space(self.space)
+        _check_pbt_space(self.space)
         check_count("population", self.population, minimum=2, optional=True)
         check_count("perturbation_interval", self.perturbation_interval)
         for name, refused in (("seeds", self.seeds > 1), ("warm_start", bool(self.warm_start))):
@@ -187,7 +211,7 @@ class TuningConfig:
     @property
     def population_size(self) -> int:
         """Strategy PBT's members."""
-        return self.population or pbt.default_population(self.total_cpus)
+        return self.population or max(MIN_POPULATION, self.total_cpus)  # a member per core
 
     @property
     def generations(self) -> int:
@@ -198,7 +222,7 @@ class TuningConfig:
     def budget(self) -> int:
         """Trials in the run (strategy PBT: segments, population x generations)."""
         if self.strategy is Strategy.PBT:
-            return self.max_jobs or self.population_size * pbt.DEFAULT_GENERATIONS
+            return self.max_jobs or self.population_size * DEFAULT_GENERATIONS
         if self.strategy is Strategy.GRID:
             size = self.space.grid_size()
             return min(self.max_jobs, size) if self.max_jobs else size
@@ -215,8 +239,13 @@ class TuningConfig:
         return max(1, self.total_cpus // self.max_parallel_jobs)
 
     @property
+    def hyperband_min_env_steps(self) -> int:
+        """The fewest env steps Hyperband gives a trial."""
+        return self.hyperband_min_resource or DEFAULT_HYPERBAND_MIN_ENV_STEPS
+
+    @property
     def direction(self) -> Literal["maximize", "minimize"]:
-        return "maximize" if self.objective_type == "Maximize" else "minimize"
+        return of_objective_type(self.objective_type)
 
     def resolved(self) -> TuningConfig:
         """This config with run directory, storage, study name and sampler seed filled in."""
@@ -302,7 +331,7 @@ def check_hyperparameters(config: TuningConfig) -> None:
     field (e.g. num_sgd_iter and num_epochs).
     """
     from sagemaker_rl import job
-    from sagemaker_rl.hyperparameters import canonical_key
+    from sagemaker_rl.job import canonical_key
 
     fields: dict[str, str] = {}
     for key in [*config.space.static, *config.space.names]:
@@ -320,6 +349,69 @@ def check_hyperparameters(config: TuningConfig) -> None:
         corner = corners[index]
         where = f" (with {', '.join(f'{k}={v!r}' for k, v in corner.items())})" if corner else ""
         raise TuningError(f"{reason}{where}")
+
+
+def load_run_config(run_dir: str | Path) -> TuningConfig:
+    """The config a run directory was started with (resolved: storage, study name, sampler seed)."""
+    run_dir = Path(run_dir).absolute()
+    data = read_config_file(run_dir)
+    run = data.get("run", {})
+    data["run_dir"] = str(run_dir)  # the directory may have been moved since
+    data["study_name"] = run.get("study_name", data.get("study_name"))
+    data["storage"] = data.get("storage") or default_storage(run_dir)
+    return config_from_mapping(data)
+
+
+def record_run(given: TuningConfig, config: TuningConfig, command: list[str] | None) -> None:
+    """Write tuning.json for `config` (resolved from `given`); `command` None keeps the recorded one."""
+    assert config.run_dir is not None
+    previous = read_config_file(config.run_dir) if is_run_dir(config.run_dir) else {}
+    reproduce = previous.get("reproduce", {})
+    if command is not None:
+        reproduce = {
+            "command": shlex.join(command),
+            "cwd": os.getcwd(),
+            "rerun": f"python scripts/tune.py --config {config.run_dir / CONFIG_FILE}",
+            "python": sys.version.split()[0],
+            "optuna": optuna.__version__,
+            "image": os.environ.get("SAGEMAKER_RL_IMAGE", "local (no image)"),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    data = dataclasses.replace(
+        given,
+        run_dir=None,
+        sampler_seed=config.sampler_seed,
+        max_jobs=config.max_jobs,
+        max_parallel_jobs=config.max_parallel_jobs,
+        storage=None if given.storage in (None, default_storage(config.run_dir)) else given.storage,
+        study_name=None if given.study_name in (None, config.run_dir.name) else given.study_name,
+    ).to_dict()
+    data["run"] = previous.get("run") or {
+        "run_dir": str(config.run_dir),
+        "storage": config.storage,
+        "study_name": config.study_name,
+    }
+    data["reproduce"] = reproduce
+    write_config_file(config.run_dir, data)
+
+
+def _check_pbt_space(space: SearchSpace) -> None:
+    """TuningError when PBT cannot perturb a tuned key live or the static values stop the jobs."""
+    for name in space.names:
+        reason = not_live_reason(name)
+        if reason is not None:
+            raise TuningError(
+                f"strategy PBT cannot change {name} between a member's jobs ({reason}): fix it under static "
+                "or tune it with strategy Bayesian"
+            )
+    stops = sorted(key for key in space.static if key.startswith(STOP_PREFIX))
+    if stops:
+        raise TuningError(
+            f"strategy PBT ends every job at a perturbation boundary, so static {stops[0]} has no use: drop it "
+            "(a member trains max_jobs / population x perturbation_interval env steps)"
+        )
+    if SEED_KEY in space.names:
+        raise TuningError(f"strategy PBT gives each member its own {SEED_KEY}: it cannot be tuned")
 
 
 def _space(data: Mapping[str, Any], base: SearchSpace) -> SearchSpace:

@@ -14,14 +14,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from sagemaker_rl import containers
-from sagemaker_rl.containers import ContainerSettings, JobContainers
-from sagemaker_rl.tuning.runners import STDOUT_LOG, JobSpec, JobStatus, LocalJob
+from sagemaker_rl import engine
+from sagemaker_rl.contract import STDOUT_LOG
+from sagemaker_rl.engine import ContainerSettings, JobContainers
+from sagemaker_rl.tuning.runners import JobSpec, JobStatus, LocalJob
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "container.json"  # in the run directory: the image, engine and hosts, read by --resume
-LEAVE_WAIT_S = 15.0  # after the head's container ended, for the other hosts' (they leave within seconds)
 
 
 class ContainerRunner:
@@ -40,7 +40,7 @@ class ContainerRunner:
         return ContainerJob(spec, head, log, job_containers, others)
 
     def stop_orphan(self, base_dir: Path) -> bool:
-        return containers.remove_left_in(base_dir, self.settings.engine)
+        return engine.remove_left_in(base_dir, self.settings.engine)
 
     def reattach(self, spec: JobSpec) -> None:
         return None  # its output went through the dead tuner's pipe: stop_orphan removes it and it runs again
@@ -77,14 +77,15 @@ class ContainerJob(LocalJob):
         return ended
 
     def _remove(self) -> None:
-        """Remove the job's containers; the other hosts first get LEAVE_WAIT_S to end by themselves."""
+        """Remove the job's containers; the other hosts first get engine.LEAVE_TIMEOUT_S to end by themselves."""
         self._removed = True
-        deadline = time.monotonic() + LEAVE_WAIT_S
+        deadline = time.monotonic() + engine.LEAVE_TIMEOUT_S
         for process in self._others:
             try:
                 process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                logger.debug("a host of %s did not leave within %.0f s: removed", self.spec.base_dir, LEAVE_WAIT_S)
+                logger.debug("a host of %s did not leave within %.0f s: removed", self.spec.base_dir,
+                             engine.LEAVE_TIMEOUT_S)
         self._other_codes = [process.poll() for process in self._others]  # None: ended by the removal
         self._containers.remove()
         for process in self._others:
@@ -93,7 +94,7 @@ class ContainerJob(LocalJob):
     def _other_host_failure(self) -> str | None:
         for host, code in zip(self._containers.hosts[1:], self._other_codes, strict=True):
             if code not in (None, 0):
-                return f"host {host} failed: {containers.failure_reason(self._containers.paths(host), code)}"
+                return f"host {host} failed: {engine.failure_reason(self._containers.paths(host), code)}"
         return None
 
 

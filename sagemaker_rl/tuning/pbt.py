@@ -15,7 +15,8 @@ loses more than one interval. The run ends with the best final member's trained 
 hyperparameter schedule (`schedule.json`: which values from which env step, and whose weights).
 
 Only settings a restored job uses live can be perturbed (`hyperparameters.LIVE_AFTER_RESTORE`,
-verified in tests/test_restore.py); the others are refused with the reason.
+verified in tests/job/test_restore.py); config.py refuses the others with the reason, and holds
+PBT's defaults (interval, generations, population).
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ from typing import Any
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from sagemaker_rl.hyperparameters import STOP_PREFIX, not_live_reason
+from sagemaker_rl.files import write_atomically
+from sagemaker_rl.job import SEED_KEY, STOP_PREFIX
+from sagemaker_rl.tuning import direction as objective
+from sagemaker_rl.tuning.ranking import final_member, segments
+from sagemaker_rl.tuning.record import TrialRecord, read, tuned
+from sagemaker_rl.tuning.rundir import MODEL_DIR, SCHEDULE_FILE
 from sagemaker_rl.tuning.space import (
     CategoricalParameter,
     ContinuousParameter,
@@ -42,52 +48,12 @@ from sagemaker_rl.tuning.space import (
     SearchSpace,
     TuningError,
 )
-from sagemaker_rl.tuning.trials import (
-    ATTR_EXPLOITED,
-    ATTR_GENERATION,
-    ATTR_MEMBER,
-    ATTR_PARENT,
-    SEED_KEY,
-    files_dir,
-    final_member,
-    segments,
-    tuned,
-)
 
 # Ray Tune's PBT defaults, which the paper's experiments used too.
 QUANTILE_FRACTION = 0.25  # the bottom quarter takes the top quarter's checkpoints
 RESAMPLE_PROBABILITY = 0.25  # a numeric value is drawn anew from its range instead of perturbed
 PERTURBATION_FACTORS = (0.8, 1.2)
-DEFAULT_PERTURBATION_INTERVAL = 50_000  # env steps: ~6 iterations of the fast preset, ~30 s on one core
-DEFAULT_GENERATIONS = 10  # the default budget: population x generations segments
-MIN_POPULATION = 4  # fewer members leave nobody to exploit but one
 STOP_KEY = STOP_PREFIX + "timesteps_total"  # a segment ends at its generation's boundary
-SCHEDULE_FILE = "schedule.json"
-MODEL_DIR = "model"  # the best final member's model in the run directory
-
-
-def default_population(cpus: int) -> int:
-    """A member per core, at least MIN_POPULATION."""
-    return max(MIN_POPULATION, cpus)
-
-
-def check_space(space: SearchSpace) -> None:
-    """TuningError when PBT cannot perturb a tuned key live or the static values stop the jobs."""
-    for name in space.names:
-        reason = not_live_reason(name)
-        if reason is not None:
-            raise TuningError(
-                f"strategy PBT cannot change {name} between a member's jobs ({reason}): fix it under static "
-                "or tune it with strategy Bayesian"
-            )
-    stops = sorted(key for key in space.static if key.startswith(STOP_PREFIX))
-    if stops:
-        raise TuningError(
-            f"strategy PBT ends every job at a perturbation boundary, so static {stops[0]} has no use: drop it "
-            "(a member trains max_jobs / population x perturbation_interval env steps)"
-        )
-    if SEED_KEY in space.names:
-        raise TuningError(f"strategy PBT gives each member its own {SEED_KEY}: it cannot be tuned")
 
 
 @dataclass(frozen=True)
@@ -101,10 +67,10 @@ class Segment:
     exploited: int | None = None  # the member whose checkpoint it took at this boundary (None: its own)
 
     @property
-    def attrs(self) -> dict[str, Any]:
-        """The trial attributes that record it."""
-        return {ATTR_MEMBER: self.member, ATTR_GENERATION: self.generation, ATTR_PARENT: self.parent,
-                ATTR_EXPLOITED: self.exploited}
+    def record(self) -> TrialRecord:
+        """What its trial records of it."""
+        return TrialRecord(member=self.member, generation=self.generation, parent=self.parent,
+                           exploited=self.exploited)
 
 
 def segment_hyperparameters(space: SearchSpace, segment: Segment, *, interval: int) -> dict[str, Any]:
@@ -153,8 +119,7 @@ class Population:
         if not complete:
             self.stopped = f"every member's job failed in generation {generation - 1}"
             return []
-        sign = 1.0 if self._direction == StudyDirection.MAXIMIZE else -1.0
-        ranked = sorted(complete, key=lambda trial: sign * trial.value, reverse=True)  # type: ignore[operator]
+        ranked = objective.ranked(complete, self._direction, lambda trial: trial.value)  # type: ignore[arg-type, return-value]
         size = min(max(1, math.ceil(self._population * QUANTILE_FRACTION)), self._population // 2)
         top = ranked[:size]
         continuing -= {trial.number for trial in ranked[max(size, len(ranked) - size):]}  # the bottom, never the top
@@ -165,7 +130,7 @@ class Population:
                 continue
             donor = rng.choice(top)
             plan.append(Segment(member, generation, explore(self._space, tuned(donor), rng), donor.number,
-                                exploited=donor.user_attrs[ATTR_MEMBER]))
+                                exploited=read(donor).member))
         return plan
 
 
@@ -228,7 +193,7 @@ def sample_value(parameter: Parameter, rng: random.Random) -> Any:
 def start_from(parent_dir: Path, job_dir: Path) -> None:
     """Put the parent job's final checkpoint into a segment's checkpoints (its job resumes from it)."""
     from sagemaker_rl.contract import JobPaths
-    from sagemaker_rl.training import latest_checkpoint
+    from sagemaker_rl.job import latest_checkpoint
 
     _, checkpoint = latest_checkpoint(JobPaths(parent_dir).checkpoints)
     if checkpoint is None:
@@ -243,7 +208,7 @@ def lineage(trials: Sequence[FrozenTrial], last: FrozenTrial) -> list[FrozenTria
     """The segments whose training the policy of `last` holds, first to last (across exploits)."""
     by_number = {trial.number: trial for trial in trials}
     chain = [last]
-    while (parent := chain[-1].user_attrs.get(ATTR_PARENT)) is not None:
+    while (parent := read(chain[-1]).parent) is not None:
         chain.append(by_number[parent])
     return chain[::-1]
 
@@ -252,15 +217,16 @@ def schedule(trials: Sequence[FrozenTrial], last: FrozenTrial) -> list[dict[str,
     """The hyperparameter schedule of the policy of `last`: the values of each stretch of env steps."""
     entries, start = [], 0
     for trial in lineage(trials, last):
+        record = read(trial)
         steps = sorted(trial.intermediate_values)
         end = steps[-1] if steps else start
         entry: dict[str, Any] = {
-            "from_env_step": start, "to_env_step": end, "member": trial.user_attrs[ATTR_MEMBER],
-            "generation": trial.user_attrs[ATTR_GENERATION], "trial": trial.number, "objective": trial.value,
+            "from_env_step": start, "to_env_step": end, "member": record.member,
+            "generation": record.generation, "trial": trial.number, "objective": trial.value,
             "hyperparameters": tuned(trial),
         }
-        if trial.user_attrs.get(ATTR_EXPLOITED) is not None:
-            entry["weights_from"] = {"member": trial.user_attrs[ATTR_EXPLOITED], "trial": trial.user_attrs[ATTR_PARENT]}
+        if record.exploited is not None:
+            entry["weights_from"] = {"member": record.exploited, "trial": record.parent}
         entries.append(entry)
         start = end
     return entries
@@ -274,7 +240,7 @@ def write_outputs(trials: Sequence[FrozenTrial], direction: StudyDirection, run_
     if last is None:
         return {}
     files = {}
-    model = JobPaths(files_dir(last)).model
+    model = JobPaths(read(last).files_dir).model
     if model.is_dir():
         partial = run_dir / f".partial-{MODEL_DIR}"
         shutil.rmtree(partial, ignore_errors=True)
@@ -283,11 +249,9 @@ def write_outputs(trials: Sequence[FrozenTrial], direction: StudyDirection, run_
         partial.rename(run_dir / MODEL_DIR)
         files["model"] = run_dir / MODEL_DIR
     path = run_dir / SCHEDULE_FILE
-    document = {"member": last.user_attrs[ATTR_MEMBER], "trial": last.number, "objective": last.value,
+    document = {"member": read(last).member, "trial": last.number, "objective": last.value,
                 "schedule": schedule(trials, last)}
-    partial_file = path.with_name(f".partial-{path.name}")
-    partial_file.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    partial_file.replace(path)
+    write_atomically(path, json.dumps(document, indent=2, default=str) + "\n")
     files["schedule"] = path
     return files
 

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sagemaker_rl import contract, job, metrics
-from sagemaker_rl.tuning.runners import STDOUT_LOG, JobSpec, JobStatus, reward_failure
+from sagemaker_rl.tuning.runners import JobSpec, JobStatus, reward_failure
 from sagemaker_rl.tuning.space import TuningError
 
 logger = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ class RayJob:
         self._wake = threading.Event()
         self._failure: str | None = None
         self._stop_requested = False
-        self._log = open(spec.base_dir / STDOUT_LOG, "w")  # noqa: SIM115 - closed by the thread; Ray's log is whole
+        self._log = open(spec.base_dir / contract.STDOUT_LOG, "w")  # noqa: SIM115 - closed by the thread; Ray's log is whole
         self._thread = threading.Thread(target=self._follow, name=f"ray-job-{job_id}", daemon=True)
         self._thread.start()
 
@@ -348,7 +348,7 @@ class RayJob:
 
     def _log_text(self) -> str:
         try:
-            return (self.spec.base_dir / STDOUT_LOG).read_text(errors="replace")
+            return (self.spec.base_dir / contract.STDOUT_LOG).read_text(errors="replace")
         except OSError:
             return ""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import logging
 import shlex
@@ -22,29 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from sagemaker_rl.contract import JobPaths
-from sagemaker_rl.tuning import trials as record
-from sagemaker_rl.tuning.trials import (
-    ATTR_CURVE_S,
-    ATTR_DURATION,
-    ATTR_EXPLOITED,
-    ATTR_FAILURE,
-    ATTR_GENERATION,
-    ATTR_MEMBER,
-    ATTR_OUTPUTS,
-    ATTR_PARENT,
-    ATTR_RERUN_OF,
-    ATTR_TRAINING_JOB,
-    DEFAULT_CANDIDATE,
-)
+from sagemaker_rl.files import write_atomically
+from sagemaker_rl.tuning import direction as objective_direction
+from sagemaker_rl.tuning import record
+from sagemaker_rl.tuning.ranking import answer, reevaluations
+from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, Role, Status, read
+from sagemaker_rl.tuning.rundir import BEST_FILE, REPORT_FILE, TRIALS_FILE
 
 logger = logging.getLogger(__name__)
-
-REPORT_FILE = "report.html"
-TRIALS_FILE = "trials.csv"
-BEST_FILE = "best_hyperparameters.json"
 
 
 def write_outputs(
@@ -56,7 +46,7 @@ def write_outputs(
     best = best_trial(study)
     if best is not None:
         path = run_dir / BEST_FILE
-        _write_atomic(path, json.dumps(record.hyperparameters(best), indent=2, sort_keys=True) + "\n")
+        write_atomically(path, json.dumps(record.hyperparameters(best), indent=2, sort_keys=True) + "\n")
         files["best_hyperparameters"] = path
     if html:
         files["report"] = write_html(study, run_dir / REPORT_FILE, objective=objective)
@@ -65,29 +55,29 @@ def write_outputs(
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The run's answer (best by re-evaluation, else the search's best trial), or None when no trial completed."""
-    return record.answer(study.get_trials(deepcopy=False), study.direction)
+    return answer(study.get_trials(deepcopy=False), study.direction)
 
 
 def reevaluation_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One row per re-evaluated candidate, best first: its search objective, mean and spread on the
     fresh seeds, each seed's value, and the gain over the default (mean difference; per seed, paired)."""
     trials = study.get_trials(deepcopy=False)
-    found = record.reevaluations(trials)
+    found = reevaluations(trials)
     by_number = {trial.number: trial for trial in trials}
     default = found.get(DEFAULT_CANDIDATE)
-    answer = record.answer(trials, study.direction)
-    rows = []
+    chosen = answer(trials, study.direction)
+    rows: list[dict[str, Any]] = []
     for key, item in found.items():
         candidate = by_number.get(key) if isinstance(key, int) else None
         gain = paired = None
         if item.complete and default is not None and default.complete and key != DEFAULT_CANDIDATE:
-            sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-            gain = sign * (item.mean - default.mean)  # type: ignore[operator]
+            gain = objective_direction.gain(item.mean, default.mean, study.direction)  # type: ignore[arg-type]
             if item.seeds == default.seeds:
-                paired = [sign * (a - b) for a, b in zip(item.values, default.values, strict=True)]
+                paired = [objective_direction.gain(a, b, study.direction)
+                          for a, b in zip(item.values, default.values, strict=True)]
         rows.append({
             "candidate": "default" if key == DEFAULT_CANDIDATE else f"trial {key}",
-            "answer": "yes" if answer is not None and answer.number == item.trial.number else "",
+            "answer": "yes" if chosen is not None and chosen.number == item.trial.number else "",
             "status": record.status(item.trial, set()),
             "search_objective": candidate.value if candidate is not None else None,
             "mean": item.mean,
@@ -98,22 +88,19 @@ def reevaluation_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "seeds": item.seeds,
             "trial": item.trial.number,
         })
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-
-    def order(row: dict[str, Any]) -> tuple[bool, float]:
-        return row["mean"] is None, sign * float(row["mean"] or 0.0)
-
-    return sorted(rows, key=order)
+    measured = objective_direction.ranked([row for row in rows if row["mean"] is not None], study.direction,
+                                          lambda row: row["mean"])
+    return measured + [row for row in rows if row["mean"] is None]
 
 
 def seed_noise(study: optuna.Study) -> tuple[float | None, float | None]:
     """(spread of the search's objectives, seed noise): the standard deviation of the complete search
     trials' objectives, and the pooled standard deviation over seeds within the re-evaluated candidates."""
     trials = study.get_trials(deepcopy=False)
-    values = [trial.value for trial in trials if record.is_search(trial) and trial.state == TrialState.COMPLETE
+    values = [trial.value for trial in trials if read(trial).is_search and trial.state == TrialState.COMPLETE
               and trial.value is not None]
     spread = statistics.stdev(values) if len(values) > 1 else None
-    groups = [item.values for item in record.reevaluations(trials).values() if item.complete and len(item.values) > 1]
+    groups = [item.values for item in reevaluations(trials).values() if item.complete and len(item.values) > 1]
     if not groups:
         return spread, None
     squares = sum(sum((value - statistics.fmean(group)) ** 2 for value in group) for group in groups)
@@ -125,26 +112,27 @@ def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     """One row per trial: number, status, objective, iterations, duration, tuned values, failure reason."""
     replaced = record.replaced(trials)
     names = _tuned_names(trials)
-    with_jobs = any(ATTR_TRAINING_JOB in trial.user_attrs for trial in trials)
-    with_outputs = any(ATTR_OUTPUTS in trial.user_attrs for trial in trials)
+    records = [read(trial) for trial in trials]
+    with_jobs = any(item.training_job is not None for item in records)
+    with_outputs = any(item.outputs is not None for item in records)
     rows = []
-    for trial in trials:
+    for trial, item in zip(trials, records, strict=True):
         tuned = record.tuned(trial)
         row: dict[str, Any] = {
             "trial": trial.number,
             "status": record.status(trial, replaced),
-            "role": record.role(trial),
+            "role": item.describe(),
             "objective": trial.value if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else None,
             "env_steps": trial.last_step,
-            "duration_s": trial.user_attrs.get(ATTR_DURATION),
+            "duration_s": item.duration_s,
         }
         row.update({name: tuned.get(name) for name in names})
         if with_jobs:
-            row[ATTR_TRAINING_JOB] = trial.user_attrs.get(ATTR_TRAINING_JOB)
+            row["training_job"] = item.training_job
         if with_outputs:  # on the cluster's storage: each a job's base directory, its model in model/
-            row[ATTR_OUTPUTS] = " ".join(trial.user_attrs.get(ATTR_OUTPUTS) or [])
-        row["rerun_of"] = trial.user_attrs.get(ATTR_RERUN_OF)
-        row["failure"] = trial.user_attrs.get(ATTR_FAILURE, "")
+            row["outputs"] = " ".join(item.outputs or [])
+        row["rerun_of"] = item.rerun_of
+        row["failure"] = item.failure or ""
         rows.append(row)
     return rows
 
@@ -152,13 +140,12 @@ def trial_rows(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
 def write_trials_csv(trials: Sequence[FrozenTrial], path: Path) -> Path:
     rows = trial_rows(trials)
     columns = list(rows[0]) if rows else ["trial", "status", "objective"]
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _csv_cell(value) for key, value in row.items()})
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_cell(value) for key, value in row.items()})
+    write_atomically(path, text.getvalue())
     return path
 
 
@@ -169,7 +156,7 @@ def trials_table(study: optuna.Study, *, objective: str = "episode_reward_mean")
         return "no trials"
     names = _tuned_names(study.get_trials(deepcopy=False))
     columns = ["trial", "status", "objective", "env_steps", "duration_s", *names]
-    if any(row["role"] != "search" for row in rows):
+    if any(row["role"] != Role.SEARCH for row in rows):
         columns.insert(2, "role")
     headers = {column: column.rsplit(".", 1)[-1] for column in columns}
     headers["objective"] = objective
@@ -178,7 +165,7 @@ def trials_table(study: optuna.Study, *, objective: str = "episode_reward_mean")
         table.append([_cell(row[column], digits=4) for column in columns])
     widths = [max(len(line[index]) for line in table) for index in range(len(columns))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in table]
-    failures = [f"  trial {row['trial']}: {row['failure']}" for row in rows if row["status"] == "failed"]
+    failures = [f"  trial {row['trial']}: {row['failure']}" for row in rows if row["status"] == Status.FAILED]
     return "\n".join(lines + (["failed trials:", *failures] if failures else []))
 
 
@@ -198,18 +185,7 @@ def summary(
         lines += ["", reevaluation_text(rows, objective)]
     best = best_trial(study)
     if best is not None:
-        if record.is_segment(best):
-            lines.append(f"\nbest member of the last generation: {record.role(best)} (trial {best.number}), "
-                         f"{objective} {best.value:.6g}; its model and hyperparameter schedule are in the run "
-                         "directory (model/, schedule.json)")
-        elif record.is_reevaluation(best):
-            lines.append(f"\nbest by re-evaluation: {record.role(best)[len('re-evaluation of '):]}, "
-                         f"{objective} {best.value:.6g} (mean over its fresh seeds)")
-        else:
-            lines.append(f"\nbest {objective}: {best.value:.6g} (trial {best.number}; not re-evaluated)")
-        lines.append(json.dumps(record.hyperparameters(best), indent=2, sort_keys=True))
-        for output in best.user_attrs.get(ATTR_OUTPUTS) or []:
-            lines.append(f"model of the best trial (on the cluster's storage): {JobPaths(Path(output)).model}")
+        lines += _answer_text(best, objective)
     lines += [f"{label}: {path}" for label, path in files.items()]
     if stopped_hint:
         lines.append(f"\nstopped before the end; {stopped_hint}")
@@ -218,6 +194,24 @@ def summary(
         command = shlex.join(["python", "scripts/train.py", "--problem", problem, "--hp-file", str(best_file)])
         lines.append(f"\ntrain with them: {command}")
     return "\n".join(lines)
+
+
+def _answer_text(best: FrozenTrial, objective: str) -> list[str]:
+    """How the answer was chosen, its hyperparameters and where its model is."""
+    item = read(best)
+    if item.role is Role.SEGMENT:
+        how = (f"\nbest member of the last generation: {item.describe()} (trial {best.number}), "
+               f"{objective} {best.value:.6g}; its model and hyperparameter schedule are in the run "
+               "directory (model/, schedule.json)")
+    elif item.role is Role.REEVALUATION:
+        how = (f"\nbest by re-evaluation: {item.describe()[len('re-evaluation of '):]}, "
+               f"{objective} {best.value:.6g} (mean over its fresh seeds)")
+    else:
+        how = f"\nbest {objective}: {best.value:.6g} (trial {best.number}; not re-evaluated)"
+    lines = [how, json.dumps(record.hyperparameters(best), indent=2, sort_keys=True)]
+    for output in item.outputs or []:
+        lines.append(f"model of the best trial (on the cluster's storage): {JobPaths(Path(output)).model}")
+    return lines
 
 
 def reevaluation_text(rows: Sequence[dict[str, Any]], objective: str) -> str:
@@ -229,7 +223,7 @@ def reevaluation_text(rows: Sequence[dict[str, Any]], objective: str) -> str:
     table = [["candidate", "answer", "search", "mean", "std", "gain", "per seed", "gain per seed"]]
     for row in rows:
         cells = [_cell(row[column], digits=4) for column in columns]
-        if row["status"] != "complete":
+        if row["status"] != Status.COMPLETE:
             cells[3] = row["status"]
         table.append(cells)
     widths = [max(len(line[index]) for line in table) for index in range(len(columns))]
@@ -239,8 +233,6 @@ def reevaluation_text(rows: Sequence[dict[str, Any]], objective: str) -> str:
 
 def write_html(study: optuna.Study, path: Path, *, objective: str = "episode_reward_mean") -> Path:
     """A self-contained HTML report (plotly.js inlined once)."""
-    import plotly.io as pio
-
     trials = study.get_trials(deepcopy=False)
     best = best_trial(study)
     sections = [
@@ -253,17 +245,37 @@ def write_html(study: optuna.Study, path: Path, *, objective: str = "episode_rew
             f"The search's best configurations and the default, each trained again with the trials' budget on "
             f"seeds {', '.join(map(str, rows[0]['seeds']))}, which no search trial used; gain = mean minus the "
             "default's mean (per seed: paired on the same seed).") + "</p>" + _table_html(rows))
-    search = [trial for trial in trials if record.is_search(trial)]
-    population = [trial for trial in trials if record.is_segment(trial)]
+    sections += _figures_html(study, trials, best, objective)
+    sections.append("<h2>All trials</h2>" + _table_html(trial_rows(trials)))
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Tuning report</title><style>"
+        "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:90%}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} .failed{color:#a00}"
+        "</style></head><body>" + "\n".join(sections) + "</body></html>\n"
+    )
+    write_atomically(path, page)
+    return path
+
+
+def _figures_html(
+    study: optuna.Study, trials: Sequence[FrozenTrial], best: FrozenTrial | None, objective: str
+) -> list[str]:
+    """Each figure under its title (a figure that cannot be drawn says why)."""
+    import plotly.io as pio
+
+    roles = [read(trial) for trial in trials]
+    search = [trial for trial, item in zip(trials, roles, strict=True) if item.is_search]
+    population = [trial for trial, item in zip(trials, roles, strict=True) if item.role is Role.SEGMENT]
     lineage = [("Population: every member's curve, exploits marked", _lineage_figure(population, objective))]
     figures = [
         *(lineage if population else []),
-        ("Objective per trial", _objective_figure(trials, best, objective)),
+        ("Objective per trial", _objective_figure(trials, best, study.direction, objective)),
         ("Learning curves against env steps", _curves_figure(trials, best, objective, wall_time=False)),
         ("Learning curves against wall time", _curves_figure(trials, best, objective, wall_time=True)),
         ("Parameter importance", _importance_figure(study, search)),
         ("Slices: objective against each parameter", _slices_figure(search, objective)),
     ]
+    sections = []
     inlined = False
     for title, figure in figures:
         sections.append(f"<h2>{html.escape(title)}</h2>")
@@ -272,33 +284,30 @@ def write_html(study: optuna.Study, path: Path, *, objective: str = "episode_rew
             continue
         sections.append(pio.to_html(figure, include_plotlyjs=not inlined, full_html=False, default_height="480px"))
         inlined = True
-    sections.append("<h2>All trials</h2>" + _table_html(trial_rows(trials)))
-    page = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Tuning report</title><style>"
-        "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:90%}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} .failed{color:#a00}"
-        "</style></head><body>" + "\n".join(sections) + "</body></html>\n"
-    )
-    _write_atomic(path, page)
-    return path
+    return sections
 
 
 def _summary_html(trials: Sequence[FrozenTrial], best: FrozenTrial | None, objective: str) -> str:
-    counts = {label: n for label, n in record.counts(trials).items() if n}
+    counts = {str(label): n for label, n in record.counts(trials).items() if n}
     parts = [f"<p>{len(trials)} trials: " + ", ".join(f"{n} {label}" for label, n in sorted(counts.items())) + "</p>"]
     if best is None:
         parts.append("<p>No trial completed yet.</p>")
     else:
-        how = (f"the best member of the last generation: {record.role(best)}" if record.is_segment(best) else
-               "best by re-evaluation: " + record.role(best)[len("re-evaluation of "):] + ", mean over fresh seeds"
-               if record.is_reevaluation(best) else f"best trial {best.number}, not re-evaluated")
+        item = read(best)
+        how = (f"the best member of the last generation: {item.describe()}" if item.role is Role.SEGMENT else
+               "best by re-evaluation: " + item.describe()[len("re-evaluation of "):] + ", mean over fresh seeds"
+               if item.role is Role.REEVALUATION else f"best trial {best.number}, not re-evaluated")
         parts.append(f"<h2>Answer ({html.escape(how)}): {html.escape(objective)} = {best.value:.6g}</h2>")
         rows = [{"hyperparameter": key, "value": value} for key, value in sorted(record.hyperparameters(best).items())]
         parts.append(_table_html(rows))
     return "\n".join(parts)
 
 
-def _objective_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, objective: str) -> Any:
+def _objective_figure(
+    trials: Sequence[FrozenTrial], best: FrozenTrial | None, direction: StudyDirection, objective: str
+) -> Any:
+    """Each trial's objective, and the best so far in the study's direction (the answer may be a
+    re-evaluation scored on other seeds, so it cannot tell the direction)."""
     import plotly.graph_objects as go
 
     scored = [
@@ -323,15 +332,9 @@ def _objective_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, o
             )
     complete = sorted((trial for trial in scored if trial.state == TrialState.COMPLETE), key=lambda t: t.number)
     if complete and best is not None:
-        maximize = best.value == max(trial.value for trial in complete)  # type: ignore[type-var]
-        running, xs, ys = None, [], []
-        for trial in complete:
-            value = trial.value
-            assert value is not None
-            running = value if running is None else (max(running, value) if maximize else min(running, value))
-            xs.append(trial.number)
-            ys.append(running)
-        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"shape": "hv"}, name="best so far"))
+        running = objective_direction.running_best([trial.value for trial in complete], direction)  # type: ignore[misc]
+        figure.add_trace(go.Scatter(x=[trial.number for trial in complete], y=running, mode="lines",
+                                    line={"shape": "hv"}, name="best so far"))
     figure.update_layout(xaxis_title="trial", yaxis_title=objective, margin={"t": 20})
     return figure
 
@@ -339,14 +342,14 @@ def _objective_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, o
 def _curves_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, objective: str, *, wall_time: bool) -> Any:
     import plotly.graph_objects as go
 
-    curves = [trial for trial in trials if trial.intermediate_values and (ATTR_CURVE_S in trial.user_attrs
+    curves = [trial for trial in trials if trial.intermediate_values and (read(trial).curve_s is not None
                                                                            or not wall_time)]
     if not curves:
         return "No trial has reported a value yet."
     figure = go.Figure()
     for trial in curves:
         steps = sorted(trial.intermediate_values)
-        seconds = trial.user_attrs.get(ATTR_CURVE_S, {})
+        seconds = read(trial).curve_s or {}
         if wall_time:
             steps = [step for step in steps if str(step) in seconds]
         is_best = best is not None and trial.number == best.number
@@ -355,7 +358,7 @@ def _curves_figure(trials: Sequence[FrozenTrial], best: FrozenTrial | None, obje
                 x=[seconds[str(step)] for step in steps] if wall_time else steps,
                 y=[trial.intermediate_values[step] for step in steps],
                 mode="lines+markers",
-                name=f"trial {trial.number}{' (answer)' if is_best else ''} [{record.role(trial)}, "
+                name=f"trial {trial.number}{' (answer)' if is_best else ''} [{read(trial).describe()}, "
                 f"{trial.state.name.lower()}]",
                 line={"width": 4 if is_best else 1.5},
                 opacity=1.0 if is_best else 0.6,
@@ -375,15 +378,16 @@ def _lineage_figure(segments: Sequence[FrozenTrial], objective: str) -> Any:
     by_number = {trial.number: trial for trial in segments}
     palette = plotly.colors.qualitative.Plotly
     figure = go.Figure()
-    members = sorted({trial.user_attrs[ATTR_MEMBER] for trial in segments})
+    records = {trial.number: read(trial) for trial in segments}
+    members = sorted({item.member for item in records.values() if item.member is not None})
     for member in members:
         color = palette[member % len(palette)]
-        own = sorted((trial for trial in segments if trial.user_attrs[ATTR_MEMBER] == member and
-                      trial.intermediate_values), key=lambda trial: trial.user_attrs[ATTR_GENERATION])
+        own = sorted((trial for trial in segments if records[trial.number].member == member and
+                      trial.intermediate_values), key=lambda trial: records[trial.number].generation or 0)
         steps: list[int | None] = []
         values: list[float | None] = []
         for trial in own:
-            if trial.user_attrs.get(ATTR_EXPLOITED) is not None:  # its own curve ends here: a gap
+            if records[trial.number].exploited is not None:  # its own curve ends here: a gap
                 steps.append(None)
                 values.append(None)
             for step in sorted(trial.intermediate_values):
@@ -392,15 +396,16 @@ def _lineage_figure(segments: Sequence[FrozenTrial], objective: str) -> Any:
         figure.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=f"member {member}",
                                     line={"color": color}, legendgroup=str(member)))
         for trial in own:
-            donor = by_number.get(trial.user_attrs.get(ATTR_PARENT))  # type: ignore[arg-type]
-            if trial.user_attrs.get(ATTR_EXPLOITED) is None or donor is None or not donor.intermediate_values:
+            item = records[trial.number]
+            donor = by_number.get(item.parent) if item.parent is not None else None
+            if item.exploited is None or donor is None or not donor.intermediate_values:
                 continue
             end, start = max(donor.intermediate_values), min(trial.intermediate_values)
             figure.add_trace(go.Scatter(
                 x=[end, start], y=[donor.intermediate_values[end], trial.intermediate_values[start]],
                 mode="lines+markers", line={"dash": "dash", "color": color},
                 marker={"symbol": ["circle", "star"], "size": 10},
-                name=f"exploit: member {member} takes member {trial.user_attrs[ATTR_EXPLOITED]}'s checkpoint",
+                name=f"exploit: member {member} takes member {item.exploited}'s checkpoint",
                 legendgroup=str(member), showlegend=False, hovertext=_hover(trial)))
     figure.update_layout(xaxis_title="env steps", yaxis_title=objective, margin={"t": 20})
     return figure
@@ -486,7 +491,7 @@ def _table_html(rows: Sequence[dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(column))}</th>" for column in columns)
     body = []
     for row in rows:
-        css = " class='failed'" if row.get("status") == "failed" else ""
+        css = " class='failed'" if row.get("status") == Status.FAILED else ""
         cells = "".join(f"<td>{html.escape(_cell(row[column], digits=6))}</td>" for column in columns)
         body.append(f"<tr{css}>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
@@ -526,9 +531,3 @@ def _csv_cell(value: Any) -> str:
     """A trials.csv cell: text that a spreadsheet would run as a formula is quoted with a leading '."""
     text = _cell(value)
     return "'" + text if isinstance(value, str) and text.startswith(_FORMULA_STARTS) else text
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -1,88 +1,75 @@
-"""Run directory: a tuning run's recorded config (tuning.json) and its lock.
+"""Run directory: where a tuning run keeps each of its files, and the lock that gives it one tuner.
 
-`tuning.json` holds the config as given (a valid `--config` file for a new run, with the sampler
-seed drawn), where the run keeps its study, and how to reproduce it; `--config` and `--resume`
-read it. The lock lets one tuner at a time use a run directory (released even by kill -9).
+The layout, in one place: the study (`study.db`, the default storage), `trials/NNNN` (a trial's
+jobs; `seed-K` below it when a trial runs several seeds), `tuning.json` (the recorded config;
+`config.py` reads and writes its content), the lock, and the report's files. The lock lets one
+tuner at a time use a run directory (released even by kill -9).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import os
-import shlex
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import optuna
-
-from sagemaker_rl.tuning.config import TuningConfig, config_from_mapping
+from sagemaker_rl.files import write_atomically
 from sagemaker_rl.tuning.space import TuningError
-from sagemaker_rl.tuning.trials import default_storage
 
+STUDY_FILE = "study.db"  # the default storage: SQLite in the run directory
+TRIALS_DIR = "trials"  # trials/NNNN of the run directory
 CONFIG_FILE = "tuning.json"  # the resolved config; `--config` and `--resume` read it
 LOCK_FILE = ".lock"
+REPORT_FILE = "report.html"
+TRIALS_FILE = "trials.csv"
+BEST_FILE = "best_hyperparameters.json"
+SCHEDULE_FILE = "schedule.json"  # strategy PBT: the best final member's hyperparameter schedule
+MODEL_DIR = "model"  # strategy PBT: the best final member's model
+
+
+def default_storage(run_dir: Path) -> str:
+    """The study's storage when none is given: SQLite in the run directory.
+
+    The path is escaped as a URL part: a run directory named `a?b` or `%41` would otherwise put the
+    study elsewhere or fail in SQLAlchemy's URL parser.
+    """
+    from sqlalchemy.engine import URL
+
+    database = str(Path(run_dir) / STUDY_FILE)
+    return URL.create("sqlite", database=database).render_as_string(hide_password=False)
+
+
+def trial_dir(run_dir: Path, number: int) -> Path:
+    """Where trial `number` of a run keeps its jobs."""
+    return Path(run_dir) / TRIALS_DIR / f"{number:04d}"
+
+
+def job_dirs(directory: Path, seeds: int) -> list[Path]:
+    """The base directory of each seed's job in a trial directory."""
+    return [directory] if seeds == 1 else [directory / f"seed-{index}" for index in range(seeds)]
 
 
 def is_run_dir(run_dir: Path) -> bool:
     return (Path(run_dir) / CONFIG_FILE).exists()
 
 
-def load_run_config(run_dir: str | Path) -> TuningConfig:
-    """The config a run directory was started with (resolved: storage, study name, sampler seed)."""
-    run_dir = Path(run_dir).absolute()
-    file = run_dir / CONFIG_FILE
+def read_config_file(run_dir: Path) -> dict[str, Any]:
+    """The content of a run directory's tuning.json; TuningError when it has none."""
+    file = Path(run_dir) / CONFIG_FILE
     if not file.is_file():
         raise TuningError(
             f"{run_dir} is not a tuning run directory (no {CONFIG_FILE}): give the directory "
             "a run printed when it started"
         )
-    data = json.loads(file.read_text())
-    run = data.get("run", {})
-    data["run_dir"] = str(run_dir)  # the directory may have been moved since
-    data["study_name"] = run.get("study_name", data.get("study_name"))
-    data["storage"] = data.get("storage") or default_storage(run_dir)
-    return config_from_mapping(data)
+    data: dict[str, Any] = json.loads(file.read_text())
+    return data
 
 
-def record(given: TuningConfig, config: TuningConfig, command: list[str] | None) -> None:
-    """Write tuning.json for `config` (resolved from `given`); `command` None keeps the recorded one."""
-    assert config.run_dir is not None
-    file = config.run_dir / CONFIG_FILE
-    previous = json.loads(file.read_text()) if file.exists() else {}
-    reproduce = previous.get("reproduce", {})
-    if command is not None:
-        reproduce = {
-            "command": shlex.join(command),
-            "cwd": os.getcwd(),
-            "rerun": f"python scripts/tune.py --config {file}",
-            "python": sys.version.split()[0],
-            "optuna": optuna.__version__,
-            "image": os.environ.get("SAGEMAKER_RL_IMAGE", "local (no image)"),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-    data = dataclasses.replace(
-        given,
-        run_dir=None,
-        sampler_seed=config.sampler_seed,
-        max_jobs=config.max_jobs,
-        max_parallel_jobs=config.max_parallel_jobs,
-        storage=None if given.storage in (None, default_storage(config.run_dir)) else given.storage,
-        study_name=None if given.study_name in (None, config.run_dir.name) else given.study_name,
-    ).to_dict()
-    data["run"] = previous.get("run") or {
-        "run_dir": str(config.run_dir),
-        "storage": config.storage,
-        "study_name": config.study_name,
-    }
-    data["reproduce"] = reproduce
-    tmp = file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(file)
+def write_config_file(run_dir: Path, data: Mapping[str, Any]) -> None:
+    write_atomically(Path(run_dir) / CONFIG_FILE, json.dumps(data, indent=2, default=str) + "\n")
 
 
 @contextmanager
@@ -105,3 +92,17 @@ def locked(run_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_held(run_dir: Path) -> bool:
+    """A tuner holds the run directory's lock now."""
+    lock = Path(run_dir) / LOCK_FILE
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False

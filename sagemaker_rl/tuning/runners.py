@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sagemaker_rl import contract, job, metrics
+from sagemaker_rl.job import STOP_PREFIX
 
 logger = logging.getLogger(__name__)
 
-STDOUT_LOG = "stdout.log"  # the job's console output, in its base directory
 PID_FILE = "job.pid"  # pid, process start time and host of a running local job
-RAY_ADDRESS_ENV = "RAY_ADDRESS"  # a job given it connects to that Ray instance (training.start_ray)
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ class LocalProcessRunner:
         for stale in (paths.failure_file, paths.success_file):
             stale.unlink(missing_ok=True)
         address = self._shared_ray.address() if self._shared_ray else None
-        ray_address = {RAY_ADDRESS_ENV: address} if address else {}
+        ray_address = {contract.RAY_ADDRESS_ENV: address} if address else {}
         env = job.child_env(**{
             **self._extra_env,
             **ray_address,
@@ -122,7 +121,7 @@ class LocalProcessRunner:
             contract.NUM_CPUS_ENV: str(spec.num_cpus),
             "PYTHONUNBUFFERED": "1",
         })
-        log = open(spec.base_dir / STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
+        log = open(spec.base_dir / contract.STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
         process = subprocess.Popen(
             [*self._command, "--problem", spec.problem],
             cwd=spec.base_dir,
@@ -229,7 +228,7 @@ def reward_failure(metric: str, *, diverged: bool, values: Sequence[metrics.Reco
     if not values:
         return (
             f"the job printed no {metric} line (no episode finished? raise "
-            "rl.training.stop.time_total_s or the batch size)"
+            f"{STOP_PREFIX}time_total_s or the batch size)"
         )
     return None
 

@@ -1,6 +1,6 @@
 """One Ray instance that a local tuning run's jobs share, instead of each starting and stopping its own.
 
-A job started with $RAY_ADDRESS connects to that instance (`training.start_ray`): about half a second
+A job started with $RAY_ADDRESS connects to that instance (`ray_session.start_ray`): about half a second
 instead of 3-6 s for a private `ray.init`, and one set of Ray's own processes for the whole run. The
 instance is `ray start --head --block` in its own process group, with as many CPUs as the run's jobs
 share, so the env-runner actors of parallel jobs cannot oversubscribe the cores (a job on one CPU
@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from sagemaker_rl.contract import RAY_ADDRESS_ENV
 from sagemaker_rl.tuning.runners import signal_group, stop_recorded_process, write_pid_file
 from sagemaker_rl.tuning.space import TuningError
 
@@ -77,7 +78,7 @@ class SharedRay:
         log_path = self._run_dir / LOG_FILE
         # No drain on SIGTERM: Ray 2.60 otherwise waits up to 30 s for a node's work to move elsewhere.
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
-        env.pop("RAY_ADDRESS", None)
+        env.pop(RAY_ADDRESS_ENV, None)
         with log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -382,6 +382,14 @@ def parse_parameter_flag(text: str) -> tuple[str, dict[str, Any]]:
     return name, data
 
 
+def parameter_flag(parameter: Parameter) -> str:
+    """The `--param` text of a parameter (what `parse_parameter_flag` reads back)."""
+    if isinstance(parameter, CategoricalParameter):
+        return f"{parameter.name}=Categorical:{','.join(_as_sagemaker_string(value) for value in parameter.values)}"
+    kind = "Continuous" if isinstance(parameter, ContinuousParameter) else "Integer"
+    return f"{parameter.name}={kind}:{parameter.min_value!r}:{parameter.max_value!r}:{parameter.scaling_type}"
+
+
 def parse_static_flag(text: str) -> tuple[str, Any]:
     """A static hyperparameter from `KEY=VALUE` (VALUE read as JSON, else as a string)."""
     key, sep, value = text.partition("=")

@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sagemaker_rl.tuning.direction import better
 from sagemaker_rl.tuning.space import SearchSpace, TuningError, parse_choice
 
 
@@ -122,10 +123,7 @@ class MedianRunningAveragePruner(optuna.pruners.BasePruner):
                 averages.append(statistics.fmean(values))
         if len(averages) < self._n_startup_trials:
             return False
-        median = statistics.median(averages)
-        if study.direction == optuna.study.StudyDirection.MAXIMIZE:
-            return current < median
-        return current > median
+        return better(statistics.median(averages), current, study.direction)
 
 
 class _GridSampler(optuna.samplers.GridSampler):

@@ -10,20 +10,19 @@ by re-evaluation, not the luckiest trial. Strategy PBT replaces both phases with
 generations of job segments (`pbt.py` plans them; each starts from its parent's checkpoint). A run
 stopped by Ctrl-C, SIGTERM or kill -9 resumes from its storage: finished trials are kept, trials
 that were running are run again as new trials with the same parameters, and only the reruns count
-against the budget. The trial record is `trials.py`'s, the run directory's files `rundir.py`'s;
-this module schedules jobs and says how the run goes. Local jobs share one Ray instance per run
-(`shared_ray.py`).
+against the budget. This module is the tuner's face: it claims a run directory, then runs the
+plan's work (`plan.py`: what to start next) through the scheduler (`scheduler.py`: jobs in slots,
+the pruner, each trial's end) after the start-up recovery (`recovery.py`), and says how the run
+goes. The trial record is `record.py`'s, the study's writer `trials.py`, the run directory's layout
+`rundir.py`'s. Local jobs share one Ray instance per run (`shared_ray.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
-import math
 import shlex
 import signal
-import statistics
 import sys
 import threading
 import time
@@ -33,41 +32,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import optuna
-
-from sagemaker_rl import contract, metrics
 from sagemaker_rl.console import Console
-from sagemaker_rl.metrics import Record
+from sagemaker_rl.job import SEED_KEY
 from sagemaker_rl.tuning import pbt, report
-from sagemaker_rl.tuning.config import TuningConfig, check_hyperparameters
-from sagemaker_rl.tuning.rundir import is_run_dir, load_run_config, locked, record
-from sagemaker_rl.tuning.runners import STDOUT_LOG, Job, JobSpec, JobStatus, LocalProcessRunner, Runner
+from sagemaker_rl.tuning.config import TuningConfig, check_hyperparameters, load_run_config, record_run
+from sagemaker_rl.tuning.plan import Plan, Retrain, Sample, StartSegment, View, Work, make_plan
+from sagemaker_rl.tuning.ranking import reevaluations
+from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, Status, counts, hyperparameters, read
+from sagemaker_rl.tuning.recovery import recover
+from sagemaker_rl.tuning.rundir import is_run_dir, locked
+from sagemaker_rl.tuning.runners import LocalProcessRunner, Runner
+from sagemaker_rl.tuning.scheduler import Scheduler
 from sagemaker_rl.tuning.shared_ray import SharedRay
 from sagemaker_rl.tuning.space import TuningError
-from sagemaker_rl.tuning.strategies import Strategy
-from sagemaker_rl.tuning.trials import (
-    ATTR_GENERATION,
-    ATTR_SEEDS,
-    ATTR_TRIAL_DIR,
-    DEFAULT_CANDIDATE,
-    SEED_KEY,
-    Candidate,
-    Trials,
-    candidates,
-    counts,
-    files_dir,
-    fresh_seeds,
-    hyperparameters,
-    is_reevaluation,
-    job_dirs,
-    reevaluations,
-    trial_job_dirs,
-)
-from sagemaker_rl.tuning.warm_start import load_parents
+from sagemaker_rl.tuning.trials import Trials
+from sagemaker_rl.tuning.warm_start import copy_parents, load_parents
 
 logger = logging.getLogger(__name__)
 
-STOP_GRACE_S = 5.0  # seconds a stopped job gets to end before it is killed (its checkpoint is not reused)
 POLL_INTERVAL_S = 0.5
 
 
@@ -133,7 +115,7 @@ def open_run(config: TuningConfig, *, command: list[str] | None = None) -> Itera
         check_hyperparameters(config)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     with locked(config.run_dir):
-        record(given, config, command or sys.argv)
+        record_run(given, config, command or sys.argv)
         yield TuningRun(config, parents)
 
 
@@ -152,7 +134,7 @@ def reopen_run(
     assert config.run_dir is not None
     with locked(config.run_dir):
         if changes:
-            record(config, config, None)
+            record_run(config, config, None)
         yield TuningRun(config)
 
 
@@ -181,23 +163,8 @@ def resume_tuning(
         return run.run(runner=runner, out=out)
 
 
-@dataclass
-class _ActiveTrial:
-    trial: optuna.Trial
-    directory: Path
-    pending: list[JobSpec]  # jobs not started yet (seeds wait for a free slot)
-    jobs: list[Job] = field(default_factory=list)
-    statuses: list[JobStatus] = field(default_factory=list)
-    reported: set[int] = field(default_factory=set)
-    started: float = field(default_factory=time.monotonic)
-    pruned_at: int | None = None  # the env step it was stopped early at
-    stop_deadline: float | None = None  # when a stopped job is killed
-    reevaluation: bool = False  # trains a candidate again (never pruned)
-    curve_s: dict[int, float] = field(default_factory=dict)  # reported env step -> seconds since the start
-
-
 class _Tuner:
-    """Schedules the jobs of a run's trials in its CPU slots, feeds the pruner and says how it goes."""
+    """Runs a run's plan: recovery first, then the plan's work in the scheduler's slots, then the report."""
 
     def __init__(
         self, config: TuningConfig, runner: Runner, out: IO[str], parents: list[tuple[str, list[Any]]]
@@ -207,340 +174,110 @@ class _Tuner:
         self._runner = runner
         self._out = out
         self._console = Console(out)
-        self._active: list[_ActiveTrial] = []
-        self._note = ""  # what just happened, for the next progress line
         self._trials = Trials.open(config)
         self._parents = parents if not self._trials.all() else []  # a new run: its parents' results come first
-        self._population = pbt.Population(
-            config.space, population=config.population_size, generations=config.generations,
-            direction=self._trials.study.direction, seed=config.sampler_seed or 0,
-        ) if config.strategy is Strategy.PBT else None
+        self._plan: Plan = make_plan(config, self._trials.study.direction)
+        self._scheduler = Scheduler(config, runner, self._trials)
 
     def run(self) -> TuningResult:
-        config = self._config
         interrupted = False
         with _stop_signals() as stop:
             try:
-                self._recover()
-                if self._parents:
-                    copied = self._trials.warm_start(self._parents, config.warm_start_type, config.space)
-                    self._console.say(f"warm start ({config.warm_start_type}): {copied} trials of "
-                                      f"{len(self._parents)} parent run(s) copied in")
-                reevaluation = (
-                    f", then the best {config.reevaluate_top} and the default on {config.reevaluate_seeds} fresh "
-                    f"seeds ({config.reevaluation_jobs} jobs)" if config.reevaluate_top else ""
-                )
-                what = (f"population-based training of {config.problem}: {config.population_size} members, "
-                        f"{config.generations} generations of {config.perturbation_interval:,} env steps "
-                        f"({config.budget} jobs)" if self._population else
-                        f"tuning {config.problem}: {config.budget} trials{reevaluation}")
-                self._console.say(
-                    f"{what}, {config.max_parallel_jobs} at a time, {config.cpus_per_job} CPU(s) each, strategy "
-                    f"{config.strategy}; details in {config.run_dir}"
-                )
+                self._start()
                 while True:
                     if stop.requested:
                         raise KeyboardInterrupt
                     self._fill_slots()
-                    self._poll()
+                    if self._scheduler.poll():
+                        self._write_outputs(final=False)
                     self._progress()
-                    if not self._active and not self._can_start():
+                    if not self._scheduler.active and self._plan.next(self._view()) is None:
                         break
                     time.sleep(POLL_INTERVAL_S)
-                if self._population is not None and self._population.stopped:
-                    self._console.say(f"population-based training stopped: {self._population.stopped}")
+                if stopped := self._plan.stopped():
+                    self._console.say(f"population-based training stopped: {stopped}")
             except KeyboardInterrupt:
                 interrupted = True
                 self._console.say("stopping: ending running jobs ...")
-                self._interrupt()
+                self._scheduler.interrupt()
+        self._trials.changed()  # the last intermediate values went to the study past Trials
         files = self._write_outputs(final=True)
         result = self._result(interrupted, files)
         self._summary(result)
         return result
 
-    def _recover(self) -> None:
-        """Rerun trials of this run directory that were running when an earlier tuner stopped (or follow
-        their jobs again, when the runner can)."""
-        reran: list[str] = []
-        followed: list[str] = []
-        for trial in self._trials.to_rerun():
-            if trial.state == optuna.trial.TrialState.RUNNING:  # the tuner died (kill -9, crash): its job may run
-                if self._reattach(trial):
-                    followed.append(str(trial.number))
-                    continue
-                for directory in trial_job_dirs(trial, self._config.seeds):
-                    self._runner.stop_orphan(directory)
-                if self._record_finished(trial):
-                    continue
-            self._trials.rerun(trial)
-            logger.info("trial %d was running when the tuner stopped: it runs again", trial.number)
-            reran.append(str(trial.number))
-        notes = [f"reattached to the jobs of trial(s) {', '.join(followed)}"] if followed else []
-        if reran:
-            notes.append(f"interrupted trial(s) {', '.join(reran)} run again with the same parameters")
-        self._note = "; ".join(notes)
+    def _start(self) -> None:
+        """Recover what an earlier tuner left, copy in the warm start's parents, and say what the run does."""
+        config = self._config
+        self._scheduler.note = recover(config, self._trials, self._runner, self._scheduler)
+        if self._parents:
+            copied = copy_parents(self._trials.study, self._parents, config.warm_start_type, config.space)
+            self._trials.changed()
+            self._console.say(f"warm start ({config.warm_start_type}): {copied} trials of "
+                              f"{len(self._parents)} parent run(s) copied in")
+        self._console.say(
+            f"{self._plan.describe()}, {config.max_parallel_jobs} at a time, {config.cpus_per_job} CPU(s) each, "
+            f"strategy {config.strategy}; details in {config.run_dir}"
+        )
 
-    def _reattach(self, trial: optuna.trial.FrozenTrial) -> bool:
-        """Follow again every job of a trial the dead tuner left running; False (nothing kept) if one cannot be."""
-        directory = trial.user_attrs.get(ATTR_TRIAL_DIR)
-        if not directory:  # asked, but stopped before its jobs were placed
-            return False
-        specs = self._specs(Path(directory), hyperparameters(trial), trial.user_attrs.get(ATTR_SEEDS))
-        jobs = [self._runner.reattach(spec) for spec in specs]
-        if not all(jobs):
-            for job in jobs:
-                if job is not None:
-                    job.wait(0)  # the trial runs again: end what did reattach
-            return False
-        age = (datetime.datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
-        active = _ActiveTrial(self._trials.resume(trial), Path(directory), [], [job for job in jobs if job],
-                              started=time.monotonic() - age, reevaluation=is_reevaluation(trial))
-        active.statuses = [JobStatus() for _ in active.jobs]
-        # Steps the dead tuner reported are not reported again (their time: at the latest now).
-        active.curve_s = {step: round(age, 1) for step in trial.intermediate_values}
-        self._active.append(active)
-        logger.info("trial %d: reattached to its running job(s)", trial.number)
-        return True
-
-    def _record_finished(self, trial: optuna.trial.FrozenTrial) -> bool:
-        """Record a trial whose jobs all succeeded before the tuner died, from their outputs; False if not."""
-        dirs = trial_job_dirs(trial, self._config.seeds)
-        if not dirs or not all(contract.JobPaths(job_dir).success_file.exists() for job_dir in dirs):
-            return False
-        objectives = []
-        for job_dir in dirs:
-            lines = (job_dir / STDOUT_LOG).read_text(errors="replace").splitlines()
-            records = metrics.read_records(lines, self._config.objective_metric)
-            objectives.append(_objective([record for record in records if record.value is not None],
-                                         self._config.objective_last_k))
-        if not all(math.isfinite(value) for value in objectives):
-            return False
-        paths = contract.JobPaths(dirs[-1])
-        duration = round(paths.success_file.stat().st_mtime - paths.hyperparameters_file.stat().st_mtime, 1)
-        live = optuna.trial.Trial(self._trials.study, trial._trial_id)
-        self._trials.complete(live, statistics.fmean(objectives), duration_s=duration, seed_objectives=objectives)
-        logger.info("trial %d had finished when the tuner stopped: recorded from its outputs", trial.number)
-        return True
-
-    # --- jobs in slots ---
-
-    def _jobs_running(self) -> int:
-        return sum(len(active.jobs) - sum(s.done for s in active.statuses) for active in self._active)
-
-    def _slots_free(self) -> int:
-        return self._config.max_parallel_jobs - self._jobs_running()
-
-    def _can_start(self) -> bool:
-        """A trial can start now or later: one is planned, the budget has room, or the re-evaluation is due."""
-        if self._population is not None:
-            return self._population.next_segment(self._trials.all()) is not None
-        return self._trials.can_start(self._config.budget) or bool(self._to_reevaluate())
+    def _view(self) -> View:
+        return View(self._trials.all(), self._trials.study.direction, searching=self._scheduler.searching)
 
     def _fill_slots(self) -> None:
-        while self._slots_free() > 0:
-            waiting = self._next_waiting()
-            if waiting is None and self._population is not None:
-                waiting = self._start_segment()
-                if waiting is None:
-                    return  # the generation's last segments still run, or the run is done
-            if waiting is None:
-                if self._trials.can_start(self._config.budget):
-                    waiting = self._start_trial()
-                elif self._to_reevaluate():
-                    self._start_reevaluations()
-                    continue
-                else:
-                    return
-            spec = waiting.pending.pop(0)
-            try:
-                spec.base_dir.mkdir(parents=True, exist_ok=True)
-                job: Job = self._runner.start(spec)
-            except Exception as error:  # recorded as the trial's failure; the run goes on
-                logger.exception("could not start the job in %s", spec.base_dir)
-                job = _Unstarted(spec, f"could not start the job: {type(error).__name__}: {error}")
-            waiting.jobs.append(job)
-            waiting.statuses.append(JobStatus())
+        """Start queued jobs; when none is queued and a slot is free, start the plan's next work."""
+        while True:
+            self._scheduler.start_jobs()
+            if self._scheduler.free() <= 0:
+                return
+            work = self._plan.next(self._view())
+            if work is None or not self._begin(work):
+                return
 
-    def _next_waiting(self) -> _ActiveTrial | None:
-        """The trial whose job starts next: search trials in order; re-evaluations in turn, seed by seed,
-        so that a machine that slows down mid-run slows every candidate alike."""
-        waiting = [active for active in self._active if active.pending and active.pruned_at is None]
-        if not waiting:
-            return None
-        return max(waiting, key=lambda active: (not active.reevaluation, len(active.pending)))
+    def _begin(self, work: Work) -> bool:
+        """Ask the study for the trial(s) of `work` and queue their jobs; False when nothing could start."""
+        if isinstance(work, Sample):
+            self._sample()
+        elif isinstance(work, StartSegment):
+            return self._start_segment(work.segment)
+        elif isinstance(work, Retrain):
+            self._retrain(work)
+        return True
 
-    def _start_trial(self) -> _ActiveTrial:
+    def _sample(self) -> None:
         config = self._config
         trial, directory, flat = self._trials.ask(config.space)
         seeds = None
         if config.seeds > 1:
             base_seed = int(flat.get(SEED_KEY, 0))
             seeds = [base_seed + index for index in range(config.seeds)]
-            trial.set_user_attr(ATTR_SEEDS, seeds)
-        return self._activate(trial, directory, flat, seeds)
+            self._trials.record_seeds(trial, seeds)
+        self._scheduler.queue(trial, directory, flat, seeds)
 
-    def _start_segment(self) -> _ActiveTrial | None:
-        """The next PBT segment, started from its parent's final checkpoint (None: none can start now)."""
+    def _start_segment(self, segment: pbt.Segment) -> bool:
+        """A PBT segment, started from its parent's final checkpoint."""
         config = self._config
-        trials = self._trials.all()
-        assert self._population is not None
-        segment = self._population.next_segment(trials)
-        if segment is None:
-            return None
         extra = pbt.segment_hyperparameters(config.space, segment, interval=config.perturbation_interval)
-        trial, directory, flat = self._trials.ask(config.space, planned=segment.tuned, attrs=segment.attrs,
+        trial, directory, flat = self._trials.ask(config.space, planned=segment.tuned, record=segment.record,
                                                   extra=extra)
         if segment.parent is not None:
-            parent = next(item for item in trials if item.number == segment.parent)
+            parent = next(item for item in self._trials.all() if item.number == segment.parent)
             try:
-                pbt.start_from(files_dir(parent), self._runner.job_dir(directory))
+                pbt.start_from(read(parent).files_dir, self._runner.job_dir(directory))
             except (TuningError, OSError) as error:  # the segment fails; its member takes a checkpoint next
-                self._fail(trial, f"could not start from trial {parent.number}'s checkpoint: {error}", 0.0)
-                return None
-        active = self._activate(trial, directory, flat, None)
+                self._scheduler.fail(trial, f"could not start from trial {parent.number}'s checkpoint: {error}", 0.0)
+                return False
+        self._scheduler.queue(trial, directory, flat, None)
         if segment.exploited is not None:
-            self._note = f"member {segment.member} takes member {segment.exploited}'s checkpoint"
-        return active
+            self._scheduler.note = f"member {segment.member} takes member {segment.exploited}'s checkpoint"
+        return True
 
-    def _activate(
-        self,
-        trial: optuna.Trial,
-        directory: Path,
-        flat: dict[str, Any],
-        seeds: list[int] | None,
-        *,
-        reevaluation: bool = False,
-    ) -> _ActiveTrial:
-        """Queue a trial's jobs, one per seed (`seeds` None: one job with the seed `flat` has, if any)."""
-        active = _ActiveTrial(trial, directory, self._specs(directory, flat, seeds), reevaluation=reevaluation)
-        self._active.append(active)
-        return active
-
-    def _specs(self, directory: Path, flat: dict[str, Any], seeds: list[int] | None) -> list[JobSpec]:
-        """A trial's jobs, one per seed."""
-        specs = []
-        for index, job_dir in enumerate(job_dirs(directory, len(seeds) if seeds else 1)):
-            job_hyperparameters = dict(flat) if seeds is None else {**flat, SEED_KEY: seeds[index]}
-            specs.append(
-                JobSpec(
-                    job_dir,
-                    self._config.problem,
-                    job_hyperparameters,
-                    num_cpus=self._config.cpus_per_job,
-                    metric=self._config.objective_metric,
-                )
-            )
-        return specs
-
-    # --- re-evaluation ---
-
-    def _to_reevaluate(self) -> list[Candidate]:
-        """Candidates still to re-evaluate once the search has started its last trial: the default at
-        once (it depends on no result; a slot the last search trials leave free trains it), the best
-        trials when every search trial has ended."""
-        config = self._config
-        if not config.reevaluate_top or self._trials.can_start(config.budget):
-            return []
-        searching = any(not active.reevaluation for active in self._active)
-        trials = self._trials.all()
-        started = reevaluations(trials)
-        plan = candidates(trials, self._trials.study.direction, top=config.reevaluate_top, default=config.space.static)
-        if len(plan) == 1 and not searching:  # no search trial completed: nothing to compare the default with
-            return []
-        return [candidate for candidate in plan
-                if candidate.key not in started and (not searching or candidate.key == DEFAULT_CANDIDATE)]
-
-    def _start_reevaluations(self) -> None:
-        seeds = fresh_seeds(self._trials.all(), self._config.reevaluate_seeds)  # every search trial is asked by now
+    def _retrain(self, work: Retrain) -> None:
         keys = []
-        for candidate in self._to_reevaluate():
-            trial, directory = self._trials.ask_reevaluation(candidate, seeds)
-            self._activate(trial, directory, candidate.hyperparameters, seeds, reevaluation=True)
+        for candidate in work.candidates:
+            trial, directory = self._trials.ask_reevaluation(candidate, work.seeds)
+            self._scheduler.queue(trial, directory, candidate.hyperparameters, work.seeds, reevaluation=True)
             keys.append("the default" if candidate.key == DEFAULT_CANDIDATE else f"trial {candidate.key}")
-        self._note = f"re-evaluating {', '.join(keys)} on seeds {', '.join(map(str, seeds))}"
-
-    def _poll(self) -> None:
-        for active in list(self._active):
-            active.statuses = [job.poll() for job in active.jobs]
-            if active.pruned_at is None:
-                self._report(active)
-            elif active.stop_deadline is not None and time.monotonic() > active.stop_deadline:
-                for job in active.jobs:
-                    job.wait(0)  # kills what did not end after its stop signal
-                active.stop_deadline = None
-            if active.pending and active.pruned_at is None:
-                continue
-            if all(status.done for status in active.statuses):
-                self._finish(active)
-
-    def _report(self, active: _ActiveTrial) -> None:
-        """Feed new intermediate values (mean over seeds, per iteration, at its env step) to the pruner."""
-        if active.pending or not active.statuses:
-            return
-        per_seed = [{record.iteration: record for record in status.values} for status in active.statuses]
-        iterations = sorted(set.intersection(*(set(records) for records in per_seed)) - active.reported)
-        for iteration in iterations:
-            records = [records[iteration] for records in per_seed]
-            value = statistics.fmean(record.value for record in records)  # type: ignore[misc]
-            # Env steps, not iterations, are the comparable resource (batch sizes differ between trials).
-            step = min(record.env_steps or iteration for record in records)
-            active.reported.add(iteration)
-            if step in active.curve_s:
-                continue  # a job that printed a repeated count: keep the first value
-            active.trial.report(value, step)
-            active.curve_s[step] = round(time.monotonic() - active.started, 1)
-            if not active.reevaluation and active.trial.should_prune():
-                active.pruned_at = step
-                active.stop_deadline = time.monotonic() + STOP_GRACE_S
-                active.pending.clear()
-                for job in active.jobs:
-                    job.stop()
-                logger.info("trial %d pruned at %d env steps (objective %.4g)", active.trial.number, step, value)
-                return
-
-    def _finish(self, active: _ActiveTrial) -> None:
-        self._active.remove(active)
-        trial, number = active.trial, active.trial.number
-        duration = round(time.monotonic() - active.started, 1)
-        outputs = [status.output_dir for status in active.statuses if status.output_dir]
-        if outputs:  # the jobs' model and checkpoints stay on a cluster's storage: the report says where
-            self._trials.record_outputs(trial, outputs)
-        if active.pruned_at is not None:
-            for job in active.jobs:
-                job.wait(STOP_GRACE_S)
-            self._trials.prune(trial, duration_s=duration, curve_s=active.curve_s)
-            self._note = f"trial {number} stopped early at {active.pruned_at:,} env steps"
-        else:
-            failures = [status.failure for status in active.statuses if status.failure]
-            objectives = [_objective(status.values, self._config.objective_last_k) for status in active.statuses]
-            if failures:
-                self._fail(trial, failures[0], duration)
-            elif not all(math.isfinite(value) for value in objectives):
-                self._fail(trial, f"the objective is not a finite number: {objectives}", duration)
-            else:
-                value = statistics.fmean(objectives)
-                self._trials.complete(
-                    trial, value, duration_s=duration, seed_objectives=objectives, curve_s=active.curve_s
-                )
-                logger.info("trial %d complete: %s = %.6g", number, self._config.objective_metric, value)
-                self._note = f"trial {number}: {value:.4g}"
-        self._write_outputs(final=False)
-
-    def _fail(self, trial: optuna.Trial, reason: str, duration: float) -> None:
-        self._trials.fail(trial, reason, duration_s=duration)
-        logger.info("trial %d failed: %s (params %s)", trial.number, reason, trial.params)
-        self._note = f"trial {trial.number} failed: {reason[:120]}"
-
-    def _interrupt(self) -> None:
-        for active in self._active:
-            active.pending.clear()
-            for job in active.jobs:
-                job.stop()
-        for active in self._active:
-            for job in active.jobs:
-                job.wait(STOP_GRACE_S)
-            self._trials.interrupt(active.trial)
-        self._active.clear()
+        self._scheduler.note = f"re-evaluating {', '.join(keys)} on seeds {', '.join(map(str, work.seeds))}"
 
     # --- output ---
 
@@ -550,8 +287,9 @@ class _Tuner:
             files = report.write_outputs(
                 self._trials.study, self._config.run_dir, objective=self._config.objective_metric, html=final
             )
-            if self._population is not None and final:
-                files.update(pbt.write_outputs(self._trials.all(), self._trials.study.direction, self._config.run_dir))
+            if final:
+                files.update(self._plan.outputs(self._trials.all(), self._trials.study.direction,
+                                                self._config.run_dir))
             return files
         except Exception as error:  # a report problem must not lose the run: the study is safe in storage
             logger.exception("could not write the report: %s", error)
@@ -559,30 +297,10 @@ class _Tuner:
             return {}
 
     def _progress(self) -> None:
-        line = self._trials.progress(budget=self._config.budget, running=self._jobs_running())
-        if self._population is not None:
-            planned = [trial.user_attrs[ATTR_GENERATION] for trial in pbt.segments(self._trials.all()).values()]
-            line += f"; generation {max(planned, default=0) + 1} of {self._config.generations}"
-        if self._config.reevaluate_top and not self._trials.can_start(self._config.budget):
-            done = sum(item.trial.state.is_finished() for item in reevaluations(self._trials.all()).values())
-            line += f"; re-evaluated {done} of {self._config.reevaluate_top + 1} configurations"
-        self._console.progress(line, note=self._note, detail=self._running_text())
-        self._note = ""
-
-    def _running_text(self) -> str:
-        """Latest iteration and objective of each running trial, e.g. `#3 it 2: -12.4`."""
-        parts = []
-        for active in self._active:
-            if not active.jobs:
-                continue  # its jobs wait for a slot (a re-evaluation queues all of its seeds)
-            latest = [status.values[-1] for status in active.statuses if status.values]
-            if latest:
-                step = min(record.iteration for record in latest)
-                mean = statistics.fmean(record.value for record in latest)  # type: ignore[misc]
-                parts.append(f"#{active.trial.number} it {step}: {mean:.4g}")
-            else:
-                parts.append(f"#{active.trial.number} starting")
-        return ", ".join(parts)
+        line = self._trials.progress(budget=self._config.budget, running=self._scheduler.running())
+        line += self._plan.progress(self._view())
+        self._console.progress(line, note=self._scheduler.note, detail=self._scheduler.detail())
+        self._scheduler.note = ""
 
     def _result(self, interrupted: bool, files: dict[str, Path]) -> TuningResult:
         assert self._config.run_dir is not None
@@ -591,9 +309,9 @@ class _Tuner:
         best, answer = self._trials.best(), self._trials.answer()
         return TuningResult(
             self._config.run_dir,
-            found["complete"],
-            found["pruned"],
-            found["failed"],
+            found[Status.COMPLETE],
+            found[Status.PRUNED],
+            found[Status.FAILED],
             interrupted,
             best.value if best else None,
             hyperparameters(answer) if answer else None,
@@ -612,30 +330,6 @@ class _Tuner:
             stopped_hint=stopped,
         )
         print(text, file=self._out, flush=True)
-
-
-class _Unstarted:
-    """A job whose start failed: it has ended, with the reason."""
-
-    def __init__(self, spec: JobSpec, reason: str) -> None:
-        self.spec = spec
-        self._reason = reason
-
-    def poll(self) -> JobStatus:
-        return JobStatus(done=True, failure=self._reason)
-
-    def stop(self) -> None:
-        return None
-
-    def wait(self, timeout: float) -> bool:
-        return True
-
-
-def _objective(values: list[Record], last_k: int) -> float:
-    """The mean of the last `last_k` values a job reported (NaN when it reported none)."""
-    if not values:
-        return math.nan
-    return statistics.fmean(record.value for record in values[-last_k:])  # type: ignore[misc]  # finite by JobStatus
 
 
 class _StopRequest:

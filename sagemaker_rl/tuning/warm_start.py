@@ -4,25 +4,27 @@
 are comparable with the new run's; their trials inform the sampler and may be the answer (SageMaker's
 "overall best" is over the parents' jobs too). `TransferLearning`: the problem or the static
 hyperparameters may differ; the parents' trials only inform the sampler. With either, the space may
-change: the tuned values that still fit it carry over (`trials.Trials.warm_start`). As in SageMaker,
+change: the tuned values that still fit it carry over (`copy_parents`). As in SageMaker,
 at most 5 parents, each finished (no tuner holding it) and with the same objective. The SageMaker
 backend sends the parents as the request's `WarmStartConfig` instead (`sagemaker/requests.py`).
 """
 
 from __future__ import annotations
 
-import fcntl
+import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-from sagemaker_rl.tuning.rundir import LOCK_FILE, load_run_config
-from sagemaker_rl.tuning.space import TuningError
-from sagemaker_rl.tuning.trials import IDENTICAL
+from sagemaker_rl.tuning.config import TuningConfig, load_run_config
+from sagemaker_rl.tuning.record import IDENTICAL, TrialRecord, read, tuned
+from sagemaker_rl.tuning.rundir import is_held
+from sagemaker_rl.tuning.space import SearchSpace, TuningError
 
-if TYPE_CHECKING:
-    from sagemaker_rl.tuning.config import TuningConfig
+logger = logging.getLogger(__name__)
 
 
 def load_parents(config: TuningConfig) -> list[tuple[str, list[optuna.trial.FrozenTrial]]]:
@@ -31,7 +33,11 @@ def load_parents(config: TuningConfig) -> list[tuple[str, list[optuna.trial.Froz
     for name in config.warm_start:
         run_dir = Path(name).absolute()
         parent = load_run_config(run_dir)  # says so when it is not a run directory
-        _check_finished(run_dir)
+        if is_held(run_dir):
+            raise TuningError(
+                f"warm start parent {run_dir} is still running: wait for it to end (SageMaker, too, "
+                "takes finished parents only)"
+            )
         if (parent.objective_metric, parent.objective_type) != (config.objective_metric, config.objective_type):
             raise TuningError(
                 f"warm start parent {run_dir} optimised {parent.objective_type} {parent.objective_metric}, "
@@ -51,16 +57,38 @@ def load_parents(config: TuningConfig) -> list[tuple[str, list[optuna.trial.Froz
     return parents
 
 
-def _check_finished(run_dir: Path) -> None:
-    lock = run_dir / LOCK_FILE
-    if not lock.exists():
-        return
-    with open(lock, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TuningError(
-                f"warm start parent {run_dir} is still running: wait for it to end (SageMaker, too, "
-                "takes finished parents only)"
-            ) from None
-        fcntl.flock(handle, fcntl.LOCK_UN)
+def copy_parents(
+    study: optuna.Study, parents: Sequence[tuple[str, Sequence[FrozenTrial]]], kind: str, space: SearchSpace
+) -> int:
+    """Copy the parents' finished search trials into a new study; returns how many were copied.
+
+    Each keeps the tuned values that fit `space` (parameters the space no longer has, or values
+    outside the new ranges, are dropped); a trial left with none is skipped.
+    """
+    distributions = space.distributions()
+    copied = 0
+    for parent, parent_trials in parents:
+        for trial in parent_trials:
+            record = read(trial)
+            if not record.is_search or trial.state != TrialState.COMPLETE or trial.value is None:
+                continue
+            stored = space.stored_values(tuned(trial))  # the real values, in this space's terms
+            params = {name: value for name, value in stored.items() if _fits(distributions[name], value)}
+            if not params:
+                continue
+            copy = TrialRecord(tuned=record.tuned, hyperparameters=record.hyperparameters, seeds=record.seeds,
+                               duration_s=record.duration_s, seed_objectives=record.seed_objectives,
+                               warm_start={"run": parent, "trial": trial.number, "type": kind})
+            study.add_trial(optuna.trial.create_trial(
+                state=TrialState.COMPLETE, value=trial.value, params=params,
+                distributions={name: distributions[name] for name in params}, user_attrs=copy.attrs()))
+            copied += 1
+    logger.info("warm start (%s): %d trials copied from %s", kind, copied, [parent for parent, _ in parents])
+    return copied
+
+
+def _fits(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):  # e.g. a Categorical value the new choices do not have
+        return False

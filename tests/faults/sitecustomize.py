@@ -2,7 +2,7 @@
 
 Put this directory first on PYTHONPATH and set SAGEMAKER_RL_TEST_FAULT; Python imports this file at
 start-up in the job and in each Ray worker it starts (they inherit the environment), and it wraps
-`sagemaker_rl.envs.make_env`:
+`sagemaker_rl.job.envs.make_env`:
   nan_reward   every reward is NaN (the job's return diverges)
   raise        env.step raises RuntimeError("injected env fault") after 20 steps
   hang         env.step sleeps for an hour after 20 steps (a job that makes no progress)
@@ -18,7 +18,7 @@ if FAULT:
 
     import gymnasium
 
-    import sagemaker_rl.envs as envs
+    import sagemaker_rl.job.envs as envs
 
     class _Faulty(gymnasium.Wrapper):
         steps = 0

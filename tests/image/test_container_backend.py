@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from sagemaker_rl.containers import JOB_LABEL, RUN_LABEL
+from sagemaker_rl.engine import JOB_LABEL, RUN_LABEL
 from tests.conftest import REPO, TINY_PPO
 from tests.image.test_image import DOCKER, IMAGE
 

@@ -1,6 +1,6 @@
 """A multi-host job of the image, laid out as SageMaker lays it out: one Ray cluster, or a clear failure.
 
-The test starts the containers itself (not through sagemaker_rl.containers), as SageMaker and its SDK's
+The test starts the containers itself (not through sagemaker_rl.engine), as SageMaker and its SDK's
 local mode do: `algo-1` and `algo-2` on one network, each with its own /opt/ml tree whose
 resourceconfig.json lists both hosts and names the current one.
 """

@@ -167,7 +167,7 @@ def test_a_bad_hyperparameter_fails_with_the_jobs_own_message_before_any_aws_cal
 
 
 def test_each_problem_has_the_entry_point_named_in_sagemaker_program():
-    from sagemaker_rl.problems import PROBLEMS
+    from sagemaker_rl.job.problems import PROBLEMS
 
     for problem in PROBLEMS:
         script = REPO / "entrypoints" / sagemaker.entry_point(problem)

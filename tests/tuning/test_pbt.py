@@ -19,6 +19,8 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from sagemaker_rl.tuning import TuningError, load_config, pbt
+from sagemaker_rl.tuning.ranking import segments
+from sagemaker_rl.tuning.record import TrialRecord, read
 from sagemaker_rl.tuning.runners import _start_time
 from sagemaker_rl.tuning.space import (
     CategoricalParameter,
@@ -27,7 +29,6 @@ from sagemaker_rl.tuning.space import (
     Scaling,
     SearchSpace,
 )
-from sagemaker_rl.tuning.trials import ATTR_EXPLOITED, ATTR_GENERATION, ATTR_MEMBER, ATTR_PARENT, segments
 from tests.conftest import REPO, TINY_PPO
 
 LR = ContinuousParameter("rl.training.config.lr", 1e-4, 1e-2, Scaling.LOGARITHMIC)
@@ -63,8 +64,8 @@ def test_resampling_draws_on_the_scale_and_categoricals_are_drawn_anew():
 def _segment_trial(member, generation, value, *, state=TrialState.COMPLETE, number):
     trial = optuna.trial.create_trial(state=state, value=value if state == TrialState.COMPLETE else None,
                                       params={}, distributions={},
-                                      user_attrs={ATTR_MEMBER: member, ATTR_GENERATION: generation,
-                                                  "tuned": {LR.name: 1e-3 * (member + 1)}})
+                                      user_attrs=TrialRecord(member=member, generation=generation,
+                                                             tuned={LR.name: 1e-3 * (member + 1)}).attrs())
     trial.number = number
     return trial
 
@@ -145,11 +146,11 @@ def test_a_tiny_pbt_run_exploits_and_the_taker_continues_the_donors_checkpoint_w
     trials = _trials(run_dir)
     assert len(trials) == 6 and all(trial.state == TrialState.COMPLETE for trial in trials)
     by_number = {trial.number: trial for trial in trials}
-    exploits = [trial for trial in trials if trial.user_attrs[ATTR_EXPLOITED] is not None]
+    exploits = [trial for trial in trials if read(trial).exploited is not None]
     assert len(exploits) == 2  # population 2: one exploit at each of the two boundaries
     for taker in exploits:
-        donor = by_number[taker.user_attrs[ATTR_PARENT]]
-        assert donor.user_attrs[ATTR_MEMBER] != taker.user_attrs[ATTR_MEMBER]
+        donor = by_number[read(taker).parent]
+        assert read(donor).member != read(taker).member
         donor_state = json.loads(sorted((Path(donor.user_attrs["trial_dir"]) / "checkpoints").glob(
             "checkpoint_*/job_state.json"))[-1].read_text())  # its final one
         log = (Path(taker.user_attrs["trial_dir"]) / "stdout.log").read_text()
@@ -163,7 +164,7 @@ def test_a_tiny_pbt_run_exploits_and_the_taker_continues_the_donors_checkpoint_w
         assert float(first["default_optimizer_learning_rate"]) == pytest.approx(lr, rel=1e-6)
     schedule = json.loads((run_dir / "schedule.json").read_text())
     assert [entry["to_env_step"] for entry in schedule["schedule"]] == [4000, 8000, 12000]
-    assert schedule["trial"] == max((trial for trial in trials if trial.user_attrs[ATTR_GENERATION] == 2),
+    assert schedule["trial"] == max((trial for trial in trials if read(trial).generation == 2),
                                     key=lambda trial: trial.value).number
     assert (run_dir / "model" / "policy.onnx").is_file()
     assert "exploit" in (run_dir / "report.html").read_text()
@@ -174,7 +175,7 @@ def test_kill_9_mid_run_then_resume_continues_the_population_and_reruns_only_run
     run_dir = tmp_path / "run"
     tuner = _tune(*TINY_PBT, "--max-jobs", "6", "--run-dir", str(run_dir))
     deadline = time.monotonic() + 300
-    while not any(trial.user_attrs.get(ATTR_GENERATION) == 1 and trial.state == TrialState.RUNNING
+    while not any(read(trial).generation == 1 and trial.state == TrialState.RUNNING
                   for trial in _trials_so_far(run_dir)):
         assert tuner.poll() is None, tuner.stdout.read()[-3000:]
         assert time.monotonic() < deadline
@@ -192,8 +193,8 @@ def test_kill_9_mid_run_then_resume_continues_the_population_and_reruns_only_run
     assert all(trial.state == TrialState.COMPLETE for trial in done.values())
     for number, state in before.items():  # finished segments were kept, not run again
         if state == TrialState.COMPLETE:
-            assert done[(by := next(t for t in trials if t.number == number)).user_attrs[ATTR_MEMBER],
-                        by.user_attrs[ATTR_GENERATION]].number == number
+            by = read(next(t for t in trials if t.number == number))
+            assert done[(by.member, by.generation)].number == number
     kept = {trial.number for trial in done.values()}
     rerun = [trial for trial in trials if trial.number not in kept]
     assert 1 <= len(rerun) <= 2  # at most the generation that was running: no member lost more than one interval

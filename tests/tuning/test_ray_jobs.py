@@ -19,7 +19,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sagemaker_rl.env_runner import SeededEnvRunner
+from sagemaker_rl.job.env_runner import SeededEnvRunner
 from sagemaker_rl.tuning.ray_jobs import JOB_FILE
 from tests.conftest import TINY_PPO
 from tests.ray_cluster import FAST_HEALTH_CHECK, LocalCluster

@@ -19,8 +19,8 @@ import pytest
 from optuna.trial import TrialState
 
 from sagemaker_rl.tuning import TuningError, config_from_mapping, run_tuning
+from sagemaker_rl.tuning.config import REEVALUATION_SEED_BASE
 from sagemaker_rl.tuning.runners import PID_FILE
-from sagemaker_rl.tuning.trials import REEVALUATION_SEED_BASE
 
 from .test_tuner import DRIVER, _start_driver, _study, _wait_for
 

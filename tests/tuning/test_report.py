@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from sagemaker_rl.tuning import report
+from sagemaker_rl.tuning.record import TrialRecord
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 DISTRIBUTIONS = {
@@ -107,3 +109,29 @@ def test_text_table_lists_trials_and_failures():
     ]
     assert lines[2].split()[:3] == ["1", "complete", "-4.5"]
     assert "trial 3: the job failed: RuntimeError: boom" in table
+
+
+def _best_so_far(page: str) -> tuple[list[float], list[float]]:
+    found = re.search(r'"name":"best so far","x":\[([^\]]*)\],"y":\[([^\]]*)\]', page)
+    assert found is not None
+    return [float(x) for x in found[1].split(",")], [float(y) for y in found[2].split(",")]
+
+
+def test_the_best_so_far_line_follows_the_studys_direction_when_the_answer_is_a_reevaluation(tmp_path):
+    study = _study()  # maximize: search objectives -8, -4.5 and -11
+    for key, per_seed in ((1, [-9.0, -10.0]), ("default", [-12.0, -12.0])):  # fresh seeds score lower
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=sum(per_seed) / 2, user_attrs=TrialRecord(
+            reevaluation_of=key, seeds=[10_000, 10_001], seed_objectives=per_seed, tuned={},
+            hyperparameters=STATIC).attrs()))
+    assert report.best_trial(study).number == 6  # the answer: trial 1's re-evaluation, below the search's best
+    xs, ys = _best_so_far(report.write_html(study, tmp_path / "report.html").read_text())
+    assert xs == [0, 1, 4, 6, 7]
+    assert ys == [-8.0, -4.5, -4.5, -4.5, -4.5]  # the maximum so far, not the minimum
+
+
+def test_the_best_so_far_line_of_a_minimizing_study_tracks_the_minimum(tmp_path):
+    study = optuna.create_study(direction="minimize", study_name="fake-run")
+    for trial in _study().trials:
+        study.add_trial(trial)
+    xs, ys = _best_so_far(report.write_html(study, tmp_path / "report.html").read_text())
+    assert (xs, ys) == ([0, 1, 4], [-8.0, -8.0, -11.0])

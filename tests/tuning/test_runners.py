@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from sagemaker_rl.contract import STDOUT_LOG
 from sagemaker_rl.tuning import JobSpec, JobStatus
-from sagemaker_rl.tuning.runners import PID_FILE, STDOUT_LOG, LocalProcessRunner
+from sagemaker_rl.tuning.runners import PID_FILE, LocalProcessRunner
 
 
 def _run(runner, tmp_path: Path, timeout: float = 30, **hyperparameters) -> JobStatus:

@@ -22,7 +22,7 @@ from sagemaker_rl.tuning import (
     parse_space,
     parse_static_flag,
 )
-from sagemaker_rl.tuning.space import REVERSE_PREFIX, load_file
+from sagemaker_rl.tuning.space import REVERSE_PREFIX, load_file, parameter_flag
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -234,3 +234,16 @@ def test_scaling_statistics_are_not_degenerate():
     # guard for the two distribution tests above: the sampler really varies
     space = SearchSpace((ContinuousParameter("x", 0, 1, Scaling.LINEAR),))
     assert statistics.pstdev(sample["x"] for sample in _samples(space, 50)) > 0.2
+
+
+def test_a_parameter_is_written_as_the_flag_that_reads_it_back():
+    space = SearchSpace((
+        ContinuousParameter("rl.training.config.lr", 5e-4, 5e-3, Scaling.LOGARITHMIC),
+        ContinuousParameter("rl.training.config.gamma", 0.98765432, 0.999, Scaling.REVERSE_LOGARITHMIC),
+        IntegerParameter("rl.training.config.num_epochs", 3, 30),
+        CategoricalParameter("rl.training.config.batch_mode", ("truncate_episodes", "complete_episodes")),
+        CategoricalParameter("x", (1, 2.5, "auto")),
+    ))
+    flags = [parameter_flag(parameter) for parameter in space.parameters]
+    assert flags[0] == "rl.training.config.lr=Continuous:0.0005:0.005:Logarithmic"
+    assert parse_space(dict(parse_parameter_flag(flag) for flag in flags)) == space

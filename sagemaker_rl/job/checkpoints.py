@@ -1,0 +1,103 @@
+"""Checkpoints: the job's resumable state, saved with the algorithm's and restored from the newest complete one.
+
+Checkpoints carry the job's own counters (JobState, in `job_state.json`), so a job killed at any
+point continues from its last checkpoint with the same budget. A checkpoint is written under a
+temporary name and renamed when complete; the state file is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sagemaker_rl.errors import UserError
+from sagemaker_rl.job import learner
+from sagemaker_rl.job.hyperparameters import JobConfig
+from sagemaker_rl.job.keys import GSDE_KEY, PPO_PREFIX
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint_"
+JOB_STATE_FILE = "job_state.json"  # written last: a checkpoint without it is incomplete
+
+
+@dataclass
+class JobState:
+    """Counters that must survive a restart (RLlib restarts its time counter at 0 on restore)."""
+
+    training_iteration: int = 0
+    timesteps_total: int = 0
+    time_total_s: float = 0.0
+    kl_coeff: float | None = None  # PPO's adaptive KL coefficient: RLlib does not checkpoint it
+    kl_coeff_setting: float | None = None  # the rl.training.config.kl_coeff it adapted from (see restore)
+    best_reward: float | None = None
+    # [mean, episodes, max, min] of the newest iterations that finished >= progress.EPISODES_PER_MEAN episodes
+    recent_episodes: list[list[float]] = field(default_factory=list)
+    last_reward: float | None = None  # the reward line's mean at the checkpoint (for the stop check on resume)
+    # The policy's parameter shapes at the checkpoint: RLlib restores a state of another network without a
+    # word (the first update then fails on a tensor size), so a resume compares them first (see restore).
+    network: dict[str, list[int]] = field(default_factory=dict)
+
+
+def latest_checkpoint(directory: Path) -> tuple[JobState, Path | None]:
+    """The newest complete checkpoint in `directory` and its job state (a fresh state and None without one)."""
+    if directory.is_dir():
+        for candidate in sorted(directory.glob(f"{CHECKPOINT_PREFIX}*"), reverse=True):
+            state_file = candidate / JOB_STATE_FILE
+            if state_file.is_file():
+                return JobState(**json.loads(state_file.read_text())), candidate
+            logger.warning("ignoring incomplete checkpoint %s (no %s)", candidate, JOB_STATE_FILE)
+    return JobState(), None
+
+
+def save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) -> Path:
+    """Save `algo` and `state` as the checkpoint of `state`'s iteration; keep the newest `keep` (0: all)."""
+    final = directory / f"{CHECKPOINT_PREFIX}{state.training_iteration:06d}"
+    partial = directory / f".partial-{final.name}"
+    shutil.rmtree(partial, ignore_errors=True)
+    algo.save_to_path(str(partial / "algorithm"))
+    state.kl_coeff = learner.live_kl_coeff(algo)
+    state.network = learner.network(algo)
+    (partial / JOB_STATE_FILE).write_text(json.dumps(vars(state), indent=2))
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)  # atomic: a kill leaves either the old set or the new checkpoint
+    if keep > 0:
+        for old in sorted(directory.glob(f"{CHECKPOINT_PREFIX}*"))[:-keep]:
+            shutil.rmtree(old)
+    return final
+
+
+def restore(algo: Any, checkpoint: Path, state: JobState, job: JobConfig) -> None:
+    """Restore `checkpoint` into `algo`, built from `job`'s values, and make those values live.
+
+    RLlib restores the optimizer's state with the learning rate it was saved with, and the KL
+    coefficient not at all; every other PPO setting comes from the new config. The learning rate is
+    set again from the config, so that a job resumed or explored with a new `lr` uses it on its first
+    update. The KL coefficient continues where it adapted to when `kl_coeff` is the value it adapted
+    from (a plain resume), and starts from the new `kl_coeff` when that was changed (PBT's explore:
+    the new value is the point of the change, and the adapted one belongs to the old setting).
+    """
+    _check_network(algo, checkpoint, state)
+    algo.restore_from_path(str(checkpoint / "algorithm"))
+    learner.make_values_live(algo, timestep=state.timesteps_total, kl_coeff=_kl_coeff_to_continue(state, job))
+
+
+def _check_network(algo: Any, checkpoint: Path, state: JobState) -> None:
+    """UserError when the checkpoint's policy has other parameters than the one `algo` built."""
+    built = learner.network(algo)
+    if state.network and state.network != built:
+        changed = sorted(set(state.network).symmetric_difference(built)) or sorted(
+            name for name in built if built[name] != state.network[name])
+        raise UserError(f"the checkpoint in {checkpoint} holds another network than this job builds (parameters "
+                        f"{', '.join(changed[:4])} differ): resume with the {PPO_PREFIX}model_config and "
+                        f"{GSDE_KEY} it was trained with, or empty the checkpoints directory to start afresh")
+
+
+def _kl_coeff_to_continue(state: JobState, job: JobConfig) -> float | None:
+    """The checkpoint's adapted KL coefficient when the job keeps the setting it adapted from, else None."""
+    same_setting = state.kl_coeff_setting is None or state.kl_coeff_setting == job.ppo.get("kl_coeff")
+    return state.kl_coeff if state.kl_coeff is not None and same_setting else None

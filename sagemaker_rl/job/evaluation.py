@@ -1,0 +1,88 @@
+"""Evaluation: deterministic episodes of an exported policy (model/policy.onnx), without Ray."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sagemaker_rl.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationResult:
+    """Returns of the evaluated episodes."""
+
+    returns: list[float]
+    lengths: list[int]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def max(self) -> float:
+        return float(np.max(self.returns))
+
+    @property
+    def min(self) -> float:
+        return float(np.min(self.returns))
+
+
+def evaluate(model_dir: Path, *, episodes: int = 10, seed: int = 0, video: Path | None = None) -> EvaluationResult:
+    """Run `episodes` deterministic episodes of the policy in `model_dir`; optionally save a GIF of the first."""
+    from sagemaker_rl.job.envs import make_env
+    from sagemaker_rl.job.export import OnnxPolicy
+
+    params_file, policy_file = model_dir / "params.json", model_dir / "policy.onnx"
+    for required in (params_file, policy_file):
+        if not required.is_file():
+            raise UserError(f"{required} does not exist: --model-dir must be a job's model/ directory "
+                            "(it holds params.json and policy.onnx)")
+    if episodes < 1:
+        raise UserError(f"episodes must be >= 1, got {episodes}")
+    params = json.loads(params_file.read_text())
+    env = make_env(params["problem"], params["simulator"], render_mode="rgb_array" if video else None)
+    frames: list[Any] = []
+    try:
+        result = run_episodes(env, OnnxPolicy(policy_file), episodes=episodes, seed=seed,
+                              frames=frames if video else None)
+    finally:
+        env.close()
+    if video:
+        _save_gif(frames, video)
+    return result
+
+
+def run_episodes(env: Any, policy: Callable[[np.ndarray], np.ndarray], *, episodes: int, seed: int,
+                 frames: list[Any] | None = None) -> EvaluationResult:
+    """`episodes` episodes of `policy` (observation -> action) in `env`, seeded seed, seed + 1, ...;
+    the first episode's rendered frames are appended to `frames` when it is given."""
+    returns: list[float] = []
+    lengths: list[int] = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total, steps, done = 0.0, 0, False
+        while not done:
+            if frames is not None and episode == 0:
+                frames.append(env.render())
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total, steps, done = total + float(reward), steps + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(steps)
+        logger.info("episode %d: return %.2f over %d steps", episode, total, steps)
+    return EvaluationResult(returns, lengths)
+
+
+def _save_gif(frames: list[Any], path: Path) -> None:
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(str(path), frames[::2], duration=1 / 30, loop=0)  # every 2nd frame keeps files small

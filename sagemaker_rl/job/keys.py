@@ -1,0 +1,72 @@
+"""Hyperparameter names: every `rl.*` key a job reads, spelled once.
+
+A job takes SageMaker's flat hyperparameters: `rl.training.config.<PPO field>` (RLlib 2.60 names),
+`rl.training.stop.<criterion>`, the job's own `rl.training.<setting>` and `rl.env.simulator`. The
+parser, the problem table, the job's messages and the tuner (through the job's face) read the names
+from here. Importing this module loads nothing else.
+"""
+
+from __future__ import annotations
+
+KEY_ROOT = "rl."  # every key of ours starts with it
+TRAINING_PREFIX = KEY_ROOT + "training."  # the job's own settings: rl.training.<JobConfig attribute>
+PPO_PREFIX = TRAINING_PREFIX + "config."  # rl.training.config.<PPOConfig field>
+STOP_PREFIX = TRAINING_PREFIX + "stop."  # rl.training.stop.<StopCriteria field>
+ENV_PREFIX = KEY_ROOT + "env."
+PLATFORM_PREFIXES = ("sagemaker_", "_tuning_")  # SageMaker's own keys: not ours to judge
+
+SIMULATOR_KEY = ENV_PREFIX + "simulator"
+PRESET_KEY = TRAINING_PREFIX + "preset"
+RUN_KEY = TRAINING_PREFIX + "run"  # the seed's algorithm name: PPO is the only one accepted
+SEED_KEY = TRAINING_PREFIX + "seed"
+CHECKPOINT_FREQ_KEY = TRAINING_PREFIX + "checkpoint_freq"
+KEEP_CHECKPOINTS_KEY = TRAINING_PREFIX + "keep_checkpoints"
+INITIAL_LOG_STD_KEY = TRAINING_PREFIX + "initial_log_std"
+NUM_ENVS_KEY = TRAINING_PREFIX + "num_envs"
+GSDE_KEY = TRAINING_PREFIX + "gsde_resample_steps"
+STALL_TIMEOUT_KEY = TRAINING_PREFIX + "stall_timeout_s"
+CLUSTER_TIMEOUT_KEY = TRAINING_PREFIX + "cluster_timeout_s"
+PER_RUNNER_ENVS_KEY = PPO_PREFIX + "num_envs_per_env_runner"
+
+# Old RLlib (and the seed's) names -> RLlib 2.60 names (a dotted target sets a nested key).
+LEGACY_NAMES = {
+    "num_sgd_iter": "num_epochs",
+    "sgd_minibatch_size": "minibatch_size",
+    "train_batch_size": "train_batch_size_per_learner",
+    "num_workers": "num_env_runners",
+    "num_rollout_workers": "num_env_runners",
+    "num_envs_per_worker": "num_envs_per_env_runner",
+    "num_cpus_per_worker": "num_cpus_per_env_runner",
+    "num_gpus_per_worker": "num_gpus_per_env_runner",
+    "num_gpus": "num_gpus_per_learner",
+    "sample_batch_size": "rollout_fragment_length",
+    "lambda": "lambda_",
+    "model": "model_config",
+    "vf_share_layers": "model_config.vf_share_layers",
+}
+
+
+def ppo_key(name: str) -> str:
+    """The hyperparameter that sets PPO field `name`: `lr` -> `rl.training.config.lr`."""
+    return PPO_PREFIX + name
+
+
+def training_key(name: str) -> str:
+    """The hyperparameter that sets the job's own setting `name`: `seed` -> `rl.training.seed`."""
+    return TRAINING_PREFIX + name
+
+
+def training_attribute(key: str) -> str:
+    """The JobConfig attribute a `rl.training.<setting>` key sets: `rl.training.seed` -> `seed`."""
+    assert key.startswith(TRAINING_PREFIX), key
+    return key[len(TRAINING_PREFIX):]
+
+
+def canonical_key(key: str) -> str:
+    """`key` with an old RLlib PPO name replaced by its RLlib 2.60 name; other keys as they are."""
+    if not key.startswith(PPO_PREFIX):
+        return key
+    name, _, rest = key[len(PPO_PREFIX):].partition(".")
+    if name not in LEGACY_NAMES:
+        return key
+    return PPO_PREFIX + ".".join(part for part in (LEGACY_NAMES[name], rest) if part)

@@ -1,0 +1,71 @@
+"""The job's model: what it leaves in model/ — the final checkpoint, the ONNX policy, params.json and result.json.
+
+result.json is written last: with it, model/ holds the complete model of its iteration, so a job
+killed while writing the model writes it again from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from typing import Any
+
+from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.files import write_atomically
+from sagemaker_rl.job.checkpoints import JobState
+from sagemaker_rl.job.hyperparameters import JobConfig, to_hyperparameters
+from sagemaker_rl.job.learner import MODULE_ID
+from sagemaker_rl.job.problems import PROBLEMS
+from sagemaker_rl.job.progress import Progress
+
+RESULT_FILE = "result.json"  # written last to model/: with it, the model of its iteration is complete
+
+
+def model_written(paths: JobPaths, state: JobState) -> bool:
+    """model/ holds the complete model of the checkpoint `state` came from."""
+    try:
+        result = json.loads((paths.model / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(result, dict) and result.get("training_iteration") == state.training_iteration
+
+
+def write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, last: Progress | None) -> None:
+    """checkpoint/, policy.onnx, params.json, then result.json (`last`: the final iteration; None: from `state`)."""
+    from sagemaker_rl.job.export import export_onnx
+
+    checkpoint_dir = paths.model / "checkpoint"
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    algo.save_to_path(str(checkpoint_dir))
+    problem_env = PROBLEMS[job.problem].envs[job.simulator]
+    export_onnx(algo.get_module(MODULE_ID), paths.model / "policy.onnx",
+                observation_filter=observation_filter_stats(algo))
+    params = {"problem": job.problem, "simulator": job.simulator, "env_id": problem_env.env_id,
+              "max_episode_steps": problem_env.max_episode_steps, "seed": job.seed,
+              "hyperparameters": to_hyperparameters(job), "command": sys.argv}
+    write_atomically(paths.model / "params.json", json.dumps(params, indent=2, default=str) + "\n")
+    progress = vars(last) if last is not None else {
+        "training_iteration": state.training_iteration, "timesteps_total": state.timesteps_total,
+        "time_total_s": state.time_total_s, "episode_reward_mean": state.last_reward}
+    summary = {**progress, "best_episode_reward_mean": state.best_reward}
+    write_atomically(paths.model / RESULT_FILE, json.dumps(summary, indent=2) + "\n")
+
+
+def observation_filter_stats(algo: Any) -> tuple[Any, Any, float] | None:
+    """(mean, std, clip) of the algorithm's observation filter, as its checkpoint holds them; None without one.
+
+    The statistics are the ones merged across env runners after the last iteration.
+    """
+    from ray.rllib.core import COMPONENT_ENV_RUNNER, COMPONENT_ENV_TO_MODULE_CONNECTOR
+    from ray.rllib.utils.filter import RunningStat
+
+    state = algo.get_state(components=[COMPONENT_ENV_RUNNER, COMPONENT_ENV_TO_MODULE_CONNECTOR])
+    # With a local env runner the connector is its part; without one the algorithm holds it.
+    connectors = state.get(COMPONENT_ENV_RUNNER, state).get(COMPONENT_ENV_TO_MODULE_CONNECTOR, {})
+    if "MeanStdFilter" not in connectors:
+        return None
+    filter_state = connectors["MeanStdFilter"][None]  # one agent
+    (stats,) = filter_state["running_stats"]
+    running = RunningStat.from_state(stats)
+    return running.mean, running.std, float(filter_state["clip_by_value"])

@@ -1,0 +1,238 @@
+"""The problem table: each robot-control problem as a row of data.
+
+A problem names an environment per simulator, the episode limit and stop target that go with that
+environment, and its presets: named sets of hyperparameters (`seed`: the original SageMaker RL
+Roboschool scripts' values; `fast`: tuned here for a small machine, the default), each with a note
+of its source. Everything else (construction, training) reads this table; nothing is copied per
+problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sagemaker_rl.errors import UserError, did_you_mean
+from sagemaker_rl.job.keys import ppo_key, training_key
+
+SIMULATORS = ("roboschool", "mujoco")
+DEFAULT_SIMULATOR = "roboschool"
+
+
+@dataclass(frozen=True)
+class SimulatorEnv:
+    """One problem on one simulator."""
+
+    env_id: str  # gymnasium id (mujoco) or "module:Class" of a pybullet_envs port (roboschool)
+    max_episode_steps: int  # the limit the environment was registered with
+    stop_reward: float  # mean episode return at which a job stops by default
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of hyperparameters for one problem: PPO fields and the job's own settings."""
+
+    ppo: dict[str, Any]  # PPO fields (RLlib 2.60 names): rl.training.config.<name>
+    note: str  # where the values come from
+    training: dict[str, Any] = field(default_factory=dict)  # the job's own settings: rl.training.<name>
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The preset in the flat `rl.*` keys a user writes (applied over SHARED_PPO, before any other value)."""
+        return {**{training_key(name): value for name, value in self.training.items()},
+                **{ppo_key(name): value for name, value in self.ppo.items()}}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A robot-control problem: its environments and its presets per simulator."""
+
+    name: str
+    envs: dict[str, SimulatorEnv]
+    presets: dict[str, dict[str, Preset]]  # preset name -> simulator -> preset
+    note: str = ""  # where the values come from
+
+
+PRESETS = ("fast", "seed")
+DEFAULT_PRESET = "fast"
+
+# PPO settings every job starts from, in RLlib 2.60 names: the original SageMaker RL Roboschool
+# scripts' values (the `seed` preset adds nothing to them but humanoid's batch), adapted to the new
+# API stack. Every value a job relies on is set here, so RLlib's defaults never decide. Ours,
+# measured on 2 cores (`make bench`):
+# - 16 vector envs per runner: one env per runner samples at ~250 steps/s (RLlib's per-step
+#   overhead), 16 at ~1,900; 32 was no faster within the noise of a shared machine (-8% to +15%)
+#   and, with complete episodes, would double hopper's and humanoid's effective batch;
+# - a [64, 64] tanh network (the PPO paper's MuJoCo network) instead of the scripts' implicit
+#   RLlib default [256, 256]: with 20 epochs of 25,000 samples the larger network's learner takes
+#   ~13 s of a 28 s iteration, holding reacher to ~1,010 env steps/s end to end (0.33 of the raw
+#   env.step rate); [64, 64] gives ~1,870 (0.59).
+SHARED_PPO: dict[str, Any] = {
+    "gamma": 0.995,
+    "lambda_": 1.0,
+    "kl_coeff": 1.0,
+    "use_kl_loss": True,
+    "lr": 1e-4,
+    "clip_param": 0.3,
+    "vf_clip_param": 10_000.0,  # returns here reach thousands; RLlib's default 10 would clip all
+    "vf_loss_coeff": 1.0,
+    "entropy_coeff": 0.0,
+    "grad_clip": None,
+    "num_epochs": 20,
+    "minibatch_size": 1000,
+    "train_batch_size_per_learner": 25_000,
+    "batch_mode": "complete_episodes",
+    "num_envs_per_env_runner": 16,
+    "observation_filter": "NoFilter",
+    "model_config": {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "free_log_std": True},
+}
+
+_SEED_NOTE = "the original SageMaker RL Roboschool train-{name}.py: SHARED_PPO{extra}, stop at {stop:g}"
+_HUMANOID_SEED = {"num_epochs": 10, "minibatch_size": 32_768, "train_batch_size_per_learner": 320_000}
+
+# The `fast` presets: what learns fastest per wall-second on a small machine. Shared by every
+# problem: observation normalization (the first lever measured here: reacher at 221 s went from
+# -0.5..5.5 to 11.1), truncated episodes (complete episodes make an iteration at least runners x
+# envs x an episode long), no KL loss (the clipped objective alone, as most PPO implementations),
+# value-loss weight and gradient clip 0.5 (rl-zoo3's pybullet rows), and 16 env copies in the whole
+# job, split over its runners: 16 copies x 512 steps a batch on any core count, so values tuned on
+# one-CPU trials hold on two (reacher on two CPUs: 2 x 16 copies of 256 steps reached 10 and 17 in a
+# median 98 and 252 s of 3 seeds, 2 x 8 copies of 512 in 53 and 143 s of 5, though 17% slower to step).
+_FAST_SHARED = {
+    "observation_filter": "MeanStdFilter",
+    "batch_mode": "truncate_episodes",
+    "use_kl_loss": False,
+    "vf_loss_coeff": 0.5,
+    "grad_clip": 0.5,
+    "minibatch_size": 1024,
+    "train_batch_size_per_learner": 8192,
+}
+_FAST_ENVS = 16  # rl.training.num_envs of every `fast` preset
+# Reacher: the best trial of `sagemaker_rl/tuning/spaces/ppo-fast.yaml` (30 trials of 150 s on one
+# CPU each, two at a time, Bayesian; trial 17: 15.0), re-evaluated on seeds 100-102 against the
+# next two (median of the last value at 200 s: 13.9 vs 12.8 and 9.5-11.2 on two seeds). initial_log_std (53% of
+# the variance by Optuna's importance) and lr (24%) mattered most; network size and batch least.
+# Its lr is annealed linearly to a tenth over 1M env steps (a 150-s trial sees ~300k of them, so the
+# study could not tell): on one CPU, seeds 0, 1 and 3 reached a mean return of 17 in 216, 204 and
+# 241 s (seed 2 stood at ~10), where the constant lr took 361 and 214 s on seeds 0 and 1 and
+# missed on seed 2 within 400 s (`make bench` of the previous session). `make bench` since: 17 in a
+# median 223 s on one CPU (zoo-tuned SB3 367 s, same run) and 186 s on two (bench/results/20261201-195706.json);
+# with the vectorized connectors 202 s on one CPU (SB3 332 s), and on two CPUs 154-367 s or a miss, seed by
+# seed (bench/results/20261202-022106.json and the README): unstable with two runners, whose env copies
+# RLlib seeded alike; with the copies seeded apart (env_runner.py) 167 s, a miss (16.9 at 300 s) and 252 s.
+_FAST_REACHER = {
+    **_FAST_SHARED,
+    "lr": [[0, 1.6e-3], [1_000_000, 1.6e-4]],
+    "gamma": 0.9945,
+    "lambda_": 0.989,
+    "clip_param": 0.355,
+    "num_epochs": 12,
+}
+_FAST_REACHER_LOG_STD = -0.41
+# Hopper (and, untested, humanoid): the common PPO-on-MuJoCo values over the shared block, measured on
+# hopper/roboschool with 2 CPUs (seed 1). With lr 3e-4 constant, initial log std -0.5 and no gradient
+# clip, the policy stood at ~950 from 250 s on (its std shrinking fast) and collapsed to 32 in one
+# update at 420 s. With the clip (0.5, the shared block's), an initial log std of 0 (it explores
+# longer) and lr annealed linearly to a tenth over 4M steps (~30 minutes of 2-CPU steps), it reached
+# a mean return of 1,000 in 243 s and 2,000 in 515 s (953k env steps); seeds 0 and 2: 535 and 565 s.
+_FAST_LOCOMOTION = {
+    **_FAST_SHARED,
+    "lr": [[0, 3e-4], [4_000_000, 3e-5]],
+    "gamma": 0.99,
+    "lambda_": 0.95,
+    "clip_param": 0.2,
+    "num_epochs": 10,
+    "minibatch_size": 512,
+}
+_FAST_LOCOMOTION_LOG_STD = 0.0
+_HOPPER_FAST_NOTE = ("measured here on hopper/roboschool with 2 CPUs: common PPO-on-MuJoCo values (gamma 0.99, lambda "
+                     "0.95, clip 0.2, 10 epochs of minibatch 512 from 8192), lr 3e-4 annealed to 3e-5 over 4M steps, "
+                     "initial log std 0, gradient clip 0.5, observation filter; not a study")
+_FAST_NOTE_UNTUNED = "not tuned or measured for this problem: hopper/roboschool's fast values"
+
+
+def _fast(ppo: dict[str, Any], initial_log_std: float, note: str) -> Preset:
+    return Preset(ppo, note, {"num_envs": _FAST_ENVS, "initial_log_std": initial_log_std})
+
+
+def _presets(name: str, envs: dict[str, SimulatorEnv], seed: dict[str, Any],
+             fast: dict[str, Preset]) -> dict[str, dict[str, Preset]]:
+    extra = "".join(f", {field_name} {value}" for field_name, value in seed.items())
+    return {
+        "seed": {sim: Preset(seed, _SEED_NOTE.format(name=name, extra=extra, stop=env.stop_reward))
+                 for sim, env in envs.items()},
+        "fast": {sim: fast[sim] for sim in envs},
+    }
+
+
+_REACHER_ENVS = {
+    "roboschool": SimulatorEnv("pybullet_envs.gym_manipulator_envs:ReacherBulletEnv", 150, 18.0),
+    # gymnasium's registered reward_threshold for Reacher
+    "mujoco": SimulatorEnv("Reacher-v5", 50, -3.75),
+}
+_HOPPER_ENVS = {
+    "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HopperBulletEnv", 1000, 2500.0),
+    # gymnasium's registered reward_threshold for Hopper
+    "mujoco": SimulatorEnv("Hopper-v5", 1000, 3800.0),
+}
+_HUMANOID_ENVS = {
+    "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HumanoidBulletEnv", 1000, 3500.0),
+    # gymnasium registers no threshold for Humanoid; 6000 is a commonly quoted "solved" return
+    "mujoco": SimulatorEnv("Humanoid-v5", 1000, 6000.0),
+}
+_REACHER_FAST_NOTE = ("tuned here on 2 cores: sagemaker_rl/tuning/spaces/ppo-fast.yaml on reacher/roboschool, "
+                      "best trial re-evaluated on 3 fresh seeds")
+
+PROBLEMS: dict[str, Problem] = {
+    "reacher": Problem(
+        name="reacher",
+        envs=_REACHER_ENVS,
+        presets=_presets("reacher", _REACHER_ENVS, {}, {
+            "roboschool": _fast(_FAST_REACHER, _FAST_REACHER_LOG_STD, _REACHER_FAST_NOTE),
+            "mujoco": _fast(_FAST_REACHER, _FAST_REACHER_LOG_STD,
+                            "not tuned on mujoco: reacher/roboschool's fast values"),
+        }),
+        note="Original train-reacher.py: stop at 18 (RoboschoolReacher-v1), shared PPO values.",
+    ),
+    "hopper": Problem(
+        name="hopper",
+        envs=_HOPPER_ENVS,
+        presets=_presets("hopper", _HOPPER_ENVS, {}, {
+            "roboschool": _fast(_FAST_LOCOMOTION, _FAST_LOCOMOTION_LOG_STD, _HOPPER_FAST_NOTE),
+            "mujoco": _fast(_FAST_LOCOMOTION, _FAST_LOCOMOTION_LOG_STD, _FAST_NOTE_UNTUNED),
+        }),
+        note="Original train-hopper.py: stop at 2500 (RoboschoolHopper-v1), shared PPO values.",
+    ),
+    "humanoid": Problem(
+        name="humanoid",
+        envs=_HUMANOID_ENVS,
+        presets=_presets("humanoid", _HUMANOID_ENVS, _HUMANOID_SEED, {
+            sim: _fast(_FAST_LOCOMOTION, _FAST_LOCOMOTION_LOG_STD, _FAST_NOTE_UNTUNED) for sim in _HUMANOID_ENVS}),
+        note="Original train-humanoid.py: stop at 3500, 10 epochs, minibatch 32768, batch 320000.",
+    ),
+}
+
+
+def get_problem(name: str) -> Problem:
+    """The problem called `name`; a UserError names the choices otherwise."""
+    try:
+        return PROBLEMS[name]
+    except KeyError:
+        raise UserError(f"unknown problem {name!r}: choose one of {', '.join(PROBLEMS)}"
+                        f"{did_you_mean(name, PROBLEMS)}") from None
+
+
+def get_preset(problem: str, simulator: str, name: str) -> Preset:
+    """The preset `name` of `problem` on `simulator`; a UserError names the choices otherwise."""
+    presets = get_problem(problem).presets
+    if name not in presets:
+        raise UserError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}{did_you_mean(name, presets)}")
+    return presets[name][check_simulator(simulator)]
+
+
+def check_simulator(name: str) -> str:
+    """`name` if it is a simulator we support; a UserError names the choices otherwise."""
+    if name not in SIMULATORS:
+        raise UserError(f"unknown simulator {name!r}: choose one of {', '.join(SIMULATORS)}"
+                        f"{did_you_mean(name, SIMULATORS)}")
+    return name

@@ -1,0 +1,156 @@
+"""Training: one RLlib PPO run from a JobConfig, read top to bottom — start or resume, iterate, stop, write the model.
+
+The loop prints the reward lines (metrics.py) and one progress line per iteration; everything
+else RLlib and Ray say goes to the job's log file. Checkpoints carry the job's own counters, so
+a job killed at any point continues from its last checkpoint with the same budget. A job fails
+with its reason, never hangs: resources are checked before Ray starts, a non-finite return or loss
+is a divergence, a watchdog ends a job without progress, and an env runner's crash is reported by
+the exception that ended it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sagemaker_rl import metrics
+from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.errors import JobError, UserError
+from sagemaker_rl.job import learner, progress, ray_session
+from sagemaker_rl.job.checkpoints import JobState, latest_checkpoint, restore, save_checkpoint
+from sagemaker_rl.job.hyperparameters import JobConfig, StopCriteria
+from sagemaker_rl.job.keys import STOP_PREFIX, ppo_key
+from sagemaker_rl.job.model import model_written, write_model
+from sagemaker_rl.job.ppo_config import build_algorithm, build_ppo_config, check_resources
+from sagemaker_rl.job.progress import Progress
+
+logger = logging.getLogger(__name__)
+
+
+def train(
+    job: JobConfig, paths: JobPaths, *, cpus: int, on_built: Callable[[Any], None] | None = None
+) -> Progress | None:
+    """Run PPO until a stop criterion is met; returns the last iteration's progress.
+
+    A job whose final checkpoint already meets the stop criteria (killed while it wrote model/)
+    writes the model from that checkpoint without training. `on_built` is called with the
+    algorithm once it is built (a multi-host job reports where its env runners run).
+    """
+    paths.make_dirs()
+    check_resources(job, cpus=cpus)
+    config = build_ppo_config(job, cpus=cpus)
+    state, checkpoint = latest_checkpoint(paths.checkpoints)
+    finished = _stop_reason(job.stop, state, state.last_reward)
+    if finished and model_written(paths, state):
+        raise UserError(f"the checkpoint in {checkpoint} already meets the stop criteria "
+                        f"({finished}) and model/ holds its model: raise a {STOP_PREFIX}* value "
+                        "or empty the checkpoints directory to train again")
+    with (ray_session.started(cpus, paths, stall_timeout_s=job.stall_timeout_s) as watchdog,
+          _algorithm(config, job) as algo):
+        if on_built is not None:
+            on_built(algo)
+        _start(algo, job, state, checkpoint)
+        if finished:
+            print(f"Stopped: {finished} (at the last checkpoint; writing the model).", flush=True)
+            write_model(algo, job, paths, state, None)
+            return None
+        return _loop(algo, job, paths, state, watchdog)
+
+
+@contextmanager
+def _algorithm(config: Any, job: JobConfig) -> Iterator[Any]:
+    """The algorithm built from `config`, stopped at the end."""
+    algo = build_algorithm(config, job)
+    try:
+        yield algo
+    finally:
+        algo.stop()
+
+
+def _start(algo: Any, job: JobConfig, state: JobState, checkpoint: Path | None) -> None:
+    """Continue from `checkpoint`, or start a new policy at the job's initial log std."""
+    if checkpoint is not None:
+        restore(algo, checkpoint, state, job)
+        print(f"Resumed from {checkpoint.name}: iteration {state.training_iteration}, "
+              f"{state.timesteps_total:,} env steps, {state.time_total_s:.0f} s", flush=True)
+    elif job.initial_log_std is not None:
+        learner.set_initial_log_std(algo, job.initial_log_std, gsde=job.gsde_resample_steps is not None)
+
+
+def _loop(
+    algo: Any, job: JobConfig, paths: JobPaths, state: JobState, watchdog: ray_session.Watchdog
+) -> Progress | None:
+    time_offset = state.time_total_s
+    sigterm = _SigtermFlag()
+    with progress.ProgressLog(paths.intermediate, after_iteration=state.training_iteration) as progress_log:
+        while True:
+            result = algo.train()
+            watchdog.kick()
+            diverged = progress.divergence(result)
+            last = progress.over_recent_episodes(progress.read_progress(result, time_offset), state)
+            if diverged:
+                print(metrics.diverged_line(), flush=True)
+                raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
+                               f"({last.timesteps_total:,} env steps): lower {ppo_key('lr')}, set "
+                               f"{ppo_key('grad_clip')}, or check the env's rewards")
+            _record(state, last, job)
+            progress.report(job.problem, last, best_reward=state.best_reward)
+            progress_log.write(last)
+            reason = _stop_reason(job.stop, state, last.episode_reward_mean)
+            if reason or sigterm.raised:
+                save_checkpoint(algo, paths.checkpoints, state, keep=job.keep_checkpoints)
+                if sigterm.raised:
+                    raise RuntimeError("the job received SIGTERM; a checkpoint was saved, rerun it to resume")
+                print(f"Stopped: {reason}.", flush=True)
+                write_model(algo, job, paths, state, last)
+                return last
+            if state.training_iteration % job.checkpoint_freq == 0:
+                save_checkpoint(algo, paths.checkpoints, state, keep=job.keep_checkpoints)
+
+
+def _record(state: JobState, last: Progress, job: JobConfig) -> None:
+    """Carry the iteration's counters and rewards into the state the next checkpoint saves."""
+    state.training_iteration = last.training_iteration
+    state.timesteps_total = last.timesteps_total
+    state.time_total_s = last.time_total_s
+    state.kl_coeff_setting = job.ppo.get("kl_coeff")
+    state.last_reward = last.episode_reward_mean
+    if last.episode_reward_mean is not None:
+        best = -math.inf if state.best_reward is None else state.best_reward
+        state.best_reward = max(last.episode_reward_mean, best)
+
+
+def _stop_reason(stop: StopCriteria, state: JobState, reward: float | None) -> str:
+    if stop.episode_reward_mean is not None and reward is not None and reward >= stop.episode_reward_mean:
+        return f"episode_reward_mean {reward:.2f} >= {stop.episode_reward_mean:g}"
+    if stop.time_total_s is not None and state.time_total_s >= stop.time_total_s:
+        return f"time_total_s {state.time_total_s:.0f} >= {stop.time_total_s:g}"
+    if stop.timesteps_total is not None and state.timesteps_total >= stop.timesteps_total:
+        return f"timesteps_total {state.timesteps_total} >= {stop.timesteps_total}"
+    if stop.training_iteration is not None and state.training_iteration >= stop.training_iteration:
+        return f"training_iteration {state.training_iteration} >= {stop.training_iteration}"
+    return ""
+
+
+class _SigtermFlag:
+    """SIGTERM (SageMaker's stop, a spot interruption) finishes the iteration and checkpoints."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        if sys.platform != "win32" and _is_main_thread():
+            signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        logger.warning("SIGTERM received: checkpointing after this iteration")
+        self.raised = True
+
+
+def _is_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

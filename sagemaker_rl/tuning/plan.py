@@ -1,0 +1,215 @@
+"""Plan: a tuning run's phases and the work each asks for next — pure functions of the trial records.
+
+A run is an ordered list of phases; the next work is the first phase's that has some. The search
+(the budget's trials, sampled by the strategy) comes first, then the re-evaluation (the search's
+best configurations and the default on fresh seeds); strategy PBT has one phase instead, its
+population's generations. Every decision reads the study's trials (and whether this tuner still
+runs a search trial) and nothing else, so a resumed run plans the same work and tests need no
+processes. A new phase (a final training at the full budget, a completion criterion) is a `Phase`
+here and an entry in `make_plan`; only a new kind of work also needs its starter (`tuner._Tuner._begin`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from sagemaker_rl.tuning import pbt
+from sagemaker_rl.tuning.config import REEVALUATION_SEED_BASE, TuningConfig
+from sagemaker_rl.tuning.ranking import Candidate, candidates, fresh_seeds, reevaluations, segments
+from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, counted, read
+from sagemaker_rl.tuning.strategies import Strategy
+
+
+@dataclass(frozen=True)
+class View:
+    """What a plan decides from: the study's trials, its direction, and whether a search trial still runs here."""
+
+    trials: Sequence[FrozenTrial]
+    direction: StudyDirection
+    searching: bool = False
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Start a search trial sampled by the strategy (or a waiting rerun)."""
+
+
+@dataclass(frozen=True)
+class StartSegment:
+    """Start a PBT segment, from its parent's final checkpoint."""
+
+    segment: pbt.Segment
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """Train configurations again, each as one trial of one job per seed (a re-evaluation)."""
+
+    candidates: list[Candidate]
+    seeds: list[int]
+
+
+Work = Sample | StartSegment | Retrain
+
+
+class Phase:
+    """A step of a run; a subclass says what work it asks for, the rest is optional."""
+
+    def next(self, view: View) -> Work | None:
+        """The work to start now (None: none now, or the phase is done)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Its part of the line the run starts with."""
+        return ""
+
+    def progress(self, view: View) -> str:
+        """Its part of the progress line ('' for none)."""
+        return ""
+
+    def stopped(self) -> str | None:
+        """Why it ended before its work was done, if it did."""
+        return None
+
+    def outputs(self, trials: Sequence[FrozenTrial], direction: StudyDirection, run_dir: Path) -> dict[str, Path]:
+        """Files it writes in the run directory at the end of the run."""
+        return {}
+
+
+def search_has_room(trials: Sequence[FrozenTrial], budget: int) -> bool:
+    """A rerun is waiting, or the budget has room for a new search trial."""
+    return any(trial.state == TrialState.WAITING for trial in trials) or counted(trials) < budget
+
+
+@dataclass
+class Search(Phase):
+    """The budget's trials, sampled by the strategy."""
+
+    problem: str
+    budget: int
+
+    def next(self, view: View) -> Work | None:
+        return Sample() if search_has_room(view.trials, self.budget) else None
+
+    def describe(self) -> str:
+        return f"tuning {self.problem}: {self.budget} trials"
+
+
+@dataclass
+class Reevaluation(Phase):
+    """The search's `top` best configurations and the default, trained again on the same fresh seeds."""
+
+    top: int
+    seeds: int
+    budget: int
+    default: dict[str, object]
+    jobs: int = 0
+
+    def _due(self, view: View) -> bool:
+        return bool(self.top) and not search_has_room(view.trials, self.budget)
+
+    def next(self, view: View) -> Work | None:
+        """The default as soon as the search has started its last trial (it depends on no result; a slot the
+        last search trials leave free trains it), the best trials when every search trial has ended."""
+        if not self._due(view):
+            return None
+        started = reevaluations(view.trials)
+        plan = candidates(view.trials, view.direction, top=self.top, default=self.default)
+        if len(plan) == 1 and not view.searching:  # no search trial completed: nothing to compare the default with
+            return None
+        due = [candidate for candidate in plan
+               if candidate.key not in started and (not view.searching or candidate.key == DEFAULT_CANDIDATE)]
+        if not due:
+            return None
+        return Retrain(due, fresh_seeds(view.trials, self.seeds, base=REEVALUATION_SEED_BASE))
+
+    def describe(self) -> str:
+        return (f", then the best {self.top} and the default on {self.seeds} fresh seeds ({self.jobs} jobs)"
+                if self.top else "")
+
+    def progress(self, view: View) -> str:
+        if not self._due(view):
+            return ""
+        done = sum(item.trial.state.is_finished() for item in reevaluations(view.trials).values())
+        return f"; re-evaluated {done} of {self.top + 1} configurations"
+
+
+@dataclass
+class Generations(Phase):
+    """Strategy PBT: the population's segments, generation by generation."""
+
+    population: pbt.Population
+    text: str
+    generations: int
+
+    def next(self, view: View) -> Work | None:
+        segment = self.population.next_segment(view.trials)
+        return StartSegment(segment) if segment is not None else None
+
+    def describe(self) -> str:
+        return self.text
+
+    def progress(self, view: View) -> str:
+        planned = [read(trial).generation or 0 for trial in segments(view.trials).values()]
+        return f"; generation {max(planned, default=0) + 1} of {self.generations}"
+
+    def stopped(self) -> str | None:
+        return self.population.stopped
+
+    def outputs(self, trials: Sequence[FrozenTrial], direction: StudyDirection, run_dir: Path) -> dict[str, Path]:
+        """The best final member's model and hyperparameter schedule."""
+        return pbt.write_outputs(trials, direction, run_dir)
+
+
+@dataclass
+class Plan:
+    """A run's phases, in order."""
+
+    phases: list[Phase] = field(default_factory=list)
+
+    def next(self, view: View) -> Work | None:
+        """The first phase's work that has some now."""
+        for phase in self.phases:
+            work = phase.next(view)
+            if work is not None:
+                return work
+        return None
+
+    def describe(self) -> str:
+        return "".join(phase.describe() for phase in self.phases)
+
+    def progress(self, view: View) -> str:
+        return "".join(phase.progress(view) for phase in self.phases)
+
+    def stopped(self) -> str | None:
+        """Why the plan ended before its work was done (every PBT member failed a generation), if it did."""
+        return next((reason for phase in self.phases if (reason := phase.stopped())), None)
+
+    def outputs(self, trials: Sequence[FrozenTrial], direction: StudyDirection, run_dir: Path) -> dict[str, Path]:
+        """Files the phases write at the end of the run (PBT: the best final member's model and schedule)."""
+        files: dict[str, Path] = {}
+        for phase in self.phases:
+            files.update(phase.outputs(trials, direction, run_dir))
+        return files
+
+
+def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
+    """The phases of a run of `config`."""
+    if config.strategy is Strategy.PBT:
+        population = pbt.Population(config.space, population=config.population_size,
+                                    generations=config.generations, direction=direction,
+                                    seed=config.sampler_seed or 0)
+        text = (f"population-based training of {config.problem}: {config.population_size} members, "
+                f"{config.generations} generations of {config.perturbation_interval:,} env steps "
+                f"({config.budget} jobs)")
+        return Plan([Generations(population, text, config.generations)])
+    return Plan([
+        Search(config.problem, config.budget),
+        Reevaluation(config.reevaluate_top, config.reevaluate_seeds, config.budget, dict(config.space.static),
+                     config.reevaluation_jobs),
+    ])

@@ -1,0 +1,95 @@
+"""The image's entry point prepares a job directory for sagemaker-training's `train` (no image needed)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.errors import JobError, UserError
+from sagemaker_rl.job.image import prepare, wait_for_hosts
+from tests.conftest import REPO
+
+ENTRYPOINTS = REPO / "entrypoints"
+
+
+def _job(tmp_path, hyperparameters):
+    paths = JobPaths(tmp_path / "ml")
+    paths.config_dir.mkdir(parents=True)
+    paths.hyperparameters_file.write_text(json.dumps(hyperparameters))
+    return paths
+
+
+def test_a_mounted_job_directory_gets_the_entrypoints_and_a_resource_config(tmp_path):
+    paths = _job(tmp_path, {"rl.training.config.lr": "0.001"})
+    prepare(paths, ENTRYPOINTS, {"SAGEMAKER_PROGRAM": "train-hopper.py"})
+    assert sorted(p.name for p in (paths.base / "code").iterdir()) == sorted(p.name for p in ENTRYPOINTS.iterdir())
+    resource = json.loads(paths.resource_config_file.read_text())
+    assert resource["hosts"] == [socket.gethostname()] == [resource["current_host"]]
+    assert json.loads((paths.config_dir / "inputdataconfig.json").read_text()) == {}
+
+
+def test_what_sagemaker_wrote_is_left_alone(tmp_path):
+    paths = _job(tmp_path, {"sagemaker_program": json.dumps("train-reacher.py")})
+    (paths.base / "code").mkdir()
+    (paths.base / "code" / "train-reacher.py").write_text("# the user's own program\n")
+    resource = {"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}
+    paths.resource_config_file.write_text(json.dumps(resource))
+    prepare(paths, ENTRYPOINTS, {})
+    assert [p.name for p in (paths.base / "code").iterdir()] == ["train-reacher.py"]
+    assert (paths.base / "code" / "train-reacher.py").read_text() == "# the user's own program\n"
+    assert json.loads(paths.resource_config_file.read_text()) == resource
+
+
+def test_a_submit_directory_is_left_for_the_toolkit_to_download(tmp_path):
+    paths = _job(tmp_path, {"sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"s3://b/src.tar.gz"'})
+    prepare(paths, ENTRYPOINTS, {})
+    assert not (paths.base / "code").exists()
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, "no training program is named: set $SAGEMAKER_PROGRAM to one of train-hopper.py, train-humanoid.py"),
+    ({"SAGEMAKER_PROGRAM": "train-cheetah.py"}, "the training program 'train-cheetah.py' is not in"),
+])
+def test_a_missing_or_unknown_program_is_a_user_error_naming_the_programs(tmp_path, environ, expected):
+    paths = _job(tmp_path, {})
+    with pytest.raises(UserError, match="train-reacher.py") as error:
+        prepare(paths, ENTRYPOINTS, environ)
+    assert expected in str(error.value)
+
+
+def test_the_entry_point_writes_the_failure_and_runs_any_other_command(tmp_path):
+    paths = _job(tmp_path, {})
+    env = {"SAGEMAKER_BASE_DIR": str(paths.base), "SAGEMAKER_RL_ENTRYPOINTS": str(ENTRYPOINTS), "PATH": "/usr/bin:/bin"}
+    failed = subprocess.run([sys.executable, "-m", "sagemaker_rl.job.image", "train"], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=REPO)
+    assert failed.returncode == 2
+    assert paths.failure_file.read_text().startswith("no training program is named")
+    other = subprocess.run([sys.executable, "-m", "sagemaker_rl.job.image", "echo", "hello"], env=env,
+                           capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert other.returncode == 0 and other.stdout == "hello\n"
+
+
+def test_a_multi_host_job_whose_other_host_never_resolves_fails_within_its_cluster_timeout(tmp_path):
+    paths = _job(tmp_path, {"rl.training.cluster_timeout_s": "1"})
+    resource = {"current_host": "localhost", "hosts": ["localhost", "algo-2.invalid"]}
+    paths.resource_config_file.write_text(json.dumps(resource))
+    with pytest.raises(JobError) as error:
+        wait_for_hosts(paths)
+    assert str(error.value).startswith("the Ray head on localhost saw 1 of 2 hosts within 1 s "
+                                       "(missing: algo-2.invalid, which does not resolve)")
+    assert "rl.training.cluster_timeout_s" in str(error.value)
+
+
+def test_a_host_whose_head_never_resolves_fails_and_one_that_resolves_waits_for_nothing(tmp_path):
+    paths = _job(tmp_path, {"rl.training.cluster_timeout_s": "1"})
+    paths.resource_config_file.write_text(json.dumps({"current_host": "b", "hosts": ["algo-1.invalid", "b"]}))
+    with pytest.raises(JobError, match=r"^host b could not reach the Ray head algo-1.invalid:6379 within 1 s "
+                                       r"\(algo-1.invalid does not resolve\)"):
+        wait_for_hosts(paths)
+    paths.resource_config_file.write_text(json.dumps({"current_host": "b", "hosts": ["localhost", "b"]}))
+    wait_for_hosts(paths)  # the head resolves; another host's name is the head's concern

@@ -1,0 +1,35 @@
+"""The reward lines' mean over the last 100 episodes, whichever iterations they finished in."""
+
+from sagemaker_rl.job.checkpoints import JobState
+from sagemaker_rl.job.progress import EPISODES_PER_MEAN, Progress, over_recent_episodes
+
+
+def _iteration(mean, episodes, high=None, low=None):
+    return Progress(training_iteration=1, timesteps_total=0, time_total_s=0.0, episode_reward_mean=mean,
+                    episode_reward_max=high, episode_reward_min=low, steps_this_iter=0, time_this_iter_s=0.0,
+                    episodes_this_iter=episodes, learner={})
+
+
+def test_the_mean_covers_the_last_100_episodes_with_the_oldest_iteration_in_part():
+    state = JobState()
+    for mean in (-10.0, 0.0, 10.0):
+        last = over_recent_episodes(_iteration(mean, 40, mean + 1, mean - 1), state)
+    # 40 episodes at 10, 40 at 0 and the newest 20 of the 40 at -10
+    assert EPISODES_PER_MEAN == 100
+    assert last.episode_reward_mean == (40 * 10 + 40 * 0 + 20 * -10) / 100
+    assert (last.episode_reward_max, last.episode_reward_min) == (11.0, -11.0)
+    assert len(state.recent_episodes) == 3
+
+
+def test_an_iteration_without_finished_episodes_keeps_the_window_and_old_iterations_drop_out():
+    state = JobState()
+    over_recent_episodes(_iteration(-5.0, 30, 0.0, -9.0), state)
+    quiet = over_recent_episodes(_iteration(None, 0), state)
+    assert (quiet.episode_reward_mean, quiet.episode_reward_max, quiet.episode_reward_min) == (-5.0, 0.0, -9.0)
+    last = over_recent_episodes(_iteration(7.0, 100, 8.0, 6.0), state)
+    assert (last.episode_reward_mean, last.episode_reward_max, last.episode_reward_min) == (7.0, 8.0, 6.0)
+    assert len(state.recent_episodes) == 1
+
+
+def test_no_episode_yet_reports_none():
+    assert over_recent_episodes(_iteration(None, 0), JobState()).episode_reward_mean is None

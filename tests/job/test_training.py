@@ -1,0 +1,277 @@
+"""Real short PPO jobs through the job contract (subprocesses, as SageMaker would start them)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sagemaker_rl.job.hyperparameters import parse_hyperparameters
+from tests.conftest import REPO, SDK_RAY_REGEX, TINY_PPO, job_env, run_entrypoint, write_hyperparameters
+
+pytestmark = pytest.mark.slow
+
+ALLOWED_STDOUT = re.compile(
+    r"^(episode_reward_(mean|max|min): \S+|timesteps_total: \d+|training_iteration: \d+"
+    r"|\[reacher\] iter \d+ \|.*|Stopped: .*|Resumed from .*|Model written to .*)$")
+
+
+GSDE_LOG_STD = -1.5
+# A short real job of each preset (`fast` has the observation filter, `seed` has none), and `fast` with gSDE.
+VARIANTS = {"fast": {"rl.training.preset": "fast"}, "seed": {"rl.training.preset": "seed"},
+            "gsde": {"rl.training.gsde_resample_steps": 4, "rl.training.initial_log_std": GSDE_LOG_STD}}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def finished_job(request, tmp_path_factory):
+    base = tmp_path_factory.mktemp(f"job-{request.param}")
+    home = tmp_path_factory.mktemp("home")
+    write_hyperparameters(base, {**TINY_PPO, **VARIANTS[request.param],
+                                 "rl.training.stop.training_iteration": 2,
+                                 "rl.training.checkpoint_freq": 1, "rl.training.seed": 7,
+                                 "rl.training.config.kl_coeff": 0.75})
+    result = run_entrypoint("reacher", base, home)
+    return base, home, result
+
+
+def _filter_from_checkpoint(checkpoint: Path):
+    """RLlib's own MeanStdFilter connector for reacher, restored from the checkpoint; None without one."""
+    from ray.rllib.connectors.env_to_module import MeanStdFilter
+
+    from sagemaker_rl.job.envs import make_env
+
+    path = checkpoint / "env_runner" / "env_to_module_connector" / "MeanStdFilter"
+    if not path.is_dir():
+        return None
+    env = make_env("reacher")
+    connector = MeanStdFilter()  # spaces given to the constructor trip on its own order of initialisation
+    connector.input_observation_space, connector.input_action_space = env.observation_space, env.action_space
+    connector.restore_from_path(path)
+    return connector
+
+
+def _filter_count(checkpoint: Path) -> int:
+    (stats,) = _filter_from_checkpoint(checkpoint).get_state()[None]["running_stats"]
+    return int(stats["num_pushes"])
+
+
+def test_job_succeeds_and_prints_reward_lines_sagemaker_can_read(finished_job):
+    base, _, result = finished_job
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (base / "output" / "success").exists() and not (base / "output" / "failure").exists()
+    for name, regex in SDK_RAY_REGEX.items():
+        values = [float(m.group(1)) for m in re.finditer(regex, result.stdout)]
+        assert len(values) == 2, f"{name}: one line per iteration expected"
+    assert re.findall(r"^training_iteration: (\d+)$", result.stdout, re.M) == ["1", "2"]
+
+
+def test_job_console_is_quiet(finished_job):
+    _, _, result = finished_job
+    unexpected = [line for line in result.stdout.splitlines() if not ALLOWED_STDOUT.match(line)]
+    assert unexpected == []  # no pybullet banner, no Ray or RLlib chatter on stdout
+    assert len(result.stderr.splitlines()) <= 3, result.stderr
+
+
+def test_job_writes_model_intermediate_outputs_and_nothing_in_home(finished_job):
+    base, home, _ = finished_job
+    model = base / "model"
+    assert (model / "checkpoint" / "rllib_checkpoint.json").is_file()
+    assert (model / "policy.onnx").stat().st_size > 10_000
+    params = json.loads((model / "params.json").read_text())
+    assert params["problem"] == "reacher" and params["simulator"] == "roboschool"
+    assert params["hyperparameters"]["rl.training.config.kl_coeff"] == 0.75
+    preset = params["hyperparameters"]["rl.training.preset"]
+    expected_filter = {"fast": "MeanStdFilter", "seed": "NoFilter"}[preset]
+    assert params["hyperparameters"]["rl.training.config.observation_filter"] == expected_filter
+    summary = json.loads((model / "result.json").read_text())
+    assert summary["training_iteration"] == 2 and summary["timesteps_total"] >= 4000
+    rows = list(csv.DictReader((base / "output" / "intermediate" / "progress.csv").open()))
+    assert [row["training_iteration"] for row in rows] == ["1", "2"]
+    assert list((base / "output" / "intermediate" / "tensorboard").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (base / "checkpoints").iterdir()) == ["checkpoint_000001", "checkpoint_000002"]
+    assert not (home / "ray_results").exists()
+
+
+def test_onnx_policy_matches_rllibs_deterministic_actions(finished_job):
+    import torch
+    from ray.rllib.core.rl_module.rl_module import RLModule
+    from ray.rllib.utils.spaces.space_utils import unsquash_action
+
+    from sagemaker_rl.job.envs import make_env
+    from sagemaker_rl.job.export import OnnxPolicy
+
+    base, _, _ = finished_job
+    checkpoint = base / "model" / "checkpoint"
+    module = RLModule.from_checkpoint(checkpoint / "learner_group" / "learner" / "rl_module" / "default_policy")
+    preset = json.loads((base / "model" / "params.json").read_text())["hyperparameters"]["rl.training.preset"]
+    obs_filter = _filter_from_checkpoint(checkpoint)
+    assert (obs_filter is not None) == (preset == "fast")
+    env = make_env("reacher", seed=0)
+    observations = []
+    obs, _ = env.reset(seed=0)
+    for _ in range(100):  # real observations along a random trajectory
+        observations.append(obs)
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            obs, _ = env.reset()
+    batch = np.asarray(observations, dtype=np.float32)
+    # What RLlib feeds its module: the observations through its own filter, statistics frozen.
+    filtered = batch if obs_filter is None else np.stack(
+        [obs_filter._filters[None](row, update=False) for row in batch])
+    assert obs_filter is None or np.abs(filtered - batch).max() > 0.1  # the filter does change the input
+    with torch.no_grad():
+        dist_inputs = module.forward_inference({"obs": torch.from_numpy(filtered)})["action_dist_inputs"]
+        dist = module.get_inference_action_dist_cls().from_logits(dist_inputs)
+        expected = unsquash_action(dist.to_deterministic().sample().numpy(), env.action_space)
+    actual = OnnxPolicy(base / "model" / "policy.onnx")(batch)  # raw observations
+    np.testing.assert_allclose(actual, expected, atol=1e-5)
+    assert np.ptp(actual, axis=0).max() > 0  # the policy is not constant: the comparison means something
+
+
+def test_the_initial_log_std_is_the_presets(finished_job):
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    base, _, _ = finished_job
+    hyperparameters = json.loads((base / "model" / "params.json").read_text())["hyperparameters"]
+    preset = hyperparameters["rl.training.preset"]
+    initial = parse_hyperparameters({"rl.training.preset": preset}, "reacher").initial_log_std
+    module = RLModule.from_checkpoint(
+        base / "model" / "checkpoint" / "learner_group" / "learner" / "rl_module" / "default_policy")
+    if "rl.training.gsde_resample_steps" in hyperparameters:  # the noise matrices' scale instead, the job's value
+        assert type(module).__name__ == "GsdePPOTorchRLModule" and not hasattr(module.pi, "log_std")
+        np.testing.assert_allclose(module.sde_log_std.detach().numpy(), GSDE_LOG_STD, atol=0.1)
+        return
+    log_std = module.pi.log_std.detach().numpy()
+    # Two tiny iterations move it a little from where it started (RLlib's own start is 0).
+    np.testing.assert_allclose(log_std, 0.0 if initial is None else initial, atol=0.1)
+    assert preset == "seed" or initial is not None and abs(initial) > 0.3  # far enough from 0 to tell apart
+
+
+KL_TARGET = 1e-5  # far below these jobs' KL (~0.005): the coefficient grows x1.5 on every update
+
+
+def test_resume_after_kill_9_continues_iterations_env_steps_and_filter_statistics(tmp_path, home):
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 5,
+                                     "rl.training.checkpoint_freq": 1, "rl.training.config.use_kl_loss": True,
+                                     "rl.training.config.kl_target": KL_TARGET})
+    command = [sys.executable, str(REPO / "entrypoints" / "train-reacher.py")]
+    process = subprocess.Popen(command, env=job_env(tmp_path, home), stdout=subprocess.PIPE, text=True,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoints = tmp_path / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not (checkpoints / "checkpoint_000002" / "job_state.json").exists():
+        assert process.poll() is None, "the job ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # the job and its Ray processes, with no chance to clean up
+    process.wait()
+    saved = max(json.loads(p.read_text())["training_iteration"] for p in checkpoints.glob("*/job_state.json"))
+    state = json.loads((checkpoints / f"checkpoint_{saved:06d}" / "job_state.json").read_text())
+    killed_count = _filter_count(checkpoints / f"checkpoint_{saved:06d}" / "algorithm")  # the resume prunes it
+
+    result = run_entrypoint("reacher", tmp_path, home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Resumed from checkpoint_{saved:06d}: iteration {saved}" in result.stdout
+    iterations = [int(v) for v in re.findall(r"^training_iteration: (\d+)$", result.stdout, re.M)]
+    assert iterations == list(range(saved + 1, 6))  # continues, does not restart at 1
+    steps = [int(v) for v in re.findall(r"^timesteps_total: (\d+)$", result.stdout, re.M)]
+    assert steps[0] > state["timesteps_total"]
+    # The observation filter's statistics continue: they count every observation of the whole job
+    # (one per env step, plus one per episode start), not only those since the resume.
+    final_count = _filter_count(tmp_path / "model" / "checkpoint")
+    assert killed_count >= state["timesteps_total"]
+    assert final_count >= steps[-1] > killed_count
+    # PPO's adaptive KL coefficient is not in RLlib's checkpoint: the job saves the one its next
+    # update would have used, and the resumed job's first iteration starts from exactly that. RLlib
+    # reports the coefficient after the iteration's adaptation (x1.5 above twice the KL target), so
+    # the row holds the saved value adapted once.
+    rows = list(csv.DictReader((tmp_path / "output" / "intermediate" / "progress.csv").open()))
+    first_after_resume = next(row for row in rows if int(row["training_iteration"]) == saved + 1)
+    assert float(first_after_resume["mean_kl_loss"]) > 2 * KL_TARGET
+    assert float(first_after_resume["curr_kl_coeff"]) == pytest.approx(1.5 * state["kl_coeff"], rel=1e-6), state
+    assert state["kl_coeff_setting"] == 1.0  # the preset's kl_coeff, which it adapted from
+    assert state["kl_coeff"] != state["kl_coeff_setting"]  # it adapted: a restart from the setting would show
+
+
+def test_entrypoint_runs_under_sagemaker_trainings_train_command(tmp_path, home):
+    """The toolkit's `train`, as a SageMaker container runs it: code in <base>/code, SAGEMAKER_PROGRAM."""
+    import shutil
+
+    (tmp_path / "code").mkdir()
+    shutil.copy(REPO / "entrypoints" / "train-reacher.py", tmp_path / "code")
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 1,
+                                     "sagemaker_program": "train-reacher.py",
+                                     "sagemaker_submit_directory": str(tmp_path / "code")})
+    (tmp_path / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    # SM_STUDIO_LOCAL_MODE skips the toolkit's DNS wait for "algo-1", which only SageMaker resolves.
+    env = job_env(tmp_path, home, SAGEMAKER_PROGRAM="train-reacher.py", SM_STUDIO_LOCAL_MODE="true")
+    train = Path(sys.executable).with_name("train")
+    result = subprocess.run([str(train)], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(SDK_RAY_REGEX["episode_reward_mean"], result.stdout)
+    assert (tmp_path / "model" / "policy.onnx").is_file() and (tmp_path / "output" / "success").is_file()
+
+
+def test_evaluate_runs_deterministic_episodes_of_the_exported_policy(finished_job):
+    base, home, _ = finished_job
+    result = subprocess.run([sys.executable, str(REPO / "entrypoints" / "evaluate.py"), "--model-dir",
+                             str(base / "model"), "--episodes", "2"], capture_output=True, text=True,
+                            timeout=300, env=job_env(base, home))
+    assert result.returncode == 0, result.stderr[-2000:]
+    numbers = dict(re.findall(r"^(mean|max|min) return: (-?[\d.]+)$", result.stdout, re.M))
+    assert float(numbers["min"]) <= float(numbers["mean"]) <= float(numbers["max"])
+
+
+def test_evaluate_names_a_directory_without_a_model(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "entrypoints" / "evaluate.py"), "--model-dir",
+                             str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "params.json does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("problem, simulator", [("hopper", "roboschool"), ("humanoid", "mujoco")])
+def test_each_entrypoint_trains_one_tiny_iteration(tmp_path, home, problem, simulator):
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.env.simulator": simulator,
+                                     "rl.training.config.train_batch_size_per_learner": 1000,
+                                     "rl.training.config.batch_mode": "truncate_episodes",
+                                     "rl.training.stop.training_iteration": 1})
+    result = run_entrypoint(problem, tmp_path, home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.findall(r"^training_iteration: (\d+)$", result.stdout, re.M) == ["1"]
+    params = json.loads((tmp_path / "model" / "params.json").read_text())
+    assert (params["problem"], params["simulator"]) == (problem, simulator)
+    # Their fast preset anneals lr from 3e-4: the first update already uses the schedule's value.
+    (row,) = csv.DictReader((tmp_path / "output" / "intermediate" / "progress.csv").open())
+    (start, first), (end, last) = parse_hyperparameters({"rl.env.simulator": simulator}, problem).ppo["lr"]
+    expected = first + (last - first) * int(row["timesteps_total"]) / (end - start)
+    assert float(row["default_optimizer_learning_rate"]) == pytest.approx(expected, rel=1e-6)
+    assert float(row["default_optimizer_learning_rate"]) < first
+
+
+def test_sigterm_checkpoints_the_iteration_and_fails_with_the_reason(tmp_path, home):
+    """SageMaker stops a job (and a spot instance warns it) with SIGTERM: keep the work done so far."""
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 50,
+                                     "rl.training.checkpoint_freq": 100})
+    command = [sys.executable, str(REPO / "entrypoints" / "train-reacher.py")]
+    process = subprocess.Popen(command, env=job_env(tmp_path, home), stdout=subprocess.PIPE, text=True,
+                               stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("training_iteration: "):
+            break
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode != 0
+    assert "SIGTERM" in (tmp_path / "output" / "failure").read_text().splitlines()[0]
+    states = (tmp_path / "checkpoints").glob("*/job_state.json")
+    saved = [json.loads(state.read_text())["training_iteration"] for state in states]
+    assert saved and max(saved) >= 1  # the checkpoint_freq of 100 was never reached: SIGTERM saved it

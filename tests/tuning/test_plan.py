@@ -1,0 +1,77 @@
+"""The plan: which work a run starts next, decided from trial records alone (no study storage, no processes)."""
+
+from __future__ import annotations
+
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from sagemaker_rl.tuning import ContinuousParameter, SearchSpace, TuningConfig, load_config
+from sagemaker_rl.tuning.config import REEVALUATION_SEED_BASE
+from sagemaker_rl.tuning.plan import Retrain, Sample, StartSegment, View, make_plan, search_has_room
+from sagemaker_rl.tuning.record import TrialRecord
+
+MAX = StudyDirection.MAXIMIZE
+LR = "rl.training.config.lr"
+SPACE = SearchSpace((ContinuousParameter(LR, 1e-4, 1e-2),), {"rl.training.stop.time_total_s": 60})
+CONFIG = TuningConfig(space=SPACE, max_jobs=3, reevaluate_top=1, reevaluate_seeds=2, check_hyperparameters=False)
+
+
+def _trial(number: int, state: TrialState, value: float | None = None, **fields) -> FrozenTrial:
+    record = TrialRecord(**{"tuned": {LR: 1e-3 * (number + 1)}, "hyperparameters": {LR: 1e-3 * (number + 1)},
+                            **fields})
+    trial = create_trial(state=state, value=value if state == TrialState.COMPLETE else None, user_attrs=record.attrs())
+    trial.number = number
+    return trial
+
+
+def _search(values: list[float | None]) -> list[FrozenTrial]:
+    return [_trial(number, TrialState.COMPLETE if value is not None else TrialState.RUNNING, value)
+            for number, value in enumerate(values)]
+
+
+def test_the_search_samples_until_the_budget_is_used_then_the_reevaluation_retrains_best_and_default():
+    plan = make_plan(CONFIG, MAX)
+    assert plan.next(View([], MAX)) == Sample()
+    assert plan.next(View(_search([1.0, 3.0]), MAX)) == Sample()
+    work = plan.next(View(_search([1.0, 3.0, 2.0]), MAX))
+    assert isinstance(work, Retrain)
+    assert [candidate.key for candidate in work.candidates] == [1, "default"]
+    assert work.seeds == [REEVALUATION_SEED_BASE, REEVALUATION_SEED_BASE + 1]
+    assert work.candidates[1].hyperparameters == {"rl.training.stop.time_total_s": 60}
+    assert plan.describe() == "tuning reacher: 3 trials, then the best 1 and the default on 2 fresh seeds (4 jobs)"
+
+
+def test_the_default_starts_while_the_last_search_trials_run_and_the_best_once_they_end():
+    plan = make_plan(CONFIG, MAX)
+    running = _search([1.0, 3.0, None])
+    work = plan.next(View(running, MAX, searching=True))
+    assert isinstance(work, Retrain) and [candidate.key for candidate in work.candidates] == ["default"]
+    started = [*running, _trial(3, TrialState.RUNNING, reevaluation_of="default", seeds=work.seeds)]
+    assert plan.next(View(started, MAX, searching=True)) is None  # the best waits for the search's end
+    ended = [*_search([1.0, 3.0, 2.0]), started[-1]]
+    work = plan.next(View(ended, MAX))
+    assert isinstance(work, Retrain) and [candidate.key for candidate in work.candidates] == [1]
+    done = [*ended, _trial(4, TrialState.RUNNING, reevaluation_of=1, seeds=work.seeds)]
+    assert plan.next(View(done, MAX)) is None
+    assert plan.progress(View(done, MAX)) == "; re-evaluated 0 of 2 configurations"
+
+
+def test_a_waiting_rerun_starts_past_the_budget_and_nothing_is_compared_without_a_complete_search_trial():
+    failed = [_trial(number, TrialState.FAIL) for number in range(3)]
+    assert not search_has_room(failed, 3)
+    assert make_plan(CONFIG, MAX).next(View(failed, MAX)) is None  # the default alone would compare nothing
+    waiting = [*failed, _trial(3, TrialState.WAITING, rerun_of=0)]
+    assert search_has_room(waiting, 3) and make_plan(CONFIG, MAX).next(View(waiting, MAX)) == Sample()
+
+
+def test_pbt_plans_its_generations_alone():
+    config = load_config(None, {"strategy": "PBT", "population": 2, "max_jobs": 4, "sampler_seed": 1,
+                                "check_hyperparameters": False})
+    plan = make_plan(config, MAX)
+    work = plan.next(View([], MAX))
+    assert isinstance(work, StartSegment) and (work.segment.member, work.segment.generation) == (0, 0)
+    first = [_trial(member, TrialState.COMPLETE, float(member), member=member, generation=0) for member in (0, 1)]
+    work = plan.next(View(first, MAX))
+    assert isinstance(work, StartSegment) and work.segment.generation == 1 and work.segment.parent is not None
+    assert plan.progress(View(first, MAX)) == "; generation 1 of 2"
+    assert plan.describe().startswith("population-based training of reacher: 2 members, 2 generations")
