@@ -51,14 +51,16 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_count(name: str, value: Any, *, optional: bool = False, minimum: int = 1) -> None:
-    """UserError unless `value` is a whole number >= `minimum` (a count of jobs, hosts, seconds ...).
+def check_count(name: str, value: Any, *, optional: bool = False, minimum: int = 1, maximum: int | None = None) -> None:
+    """UserError unless `value` is a whole number >= `minimum` (and <= `maximum`): a count of jobs, hosts, seconds ...
 
     None is accepted if `optional`."""
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        raise UserError(f"{name} must be a whole number >= {minimum}, got {shorten(value)}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{name} must be at most {maximum:,}, got {shorten(value)}")
 
 
 def cli(main: Callable[_P, int]) -> Callable[_P, int]:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sagemaker_rl import metrics
+from sagemaker_rl.errors import shorten
 from sagemaker_rl.job.checkpoints import JobState
+from sagemaker_rl.job.keys import ppo_key
 from sagemaker_rl.job.learner import MODULE_ID
 
 # The reward lines' mean, max and min are over the last 100 finished episodes (as the old API stack
@@ -91,10 +93,13 @@ def over_recent_episodes(progress: Progress, state: JobState) -> Progress:
 def divergence(result: dict[str, Any]) -> str:
     """What became NaN or infinity in an iteration's result ('' if nothing did).
 
-    A missing mean is no episode finished yet; a present but non-finite one is a diverged return.
+    A missing mean is no episode finished yet, and so is a NaN mean in an iteration that finished no
+    episode (RLlib 2.60 reports one after earlier iterations did): only a mean over finished episodes
+    that is not finite is a diverged return.
     """
-    mean = result.get("env_runners", {}).get("episode_return_mean")
-    if isinstance(mean, int | float) and not math.isfinite(mean):
+    runners = result.get("env_runners", {})
+    mean = runners.get("episode_return_mean")
+    if runners.get("num_episodes", 0) and isinstance(mean, int | float) and not math.isfinite(mean):
         return f"{metrics.EPISODE_REWARD_MEAN} is {mean}"
     learner = result.get("learners", {}).get(MODULE_ID, {})
     for name in LOSSES:
@@ -102,6 +107,16 @@ def divergence(result: dict[str, Any]) -> str:
         if isinstance(value, int | float) and not math.isfinite(value):
             return f"the learner's {name} is {value}"
     return ""
+
+
+def divergence_hint(diverged: str, ppo: dict[str, Any]) -> str:
+    """What would help, given what diverged and the job's own PPO settings."""
+    if diverged.startswith(metrics.EPISODE_REWARD_MEAN):  # returns are the env's rewards summed: no update made them
+        return "check the env's rewards: an episode returned NaN or infinity"
+    clip = ppo.get("grad_clip")
+    clip_hint = f"set {ppo_key('grad_clip')} (e.g. 0.5)" if clip is None else \
+        f"lower {ppo_key('grad_clip')} (now {clip:g})"
+    return f"lower {ppo_key('lr')} (now {shorten(ppo.get('lr'))}) or {clip_hint}"
 
 
 def report(problem: str, progress: Progress, *, best_reward: float | None) -> None:

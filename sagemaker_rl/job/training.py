@@ -26,7 +26,7 @@ from sagemaker_rl.errors import JobError, UserError
 from sagemaker_rl.job import learner, progress, ray_session
 from sagemaker_rl.job.checkpoints import JobState, latest_checkpoint, restore, save_checkpoint
 from sagemaker_rl.job.hyperparameters import JobConfig, StopCriteria
-from sagemaker_rl.job.keys import STOP_PREFIX, ppo_key
+from sagemaker_rl.job.keys import STOP_PREFIX
 from sagemaker_rl.job.model import model_written, write_model
 from sagemaker_rl.job.ppo_config import build_algorithm, build_ppo_config, check_resources
 from sagemaker_rl.job.progress import Progress
@@ -98,8 +98,7 @@ def _loop(
             if diverged:
                 print(metrics.diverged_line(), flush=True)
                 raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
-                               f"({last.timesteps_total:,} env steps): lower {ppo_key('lr')}, set "
-                               f"{ppo_key('grad_clip')}, or check the env's rewards")
+                               f"({last.timesteps_total:,} env steps): {progress.divergence_hint(diverged, job.ppo)}")
             _record(state, last, job)
             progress.report(job.problem, last, best_reward=state.best_reward)
             progress_log.write(last)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import optuna
 
 from sagemaker_rl import metrics
-from sagemaker_rl.errors import check_count, did_you_mean
+from sagemaker_rl.errors import check_count, did_you_mean, shorten
 from sagemaker_rl.job import INITIAL_LOG_STD_KEY, SEED_KEY, STOP_PREFIX, get_problem, not_live_reason, ppo_key
 from sagemaker_rl.tuning.direction import of_objective_type
 from sagemaker_rl.tuning.record import IDENTICAL, WARM_START_TYPES
@@ -61,6 +61,7 @@ DEFAULT_TIME_PER_TRIAL_S = 60
 DEFAULT_REEVALUATE_TOP = 1
 DEFAULT_REEVALUATE_SEEDS = 3
 MAX_WARM_START_PARENTS = 5  # SageMaker's limit
+MAX_SEEDS = 100  # seeds a trial or a re-evaluated configuration trains on, and configurations re-evaluated
 OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN)
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 DEFAULT_HYPERBAND_MIN_ENV_STEPS = 25_000  # about 3 iterations of the fast preset's 8,192-step batch
@@ -137,15 +138,11 @@ class TuningConfig:
         get_problem(self.problem)
         object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
+        self._check_kinds()
+        self._check_warm_start()
         if self.strategy is Strategy.PBT:
             self._check_pbt()
         check_strategy(self.strategy, self.early_stopping, self.space)
-        for name in ("max_parallel_jobs", "objective_last_k", "seeds", "reevaluate_seeds"):
-            check_count(name, getattr(self, name))
-        check_count("reevaluate_top", self.reevaluate_top, minimum=0)
-        self._check_warm_start()
-        for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource"):
-            check_count(name, getattr(self, name), optional=True)
         if self.objective_metric not in OBJECTIVE_METRICS:
             raise TuningError(
                 f"objective_metric {self.objective_metric!r} is not a reward line"
@@ -162,6 +159,23 @@ class TuningConfig:
         if self.run_dir is not None:
             object.__setattr__(self, "run_dir", Path(self.run_dir).absolute())
 
+    def _check_kinds(self) -> None:
+        """Each setting has the kind of value its field says (a tuning file may hold anything)."""
+        for name in ("max_parallel_jobs", "objective_last_k", "perturbation_interval"):
+            check_count(name, getattr(self, name))
+        for name in ("seeds", "reevaluate_seeds", "reevaluate_top"):
+            check_count(name, getattr(self, name), minimum=0 if name == "reevaluate_top" else 1, maximum=MAX_SEEDS)
+        for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource"):
+            check_count(name, getattr(self, name), optional=True)
+        check_count("population", self.population, minimum=2, optional=True)
+        check_count("sampler_seed", self.sampler_seed, minimum=0, maximum=2**32 - 1, optional=True)
+        for name in ("storage", "study_name", "run_dir"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str | Path) or not str(value).strip()):
+                raise TuningError(f"{name} must be text (a {name.replace('_', ' ')}), got {shorten(value)}")
+        if not isinstance(self.check_hyperparameters, bool):
+            raise TuningError(f"check_hyperparameters must be true or false, got {shorten(self.check_hyperparameters)}")
+
     def _check_pbt(self) -> None:
         # The default space's parameters and trial time stand for "not given" (a tuning file's static values
         # are added to the defaults'): PBT has its own parameters (initial_log_std is not live) and no stop.
@@ -172,8 +186,6 @@ class TuningConfig:
             parameters = default_pbt_space().parameters
         object.__setattr__(self, "space", SearchSpace(parameters, static))
         _check_pbt_space(self.space)
-        check_count("population", self.population, minimum=2, optional=True)
-        check_count("perturbation_interval", self.perturbation_interval)
         for name, refused in (("seeds", self.seeds > 1), ("warm_start", bool(self.warm_start))):
             if refused:
                 raise TuningError(f"strategy PBT does not take {name}: each member is one job on its own seed, "
@@ -191,7 +203,10 @@ class TuningConfig:
         parents = self.warm_start
         if isinstance(parents, str | Path):
             parents = (parents,)
-        object.__setattr__(self, "warm_start", tuple(str(parent) for parent in parents or ()))
+        if not isinstance(parents, list | tuple) or not all(isinstance(p, str | Path) and str(p) for p in parents):
+            raise TuningError(f"warm_start must be a list of parent runs (run directories or tuning job names), "
+                              f"got {shorten(self.warm_start)}")
+        object.__setattr__(self, "warm_start", tuple(str(parent) for parent in parents))
         if self.warm_start_type not in WARM_START_TYPES:
             raise TuningError(
                 f"warm_start_type {self.warm_start_type!r} is not one of {', '.join(WARM_START_TYPES)}"
@@ -304,8 +319,6 @@ def config_from_mapping(data: Mapping[str, Any], *, base: TuningConfig | None = 
             raise TuningError(f"objective must be a mapping with 'metric' and 'type', got {objective!r}")
         changes.setdefault("objective_metric", objective.get("metric", base.objective_metric))
         changes.setdefault("objective_type", objective.get("type", base.objective_type))
-    if "run_dir" in changes and changes["run_dir"] is not None:
-        changes["run_dir"] = Path(changes["run_dir"])
     changes["space"] = _space(data, base.space)
     try:
         return dataclasses.replace(base, **changes)

@@ -24,16 +24,18 @@ from typing import Any, TypeVar
 import optuna
 
 from sagemaker_rl.contract import decode_value, encode_hyperparameters
-from sagemaker_rl.errors import UserError, did_you_mean
+from sagemaker_rl.errors import UserError, did_you_mean, shorten
 
 # Ratio beyond which a range counts as spanning "several orders of magnitude" (SageMaker's guidance:
 # linear when the range is "within one order of magnitude").
 _ORDER_OF_MAGNITUDE = 10.0
 # Prefix of the Optuna parameter that holds 1 - x for a ReverseLogarithmic parameter x.
 REVERSE_PREFIX = "1-"
+MAX_INTEGER = 2**53  # the largest whole number a float holds exactly
+MAX_FILE_BYTES = 1_000_000  # a tuning file is a few KB
+MAX_FILE_VALUES = 100_000  # values (keys, items) a tuning file may hold once its YAML aliases are expanded
 
 _Choice = TypeVar("_Choice", bound=StrEnum)
-
 
 class Scaling(StrEnum):
     """SageMaker's ScalingType values."""
@@ -61,8 +63,8 @@ class ContinuousParameter:
         _check_name(self.name)
         for label in ("min_value", "max_value"):
             value = getattr(self, label)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise TuningError(f"{self.name}: {label} must be a finite number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+                raise TuningError(f"{self.name}: {label} must be a finite number, got {shorten(value)}")
         object.__setattr__(self, "min_value", float(self.min_value))
         object.__setattr__(self, "max_value", float(self.max_value))
         object.__setattr__(self, "scaling_type", _scaling(self.name, self.scaling_type))
@@ -90,7 +92,11 @@ class IntegerParameter:
             if isinstance(value, float) and value.is_integer():
                 object.__setattr__(self, label, int(value))
             elif isinstance(value, bool) or not isinstance(value, int):
-                raise TuningError(f"{self.name}: {label} of an Integer range must be a whole number, got {value!r}")
+                raise TuningError(f"{self.name}: {label} of an Integer range must be a whole number, got "
+                                  f"{shorten(value)}")
+            if abs(getattr(self, label)) > MAX_INTEGER:  # the samplers compute with floats
+                raise TuningError(f"{self.name}: {label} of an Integer range must be within ±{MAX_INTEGER:,}, got "
+                                  f"{shorten(value)}")
         object.__setattr__(self, "scaling_type", _scaling(self.name, self.scaling_type))
         if self.scaling_type is Scaling.REVERSE_LOGARITHMIC:
             raise TuningError(
@@ -332,6 +338,17 @@ def parse_space(parameters: Mapping[str, Any] | None, static: Mapping[str, Any] 
 
 def from_parameter_ranges(ranges: Mapping[str, Any], static: Mapping[str, Any] | None = None) -> SearchSpace:
     """A space from SageMaker's ParameterRanges (and StaticHyperParameters, values decoded from JSON)."""
+    try:
+        return _from_parameter_ranges(ranges, static)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise TuningError(
+            f"ParameterRanges is not in SageMaker's form ({type(error).__name__}: {shorten(error)}): Continuous- and "
+            "IntegerParameterRanges are lists of {Name, MinValue, MaxValue[, ScalingType]}, CategoricalParameterRanges "
+            "a list of {Name, Values}; StaticHyperParameters a mapping"
+        ) from None
+
+
+def _from_parameter_ranges(ranges: Mapping[str, Any], static: Mapping[str, Any] | None) -> SearchSpace:
     parameters: list[Parameter] = []
     for item in ranges.get("ContinuousParameterRanges", []):
         parameters.append(
@@ -405,10 +422,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise TuningError(f"cannot read tuning file {path}: {error.strerror}") from None
+    text = _read_text(path)
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
@@ -416,11 +430,52 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise TuningError(
             f"tuning file {path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {first}"
         ) from None
+    except RecursionError:
+        raise TuningError(f"tuning file {path} nests too deeply to read: a tuning file is a few flat "
+                          "mappings") from None
+    _check_size(data, path)
     if not isinstance(data, dict):
         raise TuningError(
             f"tuning file {path} must hold a mapping (parameters:, static:, max_jobs: ...), got {type(data).__name__}"
         )
     return data
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise TuningError(f"tuning file {path} holds {path.stat().st_size:,} bytes: a tuning file is a few KB "
+                              f"(at most {MAX_FILE_BYTES:,})")
+        return path.read_text()
+    except OSError as error:
+        raise TuningError(f"cannot read tuning file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise TuningError(f"tuning file {path} is not UTF-8 text (byte {error.start}): save it as YAML or JSON "
+                          "text") from None
+
+
+def _check_size(data: Any, path: Path) -> None:
+    """TuningError when the loaded file holds more values than a tuning file has: YAML aliases can make a few lines
+    of text stand for billions of values (a "billion laughs"), which every later step would expand."""
+    budget, stack = MAX_FILE_VALUES, [data]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise TuningError(f"tuning file {path} expands to more than {MAX_FILE_VALUES:,} values (YAML aliases "
+                              "repeating lists?): write the ranges out")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        return False
 
 
 def _check_name(name: Any) -> None:

@@ -14,7 +14,8 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,12 +215,20 @@ def _enqueue_rerun(study: optuna.Study, trial: FrozenTrial) -> None:
     study.enqueue_trial(trial.params, user_attrs=TrialRecord(rerun_of=trial.number).attrs())
 
 
+def check_storage(config: TuningConfig) -> None:
+    """TuningError now, before a run directory is made, when a storage given to a new run cannot be opened."""
+    assert config.run_dir is not None and config.storage is not None
+    if config.storage != default_storage(config.run_dir):  # the default is made with the run directory
+        with _storage_errors(config.storage):
+            _shared_storage(config.storage).engine.dispose()
+
+
 def _create_study(config: TuningConfig, *, private: bool) -> optuna.Study:
     assert config.run_dir is not None and config.storage is not None
     existing = _count_existing(config.storage, config.study_name)
     # A resumed run must not replay the sampler's first draws: offset its seed by the trials so far.
     seed = None if config.sampler_seed is None else (config.sampler_seed + 7919 * existing) % 2**31
-    try:
+    with _storage_errors(config.storage):
         return optuna.create_study(
             storage=config.storage if private else _shared_storage(config.storage),
             study_name=config.study_name,
@@ -229,10 +238,17 @@ def _create_study(config: TuningConfig, *, private: bool) -> optuna.Study:
             pruner=make_pruner(config.strategy, config.early_stopping, min_resource=config.hyperband_min_env_steps,
                                max_resource=config.hyperband_max_resource),
         )
-    except Exception as error:  # SQLAlchemy's and the database drivers' errors: one sentence with the URL
-        reason = (str(error).strip().splitlines() or [""])[0][:300]
+
+
+@contextmanager
+def _storage_errors(url: str) -> Iterator[None]:
+    """SQLAlchemy's and the database drivers' errors as one sentence with the URL (without its password)."""
+    try:
+        yield
+    except Exception as error:
+        reason = _without_password((str(error).strip().splitlines() or [""])[0][:300], url)
         raise TuningError(
-            f"cannot open the study storage {_redacted(config.storage)} ({type(error).__name__}: {reason}): "
+            f"cannot open the study storage {_redacted(url)} ({type(error).__name__}: {reason}): "
             "check the --storage URL, that the database server runs and that its driver is installed"
         ) from None
 
@@ -264,6 +280,17 @@ def _heartbeat(trials_ref: weakref.ref[Trials]) -> None:
             logger.warning("heartbeat of the shared study failed: %s", error)
         del trials
         time.sleep(HEARTBEAT_INTERVAL_S)
+
+
+def _without_password(text: str, url: str) -> str:
+    """`text` (a driver's message) with the URL's password masked, should the driver have quoted it."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:  # not a URL: nothing in it is a password we know of
+        return text
+    return text.replace(str(password), "***") if password else text
 
 
 def _redacted(url: str) -> str:

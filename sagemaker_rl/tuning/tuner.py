@@ -45,7 +45,7 @@ from sagemaker_rl.tuning.runners import LocalProcessRunner, Runner
 from sagemaker_rl.tuning.scheduler import Scheduler
 from sagemaker_rl.tuning.shared_ray import SharedRay
 from sagemaker_rl.tuning.space import TuningError
-from sagemaker_rl.tuning.trials import Trials
+from sagemaker_rl.tuning.trials import Trials, check_storage
 from sagemaker_rl.tuning.warm_start import copy_parents, load_parents
 
 logger = logging.getLogger(__name__)
@@ -103,20 +103,40 @@ def open_run(config: TuningConfig, *, command: list[str] | None = None) -> Itera
 
     Everything a user can get wrong fails here, before the run directory is made.
     """
-    given, config = config, config.resolved()
+    given, config = config, _within_cpus(config.resolved())
     assert config.run_dir is not None
-    if is_run_dir(config.run_dir):
-        raise TuningError(
-            f"{config.run_dir} already holds a tuning run: continue it with --resume "
-            f"{config.run_dir}, or choose another --run-dir"
-        )
+    _check_new_run(config.run_dir)
+    check_storage(config)
     parents = load_parents(config)  # cheap: before the hyperparameter check, which starts a process
     if config.check_hyperparameters:
         check_hyperparameters(config)
-    config.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file on the way, no permission, a full disk
+        raise TuningError(f"cannot make the run directory {config.run_dir} ({error.strerror}): "
+                          "choose another --run-dir") from None
     with locked(config.run_dir):
         record_run(given, config, command or sys.argv)
         yield TuningRun(config, parents)
+
+
+def _check_new_run(run_dir: Path) -> None:
+    """A new run's directory: not another run's, not a file."""
+    if is_run_dir(run_dir):
+        raise TuningError(f"{run_dir} already holds a tuning run: continue it with --resume {run_dir}, "
+                          "or choose another --run-dir")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TuningError(f"--run-dir {run_dir} is a file: name a directory (new or empty)")
+
+
+def _within_cpus(config: TuningConfig) -> TuningConfig:
+    """`config` with at most one parallel job per CPU: more would wait in Ray, each a process of its own."""
+    if config.max_parallel_jobs <= config.total_cpus:
+        return config
+    logger.warning("max_parallel_jobs %d is more than the %d CPUs the jobs share: running %d at a time (give "
+                   "num_cpus, --num-cpus, if more are there)", config.max_parallel_jobs, config.total_cpus,
+                   config.total_cpus)
+    return dataclasses.replace(config, max_parallel_jobs=config.total_cpus)
 
 
 @contextmanager
@@ -130,7 +150,7 @@ def reopen_run(
         for key, value in (("max_jobs", max_jobs), ("max_parallel_jobs", max_parallel_jobs))
         if value is not None
     }
-    config = dataclasses.replace(config, **changes)
+    config = _within_cpus(dataclasses.replace(config, **changes))
     assert config.run_dir is not None
     with locked(config.run_dir):
         if changes:

@@ -1,7 +1,9 @@
 """The reward lines' mean over the last 100 episodes, whichever iterations they finished in."""
 
+import math
+
 from sagemaker_rl.job.checkpoints import JobState
-from sagemaker_rl.job.progress import EPISODES_PER_MEAN, Progress, over_recent_episodes
+from sagemaker_rl.job.progress import EPISODES_PER_MEAN, Progress, divergence, divergence_hint, over_recent_episodes
 
 
 def _iteration(mean, episodes, high=None, low=None):
@@ -33,3 +35,28 @@ def test_an_iteration_without_finished_episodes_keeps_the_window_and_old_iterati
 
 def test_no_episode_yet_reports_none():
     assert over_recent_episodes(_iteration(None, 0), JobState()).episode_reward_mean is None
+
+
+def _result(mean, episodes, **losses):
+    return {"env_runners": {"episode_return_mean": mean, "num_episodes": episodes},
+            "learners": {"default_policy": {"total_loss": 1.0, **losses}}}
+
+
+def test_a_nan_mean_of_an_iteration_without_finished_episodes_is_not_a_divergence():
+    assert divergence(_result(math.nan, 0)) == ""
+    assert divergence({"env_runners": {"episode_return_mean": math.nan}, "learners": {}}) == ""
+
+
+def test_a_non_finite_return_over_finished_episodes_or_a_non_finite_loss_is():
+    assert divergence(_result(math.nan, 3)) == "episode_reward_mean is nan"
+    assert divergence(_result(-math.inf, 1)) == "episode_reward_mean is -inf"
+    assert divergence(_result(1.0, 3, vf_loss=math.inf)) == "the learner's vf_loss is inf"
+
+
+def test_the_hint_names_what_would_help_given_the_jobs_settings():
+    assert "env's rewards" in divergence_hint("episode_reward_mean is nan", {"lr": 1e-3, "grad_clip": None})
+    loss = "the learner's total_loss is nan"
+    assert divergence_hint(loss, {"lr": 1e-3, "grad_clip": None}) == (
+        "lower rl.training.config.lr (now 0.001) or set rl.training.config.grad_clip (e.g. 0.5)")
+    assert divergence_hint(loss, {"lr": [[0, 1.6e-3], [1_000_000, 1.6e-4]], "grad_clip": 0.5}).endswith(
+        "lower rl.training.config.grad_clip (now 0.5)")

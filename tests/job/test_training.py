@@ -275,3 +275,18 @@ def test_sigterm_checkpoints_the_iteration_and_fails_with_the_reason(tmp_path, h
     states = (tmp_path / "checkpoints").glob("*/job_state.json")
     saved = [json.loads(state.read_text())["training_iteration"] for state in states]
     assert saved and max(saved) >= 1  # the checkpoint_freq of 100 was never reached: SIGTERM saved it
+
+
+def test_an_iteration_that_finishes_no_episode_is_not_a_divergence(tmp_path, home):
+    """The seed's names on one CPU: 16 env copies of 125 steps an iteration against reacher's 150-step episodes,
+    so iteration 7 (steps 750-875 of each copy) finishes none, and RLlib 2.60 reports its mean as NaN."""
+    write_hyperparameters(tmp_path, {"rl.training.config.train_batch_size": 2000,
+                                     "rl.training.config.sgd_minibatch_size": 500,
+                                     "rl.training.config.num_epochs": 1,
+                                     "rl.training.stop.training_iteration": 8})
+    result = run_entrypoint("reacher", tmp_path, home, SM_NUM_CPUS="1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "output" / "intermediate" / "progress.csv").open()))
+    assert [int(row["training_iteration"]) for row in rows] == list(range(1, 9))
+    quiet = rows[6]
+    assert int(quiet["episodes_this_iter"]) == 0 and quiet["episode_reward_mean"] == rows[5]["episode_reward_mean"]

@@ -56,9 +56,12 @@ def test_dry_run_shows_the_resolved_config_and_sagemakers_ranges(tmp_path):
         (["--resume", "nowhere"], "is not a tuning run directory"),
         (["--warm-start", "nowhere"], "is not a tuning run directory"),
         (["--reevaluate-seeds", "0"], "reevaluate_seeds must be a whole number >= 1"),
+        (["--run-dir", "a-file"], "--run-dir"),
+        (["--run-dir", "a-file/run"], "cannot make the run directory"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
+    (tmp_path / "a-file").write_text("")
     done = _tune(*args, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and message in done.stderr

@@ -20,7 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sagemaker_rl.tuning import TuningError, config_from_mapping, run_tuning
+from sagemaker_rl.tuning import TuningError, config_from_mapping, open_run, run_tuning
 from sagemaker_rl.tuning.runners import PID_FILE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -318,3 +318,12 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_resume_finishes_the_budget(
     trials = _study(run_dir).trials
     assert len(trials) == 5  # 2 interrupted + their 2 reruns + 1 new: 3 count against the budget
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+
+
+def test_more_parallel_jobs_than_cpus_run_one_per_cpu_with_a_warning(tmp_path, caplog):
+    config = _config(tmp_path, max_parallel_jobs=1000, num_cpus=2, max_jobs=1,
+                     parameters={"fake.slope": {"type": "Continuous", "min_value": 1.0, "max_value": 2.0}})
+    with open_run(config) as run:
+        assert run.config.max_parallel_jobs == 2
+    assert json.loads((tmp_path / "run" / "tuning.json").read_text())["max_parallel_jobs"] == 2
+    assert "max_parallel_jobs 1000 is more than the 2 CPUs the jobs share: running 2 at a time" in caplog.text
