@@ -96,6 +96,12 @@ _OPTIONS = (
     _Option("--reevaluate-top", "after the search, train the K best configurations and the default again on fresh "
             "seeds; the best by that is the answer (default: {default}; 0: off; local runs only)", int, "K"),
     _Option("--reevaluate-seeds", "fresh seeds per re-evaluated configuration (default: {default})", int, "N"),
+    _Option("--target-objective", "end the search when a trial's objective reaches this value (SageMaker's "
+            "TargetObjectiveMetricValue); the re-evaluation follows", float, "VALUE"),
+    _Option("--max-jobs-not-improving", "end the search when this many finished trials in a row did not improve the "
+            "best by 1% (SageMaker's BestObjectiveNotImproving; at least 3)", int, "N"),
+    _Option("--complete-on-convergence", "end the search when it has converged: the last quarter of the budget (at "
+            "least 5 trials) improved nothing by 1% (SageMaker's ConvergenceDetected)", action="store_true"),
     _Option("--warm-start", f"start from the finished trials of up to {MAX_WARM_START_PARENTS} earlier runs: run "
             "directories (local) or tuning job names (--backend sagemaker)", metavar="PARENT", nargs="+"),
     _Option("--warm-start-type", f"SageMaker's warm-start types: {WARM_START_TYPES[0]} (same problem; parents' "

@@ -114,7 +114,21 @@ def _tuning_job_config(tuning: TuningConfig) -> dict[str, Any]:
             "MinResource": tuning.hyperband_min_resource or 1, "MaxResource": _hyperband_max_resource(tuning)}}
     if tuning.sampler_seed is not None:
         job_config["RandomSeed"] = tuning.sampler_seed
+    if tuning.completion.any:
+        job_config["TuningJobCompletionCriteria"] = _completion_criteria(tuning)
     return job_config
+
+
+def _completion_criteria(tuning: TuningConfig) -> dict[str, Any]:
+    """TuningJobCompletionCriteria: the same criteria a local search ends on."""
+    criteria: dict[str, Any] = {}
+    if tuning.target_objective is not None:
+        criteria["TargetObjectiveMetricValue"] = float(tuning.target_objective)
+    if tuning.max_jobs_not_improving is not None:
+        criteria["BestObjectiveNotImproving"] = {"MaxNumberOfTrainingJobsNotImproving": tuning.max_jobs_not_improving}
+    if tuning.complete_on_convergence:
+        criteria["ConvergenceDetected"] = {"CompleteOnConvergence": "Enabled"}
+    return criteria
 
 
 def _job_definition(config: SageMakerConfig, *, output_s3: str, checkpoint_s3: str | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import optuna
 from sagemaker_rl import metrics
 from sagemaker_rl.errors import check_count, did_you_mean, shorten
 from sagemaker_rl.job import INITIAL_LOG_STD_KEY, SEED_KEY, STOP_PREFIX, get_problem, not_live_reason, ppo_key
+from sagemaker_rl.tuning.completion import Criteria
 from sagemaker_rl.tuning.direction import of_objective_type
 from sagemaker_rl.tuning.record import IDENTICAL, WARM_START_TYPES
 from sagemaker_rl.tuning.rundir import (
@@ -38,6 +39,7 @@ from sagemaker_rl.tuning.space import (
     Scaling,
     SearchSpace,
     TuningError,
+    finite_number,
     from_parameter_ranges,
     load_file,
     parse_space,
@@ -133,12 +135,16 @@ class TuningConfig:
     population: int | None = None  # strategy PBT: members (None: one per core, at least 4)
     perturbation_interval: int = DEFAULT_PERTURBATION_INTERVAL  # strategy PBT: env steps of a generation
     check_hyperparameters: bool = True  # check every key with the job's own parser before starting
+    # Completion criteria (SageMaker's TuningJobCompletionCriteria): the search may end before its budget.
+    target_objective: float | None = None  # a trial reaching this objective ends the search
+    max_jobs_not_improving: int | None = None  # this many finished trials without a 1% improvement end it (>= 3)
+    complete_on_convergence: bool = False  # end the search when it has converged (completion.py)
 
     def __post_init__(self) -> None:
         get_problem(self.problem)
         object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
-        self._check_kinds()
+        _check_kinds(self)
         self._check_warm_start()
         if self.strategy is Strategy.PBT:
             self._check_pbt()
@@ -159,23 +165,6 @@ class TuningConfig:
         if self.run_dir is not None:
             object.__setattr__(self, "run_dir", Path(self.run_dir).absolute())
 
-    def _check_kinds(self) -> None:
-        """Each setting has the kind of value its field says (a tuning file may hold anything)."""
-        for name in ("max_parallel_jobs", "objective_last_k", "perturbation_interval"):
-            check_count(name, getattr(self, name))
-        for name in ("seeds", "reevaluate_seeds", "reevaluate_top"):
-            check_count(name, getattr(self, name), minimum=0 if name == "reevaluate_top" else 1, maximum=MAX_SEEDS)
-        for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource"):
-            check_count(name, getattr(self, name), optional=True)
-        check_count("population", self.population, minimum=2, optional=True)
-        check_count("sampler_seed", self.sampler_seed, minimum=0, maximum=2**32 - 1, optional=True)
-        for name in ("storage", "study_name", "run_dir"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str | Path) or not str(value).strip()):
-                raise TuningError(f"{name} must be text (a {name.replace('_', ' ')}), got {shorten(value)}")
-        if not isinstance(self.check_hyperparameters, bool):
-            raise TuningError(f"check_hyperparameters must be true or false, got {shorten(self.check_hyperparameters)}")
-
     def _check_pbt(self) -> None:
         # The default space's parameters and trial time stand for "not given" (a tuning file's static values
         # are added to the defaults'): PBT has its own parameters (initial_log_std is not live) and no stop.
@@ -190,6 +179,10 @@ class TuningConfig:
             if refused:
                 raise TuningError(f"strategy PBT does not take {name}: each member is one job on its own seed, "
                                   "trained from scratch; use strategy Bayesian for it")
+        if self.completion.any:
+            raise TuningError("strategy PBT trains its whole population to the last generation: completion criteria "
+                              "(target_objective, max_jobs_not_improving, complete_on_convergence) end a search; "
+                              "drop them or use strategy Bayesian")
         object.__setattr__(self, "reevaluate_top", 0)  # the answer is a trained member, not a configuration
         if self.max_jobs is not None and (self.max_jobs % self.population_size
                                           or self.max_jobs < 2 * self.population_size):
@@ -217,6 +210,11 @@ class TuningConfig:
                 f"warm_start names {len(self.warm_start)} parent runs; SageMaker allows at most "
                 f"{MAX_WARM_START_PARENTS}: keep the {MAX_WARM_START_PARENTS} most relevant"
             )
+
+    @property
+    def completion(self) -> Criteria:
+        """The search's completion criteria."""
+        return Criteria(self.target_objective, self.max_jobs_not_improving, self.complete_on_convergence)
 
     @property
     def reevaluation_jobs(self) -> int:
@@ -287,6 +285,28 @@ class TuningConfig:
                 value = list(value)
             data[item.name] = str(value) if isinstance(value, Path | Strategy | EarlyStopping) else value
         return data
+
+
+def _check_kinds(config: TuningConfig) -> None:
+    """Each setting has the kind of value its field says (a tuning file may hold anything)."""
+    for name in ("max_parallel_jobs", "objective_last_k", "perturbation_interval"):
+        check_count(name, getattr(config, name))
+    for name in ("seeds", "reevaluate_seeds", "reevaluate_top"):
+        check_count(name, getattr(config, name), minimum=0 if name == "reevaluate_top" else 1, maximum=MAX_SEEDS)
+    for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource"):
+        check_count(name, getattr(config, name), optional=True)
+    check_count("population", config.population, minimum=2, optional=True)
+    check_count("sampler_seed", config.sampler_seed, minimum=0, maximum=2**32 - 1, optional=True)
+    for name in ("storage", "study_name", "run_dir"):
+        value = getattr(config, name)
+        if value is not None and (not isinstance(value, str | Path) or not str(value).strip()):
+            raise TuningError(f"{name} must be text (a {name.replace('_', ' ')}), got {shorten(value)}")
+    check_count("max_jobs_not_improving", config.max_jobs_not_improving, minimum=3, optional=True)
+    if config.target_objective is not None and not finite_number(config.target_objective):
+        raise TuningError(f"target_objective must be a finite number, got {shorten(config.target_objective)}")
+    for name in ("check_hyperparameters", "complete_on_convergence"):
+        if not isinstance(getattr(config, name), bool):
+            raise TuningError(f"{name} must be true or false, got {shorten(getattr(config, name))}")
 
 
 _SPACE_KEYS = ("parameters", "static", "ParameterRanges", "StaticHyperParameters")

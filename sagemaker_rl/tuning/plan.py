@@ -19,6 +19,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from sagemaker_rl.tuning import pbt
+from sagemaker_rl.tuning.completion import Criteria, completion_reason
 from sagemaker_rl.tuning.config import REEVALUATION_SEED_BASE, TuningConfig
 from sagemaker_rl.tuning.ranking import Candidate, candidates, fresh_seeds, reevaluations, segments
 from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, counted, read
@@ -86,18 +87,42 @@ def search_has_room(trials: Sequence[FrozenTrial], budget: int) -> bool:
     return any(trial.state == TrialState.WAITING for trial in trials) or counted(trials) < budget
 
 
+@dataclass(frozen=True)
+class SearchEnd:
+    """When the search starts no more trials: its budget is used, or a completion criterion is met."""
+
+    budget: int
+    criteria: Criteria = Criteria()
+
+    def has_room(self, view: View) -> bool:
+        """A rerun is waiting, or the budget has room for a new search trial and no criterion is met."""
+        if any(trial.state == TrialState.WAITING for trial in view.trials):
+            return True
+        return search_has_room(view.trials, self.budget) and self.completed(view) is None
+
+    def completed(self, view: View) -> str | None:
+        return completion_reason(view.trials, view.direction, self.criteria, budget=self.budget)
+
+
 @dataclass
 class Search(Phase):
-    """The budget's trials, sampled by the strategy."""
+    """The budget's trials, sampled by the strategy, until a completion criterion is met."""
 
     problem: str
-    budget: int
+    end: SearchEnd
+    _completed: str | None = None
 
     def next(self, view: View) -> Work | None:
-        return Sample() if search_has_room(view.trials, self.budget) else None
+        if self.end.has_room(view):
+            return Sample()
+        self._completed = self._completed or self.end.completed(view)
+        return None
 
     def describe(self) -> str:
-        return f"tuning {self.problem}: {self.budget} trials"
+        return f"tuning {self.problem}: {self.end.budget} trials"
+
+    def stopped(self) -> str | None:
+        return f"the search ended before its budget: {self._completed}" if self._completed else None
 
 
 @dataclass
@@ -106,12 +131,12 @@ class Reevaluation(Phase):
 
     top: int
     seeds: int
-    budget: int
+    end: SearchEnd
     default: dict[str, object]
     jobs: int = 0
 
     def _due(self, view: View) -> bool:
-        return bool(self.top) and not search_has_room(view.trials, self.budget)
+        return bool(self.top) and not self.end.has_room(view)
 
     def next(self, view: View) -> Work | None:
         """The default as soon as the search has started its last trial (it depends on no result; a slot the
@@ -159,7 +184,7 @@ class Generations(Phase):
         return f"; generation {max(planned, default=0) + 1} of {self.generations}"
 
     def stopped(self) -> str | None:
-        return self.population.stopped
+        return f"population-based training stopped: {self.population.stopped}" if self.population.stopped else None
 
     def outputs(self, trials: Sequence[FrozenTrial], direction: StudyDirection, run_dir: Path) -> dict[str, Path]:
         """The best final member's model and hyperparameter schedule."""
@@ -208,8 +233,9 @@ def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
                 f"{config.generations} generations of {config.perturbation_interval:,} env steps "
                 f"({config.budget} jobs)")
         return Plan([Generations(population, text, config.generations)])
+    end = SearchEnd(config.budget, config.completion)
     return Plan([
-        Search(config.problem, config.budget),
-        Reevaluation(config.reevaluate_top, config.reevaluate_seeds, config.budget, dict(config.space.static),
+        Search(config.problem, end),
+        Reevaluation(config.reevaluate_top, config.reevaluate_seeds, end, dict(config.space.static),
                      config.reevaluation_jobs),
     ])

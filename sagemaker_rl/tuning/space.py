@@ -63,7 +63,7 @@ class ContinuousParameter:
         _check_name(self.name)
         for label in ("min_value", "max_value"):
             value = getattr(self, label)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+            if not finite_number(value):
                 raise TuningError(f"{self.name}: {label} must be a finite number, got {shorten(value)}")
         object.__setattr__(self, "min_value", float(self.min_value))
         object.__setattr__(self, "max_value", float(self.max_value))
@@ -471,7 +471,10 @@ def _check_size(data: Any, path: Path) -> None:
             stack.extend(item)
 
 
-def _finite(value: int | float) -> bool:
+def finite_number(value: Any) -> bool:
+    """`value` is an int or a float (not a bool) that a float holds, not NaN or infinity."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
     try:
         return math.isfinite(value)
     except OverflowError:  # an int beyond float's range

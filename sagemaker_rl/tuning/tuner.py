@@ -215,7 +215,7 @@ class _Tuner:
                         break
                     time.sleep(POLL_INTERVAL_S)
                 if stopped := self._plan.stopped():
-                    self._console.say(f"population-based training stopped: {stopped}")
+                    self._console.say(stopped)
             except KeyboardInterrupt:
                 interrupted = True
                 self._console.say("stopping: ending running jobs ...")

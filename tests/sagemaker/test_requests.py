@@ -104,6 +104,19 @@ def test_tuning_request_carries_the_local_space_budget_strategy_and_early_stoppi
     assert "CheckpointConfig" not in definition and "HyperParameters" not in definition
 
 
+def test_completion_criteria_are_sagemakers(tmp_path):
+    tuning = tuning_config(tmp_path, target_objective=15, max_jobs_not_improving=4, complete_on_convergence=True)
+    request = sagemaker.tuning_job_request(tuning, sm_config(), name="done", output_s3="s3://bkt/")
+    validate_parameters(request, input_shape("CreateHyperParameterTuningJob"))
+    assert request["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] == {
+        "TargetObjectiveMetricValue": 15.0,
+        "BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": 4},
+        "ConvergenceDetected": {"CompleteOnConvergence": "Enabled"},
+    }
+    plain = sagemaker.tuning_job_request(tuning_config(tmp_path), sm_config(), name="plain", output_s3="s3://bkt/")
+    assert "TuningJobCompletionCriteria" not in plain["HyperParameterTuningJobConfig"]
+
+
 def test_hyperband_sends_its_resources_and_grid_leaves_the_count_to_sagemaker(tmp_path):
     hyperband = sagemaker.tuning_job_request(tuning_config(tmp_path, strategy="Hyperband", hyperband_min_resource=2),
                                              sm_config(), name="hb", output_s3="s3://bkt/")

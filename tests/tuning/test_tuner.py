@@ -327,3 +327,16 @@ def test_more_parallel_jobs_than_cpus_run_one_per_cpu_with_a_warning(tmp_path, c
         assert run.config.max_parallel_jobs == 2
     assert json.loads((tmp_path / "run" / "tuning.json").read_text())["max_parallel_jobs"] == 2
     assert "max_parallel_jobs 1000 is more than the 2 CPUs the jobs share: running 2 at a time" in caplog.text
+
+
+def test_a_search_that_reaches_its_target_ends_before_its_budget_and_is_still_re_evaluated(tmp_path, fake_runner):
+    config = _config(tmp_path, strategy="Random", max_jobs=6, max_parallel_jobs=1, target_objective=15,
+                     reevaluate_top=1, reevaluate_seeds=1,
+                     parameters={"fake.slope": {"type": "Continuous", "min_value": 5.0, "max_value": 6.0}},
+                     static={"rl.training.stop.training_iteration": 3})
+    out = io.StringIO()
+    result = run_tuning(config, runner=fake_runner, out=out)
+    roles = [row["role"] for row in csv.DictReader(open(result.run_dir / "trials.csv"))]
+    assert sorted(roles) == ["re-evaluation of default", "re-evaluation of trial 0", "search"]
+    assert "the search ended before its budget: trial 0 reached the target objective 15" in out.getvalue()
+    assert result.best_hyperparameters is not None
