@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +50,38 @@ class _Option:
 
     flag: str
     help: str
-    kind: type | None = None
+    kind: Callable[[str], Any] | None = None
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     action: str | None = None
     nargs: str | None = None
+    dest: str | None = None  # the TuningConfig field it sets, when not the flag's own name
 
     def add_to(self, parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-        settings: dict[str, Any] = {"help": self.help.format(default=self._default())}
-        for name in ("kind", "metavar", "choices", "action", "nargs"):
+        help_text = self.help.format(default=self._default()).replace("%", "%%")  # argparse formats help with %
+        settings: dict[str, Any] = {"help": help_text}
+        for name in ("kind", "metavar", "choices", "action", "nargs", "dest"):
             if getattr(self, name) is not None:
                 settings["type" if name == "kind" else name] = getattr(self, name)
         parser.add_argument(self.flag, **settings)
 
     def _default(self) -> object:
-        dest = self.flag.lstrip("-").replace("-", "_")
-        return getattr(_DEFAULTS, dest, None)
+        return getattr(_DEFAULTS, self.dest or self.flag.lstrip("-").replace("-", "_"), None)
+
+
+def _seconds(text: str) -> int:
+    """A duration flag: `90`, `90s`, `30m` or `2h`, in whole seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write e.g. 900, 30m or 2h") from None
+    if not 1 <= seconds < 10**9:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration from 1 s to ~30 years")
+    return round(seconds)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 def _space_help() -> str:
@@ -102,6 +119,9 @@ _OPTIONS = (
             "best by 1% (SageMaker's BestObjectiveNotImproving; at least 3)", int, "N"),
     _Option("--complete-on-convergence", "end the search when it has converged: the last quarter of the budget (at "
             "least 5 trials) improved nothing by 1% (SageMaker's ConvergenceDetected)", action="store_true"),
+    _Option("--max-runtime", "the whole run's wall-clock budget, e.g. 30m, 2h or 900 (seconds): no trial starts that "
+            "would not end in it with the re-evaluation after it, and what still runs then is stopped (SageMaker's "
+            "MaxRuntimeInSeconds)", _seconds, "DURATION", dest="max_runtime_s"),
     _Option("--warm-start", f"start from the finished trials of up to {MAX_WARM_START_PARENTS} earlier runs: run "
             "directories (local) or tuning job names (--backend sagemaker)", metavar="PARENT", nargs="+"),
     _Option("--warm-start-type", f"SageMaker's warm-start types: {WARM_START_TYPES[0]} (same problem; parents' "

@@ -109,6 +109,8 @@ def _tuning_job_config(tuning: TuningConfig) -> dict[str, Any]:
                            tuning.space.grid_size(), tuning.max_jobs)
     else:
         job_config["ResourceLimits"]["MaxNumberOfTrainingJobs"] = tuning.budget
+    if tuning.max_runtime_s is not None:
+        job_config["ResourceLimits"]["MaxRuntimeInSeconds"] = tuning.max_runtime_s
     if tuning.strategy is Strategy.HYPERBAND:
         job_config["StrategyConfig"] = {"HyperbandStrategyConfig": {
             "MinResource": tuning.hyperband_min_resource or 1, "MaxResource": _hyperband_max_resource(tuning)}}

@@ -139,6 +139,7 @@ class TuningConfig:
     target_objective: float | None = None  # a trial reaching this objective ends the search
     max_jobs_not_improving: int | None = None  # this many finished trials without a 1% improvement end it (>= 3)
     complete_on_convergence: bool = False  # end the search when it has converged (completion.py)
+    max_runtime_s: int | None = None  # the whole run's wall-clock budget (SageMaker's MaxRuntimeInSeconds)
 
     def __post_init__(self) -> None:
         get_problem(self.problem)
@@ -293,7 +294,7 @@ def _check_kinds(config: TuningConfig) -> None:
         check_count(name, getattr(config, name))
     for name in ("seeds", "reevaluate_seeds", "reevaluate_top"):
         check_count(name, getattr(config, name), minimum=0 if name == "reevaluate_top" else 1, maximum=MAX_SEEDS)
-    for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource"):
+    for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource", "max_runtime_s"):
         check_count(name, getattr(config, name), optional=True)
     check_count("population", config.population, minimum=2, optional=True)
     check_count("sampler_seed", config.sampler_seed, minimum=0, maximum=2**32 - 1, optional=True)

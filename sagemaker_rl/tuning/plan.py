@@ -11,6 +11,8 @@ here and an entry in `make_plan`; only a new kind of work also needs its starter
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ class View:
     trials: Sequence[FrozenTrial]
     direction: StudyDirection
     searching: bool = False
+    elapsed_s: float = 0.0  # since this tuner started the run
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class SearchEnd:
 
     budget: int
     criteria: Criteria = Criteria()
+    max_runtime_s: float | None = None  # the run's wall-clock budget
+    reserve: float = 0.0  # trial durations the re-evaluation needs after the search
 
     def has_room(self, view: View) -> bool:
         """A rerun is waiting, or the budget has room for a new search trial and no criterion is met."""
@@ -101,7 +106,19 @@ class SearchEnd:
         return search_has_room(view.trials, self.budget) and self.completed(view) is None
 
     def completed(self, view: View) -> str | None:
-        return completion_reason(view.trials, view.direction, self.criteria, budget=self.budget)
+        return completion_reason(view.trials, view.direction, self.criteria, budget=self.budget) or \
+            self._out_of_time(view)
+
+    def _out_of_time(self, view: View) -> str | None:
+        """Another trial (and the re-evaluation after it) would not end within the run's max runtime."""
+        records = [read(trial) for trial in view.trials if trial.state.is_finished()]
+        durations = [record.duration_s for record in records if record.is_search and record.duration_s]
+        if self.max_runtime_s is None or not durations:
+            return None
+        if view.elapsed_s + statistics.median(durations) * (1 + self.reserve) <= self.max_runtime_s:
+            return None
+        after = " and the re-evaluation after it" if self.reserve else ""
+        return f"the run's max runtime ({self.max_runtime_s:g} s) leaves no time for another trial{after}"
 
 
 @dataclass
@@ -233,7 +250,8 @@ def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
                 f"{config.generations} generations of {config.perturbation_interval:,} env steps "
                 f"({config.budget} jobs)")
         return Plan([Generations(population, text, config.generations)])
-    end = SearchEnd(config.budget, config.completion)
+    rounds = math.ceil(config.reevaluation_jobs / config.max_parallel_jobs)  # a round: one seed's job each
+    end = SearchEnd(config.budget, config.completion, config.max_runtime_s, rounds / config.seeds)
     return Plan([
         Search(config.problem, end),
         Reevaluation(config.reevaluate_top, config.reevaluate_seeds, end, dict(config.space.static),

@@ -196,15 +196,27 @@ class Scheduler:
 
     def interrupt(self) -> None:
         """Stop every job and record its trial as interrupted (it runs again on resume)."""
-        for active in self.active:
+        for active in self._stop_all():
+            self._trials.interrupt(active.trial)
+
+    def end(self, reason: str) -> int:
+        """Stop every job and record its trial as failed with `reason` (the run is over); how many there were."""
+        stopped = self._stop_all()
+        for active in stopped:
+            self.fail(active.trial, reason, round(time.monotonic() - active.started, 1))
+        return len(stopped)
+
+    def _stop_all(self) -> list[ActiveTrial]:
+        """Stop every job (killed after STOP_GRACE_S); the trials they belonged to, no longer active."""
+        stopped, self.active = self.active, []
+        for active in stopped:
             active.pending.clear()
             for job in active.jobs:
                 job.stop()
-        for active in self.active:
+        for active in stopped:
             for job in active.jobs:
                 job.wait(STOP_GRACE_S)
-            self._trials.interrupt(active.trial)
-        self.active.clear()
+        return stopped
 
     def detail(self) -> str:
         """Latest iteration and objective of each running trial, e.g. `#3 it 2: -12.4`."""

@@ -198,6 +198,7 @@ class _Tuner:
         self._parents = parents if not self._trials.all() else []  # a new run: its parents' results come first
         self._plan: Plan = make_plan(config, self._trials.study.direction)
         self._scheduler = Scheduler(config, runner, self._trials)
+        self._started = time.monotonic()
 
     def run(self) -> TuningResult:
         interrupted = False
@@ -207,6 +208,8 @@ class _Tuner:
                 while True:
                     if stop.requested:
                         raise KeyboardInterrupt
+                    if self._out_of_time():
+                        break
                     self._fill_slots()
                     if self._scheduler.poll():
                         self._write_outputs(final=False)
@@ -241,7 +244,17 @@ class _Tuner:
         )
 
     def _view(self) -> View:
-        return View(self._trials.all(), self._trials.study.direction, searching=self._scheduler.searching)
+        return View(self._trials.all(), self._trials.study.direction, searching=self._scheduler.searching,
+                    elapsed_s=time.monotonic() - self._started)
+
+    def _out_of_time(self) -> bool:
+        """At the run's max runtime: its running trials stopped and failed with the reason; True if so."""
+        limit = self._config.max_runtime_s
+        if limit is None or time.monotonic() - self._started < limit:
+            return False
+        stopped = self._scheduler.end(f"stopped: the run reached its max runtime ({limit} s)")
+        self._console.say(f"the run reached its max runtime ({limit} s): {stopped} running trial(s) stopped")
+        return True
 
     def _fill_slots(self) -> None:
         """Start queued jobs; when none is queued and a slot is free, start the plan's next work."""

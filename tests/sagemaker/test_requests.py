@@ -104,10 +104,12 @@ def test_tuning_request_carries_the_local_space_budget_strategy_and_early_stoppi
     assert "CheckpointConfig" not in definition and "HyperParameters" not in definition
 
 
-def test_completion_criteria_are_sagemakers(tmp_path):
-    tuning = tuning_config(tmp_path, target_objective=15, max_jobs_not_improving=4, complete_on_convergence=True)
+def test_completion_criteria_and_the_max_runtime_are_sagemakers(tmp_path):
+    tuning = tuning_config(tmp_path, target_objective=15, max_jobs_not_improving=4, complete_on_convergence=True,
+                           max_runtime_s=1800)
     request = sagemaker.tuning_job_request(tuning, sm_config(), name="done", output_s3="s3://bkt/")
     validate_parameters(request, input_shape("CreateHyperParameterTuningJob"))
+    assert request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxRuntimeInSeconds"] == 1800
     assert request["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] == {
         "TargetObjectiveMetricValue": 15.0,
         "BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": 4},

@@ -155,3 +155,15 @@ def test_help_lists_every_tuning_file_key(tmp_path):
     done = _tune("--help", cwd=tmp_path)
     listed = " ".join(done.stdout.split("Tuning file keys:")[1].split()).split(" (")[0].split(", ")
     assert listed == file_keys()
+
+
+@pytest.mark.parametrize(("given", "seconds"), [("900", 900), ("90s", 90), ("30m", 1800), ("1.5h", 5400)])
+def test_max_runtime_takes_a_duration(tmp_path, given, seconds):
+    done = _tune("--dry-run", "--max-runtime", given, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["max_runtime_s"] == seconds
+
+
+def test_a_malformed_duration_is_refused_by_the_parser(tmp_path):
+    done = _tune("--max-runtime", "3x", cwd=tmp_path)
+    assert done.returncode == 2 and "'3x' is not a duration: write e.g. 900, 30m or 2h" in done.stderr

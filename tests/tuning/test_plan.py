@@ -75,3 +75,20 @@ def test_pbt_plans_its_generations_alone():
     assert isinstance(work, StartSegment) and work.segment.generation == 1 and work.segment.parent is not None
     assert plan.progress(View(first, MAX)) == "; generation 1 of 2"
     assert plan.describe().startswith("population-based training of reacher: 2 members, 2 generations")
+
+
+def test_the_search_starts_no_trial_its_max_runtime_cannot_fit_with_the_re_evaluation_after_it():
+    config = TuningConfig(space=SPACE, max_jobs=20, max_parallel_jobs=2, reevaluate_top=1, reevaluate_seeds=2,
+                          max_runtime_s=1000, check_hyperparameters=False)
+    plan = make_plan(config, MAX)
+    finished = [_trial(number, TrialState.COMPLETE, 1.0, duration_s=100.0) for number in range(3)]
+    # a trial of ~100 s, then the re-evaluation: 4 jobs on 2 slots, two rounds of ~100 s
+    assert plan.next(View(finished, MAX, elapsed_s=700)) == Sample()
+    early = plan.next(View(finished, MAX, elapsed_s=701, searching=True))  # no new search trial: the default now
+    assert isinstance(early, Retrain) and [candidate.key for candidate in early.candidates] == ["default"]
+    assert plan.stopped() == ("the search ended before its budget: the run's max runtime (1000 s) leaves no time "
+                              "for another trial and the re-evaluation after it")
+    work = plan.next(View(finished, MAX, elapsed_s=701))
+    assert isinstance(work, Retrain)  # the search is over: the re-evaluation starts
+    unlimited = make_plan(TuningConfig(space=SPACE, max_jobs=20, check_hyperparameters=False), MAX)
+    assert unlimited.next(View(finished, MAX, elapsed_s=10**6)) == Sample()
