@@ -25,8 +25,8 @@ def load_average() -> float:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """Environment of a benchmark child: this repository importable, Ray quiet, no token file."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1",
+    """Environment of a benchmark child: this repository importable (its jobs start Ray with a token of their own)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), str(BENCH), os.environ.get("PYTHONPATH")]))}
     env.update(extra)
     return env

@@ -61,7 +61,7 @@ def measure(problem: str = "reacher", *, trials: int = 4, cpus_per_node: int = 1
                  "--address", cluster.dashboard_url, "--storage-path", str(cluster.directory / "storage"),
                  "--config", str(space), "--max-jobs", str(trials), "--max-parallel-jobs", str(count),
                  "--run-dir", str(run_dir)],
-                env=child_env(), capture_output=True, text=True, timeout=3600, check=False)
+                env=child_env(**cluster.auth_env), capture_output=True, text=True, timeout=3600, check=False)
             wall = time.perf_counter() - start
             if done.returncode != 0:
                 raise RuntimeError(f"the {count}-node study failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -28,6 +29,12 @@ NUM_CPUS_ENV = "SM_NUM_CPUS"  # CPUs a job may use: set by SageMaker, and by our
 # entrypoint resources): the job asks Ray for the rest only. Unset: the driver holds none.
 DRIVER_CPUS_ENV = "SAGEMAKER_RL_DRIVER_CPUS"
 RAY_ADDRESS_ENV = "RAY_ADDRESS"  # a job given it joins that Ray instance instead of starting one
+# Ray's token authentication, in Ray's own variables: every Ray instance the product starts requires a token,
+# and whatever joins it (node, driver, job) presents it: "token" mode and the token's file (0600).
+RAY_AUTH_MODE_ENV = "RAY_AUTH_MODE"
+RAY_AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
+RAY_AUTH_TOKEN_ENV = "RAY_AUTH_TOKEN"  # Ray reads it before the file: never set by us, dropped where we give a file
+RAY_TOKEN_FILE = "ray_auth_token"  # a multi-host job's token, in every host's input/config (the launcher's)
 STDOUT_LOG = "stdout.log"  # a job's console output, in its base directory, where our runners put it
 # Hyperparameters the SageMaker platform reads: the entry point in /opt/ml/code the toolkit runs, and
 # where it downloads that code from (absent: the image's own entry points).
@@ -64,6 +71,11 @@ class JobPaths:
     @property
     def resource_config_file(self) -> Path:
         return self.config_dir / "resourceconfig.json"
+
+    @property
+    def ray_token_file(self) -> Path:
+        """The token a multi-host job's hosts share, when its launcher gave one (not on SageMaker)."""
+        return self.config_dir / RAY_TOKEN_FILE
 
     @property
     def checkpoints(self) -> Path:
@@ -181,6 +193,21 @@ def read_resource_config(paths: JobPaths) -> dict[str, Any]:
         return dict(json.loads(file.read_text()))
     except (json.JSONDecodeError, TypeError, ValueError) as error:
         raise UserError(f"resource config {file} is not a valid JSON object ({error})") from None
+
+
+def write_ray_token(path: Path, token: str | None = None) -> str:
+    """Write `token` (default: a new random one) to `path`, readable by this user only; returns it."""
+    token = token or secrets.token_hex(32)
+    path.unlink(missing_ok=True)  # a file of an earlier run: O_EXCL creates it anew with mode 0600
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token)
+    return token
+
+
+def ray_token_env(path: Path) -> dict[str, str]:
+    """The variables that make Ray (a node, a driver, a Jobs API server) require and present the token in `path`."""
+    return {RAY_AUTH_MODE_ENV: "token", RAY_AUTH_TOKEN_PATH_ENV: str(path)}
 
 
 def num_cpus(environ: Mapping[str, str] = os.environ, *, cgroup: Path = Path("/sys/fs/cgroup")) -> int:

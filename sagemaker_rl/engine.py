@@ -5,7 +5,9 @@ A job's directory is `/opt/ml` of its first host, `algo-1`; with several hosts t
 `/opt/ml` in `hosts/algo-N/` of it, and all of them one network on which each is found by the name
 SageMaker gives it. Each container gets the job's CPUs per host as a CPU limit (and as SM_NUM_CPUS,
 which the job sizes its env runners from), shared memory for Ray's object store, and labels naming
-the run and the job, by which what a killed process left behind is found and removed.
+the run and the job, by which what a killed process left behind is found and removed. The hosts of a
+multi-host job share a Ray token made for the job: a 0600 file in each host's /opt/ml/input/config
+(never an `-e` on the engine's command line, which `ps` shows), removed with the containers.
 """
 
 from __future__ import annotations
@@ -130,6 +132,9 @@ class JobContainers:
                 stale.unlink(missing_ok=True)
         if self.network:
             self._engine("network", "create", "--label", f"{JOB_LABEL}={self.base_dir}", self.network)
+            token = contract.write_ray_token(self.paths(self.hosts[0]).ray_token_file)
+            for host in self.hosts[1:]:
+                contract.write_ray_token(self.paths(host).ray_token_file, token)
         processes = []
         for host in self.hosts:
             if host == self.hosts[0]:
@@ -164,8 +169,11 @@ class JobContainers:
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def remove(self) -> bool:
-        """Remove what is left of the job: its containers and network; True if there was something."""
-        return remove_left_in(self.base_dir, self.settings.engine)
+        """Remove what is left of the job: its containers and network, its hosts' token; True if there was something."""
+        removed = remove_left_in(self.base_dir, self.settings.engine)
+        for host in self.hosts:
+            self.paths(host).ray_token_file.unlink(missing_ok=True)
+        return removed
 
     def _engine(self, *args: str) -> str:
         return _engine(self.settings.engine, *args)

@@ -25,7 +25,7 @@ collect_ignore = [] if os.environ.get("IMAGE_TEST") else ["image"]
 def job_env(base: Path, home: Path, **extra: str) -> dict[str, str]:
     """Environment for a job subprocess: its own base dir and HOME (to see what it writes there)."""
     env = dict(os.environ)
-    env.update({"SAGEMAKER_BASE_DIR": str(base), "HOME": str(home), "RAY_AUTH_MODE": "disabled"})
+    env.update({"SAGEMAKER_BASE_DIR": str(base), "HOME": str(home)})
     env.update(extra)
     return env
 

@@ -7,12 +7,17 @@ which on one machine is only its own when the nodes share it). Never
 `ray stop`: it ends every Ray process of the machine. `stop` ends exactly this cluster's processes:
 those whose command line names its directory or whose environment carries its marker (Ray's worker
 processes rename themselves, `ray::IDLE`, but keep the environment they were started with).
+
+Token authentication is on, as on a cluster a user starts: a token of the cluster's own in a 0600 file
+in its directory, given to every node with RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (`auth_env`);
+a client, driver or tuner presents it the way a user would, with the same two variables.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -45,6 +50,9 @@ class LocalCluster:
         self.cpus_per_node = cpus_per_node
         # Short: Ray puts Unix sockets under it (107 characters at most).
         self.directory = Path(tempfile.mkdtemp(prefix="srl-ray-", dir="/tmp"))
+        self.token_file = self.directory / "auth_token"
+        self.token_file.touch(mode=0o600)
+        self.token_file.write_text(secrets.token_hex(32))
         self._env = dict(env or {})
         self.gcs_address = ""
         self.dashboard_url = ""
@@ -95,13 +103,18 @@ class LocalCluster:
         raise RuntimeError(f"ray start of {name} failed {_START_ATTEMPTS} times (exit {done.returncode}):\n"
                            f"{log.read_text()[-3000:]}")
 
+    @property
+    def auth_env(self) -> dict[str, str]:
+        """What a node, driver or Jobs API client needs to be let in: token mode and the cluster's token file."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_file)}
+
     def node_env(self, name: str) -> dict[str, str]:
         """The environment a node starts with: our venv's python first on PATH (as in the image), Ray quiet."""
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         return {
-            **os.environ,
+            **{key: value for key, value in os.environ.items() if key != "RAY_AUTH_TOKEN"},
             "PATH": path,
-            "RAY_AUTH_MODE": "disabled",
+            **self.auth_env,
             "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "180",  # Ray's 60 s are too few on a loaded machine
             **self._env,
@@ -110,7 +123,9 @@ class LocalCluster:
         }
 
     def nodes_alive(self) -> list[dict]:
-        with urllib.request.urlopen(f"{self.dashboard_url}/nodes?view=summary", timeout=10) as response:
+        request = urllib.request.Request(f"{self.dashboard_url}/nodes?view=summary",
+                                         headers={"Authorization": f"Bearer {self.token_file.read_text()}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
             data = json.load(response)
         return [node for node in data["data"]["summary"] if node["raylet"]["state"] == "ALIVE"]
 

@@ -8,6 +8,12 @@ head's Ray ends (its job is done) and then leaves, exiting 0. Each wait is bound
 `rl.training.cluster_timeout_s`: a host that cannot reach the head, or a head that does not see every
 host, fails with the reason. A multi-host job owns its host (a SageMaker instance, a container): it
 starts and stops Ray there with `ray start` and `ray stop`.
+
+The cluster requires a token when the job's launcher gave every host the same one (our container
+engine: a 0600 file in each host's input/config); every `ray start`, and the head's driver, then run
+with RAY_AUTH_MODE=token and that file. SageMaker gives a job's hosts no secret channel: there the
+cluster runs without token authentication, open to whatever reaches its hosts' port 6379 (the job's
+VPC and security group), and the job says so once.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 
 from sagemaker_rl.contract import RAY_ADDRESS_ENV, decode_value
 from sagemaker_rl.errors import JobError, UserError
+from sagemaker_rl.job import ray_session
 from sagemaker_rl.job.hyperparameters import DEFAULT_CLUSTER_TIMEOUT_S
 from sagemaker_rl.job.keys import CLUSTER_TIMEOUT_KEY
 
@@ -123,7 +130,7 @@ def _own_ip(host: str) -> list[str]:
 
 def _ray(args: list[str], log: Path, *, what: str) -> None:
     """Run `ray ARGS` (its output to `log`); JobError with its last line when it fails."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}  # with this host's token settings (`use_token`)
     with log.open("ab") as out:
         done = subprocess.run([*_RAY_CLI, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                               env=env, check=False)
@@ -140,12 +147,23 @@ def _stop_ray(log: Path) -> None:
         logger.warning("%s", error)
 
 
+def use_token(token: Path) -> None:
+    """Token authentication for this host's Ray when the launcher gave the hosts a shared token in `token`."""
+    if token.is_file():
+        ray_session.use_ray_token(token)
+        return
+    logger.warning("the job's Ray cluster runs without token authentication: its launcher gave the hosts no "
+                   "shared token (%s; SageMaker has no channel for one): keep port %d of its hosts closed to all "
+                   "but them (VPC, security group)", token, RAY_PORT)
+
+
 @contextmanager
-def head(hosts: Hosts, cpus: int, *, timeout_s: float, log: Path) -> Iterator[int]:
+def head(hosts: Hosts, cpus: int, *, timeout_s: float, log: Path, token: Path) -> Iterator[int]:
     """Start the Ray head here, wait for every host to join, and yield the cluster's CPUs; Ray stops after.
 
-    Inside, $RAY_ADDRESS names the head, so the job's `ray_session.start_ray` connects to it.
+    Inside, $RAY_ADDRESS names the head, so the job's `ray_session.start_ray` connects to it (with `token`).
     """
+    use_token(token)
     own = _own_ip(hosts.current)
     _ray(["start", "--head", f"--port={RAY_PORT}", f"--num-cpus={cpus}", *own, "--include-dashboard=false",
           "--disable-usage-stats"], log, what=f"starting the Ray head on {hosts.current}")
@@ -198,8 +216,9 @@ def _reach(host: str) -> str | None:
         return f"{host} ({ip}): {error.strerror or error}"
 
 
-def join(hosts: Hosts, cpus: int, *, timeout_s: float, log: Path) -> None:
+def join(hosts: Hosts, cpus: int, *, timeout_s: float, log: Path, token: Path) -> None:
     """Join the head's Ray with this host's CPUs and stay until the head's Ray ends; JobError if it cannot."""
+    use_token(token)
     deadline = time.monotonic() + timeout_s
     while (why := _reach(hosts.head)) is not None:
         if time.monotonic() > deadline:

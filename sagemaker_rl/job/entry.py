@@ -50,10 +50,11 @@ def _train(problem: str, paths: JobPaths) -> None:
     if not hosts.multi:
         train(job, paths, cpus=cpus)
     elif not hosts.is_head:  # its CPUs join the head's cluster; the head trains and writes the model
-        cluster.join(hosts, cpus, timeout_s=job.cluster_timeout_s, log=paths.log_file)
+        cluster.join(hosts, cpus, timeout_s=job.cluster_timeout_s, log=paths.log_file, token=paths.ray_token_file)
         return
     else:
-        with cluster.head(hosts, cpus, timeout_s=job.cluster_timeout_s, log=paths.log_file) as cluster_cpus:
+        with cluster.head(hosts, cpus, timeout_s=job.cluster_timeout_s, log=paths.log_file,
+                          token=paths.ray_token_file) as cluster_cpus:
             train(job, paths, cpus=cluster_cpus, on_built=cluster.report_env_runners(hosts))
     print(f"Model written to {paths.model}", flush=True)
 
@@ -95,7 +96,7 @@ def check_hyperparameters(problem: str, hyperparameter_sets: Sequence[Mapping[st
         input=json.dumps(list(hyperparameter_sets), default=str),
         capture_output=True,
         text=True,
-        env=child_env(RAY_AUTH_MODE="disabled"),
+        env=child_env(),  # it parses only: no Ray starts there, so no Ray setting is needed
         check=False,
     )
     relayed = (line[len(_RELAYED):] for line in done.stderr.splitlines() if line.startswith(_RELAYED))

@@ -1,7 +1,9 @@
 """A job's Ray session: its start and end, its directory, the causes in its logs, and the watchdog that ends it.
 
-The job starts Ray itself or joins a running instance (`RAY_ADDRESS`); only a session it started
-is its own to end and remove. Ray has no public name for the session directory: this module is the
+The job starts Ray itself or joins a running instance (`RAY_ADDRESS`, whose token comes in Ray's own
+variables); only a session it started is its own to end and remove. Ray a job starts requires a token
+of the job's own, in a 0600 file of a private temporary directory removed with the session (not Ray's
+default `~/.ray/auth_token`). Ray has no public name for the session directory: this module is the
 one place that reads it from Ray's worker module.
 """
 
@@ -13,12 +15,14 @@ import re
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sagemaker_rl import contract
 from sagemaker_rl.contract import RAY_ADDRESS_ENV, JobPaths, write_failure
 from sagemaker_rl.errors import JobError
 from sagemaker_rl.job.keys import STALL_TIMEOUT_KEY
@@ -27,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 STALL_GRACE_S = 10  # after a stall, seconds the job gets to fail cleanly before it is ended hard
 LOG_TAIL_LINES = 5  # lines of output/job.log quoted when a job stalls
+_TOKEN_DIR_PREFIX = "sagemaker_rl-ray-token-"  # the private directory of the token of a Ray the job started
 
 
 @contextmanager
@@ -53,14 +58,38 @@ def start_ray(cpus: int) -> None:
     """Start Ray for a job with `cpus` CPUs, or connect to the cluster at $RAY_ADDRESS; Ray's loggers quiet."""
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file, no warning
     address = os.environ.get(RAY_ADDRESS_ENV)
     if address:  # a cluster is already running (a tuning run's shared instance, Ray runner, multi-host job)
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         logger.info("connected to the Ray instance at %s", address)
     else:
+        use_ray_token(Path(tempfile.mkdtemp(prefix=_TOKEN_DIR_PREFIX)) / contract.RAY_TOKEN_FILE)
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     quiet_ray_loggers()
+
+
+def use_ray_token(path: Path) -> None:
+    """Token authentication for the Ray this process starts or joins next, with the token in `path` (a new one
+    written there unless the file exists); the processes Ray starts inherit it."""
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # Cython, no stubs
+
+    if not path.is_file():
+        contract.write_ray_token(path)
+    os.environ.pop(contract.RAY_AUTH_TOKEN_ENV, None)  # Ray would read it before the file
+    os.environ.update(contract.ray_token_env(path))
+    # Ray reads the mode into its config and caches the token when first imported (the job's parser imports
+    # it): read both again, as Ray itself does when it turns token authentication on.
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def _remove_own_token() -> None:
+    """The token of a Ray this job started goes with it (a joined instance's token is not the job's)."""
+    token = Path(os.environ.get(contract.RAY_AUTH_TOKEN_PATH_ENV, "/"))
+    if token.parent.name.startswith(_TOKEN_DIR_PREFIX):
+        shutil.rmtree(token.parent, onerror=_report_not_removed)
+        for name in contract.ray_token_env(token):
+            os.environ.pop(name, None)
 
 
 def quiet_ray_loggers() -> None:
@@ -77,6 +106,7 @@ def stop_ray() -> None:
     ray.shutdown()
     if session is not None:
         remove_session(Path(session))
+        _remove_own_token()
 
 
 class _Stalled(BaseException):
@@ -227,6 +257,7 @@ def kill_started_here() -> None:
         except ProcessLookupError:
             logger.debug("Ray process %d already gone", pid)
     remove_session(Path(session))
+    _remove_own_token()
 
 
 def _processes_using(directory: str) -> list[int]:
@@ -247,7 +278,8 @@ def remove_session(session: Path) -> None:
     if latest.is_symlink() and Path(os.readlink(latest)).name == session.name:
         latest.unlink()
 
-    def report(function: Any, path: str, error: Any) -> None:
-        logger.warning("could not remove %s from Ray's session directory: %s", path, error)
+    shutil.rmtree(session, onerror=_report_not_removed)
 
-    shutil.rmtree(session, onerror=report)
+
+def _report_not_removed(function: Any, path: str, error: Any) -> None:
+    logger.warning("could not remove %s of the job's Ray session: %s", path, error)

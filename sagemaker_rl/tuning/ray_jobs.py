@@ -8,6 +8,11 @@ job's entrypoint is this module (`python -m sagemaker_rl.tuning.ray_jobs --probl
 job's inputs into its base directory, as SageMaker does before it starts a job, then becomes
 `python -m sagemaker_rl.job`. This very package is shipped with every job (`py_modules`), so the
 cluster runs the tuner's code; RLlib and the simulators come from the cluster's image.
+
+A cluster with token authentication: the tuner presents the user's token, found where Ray's own
+clients look (RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH names, `~/.ray/auth_token`), in every
+request to the dashboard. A job's driver inherits its node's token settings (a Ray Job's entrypoint
+runs in the node's environment), so no token travels in a runtime env, which the dashboard shows.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ POLL_S = 2.0  # between two reads of a job's status and log
 LOST_AFTER_S = 300.0  # a job whose cluster cannot be reached this long is given up (failed)
 ENTRYPOINT_CPUS = 1  # CPUs a job's driver (its learner, and the sampling on one CPU) holds in Ray
 CHECK_TIMEOUT_S = 180.0  # the storage check job (it may wait for a free node)
+DEFAULT_TOKEN_FILE = ".ray/auth_token"  # under the home directory: where Ray keeps a user's token
 STOP_TIMEOUT_S = 20.0  # after a stop request: Ray sends SIGTERM, SIGKILL 3 s later
 _TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 _CLIENT_LOGGERS = ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk",
@@ -82,6 +88,36 @@ class RayCluster:
         return cls(**json.loads(path.read_text())) if path.is_file() else None
 
 
+def _user_token(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The user's Ray token, from the first of Ray's own places that has one; None when none does."""
+    if environ.get(contract.RAY_AUTH_TOKEN_ENV, "").strip():
+        return environ[contract.RAY_AUTH_TOKEN_ENV].strip()
+    path = environ.get(contract.RAY_AUTH_TOKEN_PATH_ENV)
+    file = Path(path).expanduser() if path else Path.home() / DEFAULT_TOKEN_FILE
+    try:
+        return file.read_text().strip() or None
+    except OSError as error:
+        if path:  # named but unreadable: the request goes without one, and the refusal names the variable
+            logger.warning("cannot read the Ray token file %s ($%s): %s", file, contract.RAY_AUTH_TOKEN_PATH_ENV,
+                           error.strerror or error)
+        return None
+
+
+def _headers() -> dict[str, str]:
+    """The HTTP headers of every request to the cluster's dashboard: the user's token, when there is one."""
+    token = _user_token()
+    return {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+
+
+def _refused(address: str) -> TuningError:
+    given = "refused the token given" if _user_token() else "requires a token and none was given"
+    return TuningError(
+        f"the Ray cluster at {address} {given}: put the cluster's token in ${contract.RAY_AUTH_TOKEN_ENV}, in "
+        f"a file named by ${contract.RAY_AUTH_TOKEN_PATH_ENV}, or in ~/{DEFAULT_TOKEN_FILE} (`ray get-auth-token` "
+        "on the head prints it)"
+    )
+
+
 def connect(address: str) -> Any:
     """A Jobs API client of the cluster at `address`; one sentence with the fix when it cannot be reached."""
     from ray.job_submission import JobSubmissionClient
@@ -90,8 +126,11 @@ def connect(address: str) -> Any:
     for name in _CLIENT_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        return JobSubmissionClient(address)
-    except Exception as error:  # ConnectionError, or a dashboard without the Jobs API
+        return JobSubmissionClient(address, headers=_headers())
+    except Exception as error:  # ConnectionError, a dashboard without the Jobs API, or a refused token
+        # By name: this runner uses Ray's client APIs only, and ray.exceptions is not one of them.
+        if type(error).__name__ == "AuthenticationError":
+            raise _refused(address) from None
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TuningError(
             f"cannot reach the Ray cluster's Jobs API at {address} ({reason}): start the cluster with its "
@@ -102,9 +141,12 @@ def connect(address: str) -> Any:
 
 def cluster_cpus(address: str) -> int:
     """CPUs of the cluster's live nodes (the state API, through the dashboard)."""
-    from ray.util.state import list_nodes
+    from ray.util.state import StateApiClient
+    from ray.util.state.common import ListApiOptions, StateResource
 
-    nodes = list_nodes(address=address, filters=[("state", "=", "ALIVE")], detail=True, raise_on_missing_output=False)
+    options = ListApiOptions(filters=[("state", "=", "ALIVE")], detail=True)
+    nodes: list[Any] = StateApiClient(address, headers=_headers()).list(StateResource.NODES, options=options,
+                                                                        raise_on_missing_output=False)
     return int(sum(node.resources_total.get("CPU", 0) for node in nodes))
 
 
@@ -151,7 +193,6 @@ class RayJobRunner:
             contract.NUM_CPUS_ENV: str(spec.num_cpus),
             contract.DRIVER_CPUS_ENV: str(ENTRYPOINT_CPUS),  # the job starts its runners on the rest
             HYPERPARAMETERS_ENV: json.dumps(dict(spec.hyperparameters), default=str),
-            "RAY_AUTH_MODE": "disabled",
         }
         job_id = self._submit(f"python -m {MODULE} --problem {spec.problem}", env=env,
                               cpus=ENTRYPOINT_CPUS, name=_name(self._run_dir, spec.base_dir))
@@ -334,10 +375,12 @@ class RayJob:
         """`; its node … is dead: <why>` when the job's driver was on a node Ray holds dead, else ''."""
         if not node_id:
             return ""
-        from ray.util.state import get_node
+        from ray.util.state import StateApiClient
+        from ray.util.state.common import GetApiOptions, StateResource
 
         try:
-            node = get_node(node_id, address=self._client.get_address())
+            node: Any = StateApiClient(self._client.get_address(), headers=_headers()).get(
+                StateResource.NODES, node_id, GetApiOptions())
         except Exception as error:  # the state API is an extra: the job's own status already says it failed
             logger.debug("could not read node %s of Ray job %s: %s", node_id, self.job_id, error)
             return ""

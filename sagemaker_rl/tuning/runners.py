@@ -68,8 +68,9 @@ class Job(Protocol):
 class SharedRayInstance(Protocol):
     """A running Ray instance jobs may connect to (`shared_ray.SharedRay`)."""
 
-    def address(self) -> str | None:
-        """host:port of the instance, started on first use; None when there is none to join."""
+    def job_env(self) -> dict[str, str]:
+        """The variables that join a job to the instance ($RAY_ADDRESS and its token), the instance started on
+        first use; {} when there is none to join."""
 
 
 class Runner(Protocol):
@@ -93,7 +94,8 @@ class Runner(Protocol):
 class LocalProcessRunner:
     """Runs each job as `python -m sagemaker_rl.job --problem P` in its own process group.
 
-    With `shared_ray` the jobs connect to that Ray instance ($RAY_ADDRESS) instead of each starting one.
+    With `shared_ray` the jobs connect to that Ray instance ($RAY_ADDRESS, with its token) instead of each
+    starting one.
     """
 
     def __init__(
@@ -112,15 +114,14 @@ class LocalProcessRunner:
         contract.write_inputs(paths, spec.hyperparameters)
         for stale in (paths.failure_file, paths.success_file):
             stale.unlink(missing_ok=True)
-        address = self._shared_ray.address() if self._shared_ray else None
-        ray_address = {contract.RAY_ADDRESS_ENV: address} if address else {}
         env = job.child_env(**{
             **self._extra_env,
-            **ray_address,
+            **(self._shared_ray.job_env() if self._shared_ray else {}),
             contract.BASE_DIR_ENV: str(spec.base_dir),
             contract.NUM_CPUS_ENV: str(spec.num_cpus),
             "PYTHONUNBUFFERED": "1",
         })
+        env.pop(contract.RAY_AUTH_TOKEN_ENV, None)  # a user's, for their clusters: it would win over the run's file
         log = open(spec.base_dir / contract.STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
         process = subprocess.Popen(
             [*self._command, "--problem", spec.problem],

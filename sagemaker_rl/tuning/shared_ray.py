@@ -6,9 +6,11 @@ instance is `ray start --head --block` in its own process group, with as many CP
 share, so the env-runner actors of parallel jobs cannot oversubscribe the cores (a job on one CPU
 samples in its own process and asks Ray for nothing). It starts with the first job; `close` ends it
 and removes its session files. A head left by a tuner killed with -9 is stopped by the next tuner
-of the same run directory (its pid file). A head that cannot start (e.g. a machine so loaded that
-Ray's own start-up times out) is reported once, and the jobs then start their own Ray as they do
-outside a tuner.
+of the same run directory (its pid file). The instance requires a token of its own, made per run and
+kept in a 0600 file in its temp dir (never on a command line or in the run's files): the head and every
+job of the run get it by RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH. A head that cannot start (e.g.
+a machine so loaded that Ray's own start-up times out) is reported once, and the jobs then start their
+own Ray as they do outside a tuner.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sagemaker_rl.contract import RAY_ADDRESS_ENV
+from sagemaker_rl import contract
 from sagemaker_rl.tuning.runners import signal_group, stop_recorded_process, write_pid_file
 from sagemaker_rl.tuning.space import TuningError
 
@@ -58,6 +60,14 @@ class SharedRay:
                 logger.warning("%s; each job starts its own Ray instead", error)
         return self._address
 
+    def job_env(self) -> dict[str, str]:
+        """What a job needs to join the instance ($RAY_ADDRESS, the token's mode and file); {} when there is none."""
+        address = self.address()
+        return {contract.RAY_ADDRESS_ENV: address, **self._token_env()} if address else {}
+
+    def _token_env(self) -> dict[str, str]:
+        return contract.ray_token_env(self._temp_dir / contract.RAY_TOKEN_FILE)
+
     def close(self) -> None:
         """Stop the head and every process of the instance; remove its session files."""
         if self._process is not None:
@@ -76,9 +86,12 @@ class SharedRay:
             "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={self._temp_dir}",
         ]  # fmt: skip
         log_path = self._run_dir / LOG_FILE
+        self._temp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        contract.write_ray_token(self._temp_dir / contract.RAY_TOKEN_FILE)
         # No drain on SIGTERM: Ray 2.60 otherwise waits up to 30 s for a node's work to move elsewhere.
-        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
-        env.pop(RAY_ADDRESS_ENV, None)
+        env = {**os.environ, **self._token_env(), "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+        for name in (contract.RAY_ADDRESS_ENV, contract.RAY_AUTH_TOKEN_ENV):  # a user's would win over ours
+            env.pop(name, None)
         with log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,

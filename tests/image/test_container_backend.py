@@ -17,7 +17,7 @@ from tests.image.test_image import DOCKER, IMAGE
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "DOCKER": DOCKER, "RAY_AUTH_MODE": "disabled"}
+    return {**os.environ, "DOCKER": DOCKER}
 
 
 def containers_of(run_name: str, *, running: bool = False) -> list[str]:

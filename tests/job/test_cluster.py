@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sagemaker_rl.errors import UserError
@@ -32,3 +34,19 @@ def test_a_resource_config_that_does_not_name_the_hosts_is_refused_with_the_fix(
 ])
 def test_the_cluster_timeout_is_read_before_the_job_parses_its_hyperparameters(raw, expected):
     assert timeout_from(raw) == expected
+
+
+def test_the_hosts_use_the_token_their_launcher_gave_and_say_so_when_there_is_none(tmp_path, monkeypatch, caplog):
+    from sagemaker_rl import contract
+    from sagemaker_rl.job.cluster import use_token
+
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN"):  # as they were, after the test
+        monkeypatch.delenv(name, raising=False)
+    use_token(tmp_path / "none")  # SageMaker: no shared token
+    assert "RAY_AUTH_MODE" not in os.environ
+    assert [record.getMessage().split(":")[0] for record in caplog.records] == [
+        "the job's Ray cluster runs without token authentication"]
+    token = tmp_path / contract.RAY_TOKEN_FILE
+    contract.write_ray_token(token)
+    use_token(token)
+    assert os.environ["RAY_AUTH_MODE"] == "token" and os.environ["RAY_AUTH_TOKEN_PATH"] == str(token)

@@ -174,7 +174,11 @@ def test_rllib_ppo_trains_one_iteration_on_roboschool_reacher(monkeypatch: pytes
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.tune.registry import register_env
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    from sagemaker_rl.job import ray_session
+
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN"):  # as they were, after the test
+        monkeypatch.delenv(name, raising=False)
+    ray_session.use_ray_token(tmp_path / "ray_auth_token")  # as a job's own Ray: a token of its own
     # a standalone Algorithm makes a directory under ~/ray_results; keep it in tmp_path
     monkeypatch.setattr(trainable_module, "DEFAULT_STORAGE_PATH", str(tmp_path))
     register_env("sagemaker_rl_test_reacher", env_creator)

@@ -11,7 +11,7 @@ behaviour:
   fake.linger seconds to stay alive after writing output/success (a tuner can die before it sees the end)
 Stop criterion: rl.training.stop.training_iteration (default 3). Each start appends a line to
 `starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`
-(and RAY_ADDRESS, when given, to `ray_address.log`).
+(and RAY_ADDRESS, when given, to `ray_address.log`, with the Ray token variables it got).
 """
 
 import json
@@ -33,7 +33,8 @@ def main() -> int:
         handle.write(f"{os.getpid()} {time.time()}\n")
     (base / "env.log").write_text(os.environ.get("SM_NUM_CPUS", "") + "\n")
     if "RAY_ADDRESS" in os.environ:
-        (base / "ray_address.log").write_text(os.environ["RAY_ADDRESS"] + "\n")
+        auth = [f"{name}={os.environ.get(name)}" for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")]
+        (base / "ray_address.log").write_text(os.environ["RAY_ADDRESS"] + "\n" + "\n".join(auth) + "\n")
     mode = hp.get("fake.mode", "ok")
     slope = float(hp.get("fake.slope", hp.get("rl.training.config.kl_coeff", 1.0)))
     offset = int(hp.get("rl.training.seed", 0))  # seeds differ by a constant

@@ -1,7 +1,8 @@
 """`scripts/tune.py --backend ray` on a real two-node Ray cluster on this machine, with the real job.
 
 Each node has one CPU, so two trials of one CPU each run side by side, one per node. The cluster is
-started by the tests (`tests/ray_cluster.py`) and stopped by them, down to its last process.
+started by the tests (`tests/ray_cluster.py`) and stopped by them, down to its last process. It requires
+its token, which the tuner gets as a user gives it (RAY_AUTH_MODE and RAY_AUTH_TOKEN_PATH in its environment).
 """
 
 from __future__ import annotations
@@ -47,10 +48,20 @@ def _tune(cluster: LocalCluster, storage: Path, *args: str) -> list[str]:
             cluster.dashboard_url, "--storage-path", str(storage), *args]
 
 
+def _headers(cluster: LocalCluster) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {cluster.token_file.read_text()}"}
+
+
 def _client(cluster: LocalCluster):
     from ray.job_submission import JobSubmissionClient
 
-    return JobSubmissionClient(cluster.dashboard_url)
+    return JobSubmissionClient(cluster.dashboard_url, headers=_headers(cluster))
+
+
+def _state(cluster: LocalCluster):
+    from ray.util.state import StateApiClient
+
+    return StateApiClient(cluster.dashboard_url, headers=_headers(cluster))
 
 
 def _study(run_dir: Path) -> optuna.Study:
@@ -97,7 +108,10 @@ def _job_processes(cluster: LocalCluster) -> list[int]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(nodes=2, cpus_per_node=1, env=FAST_HEALTH_CHECK) as started:
+    with LocalCluster(nodes=2, cpus_per_node=1, env=FAST_HEALTH_CHECK) as started, \
+            pytest.MonkeyPatch.context() as patch:
+        for name, value in started.auth_env.items():  # what the tuners started here inherit
+            patch.setenv(name, value)
         yield started
     assert started.pids() == [], "the cluster left processes behind"
     assert not started.directory.exists()
@@ -127,6 +141,35 @@ def test_ray_options_without_the_ray_backend_are_refused(tmp_path):
     done = subprocess.run([sys.executable, str(TUNE), "--storage-path", "/x"], capture_output=True, text=True,
                           timeout=60, cwd=tmp_path)
     assert done.returncode == 2 and "--storage-path applies to --backend ray" in done.stderr
+
+
+@pytest.mark.parametrize(("token", "refusal"), [(None, "requires a token and none was given"),
+                                                ("0" * 64, "refused the token given")])
+def test_a_missing_or_wrong_token_is_one_sentence_with_the_fix(cluster, tmp_path, token, refusal):
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RAY_AUTH")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token of the user's
+    if token:
+        env["RAY_AUTH_TOKEN"] = token
+    done = subprocess.run(_tune(cluster, tmp_path / "storage", "--run-dir", str(tmp_path / "run")), env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (f"error: the Ray cluster at {cluster.dashboard_url} {refusal}: put the "
+                                   "cluster's token in $RAY_AUTH_TOKEN, in a file named by $RAY_AUTH_TOKEN_PATH, "
+                                   "or in ~/.ray/auth_token (`ray get-auth-token` on the head prints it)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_users_token_is_read_where_rays_own_clients_look_in_their_order(tmp_path, monkeypatch):
+    from sagemaker_rl.tuning.ray_jobs import _user_token
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("from-home\n")
+    (tmp_path / "named").write_text("from-path\n")
+    assert _user_token({}) == "from-home"
+    assert _user_token({"RAY_AUTH_TOKEN_PATH": str(tmp_path / "named")}) == "from-path"
+    assert _user_token({"RAY_AUTH_TOKEN_PATH": str(tmp_path / "named"), "RAY_AUTH_TOKEN": "from-env"}) == "from-env"
+    assert _user_token({"RAY_AUTH_TOKEN_PATH": str(tmp_path / "missing")}) is None  # named: no fallback, as Ray
 
 
 def test_a_storage_path_the_cluster_cannot_write_fails_before_the_run_starts(cluster, tmp_path):
@@ -222,7 +265,7 @@ def test_tiny_tuning_runs_on_both_nodes_and_resume_after_kill_9_reattaches_to_ru
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
 def test_a_trial_with_two_cpus_holds_exactly_two_and_ctrl_c_stops_its_ray_job(cluster, tmp_path):
-    from ray.util.state import list_actors
+    from ray.util.state.common import ListApiOptions, StateResource
 
     run_dir = tmp_path / "two-cpu-run"
     # One trial at a time on the cluster's 2 CPUs: the driver holds one, its one env runner the other.
@@ -236,8 +279,9 @@ def test_a_trial_with_two_cpus_holds_exactly_two_and_ctrl_c_stops_its_ray_job(cl
     client = _client(cluster)
 
     def runner_actor():
-        actors = list_actors(address=cluster.dashboard_url, filters=[("class_name", "=", SeededEnvRunner.__name__),
-                                                                      ("state", "=", "ALIVE")], detail=True)
+        options = ListApiOptions(filters=[("class_name", "=", SeededEnvRunner.__name__), ("state", "=", "ALIVE")],
+                                 detail=True)
+        actors = _state(cluster).list(StateResource.ACTORS, options=options, raise_on_missing_output=True)
         return actors[0] if actors else None
 
     _wait_for(lambda: runner_actor() is not None, what="the trial's env runner")
@@ -265,8 +309,10 @@ def test_a_trial_with_two_cpus_holds_exactly_two_and_ctrl_c_stops_its_ray_job(cl
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # a loaded machine starts a cluster and its jobs slowly
-def test_a_job_whose_node_dies_fails_with_rays_reason_and_the_run_goes_on(tmp_path):
+def test_a_job_whose_node_dies_fails_with_rays_reason_and_the_run_goes_on(tmp_path, monkeypatch):
     with LocalCluster(nodes=2, cpus_per_node=1, env=FAST_HEALTH_CHECK) as doomed:
+        for name, value in doomed.auth_env.items():
+            monkeypatch.setenv(name, value)
         run_dir = tmp_path / "run"
         command = _tune(doomed, doomed.directory / "storage", "--config",
                         str(_space(tmp_path / "space.json", iterations=4)), "--max-jobs", "3",
@@ -291,6 +337,7 @@ def test_a_job_whose_node_dies_fails_with_rays_reason_and_the_run_goes_on(tmp_pa
 
 
 def _head_node(cluster: LocalCluster) -> str:
-    from ray.util.state import list_nodes
+    from ray.util.state.common import ListApiOptions, StateResource
 
-    return next(node.node_id for node in list_nodes(address=cluster.dashboard_url, detail=True) if node.is_head_node)
+    nodes = _state(cluster).list(StateResource.NODES, options=ListApiOptions(detail=True), raise_on_missing_output=True)
+    return next(node.node_id for node in nodes if node.is_head_node)

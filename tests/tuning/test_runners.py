@@ -96,6 +96,13 @@ def test_stop_orphan_ends_a_job_left_by_a_dead_tuner(fake_runner, tmp_path):
     assert not fake_runner.stop_orphan(tmp_path)  # nothing left to stop
 
 
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:  # ended meanwhile
+        return b""
+
+
 def _pgid(pid: int) -> int | None:
     try:
         return os.getpgid(pid)
@@ -107,19 +114,27 @@ class _Instance:
     def __init__(self, address: str | None) -> None:
         self._address = address
 
-    def address(self) -> str | None:
-        return self._address
+    def job_env(self) -> dict[str, str]:
+        if self._address is None:
+            return {}
+        return {"RAY_ADDRESS": self._address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": "/run/token"}
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:6390", None])
-def test_jobs_get_the_shared_ray_address_and_none_when_the_instance_could_not_start(tmp_path, address):
+def test_jobs_get_the_shared_ray_address_and_token_and_none_when_the_instance_could_not_start(
+        tmp_path, address, monkeypatch):
     from tests.tuning.conftest import FAKE_JOB
 
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "a-users-token-for-their-cluster")  # would win over the run's file
     runner = LocalProcessRunner([sys.executable, str(FAKE_JOB)], shared_ray=_Instance(address))
     status = _run(runner, tmp_path, **{"rl.training.stop.training_iteration": 1})
     assert status.failure is None
     given = tmp_path / "ray_address.log"
-    assert (given.read_text().strip() if given.exists() else None) == address
+    if address is None:
+        assert not given.exists()
+    else:
+        assert given.read_text().splitlines() == [
+            address, "RAY_AUTH_MODE=token", "RAY_AUTH_TOKEN_PATH=/run/token", "RAY_AUTH_TOKEN=None"]
 
 
 def test_a_shared_ray_instance_that_cannot_start_says_so_once_and_leaves_no_process(tmp_path, caplog):
@@ -134,3 +149,31 @@ def test_a_shared_ray_instance_that_cannot_start_says_so_once_and_leaves_no_proc
     assert "Resource quantities must be nonnegative" in warnings[0] and "each job starts its own Ray" in warnings[0]
     instance.close()
     assert not (tmp_path / HEAD_PID_FILE).exists()
+
+
+def test_the_shared_ray_instance_requires_the_runs_own_token_which_goes_nowhere_else(tmp_path):
+    """A real head: its jobs' variables join it, a driver without them is refused; the token is in a 0600 file
+    only (not in the run directory's files nor on a command line), removed with the instance."""
+    import subprocess
+
+    from sagemaker_rl.tuning.shared_ray import SharedRay
+
+    instance = SharedRay(tmp_path, num_cpus=1)
+    try:
+        env = instance.job_env()
+        token_file = Path(env["RAY_AUTH_TOKEN_PATH"])
+        assert env["RAY_AUTH_MODE"] == "token" and token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text()
+        join = "import logging, ray; ray.init(logging_level=logging.ERROR); print(ray.cluster_resources()['CPU'])"
+        outside = {name: value for name, value in os.environ.items() if not name.startswith("RAY_")}
+        joined = subprocess.run([sys.executable, "-c", join], env={**outside, **env}, capture_output=True,
+                                text=True, timeout=120)
+        assert joined.stdout.strip() == "1.0", joined.stderr
+        refused = subprocess.run([sys.executable, "-c", join], capture_output=True, text=True, timeout=300,
+                                 env={**outside, "RAY_ADDRESS": env["RAY_ADDRESS"], "HOME": str(tmp_path)})
+        assert refused.returncode != 0 and "InvalidAuthToken" in refused.stderr
+        assert all(token not in path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.is_file())
+        assert not [pid for pid in Path("/proc").glob("[0-9]*") if token.encode() in _cmdline(pid)]
+    finally:
+        instance.close()
+    assert not token_file.exists()
