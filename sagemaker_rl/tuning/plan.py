@@ -132,7 +132,8 @@ class Search(Phase):
     def next(self, view: View) -> Work | None:
         if self.end.has_room(view):
             return Sample()
-        self._completed = self._completed or self.end.completed(view)
+        if search_has_room(view.trials, self.end.budget):  # the budget had room: a criterion ended the search
+            self._completed = self._completed or self.end.completed(view)
         return None
 
     def describe(self) -> str:

@@ -92,3 +92,11 @@ def test_the_search_starts_no_trial_its_max_runtime_cannot_fit_with_the_re_evalu
     assert isinstance(work, Retrain)  # the search is over: the re-evaluation starts
     unlimited = make_plan(TuningConfig(space=SPACE, max_jobs=20, check_hyperparameters=False), MAX)
     assert unlimited.next(View(finished, MAX, elapsed_s=10**6)) == Sample()
+
+
+def test_a_search_that_used_its_whole_budget_did_not_end_early():
+    config = TuningConfig(space=SPACE, max_jobs=4, reevaluate_top=0, max_jobs_not_improving=3,
+                          check_hyperparameters=False)
+    plan = make_plan(config, MAX)
+    used = [_trial(number, TrialState.COMPLETE, 1.0) for number in range(4)]  # 3 without improvement: at the end
+    assert plan.next(View(used, MAX)) is None and plan.stopped() is None
