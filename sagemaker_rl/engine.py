@@ -7,7 +7,10 @@ SageMaker gives it. Each container gets the job's CPUs per host as a CPU limit (
 which the job sizes its env runners from), shared memory for Ray's object store, and labels naming
 the run and the job, by which what a killed process left behind is found and removed. The hosts of a
 multi-host job share a Ray token made for the job: a 0600 file in each host's /opt/ml/input/config
-(never an `-e` on the engine's command line, which `ps` shows), removed with the containers.
+(never an `-e` on the engine's command line, which `ps` shows), removed with the containers. A job with the
+user's code gets its run's bundle (`user_code.make_bundle`) mounted read-only and named as the
+`sagemaker_submit_directory`, as SageMaker's local mode names a source_dir: the toolkit extracts it into a
+fresh /opt/ml/code, installs its requirements.txt and runs the entry program from there.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from sagemaker_rl import contract
+from sagemaker_rl import contract, user_code
 from sagemaker_rl.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ HOSTS_DIR = "hosts"  # in a job directory: the /opt/ml of every host but the fir
 SHM_SIZE = "2g"
 _TIMEOUT_S = 60.0  # for one engine command (inspect, kill, rm)
 LEAVE_TIMEOUT_S = 60.0  # after the head's container ended, for the other hosts' (they leave within seconds)
+SUBMIT_MOUNT = f"/opt/sagemaker-rl/submit/{user_code.BUNDLE_FILE}"  # where a container sees its run's code bundle
 
 
 def find_engine() -> str:
@@ -96,11 +100,14 @@ class ContainerSettings:
 class JobContainers:
     """The containers (and network) of one job in `base_dir`."""
 
-    def __init__(self, base_dir: Path, problem: str, settings: ContainerSettings, *, cpus_per_host: int) -> None:
+    def __init__(self, base_dir: Path, problem: str | None, settings: ContainerSettings, *, cpus_per_host: int,
+                 code_bundle: Path | None = None) -> None:
         self.base_dir = Path(base_dir).absolute()
         self.problem = problem
+        self.program = user_code.entry_point(problem)
         self.settings = settings
         self.cpus_per_host = cpus_per_host
+        self.code_bundle = Path(code_bundle).absolute() if code_bundle is not None else None  # make_bundle's
         self.hosts = host_names(settings.instance_count)
         digest = hashlib.sha256(str(self.base_dir).encode()).hexdigest()[:10]
         self._prefix = f"sagemaker-rl-{digest}"
@@ -116,6 +123,8 @@ class JobContainers:
         """Every host's input files as SageMaker writes them: the same hyperparameters, its own current_host; the
         toolkit's log level WARNING unless they set it (`sagemaker_container_log_level`)."""
         quiet = {contract.LOG_LEVEL_KEY: logging.WARNING, **hyperparameters}  # not the toolkit's INFO lines
+        if self.code_bundle is not None:
+            quiet.update({contract.SUBMIT_DIRECTORY_KEY: SUBMIT_MOUNT, contract.PROGRAM_KEY: self.program})
         for host in self.hosts:
             contract.write_inputs(self.paths(host), quiet, hosts=self.hosts, current_host=host)
 
@@ -130,6 +139,8 @@ class JobContainers:
             paths = self.paths(host)
             for stale in (paths.failure_file, paths.success_file):
                 stale.unlink(missing_ok=True)
+            if self.code_bundle is not None:  # the toolkit extracts the bundle into an empty code directory only
+                shutil.rmtree(paths.base / "code", ignore_errors=True)
         if self.network:
             self._engine("network", "create", "--label", f"{JOB_LABEL}={self.base_dir}", self.network)
             token = contract.write_ray_token(self.paths(self.hosts[0]).ray_token_file)
@@ -155,10 +166,12 @@ class JobContainers:
             "--cpus", str(self.cpus_per_host), f"--shm-size={SHM_SIZE}",
             "-v", f"{self.paths(host).base}:/opt/ml",
             "-e", f"{contract.NUM_CPUS_ENV}={self.cpus_per_host}",
-            "-e", f"SAGEMAKER_PROGRAM=train-{self.problem}.py",
+            "-e", f"SAGEMAKER_PROGRAM={self.program}",
             "--label", f"{JOB_LABEL}={self.base_dir}", "--label", f"{HOST_LABEL}={host}",
             "--label", f"{RUN_LABEL}={self.settings.run_name or self.base_dir.name}",
         ]
+        if self.code_bundle is not None:
+            command += ["-v", f"{self.code_bundle}:{SUBMIT_MOUNT}:ro"]
         if self.network:
             command += ["--network", self.network, "--network-alias", host]
         return [*command, self.settings.image, "train"]

@@ -5,28 +5,31 @@
     python scripts/train.py --problem reacher --run-dir runs/train-reacher-20261123-101500   # resume
     python scripts/train.py --problem reacher --backend container --instance-count 2   # in the built image
     python scripts/train.py --problem hopper --backend sagemaker --image URI --role ARN --wait
+    python scripts/train.py --env Pendulum-v1 --hp rl.training.stop.timesteps_total=200000   # any Gymnasium env
+    python scripts/train.py --env my_robots.envs:Arm --code-dir ./my_code   # your own env class
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+import env_flags
 import sagemaker_flags
 
-from sagemaker_rl import engine
+from sagemaker_rl import engine, user_code
 from sagemaker_rl.contract import JobPaths, decode_value, num_cpus, write_inputs
 from sagemaker_rl.errors import UserError, cli
-from sagemaker_rl.job import PROBLEMS, SIMULATOR_KEY, SIMULATORS, run
+from sagemaker_rl.job import SIMULATOR_KEY, run, target_label
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problem", choices=sorted(PROBLEMS), help="required, except with --attach")
-    parser.add_argument("--simulator", choices=SIMULATORS, help="default: roboschool (PyBullet)")
+    env_flags.add_arguments(parser, problem_help="a built-in problem (or --env / --problem-file)")
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                         help="a hyperparameter, e.g. rl.training.config.lr=3e-4 (repeatable)")
     parser.add_argument("--hp-file", type=Path, help="JSON object of hyperparameters (e.g. a tuner's best)")
@@ -35,13 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: a new runs/train-PROBLEM-TIME)")
     sagemaker_flags.add_arguments(parser, job="training")
     args = parser.parse_args(argv)
-    if not args.problem and not sagemaker_flags.value(args, "attach"):
-        parser.error("the following arguments are required: --problem")
+    args.target = env_flags.target(args, required=not sagemaker_flags.value(args, "attach"))
     return args
 
 
 def hyperparameters_from(args: argparse.Namespace) -> dict[str, object]:
-    hyperparameters: dict[str, object] = {}
+    hyperparameters: dict[str, object] = dict(args.target.hyperparameters)
     if args.hp_file:
         try:
             loaded = json.loads(args.hp_file.read_text())
@@ -50,7 +52,7 @@ def hyperparameters_from(args: argparse.Namespace) -> dict[str, object]:
         if not isinstance(loaded, dict):
             raise UserError(f"--hp-file {args.hp_file} must hold a JSON object of hyperparameters")
         hyperparameters.update({key: decode_value(value) for key, value in loaded.items()})
-    if args.simulator:
+    if args.simulator and args.target.problem:
         hyperparameters[SIMULATOR_KEY] = args.simulator
     for item in args.hp:
         key, sep, value = item.partition("=")
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     sagemaker_flags.check_backend(args, local_only=("run_dir",))
     if args.backend == sagemaker_flags.SAGEMAKER:
         return train_on_sagemaker(args)
-    run_dir = args.run_dir or Path("runs") / f"train-{args.problem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    label = target_label(args.target.problem, args.target.hyperparameters)
+    run_dir = args.run_dir or Path("runs") / f"train-{label}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.backend == sagemaker_flags.CONTAINER:
         return train_in_containers(args, run_dir)
     paths = JobPaths(run_dir.resolve())
@@ -74,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     if not paths.hyperparameters_file.exists() or hyperparameters:
         write_inputs(paths, hyperparameters)
     print(f"Run directory: {paths.base}", flush=True)
-    return run(args.problem, paths)
+    code_dir = args.target.code_dir
+    if code_dir is not None:  # importable here and in the Ray workers this job starts (they inherit PYTHONPATH)
+        sys.path.insert(0, str(code_dir))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_dir), os.environ.get("PYTHONPATH")]))
+    return run(args.target.problem, paths)
+
 
 
 def train_in_containers(args: argparse.Namespace, run_dir: Path) -> int:
@@ -82,7 +90,9 @@ def train_in_containers(args: argparse.Namespace, run_dir: Path) -> int:
     settings = sagemaker_flags.container_settings(args, run_name=run_dir.name)
     hyperparameters = hyperparameters_from(args)
     cpus = max(1, num_cpus() // settings.instance_count)
-    job = engine.JobContainers(run_dir.resolve(), args.problem, settings, cpus_per_host=cpus)
+    problem, code_dir = args.target.problem, args.target.code_dir
+    bundle = user_code.make_bundle(code_dir, user_code.entry_point(problem), run_dir) if code_dir else None
+    job = engine.JobContainers(run_dir.resolve(), problem, settings, cpus_per_host=cpus, code_bundle=bundle)
     if not job.has_inputs() or hyperparameters:
         job.write_inputs(hyperparameters)
     print(f"Run directory: {job.base_dir} (/opt/ml of {job.hosts[0]}; {settings.image}, {len(job.hosts)} "
@@ -102,7 +112,8 @@ def train_on_sagemaker(args: argparse.Namespace) -> int:
             config = sagemaker_flags.config(args)  # a missing role or image fails here, first
             hyperparameters = hyperparameters_from(args)
             aws = sagemaker_flags.aws(args)
-            name = sagemaker.start_training_job(aws, args.problem, hyperparameters, config, out=sys.stdout)
+            name = sagemaker.start_training_job(aws, args.target.problem, hyperparameters, config, out=sys.stdout,
+                                                code_dir=args.target.code_dir)
             if not sagemaker_flags.value(args, "wait"):
                 print(f"follow it with: {sagemaker_flags.follow_command('train.py', name, args)}")
                 return 0

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import env_flags
 import sagemaker_flags
 
 from sagemaker_rl.errors import cli
-from sagemaker_rl.job import PROBLEMS
+from sagemaker_rl.job import SIMULATOR_KEY
 from sagemaker_rl.tuning import (
     EarlyStopping,
     Runner,
@@ -37,7 +38,13 @@ from sagemaker_rl.tuning import (
     parse_static_flag,
     reopen_run,
 )
-from sagemaker_rl.tuning.config import DEFAULT_GENERATIONS, MAX_WARM_START_PARENTS, MIN_POPULATION, file_keys
+from sagemaker_rl.tuning.config import (
+    DEFAULT_GENERATIONS,
+    MAX_WARM_START_PARENTS,
+    MIN_POPULATION,
+    config_from_mapping,
+    file_keys,
+)
 from sagemaker_rl.tuning.record import WARM_START_TYPES
 from sagemaker_rl.tuning.space import parameter_flag
 
@@ -90,7 +97,6 @@ def _space_help() -> str:
 
 # The flags of a tuning run, in the order --help lists them; those named after a TuningConfig field set it.
 _OPTIONS = (
-    _Option("--problem", "problem to tune (default: {default})", choices=tuple(sorted(PROBLEMS))),
     _Option("--config", "YAML/JSON tuning file (a run's tuning.json works too)", Path),
     _Option("--param", "a range; replaces the default space. NAME=Continuous:MIN:MAX[:SCALING], "
             "NAME=Integer:MIN:MAX[:SCALING] or NAME=Categorical:A,B,C; SCALING is Auto, Linear, Logarithmic or "
@@ -155,6 +161,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         epilog=f"Tuning file keys: {', '.join(file_keys())} (SageMaker's ParameterRanges and "
         "StaticHyperParameters are read too).",
     )
+    env_flags.add_arguments(parser, problem_help=f"a built-in problem to tune (default: {_DEFAULTS.problem}; or "
+                            "--env / --problem-file)")
     for option in _OPTIONS:
         option.add_to(parser)
     ray = parser.add_argument_group("Ray cluster (--backend ray)")
@@ -172,9 +180,25 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     }
     if args.param:
         overrides["parameters"] = dict(parse_parameter_flag(text) for text in args.param)
-    if args.static:
-        overrides["static"] = dict(parse_static_flag(text) for text in args.static)
+    target = env_flags.target(args, required=False)
+    static = dict(target.hyperparameters)
+    if target.problem is None and static:
+        overrides["problem"] = None
+    elif args.simulator:
+        static[SIMULATOR_KEY] = args.simulator
+    static.update(dict(parse_static_flag(text) for text in args.static or ()))
+    if static:
+        overrides["static"] = static
+    if target.code_dir is not None:
+        overrides["code_dir"] = target.code_dir
     return overrides
+
+
+def _load_config(args: argparse.Namespace, overrides: dict[str, object] | None = None) -> TuningConfig:
+    """Defaults, a problem file's search space, the tuning file (--config), then the flags (`overrides`)."""
+    space = env_flags.target(args, required=False).space
+    base = config_from_mapping(space) if space else None
+    return load_config(args.config, _overrides(args) if overrides is None else overrides, base=base)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -236,7 +260,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 
 def _dry_run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, _overrides(args)).resolved()
+    config = _load_config(args).resolved()
     print(json.dumps({**config.to_dict(), "ParameterRanges": config.space.to_parameter_ranges(),
                       "StaticHyperParameters": config.space.static_hyperparameters()}, indent=2, default=str))
     return 0
@@ -256,7 +280,7 @@ def _new_run(args: argparse.Namespace) -> tuple[TuningResult, Runner | None]:
         cluster = backends.ray_cluster(args.address, args.storage_path)
         if "num_cpus" not in overrides:
             overrides["num_cpus"] = backends.cpus_to_share(cluster)
-    config = load_config(args.config, overrides).resolved()
+    config = _load_config(args, overrides).resolved()
     assert config.run_dir is not None
     container = None
     if args.backend == sagemaker_flags.CONTAINER:
@@ -281,7 +305,7 @@ def tune_on_sagemaker(args: argparse.Namespace) -> int:
             run_dir = run_dir or Path("runs", f"tune-{name}")
         else:
             settings = sagemaker_flags.config(args)  # a missing role or image fails here, first
-            config = load_config(args.config, _overrides(args)).resolved()
+            config = _load_config(args).resolved()
             aws = sagemaker_flags.aws(args)
             name = sagemaker.start_tuning_job(aws, config, settings, out=sys.stdout)
             assert config.run_dir is not None

@@ -50,6 +50,31 @@ SDK_RAY_REGEX = {name: rf"{name}: ([-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?)"
                  for name in ("episode_reward_mean", "episode_reward_max")}
 
 # Small but real PPO settings: a training iteration of reacher takes a few seconds on 2 cores.
+# A user's env module (`user_envs.Corridor`, Discrete actions, 20-step episodes) for tests of code that travels
+# with a job: `{imports}` and `{reward}` (the step's reward from `action`) make each test's variant.
+CORRIDOR_ENV = '''"""A user's env, importable only from their code directory."""
+import gymnasium as gym
+import numpy as np
+{imports}
+
+
+class Corridor(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return np.zeros(2, np.float32), {{}}
+
+    def step(self, action):
+        self._t += 1
+        return np.zeros(2, np.float32), {reward}, False, self._t >= 20, {{}}
+'''
+
 TINY_PPO = {
     "rl.training.config.train_batch_size_per_learner": 2000,
     "rl.training.config.minibatch_size": 500,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sagemaker_rl import contract
+from sagemaker_rl import contract, engine
 from sagemaker_rl.engine import ContainerSettings, JobContainers
 
 
@@ -44,3 +44,21 @@ def test_a_single_host_job_gets_no_token_file(tmp_path):
     head, _ = job.start(None)
     head.wait()
     assert not job.paths("algo-1").ray_token_file.exists()
+
+
+def test_a_job_with_the_users_code_gets_the_runs_bundle_mounted_and_named_as_the_submit_directory(tmp_path):
+    bundle = tmp_path / "sourcedir.tar.gz"
+    bundle.write_bytes(b"")
+    settings = ContainerSettings(image="sagemaker-rl:test", engine="podman", instance_count=2)
+    job = JobContainers(tmp_path / "job", None, settings, cpus_per_host=1, code_bundle=bundle)
+    job.write_inputs({"rl.env.id": "my_pkg.envs:MyRobot"})
+    for host in job.hosts:
+        written = contract.read_hyperparameters(job.paths(host))
+        assert contract.decode_value(written[contract.SUBMIT_DIRECTORY_KEY]) == engine.SUBMIT_MOUNT
+        assert contract.decode_value(written[contract.PROGRAM_KEY]) == "train-env.py"
+        command = job._run_command(host)
+        assert f"{bundle}:/opt/sagemaker-rl/submit/sourcedir.tar.gz:ro" in command
+        assert "SAGEMAKER_PROGRAM=train-env.py" in command
+    plain = JobContainers(tmp_path / "plain", "reacher", settings, cpus_per_host=1)
+    assert "SAGEMAKER_PROGRAM=train-reacher.py" in plain._run_command("algo-1")
+    assert not any("/opt/sagemaker-rl/submit" in part for part in plain._run_command("algo-1"))

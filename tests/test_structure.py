@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sagemaker_rl"
 APART = ("sagemaker_rl.tuning", "sagemaker_rl.sagemaker")  # must not reach into the job nor load RLlib
 SHARED = ("sagemaker_rl", "sagemaker_rl.contract", "sagemaker_rl.metrics", "sagemaker_rl.errors",
-          "sagemaker_rl.console", "sagemaker_rl.engine", "sagemaker_rl.files")
+          "sagemaker_rl.console", "sagemaker_rl.engine", "sagemaker_rl.files", "sagemaker_rl.user_code")
 JOB_FACE = "sagemaker_rl.job"
 HEAVY = ("torch", "ray.rllib", "ray.tune", "gymnasium", "pybullet", "mujoco", "onnxruntime")
 # The Ray runner talks to a cluster through Ray's client APIs only.

@@ -15,10 +15,14 @@ and the algorithm), `learner` (the learner's live state), `checkpoints` (the res
 """
 
 from sagemaker_rl.job.checkpoints import latest_checkpoint
-from sagemaker_rl.job.entry import MODULE, check_hyperparameters, child_env, package_root, run
+from sagemaker_rl.job.entry import MODULE, check_hyperparameters, child_env, job_command, package_root, run
 from sagemaker_rl.job.hyperparameters import not_live_reason
 from sagemaker_rl.job.keys import (
+    ENV_ID_KEY,
+    ENV_KWARGS_KEY,
+    ENV_PACKAGE_KEY,
     INITIAL_LOG_STD_KEY,
+    MAX_EPISODE_STEPS_KEY,
     PLATFORM_PREFIXES,
     PPO_PREFIX,
     SEED_KEY,
@@ -26,11 +30,16 @@ from sagemaker_rl.job.keys import (
     STOP_PREFIX,
     canonical_key,
     ppo_key,
+    target_label,
 )
 from sagemaker_rl.job.problems import DEFAULT_SIMULATOR, PROBLEMS, SIMULATORS, get_problem
 
 __all__ = [
     "DEFAULT_SIMULATOR",
+    "ENV_ID_KEY",
+    "ENV_KWARGS_KEY",
+    "ENV_PACKAGE_KEY",
+    "MAX_EPISODE_STEPS_KEY",
     "INITIAL_LOG_STD_KEY",
     "MODULE",
     "PLATFORM_PREFIXES",
@@ -42,6 +51,7 @@ __all__ = [
     "STOP_PREFIX",
     "canonical_key",
     "check_hyperparameters",
+    "job_command",
     "child_env",
     "get_problem",
     "latest_checkpoint",
@@ -49,4 +59,5 @@ __all__ = [
     "package_root",
     "ppo_key",
     "run",
+    "target_label",
 ]

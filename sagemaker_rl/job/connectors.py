@@ -122,9 +122,9 @@ class UnsquashClipActions(ConnectorV2):
 
     def __call__(self, *, rl_module: Any, batch: dict[str, Any], episodes: list[Any], explore: bool | None = None,
                  shared_data: dict | None = None, **kwargs: Any) -> Any:
-        if not (self.normalize_actions or self.clip_actions):
-            return batch
         space = self.action_space
+        if not (self.normalize_actions or self.clip_actions) or isinstance(space, gym.spaces.Discrete):
+            return batch  # the sampled actions go to the env as they are
         if self._unsquash is None:
             if not (isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating)):
                 raise TypeError(f"UnsquashClipActions handles a float Box action space, not {space}")

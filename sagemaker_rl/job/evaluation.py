@@ -38,8 +38,9 @@ class EvaluationResult:
 
 def evaluate(model_dir: Path, *, episodes: int = 10, seed: int = 0, video: Path | None = None) -> EvaluationResult:
     """Run `episodes` deterministic episodes of the policy in `model_dir`; optionally save a GIF of the first."""
-    from sagemaker_rl.job.envs import make_env
+    from sagemaker_rl.job.envs import make
     from sagemaker_rl.job.export import OnnxPolicy
+    from sagemaker_rl.job.hyperparameters import EnvSettings
 
     params_file, policy_file = model_dir / "params.json", model_dir / "policy.onnx"
     for required in (params_file, policy_file):
@@ -49,7 +50,7 @@ def evaluate(model_dir: Path, *, episodes: int = 10, seed: int = 0, video: Path 
     if episodes < 1:
         raise UserError(f"episodes must be >= 1, got {episodes}")
     params = json.loads(params_file.read_text())
-    env = make_env(params["problem"], params["simulator"], render_mode="rgb_array" if video else None)
+    env = make(EnvSettings(**params["env"]), render_mode="rgb_array" if video else None)
     frames: list[Any] = []
     try:
         result = run_episodes(env, OnnxPolicy(policy_file), episodes=episodes, seed=seed,

@@ -2,8 +2,10 @@
 
 The exported graph is the job's observation filter (when it has one: the running mean and std it
 had at the end, with its clipping), RLlib's deterministic inference path (distribution inputs ->
-mean action), and the same unsquash-and-clip to the action space that RLlib applies before
-`env.step`. So the ONNX file takes raw observations and its output can be fed to the env as it is.
+mean action, or the most likely of Discrete actions), and for a Box the same unsquash-and-clip to
+the action space that RLlib applies before `env.step`. So the ONNX file takes the env's observations
+(flattened as model/observation.json says, for Dict and Tuple spaces) and its output can be fed to
+the env as it is.
 """
 
 from __future__ import annotations
@@ -77,10 +79,12 @@ class PolicyGraph(torch.nn.Module):
         self.register_buffer("obs_scale", torch.tensor(np.asarray(scale).reshape(-1), dtype=torch.float32))
         self.dist_cls = module.get_inference_action_dist_cls()
         space = module.action_space
+        self.discrete = not hasattr(space, "low")  # Discrete(n): the most likely action's index
         self.low: torch.Tensor
         self.high: torch.Tensor
-        self.register_buffer("low", torch.tensor(np.array(space.low), dtype=torch.float32))
-        self.register_buffer("high", torch.tensor(np.array(space.high), dtype=torch.float32))
+        bounds = (np.zeros(1), np.zeros(1)) if self.discrete else (np.array(space.low), np.array(space.high))
+        self.register_buffer("low", torch.tensor(bounds[0], dtype=torch.float32))
+        self.register_buffer("high", torch.tensor(bounds[1], dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         obs = (obs - self.obs_mean) * self.obs_scale
@@ -88,6 +92,8 @@ class PolicyGraph(torch.nn.Module):
             obs = torch.clamp(obs, -self.clip, self.clip)
         dist_inputs = self.module.forward_inference({"obs": obs})["action_dist_inputs"]
         action = self.dist_cls.from_logits(dist_inputs).to_deterministic().sample()
+        if self.discrete:  # a Python constant when traced
+            return action
         # RLlib's normalize_actions: the policy acts in [-1, 1]; unsquash to the bounds, then clip.
         action = self.low + (action + 1.0) * (self.high - self.low) / 2.0
         return torch.maximum(torch.minimum(action, self.high), self.low)

@@ -21,11 +21,16 @@ from sagemaker_rl.errors import UserError, did_you_mean, shorten
 from sagemaker_rl.job.keys import (
     CHECKPOINT_FREQ_KEY,
     CLUSTER_TIMEOUT_KEY,
+    ENV_ID_KEY,
+    ENV_KWARGS_KEY,
+    ENV_PACKAGE_KEY,
+    ENV_PREFIX,
     GSDE_KEY,
     INITIAL_LOG_STD_KEY,
     KEEP_CHECKPOINTS_KEY,
     KEY_ROOT,
     LEGACY_NAMES,
+    MAX_EPISODE_STEPS_KEY,
     NUM_ENVS_KEY,
     PER_RUNNER_ENVS_KEY,
     PLATFORM_PREFIXES,
@@ -41,10 +46,10 @@ from sagemaker_rl.job.keys import (
     training_attribute,
 )
 from sagemaker_rl.job.problems import (
-    DEFAULT_PRESET,
     DEFAULT_SIMULATOR,
     SHARED_PPO,
     check_simulator,
+    default_preset,
     get_preset,
     get_problem,
 )
@@ -63,8 +68,8 @@ IGNORED_LEGACY = {
 }
 # Fields the job itself sets; a hyperparameter may not change them.
 JOB_OWNED = {
-    "env": f"the environment follows from the problem and {SIMULATOR_KEY}",
-    "env_config": f"the environment follows from the problem and {SIMULATOR_KEY}",
+    "env": f"the environment follows from the problem and {SIMULATOR_KEY}, or from {ENV_ID_KEY}",
+    "env_config": f"give the env's arguments as {ENV_KWARGS_KEY}",
     "framework_str": "the new API stack runs torch only",
     "framework": "the new API stack runs torch only",
     "enable_rl_module_and_learner": "jobs always use RLlib's new API stack",
@@ -159,13 +164,43 @@ class StopCriteria:
     training_iteration: int | None = None  # iterations, counted across restarts
 
 
+# A job without a problem and without a stop criterion trains this many env steps (rl-zoo3's budget for
+# MuJoCo), and stops sooner at the env's registered reward threshold, if it has one.
+DEFAULT_ENV_TIMESTEPS = 1_000_000
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """The env a job trains on: what `envs.make` builds, and the env_config RLlib hands each env copy."""
+
+    id: str  # a Gymnasium id, "module:Class" (the user's code, or a pybullet_envs port)
+    package: str | None = None  # imported before the env is made (it registers the id)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the env's constructor
+    max_episode_steps: int | None = None  # the time limit (None: the registered one, else envs.DEFAULT_TIME_LIMIT)
+
+    @property
+    def label(self) -> str:
+        """A short name for messages and progress lines: the id without its module."""
+        return self.id.rpartition(":")[2]
+
+
+@dataclass(frozen=True)
+class EnvFacts:
+    """What building the env once told (`envs.probe`): what the job's settings depend on."""
+
+    discrete_actions: bool  # Discrete(n) actions: no Gaussian std to set, no gSDE
+    reward_threshold: float | None  # the return its registration calls solved
+    observation_layout: list[dict[str, Any]]  # the flat observation's parts (written to model/)
+
+
 @dataclass
 class JobConfig:
     """Everything a training job needs, resolved and validated."""
 
-    problem: str  # key of problems.PROBLEMS
-    simulator: str = DEFAULT_SIMULATOR  # "roboschool" (PyBullet) or "mujoco"
-    preset: str = DEFAULT_PRESET  # the problem's preset the values started from
+    problem: str | None  # key of problems.PROBLEMS; None: the env of rl.env.id
+    env: EnvSettings = field(default_factory=lambda: EnvSettings(""))  # the env itself, resolved
+    simulator: str = DEFAULT_SIMULATOR  # "roboschool" (PyBullet) or "mujoco": a problem's env
+    preset: str = ""  # the preset the values started from
     ppo: dict[str, Any] = field(default_factory=dict)  # PPO fields (RLlib 2.60 names), defaults applied
     stop: StopCriteria = field(default_factory=StopCriteria)
     checkpoint_freq: int = 5  # iterations between checkpoints (one is always written at the end)
@@ -181,32 +216,45 @@ class JobConfig:
     stall_timeout_s: float = 1800.0
     # A multi-host job's hosts wait this long for each other (a host for the head, the head for every host).
     cluster_timeout_s: float = DEFAULT_CLUSTER_TIMEOUT_S
+    env_facts: EnvFacts | None = None  # what building the env told, when the job was parsed with it
+
+    @property
+    def label(self) -> str:
+        """The job's name in messages and progress lines: its problem, else its env."""
+        return self.problem or self.env.label
 
 
-def parse_hyperparameters(raw: Mapping[str, Any], problem: str) -> JobConfig:
+def parse_hyperparameters(raw: Mapping[str, Any], problem: str | None, env: EnvFacts | None = None) -> JobConfig:
     """The job config for `problem`, in one order: shared PPO values, the preset, every key in `raw`.
 
     `raw` holds the job's hyperparameters as SageMaker writes them (a tuning trial's values and the
     explicit ones, already merged by the runner); `rl.training.preset` and `rl.env.simulator` in it
-    select the preset. Raises UserError naming the first bad key, its value, what is allowed and the fix.
+    select the preset. A job without a problem trains the env `rl.env.id` names; `env`, what building
+    that env told (envs.probe), settles what depends on it (None: parsed without it). Raises UserError
+    naming the first bad key, its value, what is allowed and the fix.
     """
     if not isinstance(raw, Mapping):
         raise UserError(f"the hyperparameters must be a JSON object of names to values, got {shorten(raw)}")
-    problem_row = get_problem(problem)
     ours = _our_keys(raw)
-    job = JobConfig(problem=problem, ppo=copy.deepcopy(SHARED_PPO))
-    job.simulator = _choice(SIMULATOR_KEY, decode_value(raw.get(SIMULATOR_KEY, DEFAULT_SIMULATOR)), check_simulator)
-    job.preset = _choice(PRESET_KEY, decode_value(raw.get(PRESET_KEY, DEFAULT_PRESET)), str)
+    job = JobConfig(problem=problem, ppo=copy.deepcopy(SHARED_PPO), env_facts=env)
+    if problem is not None:
+        job.simulator = _choice(SIMULATOR_KEY, decode_value(raw.get(SIMULATOR_KEY, DEFAULT_SIMULATOR)), check_simulator)
+    job.env = _env_settings(raw, problem, job.simulator)
+    job.preset = _choice(PRESET_KEY, decode_value(raw.get(PRESET_KEY, default_preset(problem))), str)
     preset = _choice(PRESET_KEY, job.preset, lambda name: get_preset(problem, job.simulator, name))
     for key in sorted(preset.hyperparameters):
         _set(job, key, preset.hyperparameters[key])
-    stop_given = False
     for key in ours:
         _set(job, key, decode_value(raw[key]))
-        stop_given = stop_given or key.startswith(STOP_PREFIX)
-    if not stop_given:
-        job.stop.episode_reward_mean = problem_row.envs[job.simulator].stop_reward
+    if not any(key.startswith(STOP_PREFIX) for key in ours):
+        if problem is None:
+            job.stop.timesteps_total = DEFAULT_ENV_TIMESTEPS
+            job.stop.episode_reward_mean = None if env is None else env.reward_threshold
+        else:
+            job.stop.episode_reward_mean = get_problem(problem).env(job.simulator).stop_reward
     _check_consistency(job.ppo)
+    if env is not None and env.discrete_actions:
+        _resolve_discrete(job, given={canonical_key(key) for key in ours})
     _resolve_initial_log_std(job, given=INITIAL_LOG_STD_KEY in raw)
     _resolve_env_copies(job, {canonical_key(key) for key in ours})
     return job
@@ -219,6 +267,71 @@ def _our_keys(raw: Mapping[str, Any]) -> list[str]:
         _check_name(key)
     _check_one_name_per_field(ours)
     return ours
+
+
+_ENV_KEYS = (SIMULATOR_KEY, ENV_ID_KEY, ENV_PACKAGE_KEY, ENV_KWARGS_KEY, MAX_EPISODE_STEPS_KEY)
+_ENV_ID = FieldSpec((str,))
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _env_settings(raw: Mapping[str, Any], problem: str | None, simulator: str) -> EnvSettings:
+    """The env of `rl.env.*`: a problem's row on its simulator, or the env `rl.env.id` names (no problem)."""
+    for key in raw:
+        if isinstance(key, str) and key.startswith(ENV_PREFIX) and key not in _ENV_KEYS \
+                and not key.startswith(ENV_KWARGS_KEY + "."):
+            raise UserError(f"unknown env setting {shorten(key)}{did_you_mean(key, _ENV_KEYS)}: "
+                            f"choose one of {', '.join(_ENV_KEYS)}, or {ENV_KWARGS_KEY}.<argument>")
+    steps = raw.get(MAX_EPISODE_STEPS_KEY)
+    max_steps = None if steps is None else check_value(MAX_EPISODE_STEPS_KEY, decode_value(steps), _EPISODE_STEPS)
+    kwargs = _env_kwargs(raw)
+    if problem is not None:
+        for key in (ENV_ID_KEY, ENV_PACKAGE_KEY):
+            if key in raw:
+                raise UserError(f"{key} names the env of a job without a problem, but this job trains {problem}: "
+                                f"drop {key}, or run the env's job (train-env.py, scripts/train.py --env)")
+        row = get_problem(problem).env(simulator)
+        return EnvSettings(row.env_id, None, kwargs, max_steps or row.max_episode_steps)
+    if SIMULATOR_KEY in raw:
+        raise UserError(f"{SIMULATOR_KEY} picks a problem's env, but this job trains the env {ENV_ID_KEY} names: "
+                        f"drop {SIMULATOR_KEY}")
+    if ENV_ID_KEY not in raw:
+        raise UserError(f"no environment: set {ENV_ID_KEY} to a Gymnasium id (Pendulum-v1) or module:Class of "
+                        f"your code, or run a problem's entry point (train-<problem>.py)")
+    env_id = check_value(ENV_ID_KEY, decode_value(raw[ENV_ID_KEY]), _ENV_ID).strip()
+    package = raw.get(ENV_PACKAGE_KEY)
+    if package is not None:
+        package = decode_value(package)
+        if not isinstance(package, str) or not _MODULE.fullmatch(package) or len(package) > 200:
+            raise UserError(f"{ENV_PACKAGE_KEY} must be an importable module name such as my_robots.envs, "
+                            f"got {shorten(package)}")
+    if not env_id or len(env_id) > 300:
+        raise UserError(f"{ENV_ID_KEY} must be a Gymnasium id or module:Class, got {shorten(env_id)}")
+    return EnvSettings(env_id, package, kwargs, max_steps)
+
+
+def _env_kwargs(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """`rl.env.kwargs` (a JSON object) with any `rl.env.kwargs.<argument>` over it (a tuner may search one)."""
+    kwargs = dict(check_value(ENV_KWARGS_KEY, raw[ENV_KWARGS_KEY], _KWARGS)) if ENV_KWARGS_KEY in raw else {}
+    for key in sorted(key for key in raw if isinstance(key, str) and key.startswith(ENV_KWARGS_KEY + ".")):
+        name = key[len(ENV_KWARGS_KEY) + 1:]
+        if not name.isidentifier():
+            raise UserError(f"{shorten(key)} must name one keyword argument, such as {ENV_KWARGS_KEY}.reward_scale")
+        kwargs[name] = decode_value(raw[key])
+    return kwargs
+
+
+_EPISODE_STEPS = FieldSpec((int,), 1, 10_000_000)
+_KWARGS = FieldSpec((dict,))
+
+
+def _resolve_discrete(job: JobConfig, given: set[str]) -> None:
+    """Discrete actions have no Gaussian std: a preset's std settings are dropped, explicit ones refused."""
+    for key in (INITIAL_LOG_STD_KEY, GSDE_KEY, ppo_key("model_config.free_log_std")):
+        if key in given:
+            raise UserError(f"{key} shapes a Gaussian policy's noise, but {job.env.label} has Discrete actions: "
+                            f"drop {key}")
+    job.initial_log_std = job.gsde_resample_steps = None
+    job.ppo["model_config"]["free_log_std"] = False
 
 
 def _resolve_initial_log_std(job: JobConfig, *, given: bool) -> None:
@@ -277,8 +390,8 @@ def _set(job: JobConfig, key: str, value: Any) -> None:
         _set_stop(job.stop, key, key[len(STOP_PREFIX):], value)
     elif key in _JOB_KEYS:
         setattr(job, training_attribute(key), check_value(key, value, _JOB_KEYS[key]))
-    elif key in (SIMULATOR_KEY, PRESET_KEY):
-        return  # read first: they select the preset
+    elif key in (SIMULATOR_KEY, PRESET_KEY) or key.startswith(ENV_PREFIX):
+        return  # read first: they select the env and the preset
     elif key == RUN_KEY:
         if value != "PPO":
             raise UserError(f"{key} is {shorten(value)}, but this image trains PPO only: drop the key or set it to PPO")
@@ -289,7 +402,7 @@ def _set(job: JobConfig, key: str, value: Any) -> None:
 def _unknown_key(key: Any) -> UserError:
     return UserError(f"unknown hyperparameter {shorten(key)}{did_you_mean(str(key)[:200], _known_keys())}: "
                      f"use {PPO_PREFIX}<PPO field>, {STOP_PREFIX}<criterion> or one of "
-                     f"{', '.join(sorted([*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY]))}")
+                     f"{', '.join(sorted([*_JOB_KEYS, PRESET_KEY, *_ENV_KEYS]))}")
 
 
 def _choice(key: str, value: Any, check: Any) -> Any:
@@ -330,7 +443,13 @@ def not_live_reason(key: str) -> str | None:
 
 def to_hyperparameters(job: JobConfig) -> dict[str, Any]:
     """The flat `rl.*` hyperparameters that reproduce `job` (e.g. for params.json or a rerun)."""
-    flat: dict[str, Any] = {SIMULATOR_KEY: job.simulator, PRESET_KEY: job.preset}
+    flat: dict[str, Any] = {PRESET_KEY: job.preset, ENV_KWARGS_KEY: job.env.kwargs}
+    if job.problem is None:
+        flat.update({ENV_ID_KEY: job.env.id, ENV_PACKAGE_KEY: job.env.package})
+    else:
+        flat[SIMULATOR_KEY] = job.simulator
+    if job.env.max_episode_steps is not None:
+        flat[MAX_EPISODE_STEPS_KEY] = job.env.max_episode_steps
     flat.update({f"{PPO_PREFIX}{name}": value for name, value in job.ppo.items()
                  if not (job.num_envs and name == "num_envs_per_env_runner")})  # derived from num_envs
     flat.update({f"{STOP_PREFIX}{name}": value for name, value in dataclasses.asdict(job.stop).items()
@@ -439,6 +558,6 @@ def _model_config_defaults() -> dict[str, Any]:
 
 @functools.cache
 def _known_keys() -> list[str]:
-    return [*_JOB_KEYS, SIMULATOR_KEY, PRESET_KEY, RUN_KEY,
+    return [*_JOB_KEYS, PRESET_KEY, RUN_KEY, *_ENV_KEYS,
             *(ppo_key(name) for name in PPO_FIELDS),
             *(STOP_PREFIX + name for name in _STOP_FIELDS)]

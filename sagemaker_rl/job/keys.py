@@ -1,12 +1,16 @@
 """Hyperparameter names: every `rl.*` key a job reads, spelled once.
 
 A job takes SageMaker's flat hyperparameters: `rl.training.config.<PPO field>` (RLlib 2.60 names),
-`rl.training.stop.<criterion>`, the job's own `rl.training.<setting>` and `rl.env.simulator`. The
+`rl.training.stop.<criterion>`, the job's own `rl.training.<setting>` and the env's `rl.env.<setting>`. The
 parser, the problem table, the job's messages and the tuner (through the job's face) read the names
 from here. Importing this module loads nothing else.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
 
 KEY_ROOT = "rl."  # every key of ours starts with it
 TRAINING_PREFIX = KEY_ROOT + "training."  # the job's own settings: rl.training.<JobConfig attribute>
@@ -15,7 +19,12 @@ STOP_PREFIX = TRAINING_PREFIX + "stop."  # rl.training.stop.<StopCriteria field>
 ENV_PREFIX = KEY_ROOT + "env."
 PLATFORM_PREFIXES = ("sagemaker_", "_tuning_")  # SageMaker's own keys: not ours to judge
 
-SIMULATOR_KEY = ENV_PREFIX + "simulator"
+SIMULATOR_KEY = ENV_PREFIX + "simulator"  # a problem's env on this simulator
+# The env itself, for a job without a problem (`train-env.py`): a Gymnasium id or module:Class ...
+ENV_ID_KEY = ENV_PREFIX + "id"
+ENV_PACKAGE_KEY = ENV_PREFIX + "package"  # ... after importing this module (it registers the id) ...
+ENV_KWARGS_KEY = ENV_PREFIX + "kwargs"  # ... built with these keyword arguments (any job) ...
+MAX_EPISODE_STEPS_KEY = ENV_PREFIX + "max_episode_steps"  # ... and this time limit (any job)
 PRESET_KEY = TRAINING_PREFIX + "preset"
 RUN_KEY = TRAINING_PREFIX + "run"  # the seed's algorithm name: PPO is the only one accepted
 SEED_KEY = TRAINING_PREFIX + "seed"
@@ -70,3 +79,9 @@ def canonical_key(key: str) -> str:
     if name not in LEGACY_NAMES:
         return key
     return PPO_PREFIX + ".".join(part for part in (LEGACY_NAMES[name], rest) if part)
+
+
+def target_label(problem: str | None, hyperparameters: Mapping[str, Any]) -> str:
+    """What a job or run trains, for file and job names: the problem, or its env's id without the module."""
+    name = problem or str(hyperparameters.get(ENV_ID_KEY, "env")).rpartition(":")[2]
+    return re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-").lower()[:40] or "env"

@@ -6,6 +6,7 @@ killed while writing the model writes it again from its last checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -16,9 +17,9 @@ from sagemaker_rl.files import write_atomically
 from sagemaker_rl.job.checkpoints import JobState
 from sagemaker_rl.job.hyperparameters import JobConfig, to_hyperparameters
 from sagemaker_rl.job.learner import MODULE_ID
-from sagemaker_rl.job.problems import PROBLEMS
 from sagemaker_rl.job.progress import Progress
 
+OBSERVATION_FILE = "observation.json"  # the flat observation's parts, in order (envs.observation_layout)
 RESULT_FILE = "result.json"  # written last to model/: with it, the model of its iteration is complete
 
 
@@ -38,11 +39,13 @@ def write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, las
     checkpoint_dir = paths.model / "checkpoint"
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     algo.save_to_path(str(checkpoint_dir))
-    problem_env = PROBLEMS[job.problem].envs[job.simulator]
     export_onnx(algo.get_module(MODULE_ID), paths.model / "policy.onnx",
                 observation_filter=observation_filter_stats(algo))
-    params = {"problem": job.problem, "simulator": job.simulator, "env_id": problem_env.env_id,
-              "max_episode_steps": problem_env.max_episode_steps, "seed": job.seed,
+    if job.env_facts is not None:  # the parts of the observation vector policy.onnx takes
+        layout = {"observation": job.env_facts.observation_layout}
+        write_atomically(paths.model / OBSERVATION_FILE, json.dumps(layout, indent=2) + "\n")
+    params = {"problem": job.problem, "simulator": job.simulator if job.problem else None,
+              "env": dataclasses.asdict(job.env), "seed": job.seed,
               "hyperparameters": to_hyperparameters(job), "command": sys.argv}
     write_atomically(paths.model / "params.json", json.dumps(params, indent=2, default=str) + "\n")
     progress = vars(last) if last is not None else {

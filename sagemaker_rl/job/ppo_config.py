@@ -6,6 +6,7 @@ here from the job's config, and RLlib's validation runs before any Ray process s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from typing import Any
@@ -73,7 +74,8 @@ def available_gpus() -> int:
 
 
 def env_name(job: JobConfig) -> str:
-    return f"sagemaker_rl-{job.problem}-{job.simulator}"
+    """The name the job's env is registered under with Ray Tune's registry."""
+    return f"sagemaker_rl-{job.env.label}"
 
 
 def build_ppo_config(job: JobConfig, *, cpus: int) -> Any:
@@ -117,7 +119,7 @@ def _base_config(config: Any, job: JobConfig, *, batch: int, model_config: dict[
         config
         .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
         .framework("torch")
-        .environment(env_name(job), env_config={"problem": job.problem, "simulator": job.simulator})
+        .environment(env_name(job), env_config=dataclasses.asdict(job.env))
         # Seeded from debugging(seed=...) so that no two env copies share a seed (RLlib's runners do).
         .env_runners(env_runner_cls=SeededEnvRunner)
         .training(train_batch_size_per_learner=batch)

@@ -52,9 +52,18 @@ class Problem:
     presets: dict[str, dict[str, Preset]]  # preset name -> simulator -> preset
     note: str = ""  # where the values come from
 
+    def env(self, simulator: str) -> SimulatorEnv:
+        """The problem's env on `simulator`; a UserError names the simulators it has otherwise."""
+        if check_simulator(simulator) not in self.envs:
+            raise UserError(f"problem {self.name} has no {simulator} env: choose the simulator "
+                            f"{' or '.join(self.envs)}")
+        return self.envs[simulator]
+
 
 PRESETS = ("fast", "seed")
 DEFAULT_PRESET = "fast"
+SEED_PRESET = "seed"
+GENERIC_PRESET = "generic"  # for any env: problems without a tuned preset, and envs without a problem
 
 # PPO settings every job starts from, in RLlib 2.60 names: the original SageMaker RL Roboschool
 # scripts' values (the `seed` preset adds nothing to them but humanoid's batch), adapted to the new
@@ -88,6 +97,8 @@ SHARED_PPO: dict[str, Any] = {
 }
 
 _SEED_NOTE = "the original SageMaker RL Roboschool train-{name}.py: SHARED_PPO{extra}, stop at {stop:g}"
+_SEED_NOTE_NO_SCRIPT = ("the original SageMaker RL Roboschool scripts' shared values (SHARED_PPO; {name} had "
+                        "no script of its own), stop at {stop:g}")
 _HUMANOID_SEED = {"num_epochs": 10, "minibatch_size": 32_768, "train_batch_size_per_learner": 320_000}
 
 # The `fast` presets: what learns fastest per wall-second on a small machine. Shared by every
@@ -149,68 +160,97 @@ _HOPPER_FAST_NOTE = ("measured here on hopper/roboschool with 2 CPUs: common PPO
                      "0.95, clip 0.2, 10 epochs of minibatch 512 from 8192), lr 3e-4 annealed to 3e-5 over 4M steps, "
                      "initial log std 0, gradient clip 0.5, observation filter; not a study")
 _FAST_NOTE_UNTUNED = "not tuned or measured for this problem: hopper/roboschool's fast values"
+# The generic preset: where a job on an env without a tuned preset starts (every row's `fast` but reacher's and
+# hopper/roboschool's). Until the measurement that chooses it (bench/generic_default.py), hopper's fast values:
+# common PPO-on-MuJoCo values, not reacher's.
+GENERIC = Preset(_FAST_LOCOMOTION, _FAST_NOTE_UNTUNED,
+                 {"num_envs": _FAST_ENVS, "initial_log_std": _FAST_LOCOMOTION_LOG_STD})
+_SEED_ANY = Preset({}, "the original SageMaker RL Roboschool scripts' shared PPO values (SHARED_PPO)")
 
 
 def _fast(ppo: dict[str, Any], initial_log_std: float, note: str) -> Preset:
     return Preset(ppo, note, {"num_envs": _FAST_ENVS, "initial_log_std": initial_log_std})
 
 
-def _presets(name: str, envs: dict[str, SimulatorEnv], seed: dict[str, Any],
+def _presets(name: str, envs: dict[str, SimulatorEnv], seed: dict[str, Any] | None,
              fast: dict[str, Preset]) -> dict[str, dict[str, Preset]]:
-    extra = "".join(f", {field_name} {value}" for field_name, value in seed.items())
+    template = _SEED_NOTE if seed is not None else _SEED_NOTE_NO_SCRIPT
+    extra = "".join(f", {field_name} {value}" for field_name, value in (seed or {}).items())
     return {
-        "seed": {sim: Preset(seed, _SEED_NOTE.format(name=name, extra=extra, stop=env.stop_reward))
+        "seed": {sim: Preset(seed or {}, template.format(name=name, extra=extra, stop=env.stop_reward))
                  for sim, env in envs.items()},
         "fast": {sim: fast[sim] for sim in envs},
     }
 
 
-_REACHER_ENVS = {
-    "roboschool": SimulatorEnv("pybullet_envs.gym_manipulator_envs:ReacherBulletEnv", 150, 18.0),
-    # gymnasium's registered reward_threshold for Reacher
-    "mujoco": SimulatorEnv("Reacher-v5", 50, -3.75),
-}
-_HOPPER_ENVS = {
-    "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HopperBulletEnv", 1000, 2500.0),
-    # gymnasium's registered reward_threshold for Hopper
-    "mujoco": SimulatorEnv("Hopper-v5", 1000, 3800.0),
-}
-_HUMANOID_ENVS = {
-    "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HumanoidBulletEnv", 1000, 3500.0),
-    # gymnasium registers no threshold for Humanoid; 6000 is a commonly quoted "solved" return
-    "mujoco": SimulatorEnv("Humanoid-v5", 1000, 6000.0),
-}
+def _problem(name: str, envs: dict[str, SimulatorEnv], note: str, *, seed: dict[str, Any] | None = None,
+             fast: dict[str, Preset] | None = None) -> Problem:
+    """A row of PROBLEMS. `seed`: what the problem's original script set beyond SHARED_PPO (None: it had no
+    script); `fast`: the fast preset per simulator (None: GENERIC on each)."""
+    return Problem(name, envs, _presets(name, envs, seed, fast or dict.fromkeys(envs, GENERIC)), note)
+
+
+_NO_SCRIPT_NOTE = "No original script: shared PPO values; registered limits and stop rewards."
 _REACHER_FAST_NOTE = ("tuned here on 2 cores: sagemaker_rl/tuning/spaces/ppo-fast.yaml on reacher/roboschool, "
                       "best trial re-evaluated on 3 fresh seeds")
 
-PROBLEMS: dict[str, Problem] = {
-    "reacher": Problem(
-        name="reacher",
-        envs=_REACHER_ENVS,
-        presets=_presets("reacher", _REACHER_ENVS, {}, {
-            "roboschool": _fast(_FAST_REACHER, _FAST_REACHER_LOG_STD, _REACHER_FAST_NOTE),
-            "mujoco": _fast(_FAST_REACHER, _FAST_REACHER_LOG_STD,
-                            "not tuned on mujoco: reacher/roboschool's fast values"),
-        }),
-        note="Original train-reacher.py: stop at 18 (RoboschoolReacher-v1), shared PPO values.",
-    ),
-    "hopper": Problem(
-        name="hopper",
-        envs=_HOPPER_ENVS,
-        presets=_presets("hopper", _HOPPER_ENVS, {}, {
-            "roboschool": _fast(_FAST_LOCOMOTION, _FAST_LOCOMOTION_LOG_STD, _HOPPER_FAST_NOTE),
-            "mujoco": _fast(_FAST_LOCOMOTION, _FAST_LOCOMOTION_LOG_STD, _FAST_NOTE_UNTUNED),
-        }),
-        note="Original train-hopper.py: stop at 2500 (RoboschoolHopper-v1), shared PPO values.",
-    ),
-    "humanoid": Problem(
-        name="humanoid",
-        envs=_HUMANOID_ENVS,
-        presets=_presets("humanoid", _HUMANOID_ENVS, _HUMANOID_SEED, {
-            sim: _fast(_FAST_LOCOMOTION, _FAST_LOCOMOTION_LOG_STD, _FAST_NOTE_UNTUNED) for sim in _HUMANOID_ENVS}),
-        note="Original train-humanoid.py: stop at 3500, 10 epochs, minibatch 32768, batch 320000.",
-    ),
-}
+# The Roboschool family as PyBullet ports it, with Gymnasium's MuJoCo v5 counterpart where there is one. Episode
+# limits and stop rewards are the registered ones (pybullet_envs/__init__.py's *BulletEnv-v0, which repeat
+# Roboschool's *-v1; gymnasium.spec(id) for v5) unless a comment says otherwise. The first three rows are the
+# original SageMaker RL Roboschool scripts' problems; the others had no script.
+PROBLEMS: dict[str, Problem] = {problem.name: problem for problem in (
+    _problem("reacher", {
+        "roboschool": SimulatorEnv("pybullet_envs.gym_manipulator_envs:ReacherBulletEnv", 150, 18.0),
+        "mujoco": SimulatorEnv("Reacher-v5", 50, -3.75),
+    }, "Original train-reacher.py: stop at 18 (RoboschoolReacher-v1), shared PPO values.", seed={}, fast={
+        "roboschool": _fast(_FAST_REACHER, _FAST_REACHER_LOG_STD, _REACHER_FAST_NOTE),
+        "mujoco": _fast(_FAST_REACHER, _FAST_REACHER_LOG_STD, "not tuned on mujoco: reacher/roboschool's fast values"),
+    }),
+    _problem("hopper", {
+        "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HopperBulletEnv", 1000, 2500.0),
+        "mujoco": SimulatorEnv("Hopper-v5", 1000, 3800.0),
+    }, "Original train-hopper.py: stop at 2500 (RoboschoolHopper-v1), shared PPO values.", seed={}, fast={
+        "roboschool": _fast(_FAST_LOCOMOTION, _FAST_LOCOMOTION_LOG_STD, _HOPPER_FAST_NOTE),
+        "mujoco": GENERIC,
+    }),
+    _problem("humanoid", {
+        # pybullet_envs registers no threshold: 3500 is RoboschoolHumanoid-v1's and the original script's
+        "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HumanoidBulletEnv", 1000, 3500.0),
+        # gymnasium registers no threshold for Humanoid; 6000 is a commonly quoted "solved" return
+        "mujoco": SimulatorEnv("Humanoid-v5", 1000, 6000.0),
+    }, "Original train-humanoid.py: stop at 3500, 10 epochs, minibatch 32768, batch 320000.", seed=_HUMANOID_SEED),
+    _problem("inverted_pendulum", {
+        "roboschool": SimulatorEnv("pybullet_envs.gym_pendulum_envs:InvertedPendulumBulletEnv", 1000, 950.0),
+        "mujoco": SimulatorEnv("InvertedPendulum-v5", 1000, 950.0),
+    }, _NO_SCRIPT_NOTE),
+    _problem("inverted_pendulum_swingup", {  # no MuJoCo counterpart
+        "roboschool": SimulatorEnv("pybullet_envs.gym_pendulum_envs:InvertedPendulumSwingupBulletEnv", 1000, 800.0),
+    }, _NO_SCRIPT_NOTE),
+    _problem("inverted_double_pendulum", {
+        "roboschool": SimulatorEnv("pybullet_envs.gym_pendulum_envs:InvertedDoublePendulumBulletEnv", 1000, 9100.0),
+        "mujoco": SimulatorEnv("InvertedDoublePendulum-v5", 1000, 9100.0),
+    }, _NO_SCRIPT_NOTE),
+    _problem("walker2d", {
+        "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:Walker2DBulletEnv", 1000, 2500.0),
+        # gymnasium registers no threshold for Walker2d; 3000 is a commonly quoted "solved" return
+        "mujoco": SimulatorEnv("Walker2d-v5", 1000, 3000.0),
+    }, _NO_SCRIPT_NOTE + " Mujoco's stop reward: see the comment."),
+    _problem("half_cheetah", {
+        "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HalfCheetahBulletEnv", 1000, 3000.0),
+        "mujoco": SimulatorEnv("HalfCheetah-v5", 1000, 4800.0),
+    }, _NO_SCRIPT_NOTE),
+    _problem("ant", {
+        "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:AntBulletEnv", 1000, 2500.0),
+        "mujoco": SimulatorEnv("Ant-v5", 1000, 6000.0),
+    }, _NO_SCRIPT_NOTE),
+    _problem("humanoid_flagrun", {  # no MuJoCo counterpart
+        "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HumanoidFlagrunBulletEnv", 1000, 2000.0),
+    }, _NO_SCRIPT_NOTE),
+    _problem("humanoid_flagrun_harder", {  # no MuJoCo counterpart
+        # neither pybullet_envs nor Roboschool registers a threshold, and none is commonly quoted: humanoid_flagrun's
+        "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HumanoidFlagrunHarderBulletEnv", 1000, 2000.0),
+    }, _NO_SCRIPT_NOTE + " The stop reward: see the comment."),
+)}
 
 
 def get_problem(name: str) -> Problem:
@@ -222,12 +262,23 @@ def get_problem(name: str) -> Problem:
                         f"{did_you_mean(name, PROBLEMS)}") from None
 
 
-def get_preset(problem: str, simulator: str, name: str) -> Preset:
-    """The preset `name` of `problem` on `simulator`; a UserError names the choices otherwise."""
-    presets = get_problem(problem).presets
+def get_preset(problem: str | None, simulator: str, name: str) -> Preset:
+    """The preset `name` of `problem` on `simulator` (None: of an env without a problem); a UserError names the
+    choices otherwise. Every job may start from the generic preset."""
+    if name == GENERIC_PRESET:
+        return GENERIC
+    presets = get_problem(problem).presets if problem is not None else {SEED_PRESET: {simulator: _SEED_ANY}}
     if name not in presets:
-        raise UserError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}{did_you_mean(name, presets)}")
+        choices = [*presets, GENERIC_PRESET]
+        raise UserError(f"unknown preset {name!r}: choose one of {', '.join(choices)}{did_you_mean(name, choices)}")
+    if problem is not None:
+        get_problem(problem).env(simulator)  # a UserError for a simulator it lacks
     return presets[name][check_simulator(simulator)]
+
+
+def default_preset(problem: str | None) -> str:
+    """The preset a job starts from unless rl.training.preset says otherwise: a problem's `fast`, else generic."""
+    return DEFAULT_PRESET if problem is not None else GENERIC_PRESET
 
 
 def check_simulator(name: str) -> str:
@@ -236,3 +287,4 @@ def check_simulator(name: str) -> str:
         raise UserError(f"unknown simulator {name!r}: choose one of {', '.join(SIMULATORS)}"
                         f"{did_you_mean(name, SIMULATORS)}")
     return name
+

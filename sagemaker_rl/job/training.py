@@ -100,7 +100,7 @@ def _loop(
                 raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
                                f"({last.timesteps_total:,} env steps): {progress.divergence_hint(diverged, job.ppo)}")
             _record(state, last, job)
-            progress.report(job.problem, last, best_reward=state.best_reward)
+            progress.report(job.label, last, best_reward=state.best_reward)
             progress_log.write(last)
             reason = _stop_reason(job.stop, state, last.episode_reward_mean)
             if reason or sigterm.raised:

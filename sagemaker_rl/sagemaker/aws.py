@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
+from sagemaker_rl import user_code
 from sagemaker_rl.errors import UserError
 
 
@@ -80,3 +83,16 @@ def default_output_s3(aws: Aws, out: IO[str]) -> str:
             aws.s3.create_bucket(Bucket=bucket, **where)
         print(f"created S3 bucket {bucket} for job outputs", file=out, flush=True)
     return f"s3://{bucket}/"
+
+
+def upload_code(aws: Aws, code_dir: Path, problem: str | None, *, output_s3: str, name: str, out: IO[str]) -> str:
+    """Bundle the user's code with our entry program and upload it as the SDK uploads a source_dir, under the
+    job's own prefix (OUTPUT/NAME/source/sourcedir.tar.gz, beside its output/); returns its S3 URI."""
+    bucket, _, prefix = output_s3.removeprefix("s3://").partition("/")
+    key = "/".join(filter(None, [prefix.strip("/"), name, "source", user_code.BUNDLE_FILE]))
+    with tempfile.TemporaryDirectory(prefix="sagemaker-rl-code-") as directory:
+        bundle = user_code.make_bundle(code_dir, user_code.entry_point(problem), Path(directory))
+        with aws_errors(f"upload the code directory {code_dir} to s3://{bucket}/{key}"):
+            aws.s3.upload_file(str(bundle), bucket, key)
+    print(f"uploaded {code_dir} to s3://{bucket}/{key}", file=out, flush=True)
+    return f"s3://{bucket}/{key}"

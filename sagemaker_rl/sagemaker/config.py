@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sagemaker_rl import user_code
 from sagemaker_rl.errors import UserError, check_count
 from sagemaker_rl.job import PROBLEMS
 
@@ -70,9 +71,9 @@ class SageMakerConfig:
         return self.max_wait_s or 2 * self.max_run_s
 
 
-def entry_point(problem: str) -> str:
-    """The script of `problem` in entrypoints/ (copied to /opt/ml/code in the image)."""
-    return f"train-{problem}.py"
+def entry_point(problem: str | None) -> str:
+    """The script of `problem` in entrypoints/ (copied to /opt/ml/code in the image); train-env.py for None."""
+    return user_code.entry_point(problem)
 
 
 def problem_of(program: str) -> str | None:
@@ -80,9 +81,10 @@ def problem_of(program: str) -> str | None:
     return next((problem for problem in PROBLEMS if entry_point(problem) == program), None)
 
 
-def job_name(problem: str, kind: str = "training", name: str | None = None) -> str:
-    """`name` checked against SageMaker's rules, or a new one from the problem and the time."""
+def job_name(problem: str | None, kind: str = "training", name: str | None = None) -> str:
+    """`name` checked against SageMaker's rules, or a new one from the problem (`env` for None) and the time."""
     limit = _NAME_LIMITS[kind]
+    problem = problem or "env"
     if name is None:
         millis = int(time.time() * 1000) % 1000
         stamp = f"{time.strftime('%y%m%d-%H%M%S')}-{millis:03d}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sagemaker_rl import metrics
-from sagemaker_rl.contract import DEFAULT_BASE_DIR, PROGRAM_KEY, JobPaths, encode_hyperparameters
+from sagemaker_rl.contract import DEFAULT_BASE_DIR, PROGRAM_KEY, SUBMIT_DIRECTORY_KEY, JobPaths, encode_hyperparameters
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.job import STOP_PREFIX, check_hyperparameters
 from sagemaker_rl.sagemaker.config import SageMakerConfig, entry_point, job_name
@@ -26,17 +26,20 @@ CHECKPOINT_LOCAL_PATH = str(JobPaths(Path(DEFAULT_BASE_DIR)).checkpoints)  # syn
 PROBLEM_TAG = "sagemaker-rl:problem"
 
 
-def training_hyperparameters(problem: str, hyperparameters: Mapping[str, Any]) -> dict[str, str]:
-    """HyperParameters as the SageMaker SDK encodes them, checked first with the job's own parser."""
+def training_hyperparameters(
+    problem: str | None, hyperparameters: Mapping[str, Any], *, code_dir: Path | None = None
+) -> dict[str, str]:
+    """HyperParameters as the SageMaker SDK encodes them, checked first with the job's own parser (the user's
+    `code_dir` importable; an env whose packages only the image has is not checked here)."""
     encoded = encode_hyperparameters({**hyperparameters, PROGRAM_KEY: entry_point(problem)})
-    refused = check_hyperparameters(problem, [encoded])  # a typo fails here, before any AWS call
+    refused = check_hyperparameters(problem, [encoded], code_dir=code_dir, envs_here=False)  # before any AWS call
     if refused is not None:
         raise UserError(refused[1])
     return encoded
 
 
 def training_job_request(
-    problem: str, hyperparameters: Mapping[str, str], config: SageMakerConfig, *, name: str, output_s3: str
+    problem: str | None, hyperparameters: Mapping[str, str], config: SageMakerConfig, *, name: str, output_s3: str
 ) -> dict[str, Any]:
     """CreateTrainingJob's request; `hyperparameters` as `training_hyperparameters` returns them."""
     output_s3 = _prefix(output_s3)
@@ -71,10 +74,12 @@ def check_tuning_job(tuning: TuningConfig, config: SageMakerConfig) -> None:
 
 
 def tuning_job_request(
-    tuning: TuningConfig, config: SageMakerConfig, *, name: str, output_s3: str
+    tuning: TuningConfig, config: SageMakerConfig, *, name: str, output_s3: str, submit_directory: str | None = None
 ) -> dict[str, Any]:
-    """CreateHyperParameterTuningJob's request for a tuning run that `check_tuning_job` accepts."""
-    static = encode_hyperparameters({**tuning.space.static, PROGRAM_KEY: entry_point(tuning.problem)})
+    """CreateHyperParameterTuningJob's request for a tuning run that `check_tuning_job` accepts; `submit_directory`:
+    the S3 URI of the user's code bundle (`aws.upload_code`)."""
+    submit = {SUBMIT_DIRECTORY_KEY: submit_directory} if submit_directory else {}
+    static = encode_hyperparameters({**tuning.space.static, PROGRAM_KEY: entry_point(tuning.problem), **submit})
     request: dict[str, Any] = {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobConfig": _tuning_job_config(tuning),
@@ -169,8 +174,8 @@ def _hyperband_max_resource(tuning: TuningConfig) -> int:
                     "hyperband_max_resource in the tuning file or a static rl.training.stop.training_iteration")
 
 
-def _tags(config: SageMakerConfig, problem: str) -> list[dict[str, str]]:
-    tags = {PROBLEM_TAG: problem, **config.tags}
+def _tags(config: SageMakerConfig, problem: str | None) -> list[dict[str, str]]:
+    tags = {PROBLEM_TAG: problem or "env", **config.tags}
     return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import IO, Any
 
-from sagemaker_rl import metrics
+from sagemaker_rl import metrics, user_code
 from sagemaker_rl.console import Console
-from sagemaker_rl.sagemaker.aws import Aws, aws_errors, default_output_s3
+from sagemaker_rl.contract import SUBMIT_DIRECTORY_KEY, encode_hyperparameters
+from sagemaker_rl.sagemaker.aws import Aws, aws_errors, default_output_s3, upload_code
 from sagemaker_rl.sagemaker.config import SageMakerConfig, job_name
 from sagemaker_rl.sagemaker.requests import training_hyperparameters, training_job_request
 
@@ -21,12 +23,18 @@ POLL_S = 15.0  # seconds between Describe calls while waiting
 
 
 def start_training_job(
-    aws: Aws, problem: str, hyperparameters: Mapping[str, Any], config: SageMakerConfig, *, out: IO[str]
+    aws: Aws, problem: str | None, hyperparameters: Mapping[str, Any], config: SageMakerConfig, *, out: IO[str],
+    code_dir: Path | None = None,
 ) -> str:
-    """Check the hyperparameters, then CreateTrainingJob; returns the job's name."""
+    """Check the hyperparameters, upload the user's `code_dir` (if any), then CreateTrainingJob; returns the job's
+    name."""
     name = job_name(problem, "training", config.job_name)
-    encoded = training_hyperparameters(problem, hyperparameters)
+    code_dir = user_code.check_code_dir(code_dir) if code_dir is not None else None
+    encoded = training_hyperparameters(problem, hyperparameters, code_dir=code_dir)  # before any AWS call
     output_s3 = config.output_s3 or default_output_s3(aws, out)
+    if code_dir is not None:
+        submit = upload_code(aws, code_dir, problem, output_s3=output_s3, name=name, out=out)
+        encoded.update(encode_hyperparameters({SUBMIT_DIRECTORY_KEY: submit}))
     request = training_job_request(problem, encoded, config, name=name, output_s3=output_s3)
     with aws_errors(f"create training job {name}"):
         aws.sagemaker.create_training_job(**request)

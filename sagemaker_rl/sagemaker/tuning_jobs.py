@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from sagemaker_rl import user_code
 from sagemaker_rl.console import Console
-from sagemaker_rl.sagemaker.aws import Aws, aws_errors, default_output_s3
+from sagemaker_rl.sagemaker.aws import Aws, aws_errors, default_output_s3, upload_code
 from sagemaker_rl.sagemaker.config import SageMakerConfig, job_name
 from sagemaker_rl.sagemaker.requests import check_tuning_job, tuning_job_request
 from sagemaker_rl.sagemaker.training_jobs import DONE, POLL_S
@@ -19,11 +20,14 @@ if TYPE_CHECKING:
 
 
 def start_tuning_job(aws: Aws, tuning: TuningConfig, config: SageMakerConfig, *, out: IO[str]) -> str:
-    """Check the run, then CreateHyperParameterTuningJob; records the request in the run directory."""
+    """Check the run, upload the user's code (`tuning.code_dir`, once: every trial gets that bundle), then
+    CreateHyperParameterTuningJob; records the request in the run directory."""
     name = job_name(tuning.problem, "tuning", config.job_name)
     check_tuning_job(tuning, config)  # the one check, before the first AWS call
+    code_dir = user_code.check_code_dir(tuning.code_dir) if tuning.code_dir is not None else None
     output_s3 = config.output_s3 or default_output_s3(aws, out)
-    request = tuning_job_request(tuning, config, name=name, output_s3=output_s3)
+    submit = upload_code(aws, code_dir, tuning.problem, output_s3=output_s3, name=name, out=out) if code_dir else None
+    request = tuning_job_request(tuning, config, name=name, output_s3=output_s3, submit_directory=submit)
     with aws_errors(f"create tuning job {name}"):
         response = aws.sagemaker.create_hyper_parameter_tuning_job(**request)
     assert tuning.run_dir is not None, "start_tuning_job takes a resolved TuningConfig"

@@ -23,7 +23,16 @@ import optuna
 
 from sagemaker_rl import metrics
 from sagemaker_rl.errors import check_count, did_you_mean, shorten
-from sagemaker_rl.job import INITIAL_LOG_STD_KEY, SEED_KEY, STOP_PREFIX, get_problem, not_live_reason, ppo_key
+from sagemaker_rl.job import (
+    ENV_ID_KEY,
+    INITIAL_LOG_STD_KEY,
+    SEED_KEY,
+    STOP_PREFIX,
+    get_problem,
+    not_live_reason,
+    ppo_key,
+    target_label,
+)
 from sagemaker_rl.tuning.completion import Criteria
 from sagemaker_rl.tuning.direction import of_objective_type
 from sagemaker_rl.tuning.record import IDENTICAL, WARM_START_TYPES
@@ -110,7 +119,7 @@ def default_space() -> SearchSpace:
 class TuningConfig:
     """Everything a tuning run needs; validated when built."""
 
-    problem: str = "reacher"  # key of problems.PROBLEMS
+    problem: str | None = "reacher"  # key of problems.PROBLEMS (None: the env the static rl.env.* keys name)
     space: SearchSpace = field(default_factory=default_space)  # ranges and static hyperparameters
     max_jobs: int | None = None  # trials in the run (None: 8, or every combination for Grid)
     max_parallel_jobs: int = DEFAULT_MAX_PARALLEL_JOBS  # jobs running at once; they share the cores
@@ -140,9 +149,16 @@ class TuningConfig:
     max_jobs_not_improving: int | None = None  # this many finished trials without a 1% improvement end it (>= 3)
     complete_on_convergence: bool = False  # end the search when it has converged (completion.py)
     max_runtime_s: int | None = None  # the whole run's wall-clock budget (SageMaker's MaxRuntimeInSeconds)
+    code_dir: Path | None = None  # the user's code (their env), travelling with every job as SageMaker's source_dir
 
     def __post_init__(self) -> None:
-        get_problem(self.problem)
+        if self.problem is not None:
+            get_problem(self.problem)
+        elif ENV_ID_KEY not in self.space.static:
+            raise TuningError(f"nothing to tune: name a problem (--problem) or an env (--env, or {ENV_ID_KEY} in "
+                              "the static values)")
+        if self.code_dir is not None:
+            object.__setattr__(self, "code_dir", Path(self.code_dir))
         object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
         _check_kinds(self)
@@ -261,9 +277,14 @@ class TuningConfig:
     def direction(self) -> Literal["maximize", "minimize"]:
         return of_objective_type(self.objective_type)
 
+    @property
+    def label(self) -> str:
+        """What the run tunes, in names: the problem, or the env's id without its module (file-name safe)."""
+        return target_label(self.problem, self.space.static)
+
     def resolved(self) -> TuningConfig:
         """This config with run directory, storage, study name and sampler seed filled in."""
-        run_dir = self.run_dir or Path("runs", f"tune-{self.problem}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
+        run_dir = self.run_dir or Path("runs", f"tune-{self.label}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
         storage = self.storage or default_storage(run_dir)
         seed = self.sampler_seed if self.sampler_seed is not None else int.from_bytes(os.urandom(4), "big") >> 1
         return dataclasses.replace(
@@ -298,7 +319,7 @@ def _check_kinds(config: TuningConfig) -> None:
         check_count(name, getattr(config, name), optional=True)
     check_count("population", config.population, minimum=2, optional=True)
     check_count("sampler_seed", config.sampler_seed, minimum=0, maximum=2**32 - 1, optional=True)
-    for name in ("storage", "study_name", "run_dir"):
+    for name in ("storage", "study_name", "run_dir", "code_dir"):
         value = getattr(config, name)
         if value is not None and (not isinstance(value, str | Path) or not str(value).strip()):
             raise TuningError(f"{name} must be text (a {name.replace('_', ' ')}), got {shorten(value)}")
@@ -347,9 +368,10 @@ def config_from_mapping(data: Mapping[str, Any], *, base: TuningConfig | None = 
         raise TuningError(f"invalid tuning setting: {error}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TuningConfig:
-    """Defaults, then the tuning file at `path`, then `overrides` (same keys; e.g. from flags)."""
-    config = TuningConfig()
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *,
+                base: TuningConfig | None = None) -> TuningConfig:
+    """`base` (default: the defaults), then the tuning file at `path`, then `overrides` (same keys; e.g. from flags)."""
+    config = base or TuningConfig()
     if path is not None:
         config = config_from_mapping(load_file(path), base=config)
     if overrides:
@@ -377,7 +399,8 @@ def check_hyperparameters(config: TuningConfig) -> None:
     for parameter in config.space.parameters:
         values = list(getattr(parameter, "values", ())) or [parameter.min_value, parameter.max_value]  # type: ignore[union-attr]
         corners += [{parameter.name: value} for value in values]
-    refused = job.check_hyperparameters(config.problem, [config.space.hyperparameters(corner) for corner in corners])
+    refused = job.check_hyperparameters(config.problem, [config.space.hyperparameters(corner) for corner in corners],
+                                        code_dir=config.code_dir)
     if refused is not None:
         index, reason = refused
         corner = corners[index]

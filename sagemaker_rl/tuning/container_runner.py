@@ -2,7 +2,8 @@
 
 The job's head container runs attached to an engine process, whose output a `LocalJob` reads as it reads a
 local job's; stopping a job kills its containers, and a job an earlier tuner process left running (kill -9)
-is found by its containers' labels and removed, so the trial runs again.
+is found by its containers' labels and removed, so the trial runs again. The user's code directory is bundled
+once per run, in the run directory (`user_code.BUNDLE_FILE`), and every job of the run gets that bundle.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from sagemaker_rl import engine
+from sagemaker_rl import engine, user_code
 from sagemaker_rl.contract import STDOUT_LOG
 from sagemaker_rl.engine import ContainerSettings, JobContainers
-from sagemaker_rl.tuning.runners import JobSpec, JobStatus, LocalJob
+from sagemaker_rl.tuning.runners import JobSpec, JobStatus, LocalJob, run_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -29,15 +30,27 @@ class ContainerRunner:
 
     def __init__(self, settings: ContainerSettings) -> None:
         self.settings = settings
+        self._bundles: dict[Path, Path] = {}  # code directory -> its bundle, made by this runner's first job
 
     def start(self, spec: JobSpec) -> ContainerJob:
-        job_containers = JobContainers(spec.base_dir, spec.problem, self.settings, cpus_per_host=spec.num_cpus)
+        job_containers = JobContainers(spec.base_dir, spec.problem, self.settings, cpus_per_host=spec.num_cpus,
+                                       code_bundle=self.bundle(spec))
         job_containers.write_inputs(spec.hyperparameters)
         log = open(spec.base_dir / STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
         head, others = job_containers.start(subprocess.PIPE)
         logger.debug("started container(s) %s for %s", ", ".join(map(job_containers.name, job_containers.hosts)),
                      spec.base_dir)
         return ContainerJob(spec, head, log, job_containers, others)
+
+    def bundle(self, spec: JobSpec) -> Path | None:
+        """The bundle of the job's code directory, made in its run directory for the run's first job."""
+        if spec.code_dir is None:
+            return None
+        code_dir = Path(spec.code_dir).absolute()
+        if code_dir not in self._bundles:
+            program = user_code.entry_point(spec.problem)
+            self._bundles[code_dir] = user_code.make_bundle(code_dir, program, run_dir_of(spec.base_dir))
+        return self._bundles[code_dir]
 
     def stop_orphan(self, base_dir: Path) -> bool:
         return engine.remove_left_in(base_dir, self.settings.engine)

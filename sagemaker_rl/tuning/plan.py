@@ -125,7 +125,7 @@ class SearchEnd:
 class Search(Phase):
     """The budget's trials, sampled by the strategy, until a completion criterion is met."""
 
-    problem: str
+    label: str  # what is tuned: the problem or the env
     end: SearchEnd
     _completed: str | None = None
 
@@ -137,7 +137,7 @@ class Search(Phase):
         return None
 
     def describe(self) -> str:
-        return f"tuning {self.problem}: {self.end.budget} trials"
+        return f"tuning {self.label}: {self.end.budget} trials"
 
     def stopped(self) -> str | None:
         return f"the search ended before its budget: {self._completed}" if self._completed else None
@@ -247,14 +247,14 @@ def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
         population = pbt.Population(config.space, population=config.population_size,
                                     generations=config.generations, direction=direction,
                                     seed=config.sampler_seed or 0)
-        text = (f"population-based training of {config.problem}: {config.population_size} members, "
+        text = (f"population-based training of {config.label}: {config.population_size} members, "
                 f"{config.generations} generations of {config.perturbation_interval:,} env steps "
                 f"({config.budget} jobs)")
         return Plan([Generations(population, text, config.generations)])
     rounds = math.ceil(config.reevaluation_jobs / config.max_parallel_jobs)  # a round: one seed's job each
     end = SearchEnd(config.budget, config.completion, config.max_runtime_s, rounds / config.seeds)
     return Plan([
-        Search(config.problem, end),
+        Search(config.label, end),
         Reevaluation(config.reevaluate_top, config.reevaluate_seeds, end, dict(config.space.static),
                      config.reevaluation_jobs),
     ])

@@ -4,10 +4,15 @@ The tuner may run off the cluster (a laptop reaching the head's dashboard). A jo
 on the cluster's storage (`RayCluster.storage_path`, the same path on every node); the tuner's trial
 directory keeps `ray_job.json` (the job's id and where it runs) and `stdout.log`, a copy of the job's
 log as read through the Jobs API, which is also where the reward lines come from. On the cluster the
-job's entrypoint is this module (`python -m sagemaker_rl.tuning.ray_jobs --problem P`): it writes the
+job's entrypoint is this module (`python -m sagemaker_rl.tuning.ray_jobs [--problem P]`): it writes the
 job's inputs into its base directory, as SageMaker does before it starts a job, then becomes
 `python -m sagemaker_rl.job`. This very package is shipped with every job (`py_modules`), so the
-cluster runs the tuner's code; RLlib and the simulators come from the cluster's image.
+cluster runs the tuner's code; RLlib and the simulators come from the cluster's image. The user's code
+directory travels as the job's `working_dir` (a snapshot copied into the run directory once per run, so
+every trial trains the same code), with its requirements.txt as the job's `pip` list: Ray puts the
+directory on the driver's and every worker's path and installs the list into a virtualenv per node (each
+line as pip reads it there, so no paths relative to the directory). Ray refuses a package over its gRPC
+message limit (512 MiB); `user_code` refuses a directory over 100 MB before that.
 
 A cluster with token authentication: the tuner presents the user's token, found where Ray's own
 clients look (RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH names, `~/.ray/auth_token`), in every
@@ -32,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sagemaker_rl import contract, job, metrics
+from sagemaker_rl import contract, job, metrics, user_code
 from sagemaker_rl.tuning.runners import JobSpec, JobStatus, reward_failure
 from sagemaker_rl.tuning.space import TuningError
 
@@ -41,6 +46,7 @@ logger = logging.getLogger(__name__)
 MODULE = "sagemaker_rl.tuning.ray_jobs"  # the entrypoint of every job on the cluster
 JOB_FILE = "ray_job.json"  # in a job's local directory: its Ray job id, the cluster, its base directory there
 CLUSTER_FILE = "ray_cluster.json"  # in the run directory: the cluster and storage path, read by --resume
+CODE_SNAPSHOT = "code"  # in the run directory: the snapshot of the user's code its jobs get as working_dir
 HYPERPARAMETERS_ENV = "SAGEMAKER_RL_HYPERPARAMETERS"  # the job's hyperparameters, written into its inputs there
 POLL_S = 2.0  # between two reads of a job's status and log
 LOST_AFTER_S = 300.0  # a job whose cluster cannot be reached this long is given up (failed)
@@ -158,6 +164,7 @@ class RayJobRunner:
         self._run_dir = Path(run_dir).absolute()
         self._client = client or connect(cluster.address)
         self.stopped: list[str] = []  # ids of the jobs this runner asked Ray to stop
+        self._snapshots: dict[Path, Path] = {}  # code directory -> its snapshot, made by this runner's first job
 
     def remote_dir(self, base_dir: Path) -> str:
         """The job's base directory on the cluster: STORAGE/RUN_NAME/trials/NNNN[/seed-i]."""
@@ -194,8 +201,9 @@ class RayJobRunner:
             contract.DRIVER_CPUS_ENV: str(ENTRYPOINT_CPUS),  # the job starts its runners on the rest
             HYPERPARAMETERS_ENV: json.dumps(dict(spec.hyperparameters), default=str),
         }
-        job_id = self._submit(f"python -m {MODULE} --problem {spec.problem}", env=env,
-                              cpus=ENTRYPOINT_CPUS, name=_name(self._run_dir, spec.base_dir))
+        job_id = self._submit(shlex.join(["python", "-m", MODULE, *spec.problem_args()]), env=env,
+                              cpus=ENTRYPOINT_CPUS, name=_name(self._run_dir, spec.base_dir),
+                              code_dir=self.code_snapshot(spec.code_dir))
         record = {"job_id": job_id, "address": self.cluster.address, "base_dir": remote}
         (spec.base_dir / JOB_FILE).write_text(json.dumps(record, indent=2) + "\n")
         logger.debug("started Ray job %s for %s (base directory %s)", job_id, spec.base_dir, remote)
@@ -235,13 +243,28 @@ class RayJobRunner:
             return False
         return True
 
-    def _submit(self, entrypoint: str, *, env: Mapping[str, str], cpus: float, name: str) -> str:
-        runtime_env = {
+    def code_snapshot(self, code_dir: Path | None) -> Path | None:
+        """The run's snapshot of `code_dir` (copied into the run directory by the run's first job); None: none."""
+        if code_dir is None:
+            return None
+        given = Path(code_dir).absolute()
+        if given not in self._snapshots:
+            self._snapshots[given] = user_code.copy_code(given, self._run_dir / CODE_SNAPSHOT)
+        return self._snapshots[given]
+
+    def _submit(self, entrypoint: str, *, env: Mapping[str, str], cpus: float, name: str,
+                code_dir: Path | None = None) -> str:
+        runtime_env: dict[str, Any] = {
             "env_vars": dict(env),
             # This package, so the cluster runs the tuner's code (as job.child_env does for a local job).
             "py_modules": [str(Path(job.package_root()) / "sagemaker_rl")],
-            "excludes": ["__pycache__", "*.pyc"],
+            "excludes": ["__pycache__", "*.pyc", ".git"],
         }
+        if code_dir is not None:  # the job's driver and its workers (they inherit the job's runtime env)
+            runtime_env["working_dir"] = str(code_dir)
+            requirements = user_code.requirements(code_dir)
+            if requirements is not None:
+                runtime_env["pip"] = str(requirements)
         return str(self._client.submit_job(
             entrypoint=entrypoint,
             submission_id=f"{name}-{secrets.token_hex(3)}",  # unique: a cluster keeps every job it ran
@@ -474,7 +497,7 @@ def _check(storage_path: str, run_name: str | None) -> int:
     return 0
 
 
-def _run_job(problem: str) -> int:
+def _run_job(problem: str | None) -> int:
     """Write the job's inputs under $SAGEMAKER_BASE_DIR (the platform's part), then run the job itself."""
     paths = contract.JobPaths.from_env()
     try:
@@ -485,14 +508,14 @@ def _run_job(problem: str) -> int:
               "--storage-path a directory every node can write", flush=True)
         return 1
     os.chdir(paths.base)
-    os.execv(sys.executable, [sys.executable, "-m", job.MODULE, "--problem", problem])
+    os.execv(sys.executable, [sys.executable, "-m", job.MODULE, *(["--problem", problem] if problem else [])])
     return 1  # not reached: execv replaces this process
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A tuning job's entrypoint on a Ray cluster (started by "
                                      "RayJobRunner, not by hand).")
-    parser.add_argument("--problem", help="run the job for this problem")
+    parser.add_argument("--problem", help="run the job for this problem (none: the env its rl.env.* keys name)")
     parser.add_argument("--check", metavar="STORAGE_PATH", help="only check the storage path and packages")
     parser.add_argument("--run-name", help="with --check: the new run, which the storage must not hold yet")
     args = parser.parse_args(argv)

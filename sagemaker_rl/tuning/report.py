@@ -173,9 +173,10 @@ def summary(
     study: optuna.Study,
     files: dict[str, Path],
     *,
-    problem: str,
+    problem: str | None,
     objective: str = "episode_reward_mean",
     stopped_hint: str | None = None,
+    code_dir: Path | None = None,
 ) -> str:
     """The text a tuning run ends with: trials table, the re-evaluation, the answer's hyperparameters,
     files written, and how to train with them (or, for a run that stopped early, `stopped_hint`)."""
@@ -191,7 +192,8 @@ def summary(
         lines.append(f"\nstopped before the end; {stopped_hint}")
     elif "best_hyperparameters" in files:
         best_file = files["best_hyperparameters"]
-        command = shlex.join(["python", "scripts/train.py", "--problem", problem, "--hp-file", str(best_file)])
+        target = [*(["--problem", problem] if problem else []), *(["--code-dir", str(code_dir)] if code_dir else [])]
+        command = shlex.join(["python", "scripts/train.py", *target, "--hp-file", str(best_file)])
         lines.append(f"\ntrain with them: {command}")
     return "\n".join(lines)
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sagemaker_rl import contract, job, metrics
+from sagemaker_rl import contract, job, metrics, user_code
 from sagemaker_rl.job import STOP_PREFIX
+from sagemaker_rl.tuning.rundir import TRIALS_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +32,28 @@ PID_FILE = "job.pid"  # pid, process start time and host of a running local job
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job: its base directory, problem, hyperparameters and CPU share."""
+    """One job: its base directory, problem, hyperparameters, CPU share and the user's code."""
 
     base_dir: Path  # $SAGEMAKER_BASE_DIR of the job
-    problem: str  # key of problems.PROBLEMS
+    problem: str | None  # key of problems.PROBLEMS (None: the env the rl.env.* hyperparameters name)
     hyperparameters: Mapping[str, Any]  # flat dotted keys -> values
     num_cpus: int = 1  # SM_NUM_CPUS: the job sizes its env runners from it
     metric: str = metrics.EPISODE_REWARD_MEAN  # the objective metric read from the reward lines
+    code_dir: Path | None = None  # the user's code directory as given (their env's modules); None: none
+
+    def problem_args(self) -> list[str]:
+        """The job's `--problem P` arguments (none for a job of the env its hyperparameters name)."""
+        return [] if self.problem is None else ["--problem", self.problem]
+
+
+def run_dir_of(base_dir: Path) -> Path:
+    """The run directory a job's base directory belongs to (RUN/trials/NNNN[/…] -> RUN; a lone job: itself),
+    where a run keeps what its jobs share, such as the bundle of the user's code."""
+    parts = Path(base_dir).absolute().parts
+    if TRIALS_DIR in parts[1:]:
+        index = len(parts) - 1 - parts[::-1].index(TRIALS_DIR)
+        return Path(*parts[:index])
+    return Path(base_dir).absolute()
 
 
 @dataclass
@@ -92,10 +108,13 @@ class Runner(Protocol):
 
 
 class LocalProcessRunner:
-    """Runs each job as `python -m sagemaker_rl.job --problem P` in its own process group.
+    """Runs each job as `python -m sagemaker_rl.job [--problem P]` in its own process group.
 
     With `shared_ray` the jobs connect to that Ray instance ($RAY_ADDRESS, with its token) instead of each
-    starting one.
+    starting one. A job with a code directory runs from it, as the toolkit runs a job from /opt/ml/code: the
+    directory is on its PYTHONPATH (after this package), which the Ray it starts passes to its workers, and
+    it is the job's working directory, which Ray puts on the path of a shared instance's workers for the
+    job. Its requirements.txt is not installed: a local job runs in the user's own environment.
     """
 
     def __init__(
@@ -114,18 +133,19 @@ class LocalProcessRunner:
         contract.write_inputs(paths, spec.hyperparameters)
         for stale in (paths.failure_file, paths.success_file):
             stale.unlink(missing_ok=True)
-        env = job.child_env(**{
+        code_dir = user_code.check_code_dir(spec.code_dir) if spec.code_dir is not None else None
+        env = job.child_env(code_dir, **{
             **self._extra_env,
             **(self._shared_ray.job_env() if self._shared_ray else {}),
-            contract.BASE_DIR_ENV: str(spec.base_dir),
+            contract.BASE_DIR_ENV: str(spec.base_dir.absolute()),
             contract.NUM_CPUS_ENV: str(spec.num_cpus),
             "PYTHONUNBUFFERED": "1",
         })
         env.pop(contract.RAY_AUTH_TOKEN_ENV, None)  # a user's, for their clusters: it would win over the run's file
         log = open(spec.base_dir / contract.STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
         process = subprocess.Popen(
-            [*self._command, "--problem", spec.problem],
-            cwd=spec.base_dir,
+            [*self._command, *spec.problem_args()],
+            cwd=code_dir or spec.base_dir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -54,7 +54,7 @@ def job_specs(config: TuningConfig, directory: Path, flat: dict[str, Any], seeds
     for index, job_dir in enumerate(job_dirs(directory, len(seeds) if seeds else 1)):
         job_hyperparameters = dict(flat) if seeds is None else {**flat, SEED_KEY: seeds[index]}
         specs.append(JobSpec(job_dir, config.problem, job_hyperparameters, num_cpus=config.cpus_per_job,
-                             metric=config.objective_metric))
+                             metric=config.objective_metric, code_dir=config.code_dir))
     return specs
 
 

@@ -359,6 +359,7 @@ class _Tuner:
             self._trials.study,
             result.files,
             problem=self._config.problem,
+            code_dir=self._config.code_dir,
             objective=self._config.objective_metric,
             stopped_hint=stopped,
         )

@@ -2,7 +2,7 @@
 
 Put this directory first on PYTHONPATH and set SAGEMAKER_RL_TEST_FAULT; Python imports this file at
 start-up in the job and in each Ray worker it starts (they inherit the environment), and it wraps
-`sagemaker_rl.job.envs.make_env`:
+`sagemaker_rl.job.envs.env_creator` (the envs RLlib builds; the job's env check before training is spared):
   nan_reward   every reward is NaN (the job's return diverges)
   raise        env.step raises RuntimeError("injected env fault") after 20 steps
   hang         env.step sleeps for an hour after 20 steps (a job that makes no progress)
@@ -34,9 +34,9 @@ if FAULT:
                 time.sleep(3600)
             return obs, reward, terminated, truncated, info
 
-    _make_env = envs.make_env
+    _env_creator = envs.env_creator
 
-    def _faulty_make_env(*args, **kwargs):
-        return _Faulty(_make_env(*args, **kwargs))
+    def _faulty_env_creator(*args, **kwargs):
+        return _Faulty(_env_creator(*args, **kwargs))
 
-    envs.make_env = _faulty_make_env
+    envs.env_creator = _faulty_env_creator

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from sagemaker_rl.errors import UserError
-from sagemaker_rl.job.envs import env_creator, make_env
+from sagemaker_rl.job.envs import env_creator, make_env, problem_env
 from sagemaker_rl.job.problems import PROBLEMS, SIMULATORS
 
 # (observation size, action size) per simulator; the roboschool sizes are Roboschool's own.
@@ -28,8 +29,7 @@ def _run_python(script: str, **env: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, cwd=REPO, env={**os.environ, **env})
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("problem", list(PROBLEMS))
+@pytest.mark.parametrize(("simulator", "problem"), [(sim, problem) for sim in SIZES for problem in SIZES[sim]])
 def test_env_resets_and_steps_with_the_problems_sizes(problem: str, simulator: str) -> None:
     env = make_env(problem, simulator)
     obs_size, action_size = SIZES[simulator][problem]
@@ -110,7 +110,7 @@ def test_importing_envs_loads_no_simulator_and_sets_no_environment() -> None:
 
 
 def test_unknown_problem_names_the_choices() -> None:
-    with pytest.raises(UserError, match=r"unknown problem 'hoper': choose one of reacher, hopper, humanoid "
+    with pytest.raises(UserError, match=r"unknown problem 'hoper': choose one of reacher, hopper, humanoid, .* "
                                          r"\(did you mean 'hopper'\?\)"):
         make_env("hoper")
 
@@ -120,11 +120,12 @@ def test_unknown_simulator_names_the_choices() -> None:
         make_env("reacher", "bullet")
 
 
-def test_env_creator_rejects_unknown_keys_and_a_missing_problem() -> None:
-    with pytest.raises(ValueError, match=r"unknown env_config keys \['simulater'\]: allowed are problem"):
-        env_creator({"problem": "reacher", "simulater": "mujoco"})
-    with pytest.raises(ValueError, match="has no 'problem'"):
-        env_creator({"simulator": "mujoco"})
+def test_env_creator_rejects_unknown_keys_and_a_missing_id() -> None:
+    with pytest.raises(ValueError, match=r"must hold the EnvSettings fields id, package, kwargs, max_episode_steps "
+                                         r"\(id required\), not \['simulater'\]"):
+        env_creator({"id": "Reacher-v5", "simulater": "mujoco"})
+    with pytest.raises(ValueError, match="id required"):
+        env_creator({"max_episode_steps": 10})
 
 
 def test_pybullet_renders_rgb_array_and_rejects_other_modes() -> None:
@@ -158,12 +159,10 @@ def test_mujoco_renders_rgb_array_headless_with_egl() -> None:
 def test_env_creator_builds_from_rllibs_env_context() -> None:
     from ray.rllib.env.env_context import EnvContext
 
-    context = EnvContext({"problem": "reacher", "simulator": "mujoco"}, worker_index=1, vector_index=2)
+    context = EnvContext(dataclasses.asdict(problem_env("reacher", "mujoco")), worker_index=1, vector_index=2)
     assert env_creator(context).observation_space.shape == (10,)
-    # a plain dict is enough too, and the simulator defaults to roboschool
-    assert env_creator({"problem": "hopper"}).observation_space.shape == (15,)
-    with pytest.raises(ValueError, match="unknown env_config keys \\['simulater'\\]"):
-        env_creator({"problem": "hopper", "simulater": "mujoco"})
+    # a plain dict is enough too
+    assert env_creator(dataclasses.asdict(problem_env("hopper"))).observation_space.shape == (15,)
 
 
 @pytest.mark.slow
@@ -184,8 +183,7 @@ def test_rllib_ppo_trains_one_iteration_on_roboschool_reacher(monkeypatch: pytes
     register_env("sagemaker_rl_test_reacher", env_creator)
     config = (
         PPOConfig()
-        .environment("sagemaker_rl_test_reacher",
-                     env_config={"problem": "reacher", "simulator": "roboschool"})
+        .environment("sagemaker_rl_test_reacher", env_config=dataclasses.asdict(problem_env("reacher")))
         .env_runners(num_env_runners=0, num_envs_per_env_runner=2)
         .training(train_batch_size_per_learner=200, minibatch_size=100, num_epochs=1)
         .rl_module(model_config={"fcnet_hiddens": [16]})

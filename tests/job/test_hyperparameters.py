@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.job.hyperparameters import parse_hyperparameters, to_hyperparameters
-from sagemaker_rl.job.problems import PRESETS, PROBLEMS, SIMULATORS, get_preset
+from sagemaker_rl.job.problems import PRESETS, PROBLEMS, get_preset
 
 finite_floats = st.floats(allow_nan=False, allow_infinity=False, min_value=1e-9, max_value=1e6)
 
@@ -106,8 +106,8 @@ def test_the_fast_preset_is_the_default_and_every_problem_has_both_presets():
     assert job.preset == "fast" and job.ppo["observation_filter"] == "MeanStdFilter"
     assert job.ppo == parse_hyperparameters({"rl.training.preset": "fast"}, "reacher").ppo
     for problem in PROBLEMS:
-        for simulator in SIMULATORS:
-            for preset in PRESETS:
+        for simulator in PROBLEMS[problem].envs:
+            for preset in (*PRESETS, "generic"):
                 assert get_preset(problem, simulator, preset).note  # every row says where it comes from
                 parse_hyperparameters({"rl.training.preset": preset, "rl.env.simulator": simulator}, problem)
 
@@ -188,7 +188,8 @@ def test_mujoco_has_its_own_stop_target():
     ({"rl.training.config.env": "Hopper-v5"}, "cannot be set as a hyperparameter"),
     ({"rl.training.config.observation_filter": "MeanStd"},
      "must be one of NoFilter, MeanStdFilter, got 'MeanStd' (did you mean 'MeanStdFilter'?)"),
-    ({"rl.training.preset": "fastest"}, "rl.training.preset: unknown preset 'fastest': choose one of fast, seed"),
+    ({"rl.training.preset": "fastest"},
+     "rl.training.preset: unknown preset 'fastest': choose one of seed, fast, generic"),
     ({"rl.training.initial_log_std": "-9"}, "rl.training.initial_log_std must be a number >= -5 and <= 2, got -9"),
     ({"rl.training.config.model_config.free_log_std": "false", "rl.training.initial_log_std": -1},
      "rl.training.initial_log_std needs a free log std"),

@@ -52,7 +52,7 @@ def test_a_submit_directory_is_left_for_the_toolkit_to_download(tmp_path):
 
 
 @pytest.mark.parametrize(("environ", "expected"), [
-    ({}, "no training program is named: set $SAGEMAKER_PROGRAM to one of train-hopper.py, train-humanoid.py"),
+    ({}, "no training program is named: set $SAGEMAKER_PROGRAM to one of train-ant.py, train-env.py"),
     ({"SAGEMAKER_PROGRAM": "train-cheetah.py"}, "the training program 'train-cheetah.py' is not in"),
 ])
 def test_a_missing_or_unknown_program_is_a_user_error_naming_the_programs(tmp_path, environ, expected):

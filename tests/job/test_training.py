@@ -43,8 +43,9 @@ def finished_job(request, tmp_path_factory):
     return base, home, result
 
 
-def _filter_from_checkpoint(checkpoint: Path):
-    """RLlib's own MeanStdFilter connector for reacher, restored from the checkpoint; None without one."""
+def filter_from_checkpoint(checkpoint: Path, env=None):
+    """RLlib's own MeanStdFilter connector for `env` (default: reacher's), restored from the checkpoint; None
+    without one."""
     from ray.rllib.connectors.env_to_module import MeanStdFilter
 
     from sagemaker_rl.job.envs import make_env
@@ -52,7 +53,7 @@ def _filter_from_checkpoint(checkpoint: Path):
     path = checkpoint / "env_runner" / "env_to_module_connector" / "MeanStdFilter"
     if not path.is_dir():
         return None
-    env = make_env("reacher")
+    env = env or make_env("reacher")
     connector = MeanStdFilter()  # spaces given to the constructor trip on its own order of initialisation
     connector.input_observation_space, connector.input_action_space = env.observation_space, env.action_space
     connector.restore_from_path(path)
@@ -60,7 +61,7 @@ def _filter_from_checkpoint(checkpoint: Path):
 
 
 def _filter_count(checkpoint: Path) -> int:
-    (stats,) = _filter_from_checkpoint(checkpoint).get_state()[None]["running_stats"]
+    (stats,) = filter_from_checkpoint(checkpoint).get_state()[None]["running_stats"]
     return int(stats["num_pushes"])
 
 
@@ -113,7 +114,7 @@ def test_onnx_policy_matches_rllibs_deterministic_actions(finished_job):
     checkpoint = base / "model" / "checkpoint"
     module = RLModule.from_checkpoint(checkpoint / "learner_group" / "learner" / "rl_module" / "default_policy")
     preset = json.loads((base / "model" / "params.json").read_text())["hyperparameters"]["rl.training.preset"]
-    obs_filter = _filter_from_checkpoint(checkpoint)
+    obs_filter = filter_from_checkpoint(checkpoint)
     assert (obs_filter is not None) == (preset == "fast")
     env = make_env("reacher", seed=0)
     observations = []

@@ -174,3 +174,57 @@ def test_wait_for_tuning_job_shows_progress_until_it_ends(aws, tmp_path):
         f"6/6 done (1 failed, 1 stopped early), 0 running, best -7.125 ({name}-002-abc) [Failed]",
         f"tuning job {name} failed: ResourceLimitExceeded: ml.m5.xlarge",
     ]
+
+
+# --- the user's code directory, uploaded as the SDK uploads a source_dir ---
+
+
+def _code_dir(tmp_path):
+    code = tmp_path / "my_code"
+    (code / "my_pkg").mkdir(parents=True)
+    (code / "my_pkg" / "__init__.py").write_text("")
+    (code / "my_pkg" / "envs.py").write_text("class MyRobot: ...\n")
+    (code / "requirements.txt").write_text("\n")
+    return code
+
+
+def _members(aws, uri: str) -> list[str]:
+    import tarfile
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        return sorted(archive.getnames())
+
+
+def test_a_training_job_with_a_code_dir_gets_its_bundle_as_the_submit_directory(aws, tmp_path):
+    aws.s3.create_bucket(Bucket="bkt")
+    hyperparameters = {"rl.env.id": "CartPole-v1", "rl.training.stop.training_iteration": 1}
+    name = sagemaker.start_training_job(aws, None, hyperparameters, sm_config(output_s3="s3://bkt/out"),
+                                        out=io.StringIO(), code_dir=_code_dir(tmp_path))
+    described = aws.sagemaker.describe_training_job(TrainingJobName=name)
+    uri = f"s3://bkt/out/{name}/source/sourcedir.tar.gz"
+    assert described["HyperParameters"]["sagemaker_submit_directory"] == json.dumps(uri)
+    assert described["HyperParameters"]["sagemaker_program"] == '"train-env.py"'
+    assert name.startswith("sagemaker-rl-env-")
+    assert _members(aws, uri) == ["my_pkg/__init__.py", "my_pkg/envs.py", "requirements.txt", "train-env.py"]
+
+
+def test_a_tuning_job_with_a_code_dir_names_one_bundle_for_every_trial(aws, tmp_path):
+    aws.s3.create_bucket(Bucket="bkt")
+    tuning = tuning_config(tmp_path, code_dir=_code_dir(tmp_path))
+    name = sagemaker.start_tuning_job(aws, tuning, sm_config(output_s3="s3://bkt/"), out=io.StringIO())
+    static = aws.sagemaker.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name)["TrainingJobDefinition"]["StaticHyperParameters"]
+    uri = f"s3://bkt/{name}/source/sourcedir.tar.gz"
+    assert static["sagemaker_submit_directory"] == json.dumps(uri)
+    assert static["sagemaker_program"] == '"train-reacher.py"'
+    assert "train-reacher.py" in _members(aws, uri)
+
+
+def test_a_missing_code_dir_fails_before_any_aws_call(aws, tmp_path):
+    bodies = record_bodies(aws.sagemaker, "CreateTrainingJob")
+    with pytest.raises(UserError, match="does not exist: give --code-dir"):
+        sagemaker.start_training_job(aws, "reacher", {}, sm_config(output_s3="s3://bkt/"), out=io.StringIO(),
+                                     code_dir=tmp_path / "gone")
+    assert bodies == [] and aws.s3.list_buckets()["Buckets"] == []

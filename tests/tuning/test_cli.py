@@ -167,3 +167,69 @@ def test_max_runtime_takes_a_duration(tmp_path, given, seconds):
 def test_a_malformed_duration_is_refused_by_the_parser(tmp_path):
     done = _tune("--max-runtime", "3x", cwd=tmp_path)
     assert done.returncode == 2 and "'3x' is not a duration: write e.g. 900, 30m or 2h" in done.stderr
+
+
+_PENDULUM_PROBLEM = """\
+name: my-pendulum
+env: {id: Pendulum-v1, max_episode_steps: 100, kwargs: {g: 9.81}}
+presets:
+  fast: {rl.training.config.num_epochs: 2, rl.training.config.train_batch_size_per_learner: 1600,
+         rl.training.config.minibatch_size: 400}
+space:
+  parameters: {rl.training.config.lr: {type: Continuous, min_value: 1.0e-4, max_value: 1.0e-3}}
+  static: {rl.training.stop.training_iteration: 1}
+"""
+
+
+def test_an_env_or_a_problem_file_is_tuned_with_its_keys_as_static_values(tmp_path):
+    problem = tmp_path / "pendulum.yaml"
+    problem.write_text(_PENDULUM_PROBLEM)
+    done = _tune("--problem-file", str(problem), "--dry-run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)
+    assert config["problem"] is None and list(config["parameters"]) == ["rl.training.config.lr"]
+    assert config["static"] == {"rl.training.stop.time_total_s": 60,  # the default space's, with the file's
+                                "rl.training.stop.training_iteration": 1, "rl.env.id": "Pendulum-v1",
+                                "rl.env.max_episode_steps": 100, "rl.env.kwargs": {"g": 9.81},
+                                "rl.training.config.num_epochs": 2,
+                                "rl.training.config.train_batch_size_per_learner": 1600,
+                                "rl.training.config.minibatch_size": 400}
+    done = _tune("--env", "CartPole-v1", "--env-kwargs", '{"sutton_barto_reward": true}', "--dry-run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["static"]["rl.env.kwargs"] == {"sutton_barto_reward": True}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--problem", "hopper", "--env", "Pendulum-v1"], "--problem and --env both name what to train: keep one"),
+    (["--env-package", "my_robots"], "--env-package describes an env: add --env ID_OR_ENTRY_POINT"),
+    (["--env", "Pendulum-v1", "--simulator", "mujoco"], "--simulator picks a problem's env: drop it with --env"),
+    (["--env", "Pendulum-v1", "--code-dir", "nowhere"], "--code-dir nowhere is not a directory"),
+    (["--problem-file", "nowhere.yaml"], "cannot read problem file nowhere.yaml"),
+    (["--env", "Pendulm-v1"], "rl.env.id 'Pendulm-v1' is not a registered Gymnasium id (did you mean 'Pendulum-v1'?)"),
+])
+def test_contradicting_or_bad_env_flags_exit_2_before_anything_starts(tmp_path, args, message):
+    done = _tune(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_tune_a_problem_file_end_to_end_with_the_real_job(tmp_path):
+    """A user's problem (a registered env outside the problem table), two real trials at once, and the answer's
+    train command: everything the job needs is in the hyperparameters."""
+    problem = tmp_path / "pendulum.yaml"
+    problem.write_text(_PENDULUM_PROBLEM)
+    run_dir = tmp_path / "run"
+    done = _tune("--problem-file", str(problem), "--max-jobs", "2", "--reevaluate-top", "0", "--run-dir", str(run_dir),
+                 cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2/2 done (0 failed" in done.stdout
+    rows = list(csv.DictReader(open(run_dir / "trials.csv")))
+    assert [row["status"] for row in rows] == ["complete"] * 2
+    for trial in ("0000", "0001"):
+        log = (run_dir / "trials" / trial / "stdout.log").read_text()
+        assert "[Pendulum-v1] iter 1" in log
+    best = json.loads((run_dir / "best_hyperparameters.json").read_text())
+    assert best["rl.env.id"] == "Pendulum-v1" and best["rl.env.kwargs"] == {"g": 9.81}
+    assert f"train with them: python scripts/train.py --hp-file {run_dir / 'best_hyperparameters.json'}" in done.stdout

@@ -341,3 +341,28 @@ def _head_node(cluster: LocalCluster) -> str:
 
     nodes = _state(cluster).list(StateResource.NODES, options=ListApiOptions(detail=True), raise_on_missing_output=True)
     return next(node.node_id for node in nodes if node.is_head_node)
+
+
+def test_a_ray_job_with_a_code_dir_imports_the_users_module_in_its_driver_and_its_workers(cluster, tmp_path):
+    from sagemaker_rl.tuning.ray_jobs import CODE_SNAPSHOT, RayCluster, RayJobRunner
+
+    code = tmp_path / "my_code"
+    code.mkdir()
+    (code / "user_mod.py").write_text("VALUE = 41\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    runner = RayJobRunner(RayCluster(cluster.dashboard_url, str(cluster.directory / "storage")), run_dir)
+    snapshot = runner.code_snapshot(code)
+    (code / "user_mod.py").write_text("VALUE = 0\n")  # an edit after the run's first job: not in its snapshot
+    assert snapshot == run_dir / CODE_SNAPSHOT and runner.code_snapshot(code) == snapshot
+    probe = ("import ray, user_mod; ray.init(); "
+             "print('driver', user_mod.VALUE, 'worker', ray.get(ray.remote(lambda: __import__('user_mod').VALUE + 1)"
+             ".options(num_cpus=0).remote()))")
+    job_id = runner._submit(f"python -c {probe!r}", env={}, cpus=0, name="code-dir", code_dir=snapshot)
+    deadline = time.monotonic() + 180
+    while runner._client.get_job_status(job_id) not in ("SUCCEEDED", "FAILED", "STOPPED"):
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.5)
+    logs = runner._client.get_job_logs(job_id)
+    assert runner._client.get_job_status(job_id) == "SUCCEEDED", logs
+    assert "driver 41 worker 42" in logs

@@ -12,6 +12,7 @@ import pytest
 from sagemaker_rl.contract import STDOUT_LOG
 from sagemaker_rl.tuning import JobSpec, JobStatus
 from sagemaker_rl.tuning.runners import PID_FILE, LocalProcessRunner
+from tests.conftest import CORRIDOR_ENV
 
 
 def _run(runner, tmp_path: Path, timeout: float = 30, **hyperparameters) -> JobStatus:
@@ -177,3 +178,53 @@ def test_the_shared_ray_instance_requires_the_runs_own_token_which_goes_nowhere_
     finally:
         instance.close()
     assert not token_file.exists()
+
+
+# --- the user's code directory ---
+
+_USER_ENV = CORRIDOR_ENV.format(imports='\nVALUE = 7.5', reward='float(action)')
+
+
+def _user_code(tmp_path: Path) -> Path:
+    code = tmp_path / "my_code"
+    code.mkdir()
+    (code / "user_envs.py").write_text(_USER_ENV)
+    return code
+
+
+def test_a_job_with_a_code_dir_imports_the_users_modules_and_runs_from_that_directory(tmp_path):
+    probe = ("import os, sys, user_envs; print(f'episode_reward_mean: {user_envs.VALUE}'); "
+             "print('cwd', os.getcwd()); print('args', sys.argv[1:])")
+    runner = LocalProcessRunner([sys.executable, "-c", probe])
+    code = _user_code(tmp_path)
+    job = runner.start(JobSpec(tmp_path / "job", None, {}, code_dir=code))
+    deadline = time.monotonic() + 30
+    while not (status := job.poll()).done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = (tmp_path / "job" / STDOUT_LOG).read_text()
+    assert status.done and status.failure is None, log
+    assert [record.value for record in status.values] == [7.5]
+    assert f"cwd {code}" in log and "args []" in log  # no --problem: the env its hyperparameters name
+
+
+def test_a_missing_code_dir_fails_the_start_in_one_sentence(tmp_path):
+    from sagemaker_rl.errors import UserError
+
+    with pytest.raises(UserError, match=f"the code directory {tmp_path / 'gone'} does not exist"):
+        LocalProcessRunner().start(JobSpec(tmp_path, None, {}, code_dir=tmp_path / "gone"))
+
+
+@pytest.mark.slow
+def test_the_real_job_trains_an_env_from_the_code_dir_in_its_env_runner_processes(tmp_path):
+    from tests.conftest import TINY_PPO
+
+    hyperparameters = {"rl.env.id": "user_envs:Corridor", "rl.training.stop.training_iteration": 1, **TINY_PPO,
+                       "rl.training.config.train_batch_size_per_learner": 200, "rl.training.config.minibatch_size": 100}
+    runner = LocalProcessRunner()
+    job = runner.start(JobSpec(tmp_path / "job", None, hyperparameters, num_cpus=2, code_dir=_user_code(tmp_path)))
+    deadline = time.monotonic() + 300
+    while not (status := job.poll()).done and time.monotonic() < deadline:
+        time.sleep(0.5)
+    log = (tmp_path / "job" / STDOUT_LOG).read_text()
+    assert status.done and status.failure is None, log[-3000:]
+    assert status.values and status.values[-1].value == pytest.approx(20.0, abs=20.0), log[-3000:]

@@ -1,0 +1,8 @@
+"""SageMaker entry point: train the inverted_pendulum_swingup problem under the job contract ($SAGEMAKER_BASE_DIR)."""
+
+import sys
+
+from sagemaker_rl.job import run
+
+if __name__ == "__main__":
+    sys.exit(run("inverted_pendulum_swingup"))
