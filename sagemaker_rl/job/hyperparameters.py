@@ -255,7 +255,8 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str | None, env: EnvF
     _check_consistency(job.ppo)
     if env is not None and env.discrete_actions:
         _resolve_discrete(job, given={canonical_key(key) for key in ours})
-    _resolve_initial_log_std(job, given=INITIAL_LOG_STD_KEY in raw)
+    else:
+        _resolve_initial_log_std(job, given=INITIAL_LOG_STD_KEY in raw)
     _resolve_env_copies(job, {canonical_key(key) for key in ours})
     return job
 
@@ -325,11 +326,12 @@ _KWARGS = FieldSpec((dict,))
 
 
 def _resolve_discrete(job: JobConfig, given: set[str]) -> None:
-    """Discrete actions have no Gaussian std: a preset's std settings are dropped, explicit ones refused."""
+    """Discrete actions have no Gaussian std: its settings are dropped, explicit ones with a notice (the default
+    search space holds the initial log std, and `tune.py --env CartPole-v1` must run)."""
     for key in (INITIAL_LOG_STD_KEY, GSDE_KEY, ppo_key("model_config.free_log_std")):
         if key in given:
-            raise UserError(f"{key} shapes a Gaussian policy's noise, but {job.env.label} has Discrete actions: "
-                            f"drop {key}")
+            logger.warning("notice: %s shapes a Gaussian policy's noise; %s has Discrete actions, so it has no "
+                           "effect", key, job.env.label)
     job.initial_log_std = job.gsde_resample_steps = None
     job.ppo["model_config"]["free_log_std"] = False
 

@@ -156,9 +156,10 @@ def test_probe_tells_discrete_actions_and_says_the_time_limit_it_applies(code_di
     assert "Faulty has no time limit: its episodes end after 1000 steps (set rl.env.max_episode_steps" in caplog.text
     job = parse_hyperparameters({"rl.env.id": "my_robots:Faulty"}, None, facts)
     assert job.initial_log_std is None and not job.ppo["model_config"]["free_log_std"]
-    with pytest.raises(UserError, match="rl.training.initial_log_std shapes a Gaussian policy's noise, but Faulty "
-                                        "has Discrete actions: drop rl.training.initial_log_std"):
-        parse_hyperparameters({"rl.env.id": "my_robots:Faulty", "rl.training.initial_log_std": -1}, None, facts)
+    explicit = parse_hyperparameters({"rl.env.id": "my_robots:Faulty", "rl.training.initial_log_std": -1}, None, facts)
+    assert explicit.initial_log_std is None  # with a notice: the default search space holds it
+    assert "rl.training.initial_log_std shapes a Gaussian policy's noise; Faulty has Discrete actions, so it has " \
+           "no effect" in caplog.text
     cartpole = probe(EnvSettings("CartPole-v1"))
     assert cartpole.reward_threshold == 475.0  # a job stops there by default
     assert parse_hyperparameters({"rl.env.id": "CartPole-v1"}, None, cartpole).stop.episode_reward_mean == 475.0
