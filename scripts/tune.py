@@ -286,7 +286,9 @@ def _new_run(args: argparse.Namespace) -> tuple[TuningResult, Runner | None]:
     if args.backend == sagemaker_flags.CONTAINER:
         container = sagemaker_flags.container_settings(args, run_name=config.run_dir.name)
     runner = backends.new_runner(config.run_dir, cluster=cluster, container=container)
-    with open_run(config, command=["python", *sys.argv]) as run:  # a bad key fails before the run dir exists
+    local = args.backend == sagemaker_flags.LOCAL
+    # a bad key fails before the run dir exists; an env only in the image or on the cluster is checked there
+    with open_run(config, command=["python", *sys.argv], envs_here=local) as run:
         _log_to(run.run_dir)
         backends.record(runner, run.run_dir)  # --resume finds the cluster or the image there
         return run.run(runner=runner), runner

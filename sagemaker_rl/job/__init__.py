@@ -19,6 +19,7 @@ from sagemaker_rl.job.entry import MODULE, check_hyperparameters, child_env, job
 from sagemaker_rl.job.hyperparameters import not_live_reason
 from sagemaker_rl.job.keys import (
     ENV_ID_KEY,
+    ENV_KEYS,
     ENV_KWARGS_KEY,
     ENV_PACKAGE_KEY,
     INITIAL_LOG_STD_KEY,
@@ -37,6 +38,7 @@ from sagemaker_rl.job.problems import DEFAULT_SIMULATOR, PROBLEMS, SIMULATORS, g
 __all__ = [
     "DEFAULT_SIMULATOR",
     "ENV_ID_KEY",
+    "ENV_KEYS",
     "ENV_KWARGS_KEY",
     "ENV_PACKAGE_KEY",
     "MAX_EPISODE_STEPS_KEY",

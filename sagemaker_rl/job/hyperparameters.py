@@ -22,6 +22,7 @@ from sagemaker_rl.job.keys import (
     CHECKPOINT_FREQ_KEY,
     CLUSTER_TIMEOUT_KEY,
     ENV_ID_KEY,
+    ENV_KEYS,
     ENV_KWARGS_KEY,
     ENV_PACKAGE_KEY,
     ENV_PREFIX,
@@ -270,7 +271,6 @@ def _our_keys(raw: Mapping[str, Any]) -> list[str]:
     return ours
 
 
-_ENV_KEYS = (SIMULATOR_KEY, ENV_ID_KEY, ENV_PACKAGE_KEY, ENV_KWARGS_KEY, MAX_EPISODE_STEPS_KEY)
 _ENV_ID = FieldSpec((str,))
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -278,10 +278,10 @@ _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 def _env_settings(raw: Mapping[str, Any], problem: str | None, simulator: str) -> EnvSettings:
     """The env of `rl.env.*`: a problem's row on its simulator, or the env `rl.env.id` names (no problem)."""
     for key in raw:
-        if isinstance(key, str) and key.startswith(ENV_PREFIX) and key not in _ENV_KEYS \
+        if isinstance(key, str) and key.startswith(ENV_PREFIX) and key not in ENV_KEYS \
                 and not key.startswith(ENV_KWARGS_KEY + "."):
-            raise UserError(f"unknown env setting {shorten(key)}{did_you_mean(key, _ENV_KEYS)}: "
-                            f"choose one of {', '.join(_ENV_KEYS)}, or {ENV_KWARGS_KEY}.<argument>")
+            raise UserError(f"unknown env setting {shorten(key)}{did_you_mean(key, ENV_KEYS)}: "
+                            f"choose one of {', '.join(ENV_KEYS)}, or {ENV_KWARGS_KEY}.<argument>")
     steps = raw.get(MAX_EPISODE_STEPS_KEY)
     max_steps = None if steps is None else check_value(MAX_EPISODE_STEPS_KEY, decode_value(steps), _EPISODE_STEPS)
     kwargs = _env_kwargs(raw)
@@ -404,7 +404,7 @@ def _set(job: JobConfig, key: str, value: Any) -> None:
 def _unknown_key(key: Any) -> UserError:
     return UserError(f"unknown hyperparameter {shorten(key)}{did_you_mean(str(key)[:200], _known_keys())}: "
                      f"use {PPO_PREFIX}<PPO field>, {STOP_PREFIX}<criterion> or one of "
-                     f"{', '.join(sorted([*_JOB_KEYS, PRESET_KEY, *_ENV_KEYS]))}")
+                     f"{', '.join(sorted([*_JOB_KEYS, PRESET_KEY, *ENV_KEYS]))}")
 
 
 def _choice(key: str, value: Any, check: Any) -> Any:
@@ -560,6 +560,6 @@ def _model_config_defaults() -> dict[str, Any]:
 
 @functools.cache
 def _known_keys() -> list[str]:
-    return [*_JOB_KEYS, PRESET_KEY, RUN_KEY, *_ENV_KEYS,
+    return [*_JOB_KEYS, PRESET_KEY, RUN_KEY, *ENV_KEYS,
             *(ppo_key(name) for name in PPO_FIELDS),
             *(STOP_PREFIX + name for name in _STOP_FIELDS)]

@@ -25,6 +25,7 @@ ENV_ID_KEY = ENV_PREFIX + "id"
 ENV_PACKAGE_KEY = ENV_PREFIX + "package"  # ... after importing this module (it registers the id) ...
 ENV_KWARGS_KEY = ENV_PREFIX + "kwargs"  # ... built with these keyword arguments (any job) ...
 MAX_EPISODE_STEPS_KEY = ENV_PREFIX + "max_episode_steps"  # ... and this time limit (any job)
+ENV_KEYS = (SIMULATOR_KEY, ENV_ID_KEY, ENV_PACKAGE_KEY, ENV_KWARGS_KEY, MAX_EPISODE_STEPS_KEY)  # and kwargs.<name>
 PRESET_KEY = TRAINING_PREFIX + "preset"
 RUN_KEY = TRAINING_PREFIX + "run"  # the seed's algorithm name: PPO is the only one accepted
 SEED_KEY = TRAINING_PREFIX + "seed"

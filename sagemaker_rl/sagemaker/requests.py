@@ -70,7 +70,7 @@ def check_tuning_job(tuning: TuningConfig, config: SageMakerConfig) -> None:
         _hyperband_max_resource(tuning)
     for parent in tuning.warm_start:  # the parents are tuning jobs here, not run directories
         job_name(tuning.problem, "tuning", parent)
-    check_hyperparameters(tuning)
+    check_hyperparameters(tuning, envs_here=False)
 
 
 def tuning_job_request(

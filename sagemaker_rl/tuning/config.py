@@ -379,7 +379,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     return config
 
 
-def check_hyperparameters(config: TuningConfig) -> None:
+def check_hyperparameters(config: TuningConfig, *, envs_here: bool = True) -> None:
     """Check the static values and both ends of every range with the job's own parser, before any job.
 
     The parser runs in a child process (`job.check_hyperparameters`): RLlib does not load in the
@@ -400,7 +400,7 @@ def check_hyperparameters(config: TuningConfig) -> None:
         values = list(getattr(parameter, "values", ())) or [parameter.min_value, parameter.max_value]  # type: ignore[union-attr]
         corners += [{parameter.name: value} for value in values]
     refused = job.check_hyperparameters(config.problem, [config.space.hyperparameters(corner) for corner in corners],
-                                        code_dir=config.code_dir)
+                                        code_dir=config.code_dir, envs_here=envs_here)
     if refused is not None:
         index, reason = refused
         corner = corners[index]

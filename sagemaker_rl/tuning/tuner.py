@@ -98,10 +98,12 @@ class TuningRun:
 
 
 @contextmanager
-def open_run(config: TuningConfig, *, command: list[str] | None = None) -> Iterator[TuningRun]:
+def open_run(config: TuningConfig, *, command: list[str] | None = None,
+             envs_here: bool = True) -> Iterator[TuningRun]:
     """Check `config`, then claim a new run directory for it: tuning.json written, the lock held.
 
-    Everything a user can get wrong fails here, before the run directory is made.
+    Everything a user can get wrong fails here, before the run directory is made. `envs_here` False: the jobs
+    run in an image or on a cluster, so an env whose code this machine lacks is left to the job's own check.
     """
     given, config = config, _within_cpus(config.resolved())
     assert config.run_dir is not None
@@ -109,7 +111,7 @@ def open_run(config: TuningConfig, *, command: list[str] | None = None) -> Itera
     check_storage(config)
     parents = load_parents(config)  # cheap: before the hyperparameter check, which starts a process
     if config.check_hyperparameters:
-        check_hyperparameters(config)
+        check_hyperparameters(config, envs_here=envs_here)
     try:
         config.run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # a file on the way, no permission, a full disk

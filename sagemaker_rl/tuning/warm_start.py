@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sagemaker_rl.job import ENV_KEYS
 from sagemaker_rl.tuning.config import TuningConfig, load_run_config
 from sagemaker_rl.tuning.record import IDENTICAL, TrialRecord, read, tuned
 from sagemaker_rl.tuning.rundir import is_held
@@ -43,10 +44,10 @@ def load_parents(config: TuningConfig) -> list[tuple[str, list[optuna.trial.Froz
                 f"warm start parent {run_dir} optimised {parent.objective_type} {parent.objective_metric}, "
                 f"this run {config.objective_type} {config.objective_metric}: a warm start needs the same objective"
             )
-        if config.warm_start_type == IDENTICAL and parent.problem != config.problem:
+        if config.warm_start_type == IDENTICAL and _target(parent) != _target(config):
             raise TuningError(
-                f"warm start parent {run_dir} tuned {parent.problem}, this run {config.problem}: "
-                "IdenticalDataAndAlgorithm needs the same problem; use --warm-start-type TransferLearning"
+                f"warm start parent {run_dir} tuned {parent.label}, this run {config.label} (or another env of "
+                "it): IdenticalDataAndAlgorithm needs the same problem; use --warm-start-type TransferLearning"
             )
         try:
             assert parent.storage is not None  # load_run_config fills it in
@@ -92,3 +93,8 @@ def _fits(distribution: optuna.distributions.BaseDistribution, value: Any) -> bo
         return bool(distribution._contains(distribution.to_internal_repr(value)))
     except (ValueError, TypeError):  # e.g. a Categorical value the new choices do not have
         return False
+
+
+def _target(config: TuningConfig) -> tuple[str | None, dict[str, Any]]:
+    """What a run trains: its problem and the env its static values name (rl.env.*)."""
+    return config.problem, {key: config.space.static.get(key) for key in ENV_KEYS}

@@ -179,6 +179,8 @@ def test_warm_start_transfer_learning_informs_the_sampler_only(tmp_path, fake_ru
     [
         ({"warm_start": ["nowhere"]}, "is not a tuning run directory"),
         ({"warm_start": ["p"], "problem": "hopper"}, "IdenticalDataAndAlgorithm needs the same problem"),
+        ({"warm_start": ["p"], "static": {"rl.env.max_episode_steps": 50}}, r"tuned reacher, this run reacher \(or "
+                                                                            r"another env of it\)"),
         ({"warm_start": ["p"], "objective_type": "Minimize"}, "a warm start needs the same objective"),
         ({"warm_start": ["p"] * 6}, "at most 5"),
         ({"warm_start_type": "Identical"}, "is not one of IdenticalDataAndAlgorithm, TransferLearning"),
