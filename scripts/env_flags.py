@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sagemaker_rl import user_code
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.job import (
     ENV_ID_KEY,
@@ -69,7 +70,7 @@ def target(args: argparse.Namespace, *, required: bool = True) -> Target:
         raise UserError(f"{own[0]} describes an env: add --env ID_OR_ENTRY_POINT")
     if args.preset and not args.problem_file:
         raise UserError("--preset picks a problem file's preset: add --problem-file, or set rl.training.preset")
-    code_dir = _code_dir(args.code_dir)
+    code_dir = None if args.code_dir is None else user_code.check_code_dir(args.code_dir)
     if args.problem_file:
         problem = load_problem_file(args.problem_file)
         return Target(None, problem.hyperparameters(args.simulator, args.preset), problem.space, code_dir)
@@ -81,14 +82,6 @@ def target(args: argparse.Namespace, *, required: bool = True) -> Target:
     if required and not args.problem:
         raise UserError("name what to train: --problem NAME, --env ID_OR_ENTRY_POINT or --problem-file FILE")
     return Target(args.problem, {}, None, code_dir)
-
-
-def _code_dir(path: Path | None) -> Path | None:
-    if path is None:
-        return None
-    if not path.is_dir():
-        raise UserError(f"--code-dir {path} is not a directory: give the directory that holds your env's code")
-    return path.resolve()
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -277,7 +277,12 @@ class CheckedEnv(gymnasium.Wrapper):
         return self._observation(obs, "reset"), info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = _guarded(self._label, "step", lambda: self.env.step(action))
+        try:  # every env step passes here: no closure, one try
+            obs, reward, terminated, truncated, info = self.env.step(action)
+        except (UserError, gymnasium.error.Error):
+            raise
+        except Exception as error:  # the user's env: whatever it raises is its own message
+            raise EnvError(f"the env {self._label} raised in step: {_said(error)}") from error
         if not isinstance(reward, int | float | np.number) or not np.isfinite(reward):
             raise EnvError(f"the env {self._label} returned the reward {shorten(reward)} from step: rewards must "
                            "be finite numbers")

@@ -38,7 +38,7 @@ class EvaluationResult:
 
 def evaluate(model_dir: Path, *, episodes: int = 10, seed: int = 0, video: Path | None = None) -> EvaluationResult:
     """Run `episodes` deterministic episodes of the policy in `model_dir`; optionally save a GIF of the first."""
-    from sagemaker_rl.job.envs import make
+    from sagemaker_rl.job.envs import make, problem_env
     from sagemaker_rl.job.export import OnnxPolicy
     from sagemaker_rl.job.hyperparameters import EnvSettings
 
@@ -50,7 +50,9 @@ def evaluate(model_dir: Path, *, episodes: int = 10, seed: int = 0, video: Path 
     if episodes < 1:
         raise UserError(f"episodes must be >= 1, got {episodes}")
     params = json.loads(params_file.read_text())
-    env = make(EnvSettings(**params["env"]), render_mode="rgb_array" if video else None)
+    # a model written before jobs took any env holds only its problem and simulator
+    settings = EnvSettings(**params["env"]) if "env" in params else problem_env(params["problem"], params["simulator"])
+    env = make(settings, render_mode="rgb_array" if video else None)
     frames: list[Any] = []
     try:
         result = run_episodes(env, OnnxPolicy(policy_file), episodes=episodes, seed=seed,

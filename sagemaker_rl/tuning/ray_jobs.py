@@ -508,7 +508,7 @@ def _run_job(problem: str | None) -> int:
               "--storage-path a directory every node can write", flush=True)
         return 1
     os.chdir(paths.base)
-    os.execv(sys.executable, [sys.executable, "-m", job.MODULE, *(["--problem", problem] if problem else [])])
+    os.execv(sys.executable, [sys.executable, *job.job_command(problem)])
     return 1  # not reached: execv replaces this process
 
 

@@ -203,7 +203,7 @@ def test_an_env_or_a_problem_file_is_tuned_with_its_keys_as_static_values(tmp_pa
     (["--problem", "hopper", "--env", "Pendulum-v1"], "--problem and --env both name what to train: keep one"),
     (["--env-package", "my_robots"], "--env-package describes an env: add --env ID_OR_ENTRY_POINT"),
     (["--env", "Pendulum-v1", "--simulator", "mujoco"], "--simulator picks a problem's env: drop it with --env"),
-    (["--env", "Pendulum-v1", "--code-dir", "nowhere"], "--code-dir nowhere is not a directory"),
+    (["--env", "Pendulum-v1", "--code-dir", "nowhere"], "the code directory nowhere does not exist"),
     (["--problem-file", "nowhere.yaml"], "cannot read problem file nowhere.yaml"),
     (["--env", "Pendulm-v1"], "rl.env.id 'Pendulm-v1' is not a registered Gymnasium id (did you mean 'Pendulum-v1'?)"),
 ])
