@@ -19,7 +19,7 @@ PIP_CERT ?=# a CA bundle for pip in the build (a TLS-inspecting proxy); never st
 BASE_IMAGE ?=
 TORCH_INDEX_URL ?=# default: the Dockerfile's (PyTorch's CPU wheel index for cpu, PyPI's CUDA wheels for gpu)
 
-.PHONY: venv test test-fast train tune lint bench clean build push image-name image-test
+.PHONY: venv test test-fast train tune lint docs bench clean build push image-name image-test
 
 venv: $(STAMP)
 
@@ -43,9 +43,17 @@ tune: venv  ## the main job: a small local tuning run (~16 min on 2 cores)
 	$(PY) scripts/tune.py --problem $(PROBLEM)
 
 lint: venv
-	$(VENV)/bin/ruff check sagemaker_rl scripts entrypoints tests bench
+	$(VENV)/bin/ruff check sagemaker_rl scripts entrypoints tests bench docs
 	$(VENV)/bin/mypy sagemaker_rl scripts
 	$(VENV)/bin/hadolint --failure-threshold error docker/Dockerfile.cpu docker/Dockerfile.gpu
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The site is built from docs/ with the generated parts filled in (docs/hooks.py); README.md's headline figures
+# come from bench/results/*.json (bench/pages.py) and are rewritten here, before the strict build checks them.
+# Never `mkdocs build --quiet`: it hides the warnings strict mode counts, and a broken link passes.
+docs: venv  ## the documentation site in site/ (strict) and README.md's headline figures
+	$(PY) docs/hooks.py readme
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # The Dockerfiles need BuildKit (docker/check-builder.sh says what to install when docker lacks it); the wheels
 # lent to the build are removed after it, also when it fails.

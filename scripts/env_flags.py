@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, problem_help: str) -> None
     own.add_argument("--max-episode-steps", type=int, metavar="N", help="the env's time limit (default: its "
                      "registered one, else 1000)")
     own.add_argument("--problem-file", type=Path, metavar="FILE", help="a YAML problem: its env (per simulator), "
-                     "stop reward, presets and search space (see the README)")
+                     "stop reward, presets and search space (see docs/own-problem.md)")
     own.add_argument("--preset", help="a problem file's preset (default: its default_preset)")
     own.add_argument("--code-dir", type=Path, metavar="DIR", help="the directory of your env's code (and its "
                      "requirements.txt): importable locally, and sent with every job as SageMaker's source_dir")

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sagemaker_rl import engine
-from sagemaker_rl.engine import ContainerSettings
+from sagemaker_rl import api
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.sagemaker import POLL_S, Aws, SageMakerConfig, connect
 
@@ -69,8 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, job: str) -> None:
     """--backend, and the SageMaker options in their own help section; `job` is 'training' or 'tuning'."""
     ray = (RAY,) if job == "tuning" else ()  # trials as Ray Jobs on a cluster (scripts/tune.py's Ray options)
     parser.add_argument("--backend", choices=(LOCAL, CONTAINER, *ray, SAGEMAKER), default=LOCAL,
-                        help=f"run locally (default), in the built image with podman or docker (container), "
-                        f"{'on a Ray cluster, ' if ray else ''}or as a SageMaker {job} job")
+                        help=f"where it runs: here ({LOCAL}), in the built image with podman or docker ({CONTAINER}), "
+                        f"{f'on a Ray cluster ({RAY}), ' if ray else ''}or as a SageMaker {job} job ({SAGEMAKER}) "
+                        f"(default: {LOCAL})")
     group = parser.add_argument_group("SageMaker (--backend sagemaker; region and credentials from the usual "
                                       "AWS configuration)")
     for option in _FLAGS:
@@ -119,15 +119,18 @@ def config(args: argparse.Namespace) -> SageMakerConfig:
     return SageMakerConfig(**{"image": None, "role": None, **given}, tags=tags)
 
 
-def container_settings(args: argparse.Namespace, *, run_name: str) -> ContainerSettings:
-    """The settings of --backend container: the engine found, the image (checked: the engine has it), the hosts."""
-    count = value(args, "instance_count")
-    engine.host_names(1 if count is None else count)  # at least 1
-    settings = ContainerSettings(image=value(args, "image") or engine.default_image(),
-                                 engine=engine.find_engine(), instance_count=1 if count is None else count,
-                                 run_name=run_name)
-    engine.check_image(settings)
-    return settings
+def backend(args: argparse.Namespace, *, settings: SageMakerConfig | None = None) -> api.Backend:
+    """The backend --backend names, with its flags (SageMaker: `settings`, and how to reach AWS; it follows no job
+    by itself)."""
+    if args.backend == CONTAINER:
+        count = value(args, "instance_count")
+        return api.Container(image=value(args, "image"), instance_count=1 if count is None else count)
+    if args.backend == RAY:
+        return api.Ray(storage_path=args.storage_path, address=args.address)
+    if args.backend == SAGEMAKER:
+        return api.SageMaker(settings, region=value(args, "region"), profile=value(args, "profile"),
+                             endpoint_url=value(args, "endpoint_url"), wait=False, poll_s=poll_seconds(args))
+    return api.LOCAL
 
 
 def aws(args: argparse.Namespace) -> Aws:

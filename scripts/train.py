@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 import env_flags
 import sagemaker_flags
 
-from sagemaker_rl import engine, user_code
-from sagemaker_rl.contract import JobPaths, decode_value, num_cpus, write_inputs
+from sagemaker_rl import api
+from sagemaker_rl.contract import decode_value
 from sagemaker_rl.errors import UserError, cli
-from sagemaker_rl.job import SIMULATOR_KEY, run, target_label
+from sagemaker_rl.job import SIMULATOR_KEY
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of train.py's flags (the CLI reference is generated from it)."""
+    parser = argparse.ArgumentParser(prog="train.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     env_flags.add_arguments(parser, problem_help="a built-in problem (or --env / --problem-file)")
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                         help="a hyperparameter, e.g. rl.training.config.lr=3e-4 (repeatable)")
@@ -37,7 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="job base directory; an existing one resumes from its checkpoints "
                              "(default: a new runs/train-PROBLEM-TIME)")
     sagemaker_flags.add_arguments(parser, job="training")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     args.target = env_flags.target(args, required=not sagemaker_flags.value(args, "attach"))
     return args
 
@@ -68,36 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     sagemaker_flags.check_backend(args, local_only=("run_dir",))
     if args.backend == sagemaker_flags.SAGEMAKER:
         return train_on_sagemaker(args)
-    label = target_label(args.target.problem, args.target.hyperparameters)
-    run_dir = args.run_dir or Path("runs") / f"train-{label}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if args.backend == sagemaker_flags.CONTAINER:
-        return train_in_containers(args, run_dir)
-    paths = JobPaths(run_dir.resolve())
-    hyperparameters = hyperparameters_from(args)
-    if not paths.hyperparameters_file.exists() or hyperparameters:
-        write_inputs(paths, hyperparameters)
-    print(f"Run directory: {paths.base}", flush=True)
-    code_dir = args.target.code_dir
-    if code_dir is not None:  # importable here and in the Ray workers this job starts (they inherit PYTHONPATH)
-        sys.path.insert(0, str(code_dir))
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_dir), os.environ.get("PYTHONPATH")]))
-    return run(args.target.problem, paths)
-
-
-
-def train_in_containers(args: argparse.Namespace, run_dir: Path) -> int:
-    """Run the job in the built image, one container per host sharing this machine's cores, in the foreground."""
-    settings = sagemaker_flags.container_settings(args, run_name=run_dir.name)
-    hyperparameters = hyperparameters_from(args)
-    cpus = max(1, num_cpus() // settings.instance_count)
-    problem, code_dir = args.target.problem, args.target.code_dir
-    bundle = user_code.make_bundle(code_dir, user_code.entry_point(problem), run_dir) if code_dir else None
-    job = engine.JobContainers(run_dir.resolve(), problem, settings, cpus_per_host=cpus, code_bundle=bundle)
-    if not job.has_inputs() or hyperparameters:
-        job.write_inputs(hyperparameters)
-    print(f"Run directory: {job.base_dir} (/opt/ml of {job.hosts[0]}; {settings.image}, {len(job.hosts)} "
-          f"host(s) of {cpus} CPU(s) with {settings.engine})", flush=True)
-    return engine.run_job(job, out=sys.stdout)
+    backend = sagemaker_flags.backend(args)
+    assert isinstance(backend, api.Local | api.Container)
+    trained = api.train(args.target.problem, hyperparameters_from(args), run_dir=args.run_dir, backend=backend,
+                        code_dir=args.target.code_dir, out=sys.stdout)
+    assert trained.exit_code is not None
+    return trained.exit_code
 
 
 def train_on_sagemaker(args: argparse.Namespace) -> int:

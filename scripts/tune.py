@@ -22,6 +22,7 @@ from typing import Any
 import env_flags
 import sagemaker_flags
 
+from sagemaker_rl import api
 from sagemaker_rl.errors import cli
 from sagemaker_rl.job import SIMULATOR_KEY
 from sagemaker_rl.tuning import (
@@ -33,10 +34,8 @@ from sagemaker_rl.tuning import (
     TuningResult,
     backends,
     load_config,
-    open_run,
     parse_parameter_flag,
     parse_static_flag,
-    reopen_run,
 )
 from sagemaker_rl.tuning.config import (
     DEFAULT_GENERATIONS,
@@ -46,6 +45,7 @@ from sagemaker_rl.tuning.config import (
     file_keys,
 )
 from sagemaker_rl.tuning.record import WARM_START_TYPES
+from sagemaker_rl.tuning.rundir import LOG_FILE
 from sagemaker_rl.tuning.space import parameter_flag
 
 _DEFAULTS = TuningConfig()
@@ -155,8 +155,10 @@ _RAY_ONLY = ("address", "storage_path")  # dests of the options only --backend r
 _RESUMABLE = ("max_jobs", "max_parallel_jobs")  # settings --resume may change
 
 
-def _arguments(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of tune.py's flags (the CLI reference is generated from it)."""
     parser = argparse.ArgumentParser(
+        prog="tune.py",
         description=__doc__.split("\n\n")[0],
         epilog=f"Tuning file keys: {', '.join(file_keys())} (SageMaker's ParameterRanges and "
         "StaticHyperParameters are read too).",
@@ -169,7 +171,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     for option in _RAY_OPTIONS:
         option.add_to(ray)
     sagemaker_flags.add_arguments(parser, job="tuning")
-    return parser.parse_args(argv)
+    return parser
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -216,7 +222,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _log_to(run_dir: Path) -> None:
-    file_handler = logging.FileHandler(run_dir / "tuner.log")
+    file_handler = logging.FileHandler(run_dir / LOG_FILE)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(file_handler)
 
@@ -248,11 +254,6 @@ def _check_flags(args: argparse.Namespace) -> None:
     given = ["--" + dest.replace("_", "-") for dest in _RAY_ONLY if getattr(args, dest)]
     if given and args.backend != sagemaker_flags.RAY and not args.resume:
         raise TuningError(f"{given[0]} applies to --backend ray: add --backend ray or drop {given[0]}")
-    if args.strategy == str(Strategy.PBT):
-        if args.backend == sagemaker_flags.SAGEMAKER:
-            raise TuningError("strategy PBT runs locally or on a Ray cluster (--backend local or ray): SageMaker AMT "
-                              "has no population-based strategy")
-        backends.check_pbt_storage(args.storage_path if args.backend == sagemaker_flags.RAY else None)
     extra = {key for key, value in _overrides(args).items() if key not in _RESUMABLE and value}
     if args.resume and (extra or args.config):
         raise TuningError(f"--resume continues a run with its recorded settings; only --max-jobs and "
@@ -267,64 +268,44 @@ def _dry_run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> tuple[TuningResult, Runner | None]:
-    runner = backends.runner_to_resume(args.resume, address=args.address)
-    with reopen_run(args.resume, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs) as run:
+    with api.reopen_tuning(args.resume, address=args.address, max_jobs=args.max_jobs,
+                           max_parallel_jobs=args.max_parallel_jobs) as run:
         _log_to(run.run_dir)
-        return run.run(runner=runner), runner
+        return run.run(), run.runner
 
 
 def _new_run(args: argparse.Namespace) -> tuple[TuningResult, Runner | None]:
-    overrides = _overrides(args)
-    cluster = None
-    if args.backend == sagemaker_flags.RAY:
-        cluster = backends.ray_cluster(args.address, args.storage_path)
-        if "num_cpus" not in overrides:
-            overrides["num_cpus"] = backends.cpus_to_share(cluster)
-    config = _load_config(args, overrides).resolved()
-    assert config.run_dir is not None
-    container = None
-    if args.backend == sagemaker_flags.CONTAINER:
-        container = sagemaker_flags.container_settings(args, run_name=config.run_dir.name)
-    runner = backends.new_runner(config.run_dir, cluster=cluster, container=container)
-    local = args.backend == sagemaker_flags.LOCAL
     # a bad key fails before the run dir exists; an env only in the image or on the cluster is checked there
-    with open_run(config, command=["python", *sys.argv], envs_here=local) as run:
+    with api.open_tuning(_load_config(args), sagemaker_flags.backend(args), command=["python", *sys.argv]) as run:
         _log_to(run.run_dir)
-        backends.record(runner, run.run_dir)  # --resume finds the cluster or the image there
-        return run.run(runner=runner), runner
+        return run.run(), run.runner
 
 
 def tune_on_sagemaker(args: argparse.Namespace) -> int:
     """Start the study as one SageMaker tuning job (or --attach to one); with --wait, follow it and write
     the same trials.csv and best_hyperparameters.json as a local run."""
-    from sagemaker_rl import sagemaker
-
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     name, run_dir = sagemaker_flags.value(args, "attach"), args.run_dir
+    settings = None if name else sagemaker_flags.config(args)  # a missing role or image fails here, first
+    backend = sagemaker_flags.backend(args, settings=settings)
+    assert isinstance(backend, api.SageMaker)
     try:
         if name:
-            aws = sagemaker_flags.aws(args)
             run_dir = run_dir or Path("runs", f"tune-{name}")
+            tuning = api.Tuning(run_dir, job_name=name, sagemaker=backend)
         else:
-            settings = sagemaker_flags.config(args)  # a missing role or image fails here, first
-            config = _load_config(args).resolved()
-            aws = sagemaker_flags.aws(args)
-            name = sagemaker.start_tuning_job(aws, config, settings, out=sys.stdout)
-            assert config.run_dir is not None
-            run_dir = config.run_dir
+            tuning = api.tune(_load_config(args), backend=backend, out=sys.stdout)
+            name, run_dir = tuning.job_name or "", tuning.run_dir
             if not sagemaker_flags.value(args, "wait"):
                 print(f"follow it with: {sagemaker_flags.follow_command('tune.py', name, args, run_dir=run_dir)}")
                 return 0
-        poll_s = sagemaker_flags.poll_seconds(args)
-        description = sagemaker.wait_for_tuning_job(aws, name, out=sys.stdout, poll_s=poll_s)
-        files = sagemaker.write_tuning_results(aws, description, run_dir.absolute(), out=sys.stdout)
+        tuning.wait(out=sys.stdout)
     except KeyboardInterrupt:
         if name:
             follow = sagemaker_flags.follow_command("tune.py", name, args, run_dir=run_dir)
             print(f"\nstopped following; the tuning job runs on in SageMaker: {follow}")
         return 130
-    complete = description["HyperParameterTuningJobStatus"] == "Completed" and "best_hyperparameters" in files
-    return 0 if complete else 1
+    return 0 if tuning.sagemaker_status == "Completed" and tuning.best_hyperparameters is not None else 1
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from ray.rllib.models.torch.torch_distributions import TorchDiagGaussian
 RESAMPLE_KEY = "gsde_resample_steps"  # the model_config key the job passes its setting in
 LOG_STD_PARAMETER = "sde_log_std"
 # The noise scale's start when the job gives none: on reacher's [64, 64] tanh features an action std of ~0.3
-# (entropy 0.4); -1.2, the free std's 0.66 of the `fast` preset, learned less (see the README's gSDE figures).
+# (entropy 0.4); -1.2, the free std's 0.66 of the `fast` preset, learned less (docs/benchmarks.md, "Reacher: gSDE").
 DEFAULT_LOG_STD = -2.0
 _VARIANCE_EPSILON = 1e-6  # SB3's: a floor under the variance where every feature is near zero
 

@@ -495,7 +495,7 @@ def _set_ppo(ppo: dict[str, Any], key: str, path: str, value: Any) -> None:
     if name not in PPO_FIELDS:
         if name in _ppo_defaults():
             raise UserError(f"{key} is an RLlib PPOConfig field this job does not take: it accepts "
-                            f"{', '.join(PPO_FIELDS)} (see the README's Hyperparameters table)")
+                            f"{', '.join(PPO_FIELDS)} (see docs/hyperparameters.md)")
         raise UserError(f"unknown PPO setting {shorten(key)}{did_you_mean(name, [*PPO_FIELDS, *LEGACY_NAMES])}: "
                         f"{PPO_PREFIX}<field> takes RLlib 2.60 PPOConfig fields such as lr, gamma, "
                         "num_epochs, minibatch_size, train_batch_size_per_learner")

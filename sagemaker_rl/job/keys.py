@@ -86,3 +86,38 @@ def target_label(problem: str | None, hyperparameters: Mapping[str, Any]) -> str
     """What a job or run trains, for file and job names: the problem, or its env's id without the module."""
     name = problem or str(hyperparameters.get(ENV_ID_KEY, "env")).rpartition(":")[2]
     return re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-").lower()[:40] or "env"
+
+
+# What each of our own keys does, in one line, written once: the hyperparameter reference (reference.py, the docs'
+# Hyperparameters page) shows it beside the key's type, bounds and default. PPO fields are RLlib's (reference.py).
+MEANINGS: dict[str, str] = {
+    PRESET_KEY: "the preset the values start from: `fast` (tuned here for a small machine; a problem's default), "
+                "`seed` (the original scripts' values) or `generic` (where an env without a tuned preset starts)",
+    RUN_KEY: "the original scripts' algorithm name: PPO is the only one accepted",
+    SEED_KEY: "seeds RLlib and the environments: every env copy of every env runner gets its own seed",
+    CHECKPOINT_FREQ_KEY: "iterations between checkpoints (one is always written at the end)",
+    KEEP_CHECKPOINTS_KEY: "newest checkpoints kept in `checkpoints/` (0 keeps all)",
+    INITIAL_LOG_STD_KEY: "the policy's free log std at a fresh start (RLlib starts at 0, a std of 1 on actions in "
+                         "[-1, 1]); a resume keeps the learned one; with gSDE, the noise matrices' log std "
+                         "(default -2)",
+    NUM_ENVS_KEY: "vector env copies of the whole job, split evenly over its env runners (rounded up; all in the "
+                  "driver on one CPU), so a batch has the same shape on any core count; "
+                  f"`{PER_RUNNER_ENVS_KEY}` replaces it (setting both is refused)",
+    GSDE_KEY: "turns on gSDE (generalized state-dependent exploration, SB3's `use_sde`), its noise matrices drawn "
+              "anew every N env steps (SB3's `sde_sample_freq`); off by default",
+    STALL_TIMEOUT_KEY: "seconds without progress (start-up, one iteration) after which the job fails with its last "
+                       "log lines",
+    CLUSTER_TIMEOUT_KEY: "a multi-host job: seconds a host waits for the Ray head, and the head for every host, "
+                         "before it fails with the reason",
+    STOP_PREFIX + "episode_reward_mean": "stop when the mean return over the last 100 episodes reaches this",
+    STOP_PREFIX + "time_total_s": "stop after this many training seconds, summed across restarts",
+    STOP_PREFIX + "timesteps_total": "stop after this many env steps, summed across restarts",
+    STOP_PREFIX + "training_iteration": "stop after this many iterations, counted across restarts",
+    SIMULATOR_KEY: "a problem's env: `roboschool` (the PyBullet ports) or `mujoco` (Gymnasium's MuJoCo v5)",
+    ENV_ID_KEY: "the env of a job without a problem (`train-env.py`, `scripts/train.py --env`): a Gymnasium id "
+                "(`Pendulum-v1`), an id a package registers, or `module:Class` of your code",
+    ENV_PACKAGE_KEY: "a module imported before the env is made (it registers the id)",
+    ENV_KWARGS_KEY: "the env's constructor arguments, a JSON object",
+    ENV_KWARGS_KEY + ".<name>": "one constructor argument of the env (a tuner may search it)",
+    MAX_EPISODE_STEPS_KEY: "the env's time limit (an env registered without one gets 1000, with a notice)",
+}

@@ -67,15 +67,10 @@ GENERIC_PRESET = "generic"  # for any env: problems without a tuned preset, and 
 
 # PPO settings every job starts from, in RLlib 2.60 names: the original SageMaker RL Roboschool
 # scripts' values (the `seed` preset adds nothing to them but humanoid's batch), adapted to the new
-# API stack. Every value a job relies on is set here, so RLlib's defaults never decide. Ours,
-# measured on 2 cores (`make bench`):
-# - 16 vector envs per runner: one env per runner samples at ~250 steps/s (RLlib's per-step
-#   overhead), 16 at ~1,900; 32 was no faster within the noise of a shared machine (-8% to +15%)
-#   and, with complete episodes, would double hopper's and humanoid's effective batch;
-# - a [64, 64] tanh network (the PPO paper's MuJoCo network) instead of the scripts' implicit
-#   RLlib default [256, 256]: with 20 epochs of 25,000 samples the larger network's learner takes
-#   ~13 s of a 28 s iteration, holding reacher to ~1,010 env steps/s end to end (0.33 of the raw
-#   env.step rate); [64, 64] gives ~1,870 (0.59).
+# API stack. Every value a job relies on is set here, so RLlib's defaults never decide. Ours, for speed:
+# 16 vector envs per runner (RLlib's per-step overhead is paid per vector step) and a [64, 64] tanh network
+# (the PPO paper's MuJoCo network; the scripts' implicit [256, 256] made the learner most of an iteration).
+# The measurements: docs/problems.md, "Adaptations for speed".
 SHARED_PPO: dict[str, Any] = {
     "gamma": 0.995,
     "lambda_": 1.0,
@@ -102,13 +97,11 @@ _SEED_NOTE_NO_SCRIPT = ("the original SageMaker RL Roboschool scripts' shared va
 _HUMANOID_SEED = {"num_epochs": 10, "minibatch_size": 32_768, "train_batch_size_per_learner": 320_000}
 
 # The `fast` presets: what learns fastest per wall-second on a small machine. Shared by every
-# problem: observation normalization (the first lever measured here: reacher at 221 s went from
-# -0.5..5.5 to 11.1), truncated episodes (complete episodes make an iteration at least runners x
-# envs x an episode long), no KL loss (the clipped objective alone, as most PPO implementations),
-# value-loss weight and gradient clip 0.5 (rl-zoo3's pybullet rows), and 16 env copies in the whole
-# job, split over its runners: 16 copies x 512 steps a batch on any core count, so values tuned on
-# one-CPU trials hold on two (reacher on two CPUs: 2 x 16 copies of 256 steps reached 10 and 17 in a
-# median 98 and 252 s of 3 seeds, 2 x 8 copies of 512 in 53 and 143 s of 5, though 17% slower to step).
+# problem: observation normalization (the first lever measured), truncated episodes (complete episodes make
+# an iteration at least runners x envs x an episode long), no KL loss (the clipped objective alone, as most
+# PPO implementations), value-loss weight and gradient clip 0.5 (rl-zoo3's pybullet rows), and 16 env copies
+# in the whole job, split over its runners: 16 copies x 512 steps a batch on any core count, so values tuned
+# on one-CPU trials hold on two. The measurements behind each: docs/problems.md.
 _FAST_SHARED = {
     "observation_filter": "MeanStdFilter",
     "batch_mode": "truncate_episodes",
@@ -119,18 +112,9 @@ _FAST_SHARED = {
     "train_batch_size_per_learner": 8192,
 }
 _FAST_ENVS = 16  # rl.training.num_envs of every `fast` preset
-# Reacher: the best trial of `sagemaker_rl/tuning/spaces/ppo-fast.yaml` (30 trials of 150 s on one
-# CPU each, two at a time, Bayesian; trial 17: 15.0), re-evaluated on seeds 100-102 against the
-# next two (median of the last value at 200 s: 13.9 vs 12.8 and 9.5-11.2 on two seeds). initial_log_std (53% of
-# the variance by Optuna's importance) and lr (24%) mattered most; network size and batch least.
-# Its lr is annealed linearly to a tenth over 1M env steps (a 150-s trial sees ~300k of them, so the
-# study could not tell): on one CPU, seeds 0, 1 and 3 reached a mean return of 17 in 216, 204 and
-# 241 s (seed 2 stood at ~10), where the constant lr took 361 and 214 s on seeds 0 and 1 and
-# missed on seed 2 within 400 s (`make bench` of the previous session). `make bench` since: 17 in a
-# median 223 s on one CPU (zoo-tuned SB3 367 s, same run) and 186 s on two (bench/results/20261201-195706.json);
-# with the vectorized connectors 202 s on one CPU (SB3 332 s), and on two CPUs 154-367 s or a miss, seed by
-# seed (bench/results/20261202-022106.json and the README): unstable with two runners, whose env copies
-# RLlib seeded alike; with the copies seeded apart (env_runner.py) 167 s, a miss (16.9 at 300 s) and 252 s.
+# Reacher: the best trial of `sagemaker_rl/tuning/spaces/ppo-fast.yaml` on reacher/roboschool, re-evaluated on
+# fresh seeds; its lr annealed to a tenth over 1M env steps afterwards (a study's short trials cannot tell a
+# schedule). How it was found and what it reaches: docs/problems.md and docs/benchmarks.md.
 _FAST_REACHER = {
     **_FAST_SHARED,
     "lr": [[0, 1.6e-3], [1_000_000, 1.6e-4]],
@@ -140,12 +124,9 @@ _FAST_REACHER = {
     "num_epochs": 12,
 }
 _FAST_REACHER_LOG_STD = -0.41
-# Hopper (and, untested, humanoid): the common PPO-on-MuJoCo values over the shared block, measured on
-# hopper/roboschool with 2 CPUs (seed 1). With lr 3e-4 constant, initial log std -0.5 and no gradient
-# clip, the policy stood at ~950 from 250 s on (its std shrinking fast) and collapsed to 32 in one
-# update at 420 s. With the clip (0.5, the shared block's), an initial log std of 0 (it explores
-# longer) and lr annealed linearly to a tenth over 4M steps (~30 minutes of 2-CPU steps), it reached
-# a mean return of 1,000 in 243 s and 2,000 in 515 s (953k env steps); seeds 0 and 2: 535 and 565 s.
+# Hopper (and, untested, humanoid): the common PPO-on-MuJoCo values over the shared block, with a gradient
+# clip, an initial log std of 0 (it explores longer) and lr annealed to a tenth over 4M steps: without the
+# three, hopper/roboschool's policy collapsed after its std shrank (measured, not a study: docs/problems.md).
 _FAST_LOCOMOTION = {
     **_FAST_SHARED,
     "lr": [[0, 3e-4], [4_000_000, 3e-5]],
@@ -159,10 +140,12 @@ _FAST_LOCOMOTION_LOG_STD = 0.0
 _HOPPER_FAST_NOTE = ("measured here on hopper/roboschool with 2 CPUs: common PPO-on-MuJoCo values (gamma 0.99, lambda "
                      "0.95, clip 0.2, 10 epochs of minibatch 512 from 8192), lr 3e-4 annealed to 3e-5 over 4M steps, "
                      "initial log std 0, gradient clip 0.5, observation filter; not a study")
-_FAST_NOTE_UNTUNED = "not tuned or measured for this problem: hopper/roboschool's fast values"
+_FAST_NOTE_UNTUNED = ("not tuned for this problem: the generic preset (hopper/roboschool's fast values, chosen by "
+                      "bench/generic_default.py on other problems)")
 # The generic preset: where a job on an env without a tuned preset starts (every row's `fast` but reacher's and
-# hopper/roboschool's). Until the measurement that chooses it (bench/generic_default.py), hopper's fast values:
-# common PPO-on-MuJoCo values, not reacher's.
+# hopper/roboschool's). Chosen by bench/generic_default.py among three candidates on two problems no preset was
+# tuned on, and reported against RLlib's defaults and the seed values on three others: hopper's fast values (common
+# PPO-on-MuJoCo values) won. The figures: docs/benchmarks.md, "Generic default".
 GENERIC = Preset(_FAST_LOCOMOTION, _FAST_NOTE_UNTUNED,
                  {"num_envs": _FAST_ENVS, "initial_log_std": _FAST_LOCOMOTION_LOG_STD})
 _SEED_ANY = Preset({}, "the original SageMaker RL Roboschool scripts' shared PPO values (SHARED_PPO)")

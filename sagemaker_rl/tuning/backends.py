@@ -84,6 +84,13 @@ def runner_to_resume(run_dir: Path, *, address: str | None = None) -> Runner | N
     return ContainerRunner(settings) if settings is not None else None
 
 
+def jobs_dir(run_dir: Path) -> Path:
+    """Where a run's jobs keep their directories (trials/NNNN), as this machine sees them: the run directory, or
+    for a Ray run its folder on the cluster's storage (the same path on every node)."""
+    cluster = RayCluster.read(run_dir)
+    return Path(cluster.run_folder(run_dir)) if cluster is not None else Path(run_dir)
+
+
 def stopped_note(runner: Runner | None) -> str | None:
     """What an interrupted run left to say about its runner: the Ray jobs it stopped."""
     if isinstance(runner, RayJobRunner) and runner.stopped:

@@ -61,7 +61,7 @@ from sagemaker_rl.tuning.strategies import (
     parse_strategy,
 )
 
-# The default study, chosen by measurement (bench/tuning_gain.py, README "Tuning gain"): of four
+# The default study, chosen by measurement (bench/tuning_gain.py, docs/benchmarks.md, "Tuning gain"): of four
 # candidate studies in the same 15-minute budget on 2 cores, this one's answer beat the default
 # configuration on fresh seeds by the most. 20 trials of 60 training seconds, 2 at a time, are 10
 # rounds of ~71 s (start-up, up to one more iteration, the export); the re-evaluation (the best trial

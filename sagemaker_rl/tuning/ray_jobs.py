@@ -84,6 +84,10 @@ class RayCluster:
             raise TuningError(f"--storage-path {self.storage_path!r} must be an absolute directory on the cluster "
                               "(the same on every node), e.g. /mnt/shared/sagemaker-rl")
 
+    def run_folder(self, run_dir: Path) -> PurePosixPath:
+        """Where the run in `run_dir` keeps its jobs on the storage: STORAGE/RUN_NAME."""
+        return PurePosixPath(self.storage_path, Path(run_dir).name)
+
     def write(self, run_dir: Path) -> None:
         (run_dir / CLUSTER_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
@@ -169,7 +173,7 @@ class RayJobRunner:
     def remote_dir(self, base_dir: Path) -> str:
         """The job's base directory on the cluster: STORAGE/RUN_NAME/trials/NNNN[/seed-i]."""
         relative = Path(base_dir).absolute().relative_to(self._run_dir)
-        return str(PurePosixPath(self.cluster.storage_path, self._run_dir.name, *relative.parts))
+        return str(self.cluster.run_folder(self._run_dir).joinpath(*relative.parts))
 
     def job_dir(self, base_dir: Path) -> Path:
         return Path(self.remote_dir(base_dir))  # the storage path is the same on every node and the tuner's

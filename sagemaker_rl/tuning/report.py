@@ -246,9 +246,9 @@ def write_html(study: optuna.Study, path: Path, *, objective: str = "episode_rew
         sections.append("<h2>Re-evaluation on fresh seeds</h2><p>" + html.escape(
             f"The search's best configurations and the default, each trained again with the trials' budget on "
             f"seeds {', '.join(map(str, rows[0]['seeds']))}, which no search trial used; gain = mean minus the "
-            "default's mean (per seed: paired on the same seed).") + "</p>" + _table_html(rows))
+            "default's mean (per seed: paired on the same seed).") + "</p>" + table_html(rows))
     sections += _figures_html(study, trials, best, objective)
-    sections.append("<h2>All trials</h2>" + _table_html(trial_rows(trials)))
+    sections.append("<h2>All trials</h2>" + table_html(trial_rows(trials)))
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Tuning report</title><style>"
         "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:90%}"
@@ -301,7 +301,7 @@ def _summary_html(trials: Sequence[FrozenTrial], best: FrozenTrial | None, objec
                if item.role is Role.REEVALUATION else f"best trial {best.number}, not re-evaluated")
         parts.append(f"<h2>Answer ({html.escape(how)}): {html.escape(objective)} = {best.value:.6g}</h2>")
         rows = [{"hyperparameter": key, "value": value} for key, value in sorted(record.hyperparameters(best).items())]
-        parts.append(_table_html(rows))
+        parts.append(table_html(rows))
     return "\n".join(parts)
 
 
@@ -486,7 +486,8 @@ def _slices_figure(trials: Sequence[FrozenTrial], objective: str) -> Any:
     return figure
 
 
-def _table_html(rows: Sequence[dict[str, Any]]) -> str:
+def table_html(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows (e.g. `trial_rows`) as an HTML table, failed ones marked (a notebook shows a running study with it)."""
     if not rows:
         return "<p>No trials.</p>"
     columns = list(rows[0])

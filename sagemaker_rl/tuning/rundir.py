@@ -26,6 +26,7 @@ LOCK_FILE = ".lock"
 REPORT_FILE = "report.html"
 TRIALS_FILE = "trials.csv"
 BEST_FILE = "best_hyperparameters.json"
+LOG_FILE = "tuner.log"  # the tuner's log records (INFO and up)
 SCHEDULE_FILE = "schedule.json"  # strategy PBT: the best final member's hyperparameter schedule
 MODEL_DIR = "model"  # strategy PBT: the best final member's model
 

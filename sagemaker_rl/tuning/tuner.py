@@ -71,9 +71,11 @@ class TuningResult:
 class TuningRun:
     """A run directory this process holds (its lock), ready to run; from `open_run` or `reopen_run`."""
 
-    def __init__(self, config: TuningConfig, parents: list[tuple[str, list[Any]]] | None = None) -> None:
+    def __init__(self, config: TuningConfig, parents: list[tuple[str, list[Any]]] | None = None, *,
+                 runner: Runner | None = None) -> None:
         assert config.run_dir is not None and config.storage is not None
         self.config = config
+        self.runner = runner  # where its jobs run (None: local processes sharing one Ray instance)
         self._parents = parents or []  # a new run's warm-start parents and their trials
 
     @property
@@ -84,8 +86,10 @@ class TuningRun:
     def run(self, *, runner: Runner | None = None, out: IO[str] | None = None) -> TuningResult:
         """Run trials until the budget is used (or Ctrl-C / SIGTERM), then write the report.
 
-        Without a `runner`, jobs run as local processes that share one Ray instance, stopped at the end.
+        Without a `runner` (given here or when the run was opened), jobs run as local processes that share one
+        Ray instance, stopped at the end.
         """
+        runner = runner or self.runner
         shared_ray = None
         if runner is None:
             shared_ray = SharedRay(self.run_dir, num_cpus=self.config.total_cpus)
@@ -98,12 +102,13 @@ class TuningRun:
 
 
 @contextmanager
-def open_run(config: TuningConfig, *, command: list[str] | None = None,
-             envs_here: bool = True) -> Iterator[TuningRun]:
+def open_run(config: TuningConfig, *, command: list[str] | None = None, envs_here: bool = True,
+             runner: Runner | None = None) -> Iterator[TuningRun]:
     """Check `config`, then claim a new run directory for it: tuning.json written, the lock held.
 
     Everything a user can get wrong fails here, before the run directory is made. `envs_here` False: the jobs
     run in an image or on a cluster, so an env whose code this machine lacks is left to the job's own check.
+    `runner` runs the jobs (None: local processes).
     """
     given, config = config, _within_cpus(config.resolved())
     assert config.run_dir is not None
@@ -119,7 +124,7 @@ def open_run(config: TuningConfig, *, command: list[str] | None = None,
                           "choose another --run-dir") from None
     with locked(config.run_dir):
         record_run(given, config, command or sys.argv)
-        yield TuningRun(config, parents)
+        yield TuningRun(config, parents, runner=runner)
 
 
 def _check_new_run(run_dir: Path) -> None:
@@ -143,7 +148,8 @@ def _within_cpus(config: TuningConfig) -> TuningConfig:
 
 @contextmanager
 def reopen_run(
-    run_dir: str | Path, *, max_jobs: int | None = None, max_parallel_jobs: int | None = None
+    run_dir: str | Path, *, max_jobs: int | None = None, max_parallel_jobs: int | None = None,
+    runner: Runner | None = None,
 ) -> Iterator[TuningRun]:
     """Claim the run in `run_dir` again (after Ctrl-C, a crash or kill -9), optionally with a new budget."""
     config = load_run_config(run_dir)
@@ -157,7 +163,7 @@ def reopen_run(
     with locked(config.run_dir):
         if changes:
             record_run(config, config, None)
-        yield TuningRun(config)
+        yield TuningRun(config, runner=runner)
 
 
 def run_tuning(

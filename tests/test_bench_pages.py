@@ -1,0 +1,264 @@
+"""bench/pages.py: the Benchmarks page and the headline render every result file, and only from the files."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+
+
+@pytest.fixture
+def pages(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(BENCH))  # bench/ is not a package: its modules import each other by name
+    return importlib.import_module("pages")
+
+
+def _write(directory: Path, name: str, data: Any) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _reward_run(seed: int, reached: dict[str, float | None], *, best: float, final: float | None = None,
+                steps: int = 400_000, load: float = 1.25) -> dict[str, Any]:
+    return {"exit_code": 0, "reached": {key: None if seconds is None else {"seconds": seconds, "env_steps": steps}
+                                        for key, seconds in reached.items()},
+            "best_mean_return": best, "cap_s": 400.0, "wall_s": 300.0, "env_steps": steps, "final_return": final,
+            "curve": [], "seed": seed, "load_average": load, "side_by_side": 2}
+
+
+def _throughput(label: str, setting: str, sampling: int, end_to_end: int) -> dict[str, Any]:
+    return {"label": label, "setting": setting, "problem": "reacher", "simulator": "roboschool", "cpus": 2,
+            "num_env_runners": 2, "num_envs_per_env_runner": 8, "sampling_cores": 2,
+            "train_batch_size_per_learner": 8192, "num_epochs": 12, "minibatch_size": 1024,
+            "batch_mode": "truncate_episodes", "fcnet_hiddens": [64, 64], "torch_threads": 1, "build_s": 5.0,
+            "iterations": [], "sampling_steps_per_s": sampling, "end_to_end_steps_per_s": end_to_end,
+            "learning_s_per_iteration": 0.55, "wall_s": 20.0}
+
+
+def _suite() -> dict[str, Any]:
+    targets = ["10.0", "17.0"]
+    runs = {"fast preset, 1 CPU": [_reward_run(seed, dict(zip(targets, times, strict=True)), best=17.4, final=16.75)
+                                   for seed, times in enumerate([(60.0, 123.4), (70.0, 130.0), (50.0, 110.0)])],
+            "SB3 PPO, rl-zoo3 row, 1 thread": [_reward_run(seed, {"10.0": 100.0, "17.0": 246.8}, best=18.0)
+                                               for seed in range(3)]}
+    return {
+        "started": "2026-12-05T10:00:00", "quick": False, "machine": {"cores": 2, "cpu": "Test CPU", "python": "3.11"},
+        "commit": "abc1234", "load_average": {"raw": 0.5, "tuner overhead": 0.75, "end": 1.0},
+        "raw": {"reacher": {"roboschool": 10000, "mujoco": 20000}},
+        "throughput": [_throughput("ours (fast preset)", "ours", 4321, 3210),
+                       _throughput("RLlib defaults", "rllib", 1000, 321)],
+        "time_to_reward": [{"problem": "reacher", "simulator": "roboschool", "targets": [10.0, 17.0], "cap_s": 400.0,
+                            "seeds": [0, 1, 2], "runs": runs}],
+        "tuner": {"problem": "reacher", "trials": 4, "cpus_per_job": 2, "job": {}, "tuning_wall_s": 118.4,
+                  "wall_per_trial_s": 29.6, "trial_durations_s": [27.0] * 4, "lone_job_s": [25.0, 26.0],
+                  "trial_wall_minus_training_s": [3.5] * 4, "overhead_per_trial_s": 4.6, "overhead_fraction": 0.184,
+                  "cores": 2},
+        "ray": {"problem": "reacher", "trials": 4, "iterations": 3, "job": {}, "cores": 2, "speedup": 1.87,
+                "runs": [{"nodes": n, "cpus_per_node": 1, "wall_s": wall, "trial_durations_s": [40.0], "complete": 1,
+                          "load_average_before": 1.0, "load_average_after": 2.0} for n, wall in ((1, 467.5),
+                                                                                                (2, 250.0))]},
+        "finished": "2026-12-05T11:00:00",
+    }
+
+
+def _hopper() -> dict[str, Any]:
+    runs = [_reward_run(seed, {"1000.0": 240.0, "2000.0": seconds}, best=2001.0, steps=900_000)
+            for seed, seconds in ((0, 555.5), (1, 600.0))]
+    return {"problem": "hopper", "simulator": "roboschool", "targets": [1000.0, 2000.0], "cap_s": 1800.0,
+            "seeds": [0, 1], "runs": {"fast preset, 2 CPUs": runs}, "commit": "def5678", "how": "a hand-run note"}
+
+
+def _tuning_gain() -> list[dict[str, Any]]:
+    def study(name: str, gain: float) -> dict[str, Any]:
+        default = {"candidate": "default", "answer": "", "status": "complete", "search_objective": None,
+                   "mean": 5.0, "spread": 1.5, "per_seed": [4.0, 5.0, 6.0], "gain_over_default": None,
+                   "gain_per_seed": None, "seeds": [10000, 10001, 10002], "trial": 9}
+        answer = {**default, "candidate": "trial 3", "answer": "yes", "mean": 5.0 + gain,
+                  "gain_per_seed": [gain - 1, gain, gain + 1], "trial": 8}
+        return {"study": name, "exit_code": 0, "wall_s": 930, "load_average_before": 2.0, "search_trials": 8,
+                "search_range": [-1.0, 9.0], "answer": "trial 3", "answer_mean": 5.0 + gain, "default_mean": 5.0,
+                "gain": gain, "gain_per_seed": [gain - 1, gain, gain + 1], "gain_spread": 1.0,
+                "seeds": [10000, 10001, 10002], "reevaluation": [answer, default], "run_dir": "/tmp/x"}
+
+    return [study("small", 0.5), study("large", 3.21)]
+
+
+def _pbt() -> list[dict[str, Any]]:
+    return [{"strategy": strategy, "run_dir": "/tmp/x", "wall_s": 500.0, "load_before": 1.0, "load_after": 2.0,
+             "trials": 16, "answer_trial": 3, "answer_objective": 9.5, "policy_env_steps": 327680,
+             "policy_training_s": 150.0, "evaluation_mean": mean, "evaluation_std": 5.67, "episodes": 50, "repeat": 0}
+            for strategy, mean in (("PBT", 12.34), ("Bayesian", 4.56), ("Random", 7.89))]
+
+
+def _generic(*, finished: bool) -> dict[str, Any]:
+    def run(target: str, config: str, seed: int, final: float | None) -> dict[str, Any]:
+        return {"target": target, "config": config, "seed": seed, "final_return": final, "iterations": 30,
+                "env_steps": 300000, "wall_s": 140.0, "exit_code": 0 if final is not None else 1,
+                "load_average": 1.5, "curve": [], "resolved": {},
+                "failure": None if final is not None else "the job diverged"}
+
+    configs = {name: {"name": name, "hyperparameters": {}, "source": f"where {name} comes from"}
+               for name in ("generic", "sb3-zoo", "rllib-default", "seed")}
+    record = {"started": "2026-12-05T09:00:00", "command": ["bench/generic_default.py"], "quick": False,
+              "budget_s": 100.0, "cpus": 2, "machine_cores": 2, "choose_seeds": [0], "report_seeds": [0],
+              "choice_problems": ["walker2d/roboschool"], "report_problems": ["Pendulum-v1"], "discrete": {},
+              "configs": configs, "runs": [run("walker2d/roboschool", "generic", 0, 543.21),
+                                           run("walker2d/roboschool", "sb3-zoo", 0, None)]}
+    if finished:
+        record["runs"] += [run("Pendulum-v1", "generic", 0, -234.5), run("Pendulum-v1", "rllib-default", 0, -1200.0),
+                           run("Pendulum-v1", "seed", 0, -600.0)]
+        record.update(scores={"generic": 1.0, "sb3-zoo": 0.0}, choice="generic", finished="2026-12-05T09:30:00")
+    return record
+
+
+def _old_suite() -> dict[str, Any]:
+    """bench/run.py's record of November 2026: time_to_reward one run per trainer, keys `ours` and `sb3`."""
+    def run(best: float) -> dict[str, Any]:
+        return {"exit_code": -9, "reached": {"0.0": {"seconds": 321.0, "env_steps": 1000}, "18.0": None},
+                "best_mean_return": best, "cap_s": 600.0, "wall_s": 598.0, "env_steps": 9000, "curve": []}
+
+    return {"started": "2026-11-24T03:00:00", "quick": False, "machine": {"cores": 2, "cpu": "Old CPU"},
+            "commit": "0ld0000", "load_average": {"time to reward: ours": 6.5},
+            "time_to_reward": {"problem": "reacher", "simulator": "roboschool", "targets": [0.0, 18.0],
+                               "ours": run(-2.98), "sb3": run(-0.92)}}
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    directory = tmp_path / "results"
+    _write(directory, "20261124-033551.json", _old_suite())
+    _write(directory, "20261205-110000.json", _suite())
+    _write(directory, "20261205-120000-hopper.json", _hopper())
+    _write(directory, "tuning-gain-20261205.json", _tuning_gain())
+    _write(directory, "pbt-vs-search-20261205.json", _pbt())
+    _write(directory, "generic-default-20261205-090000.json", _generic(finished=True))
+    _write(directory, "generic-default-20261206-090000.json", _generic(finished=False))
+    return directory
+
+
+def _rendered_in(page: str) -> dict[str, str]:
+    """The page's index: {file: the sections that render it}."""
+    index = page.split("## Result files", 1)[1]
+    return {match[1].rsplit("/", 1)[-1]: match[2] for match in re.finditer(r"^\| `([^`]+)` \| [^|]+ \| (.*) \|$",
+                                                                          index, re.MULTILINE)}
+
+
+def test_every_result_file_in_bench_results_is_rendered_by_a_section(pages):
+    page = pages.benchmark_page()
+    rendered = _rendered_in(page)
+    for path in sorted((BENCH / "results").glob("*.json")):
+        assert rendered.get(path.name), f"{path.name} is rendered by no section"
+        assert page.count(path.name) >= 2  # the index, and the table or caption its figures are in
+
+
+def test_the_headline_of_bench_results_is_3_to_6_bullets_each_naming_its_file(pages):
+    lines = pages.headline().splitlines()
+    assert 3 <= len(lines) <= 6
+    for line in lines:
+        assert line.startswith("- ")
+        (name,) = re.findall(r"`bench/results/([^`]+\.json)`", line)
+        assert (BENCH / "results" / name).is_file()
+
+
+def test_each_kind_renders_its_figures_and_names_its_file(pages, results):
+    page = pages.benchmark_page(results)
+    for figure in ["10,000", "4,321 (0.22)", "3,210 (0.16)", "| 10.00 |",  # raw, ratios to raw × 2, ours ÷ RLlib
+                   "123 s (3/3)", "247 s (3/3)", "| 0.50 |", "16.8 [16.8, 16.8]",  # time to 17, ÷ SB3, final
+                   "to 18: ours (job defaults of the time): — (÷ SB3 —)",  # the old schema, in the history
+                   "556 s", "578 s (2/2)", "a hand-run note",  # hopper: seed 0, the median
+                   "4.6 s (18%)", "3.5, 3.5, 3.5, 3.5 s",  # tuner overhead
+                   "**1.87×**", "468 s",  # Ray scaling
+                   "**+3.21**", "trial 3: +2.2, +3.2, +4.2",  # tuning gain
+                   "12.34 ± 5.67", "4.56 ± 5.67",  # PBT vs search
+                   "**2 of 5 runs done**", "543.2 [543.2..543.2] (1)", "the job diverged",  # generic, partial
+                   ]:
+        assert figure in page, figure
+    for name in ["20261205-110000.json", "20261205-120000-hopper.json", "tuning-gain-20261205.json",
+                 "pbt-vs-search-20261205.json", "generic-default-20261206-090000.json"]:
+        assert f"From `{results / name}`" in page  # the newest of each kind is the one its tables come from
+    assert set(_rendered_in(page)) == {path.name for path in results.glob("*.json")}
+    assert page == pages.benchmark_page(results)
+
+
+def test_the_old_time_to_reward_schema_renders_as_todays(pages, tmp_path):
+    _write(tmp_path / "results", "20261124-033551.json", _old_suite())
+    page = pages.benchmark_page(tmp_path / "results")
+    assert "| ours (job defaults of the time) | 321 s (1/1) | — (0/1) | -3.0 [-3.0, -3.0] | — |" in page
+    assert "| SB3 PPO (settings not recorded) | 321 s (1/1) | — (0/1) | -0.9 [-0.9, -0.9] | — |" in page
+
+
+def test_a_finished_generic_default_run_reports_the_choice_against_rllibs_default(pages, results):
+    (results / "generic-default-20261206-090000.json").unlink()
+    page = pages.benchmark_page(results)
+    assert "the choice is **`generic`**" in page
+    assert "0.20 (both < 0: < 1 is better) | +965.5" in page  # -234.5 against RLlib's -1200.0
+    assert "Pendulum-v1 -234.5 vs -1200.0" in pages.headline(results)
+
+
+def test_the_headline_names_each_figures_file(pages, results):
+    text = pages.headline(results)
+    lines = text.splitlines()
+    assert 3 <= len(lines) <= 6
+    assert "4,321 env steps/s sampling, 0.22" in lines[0] and "10.0× RLlib's default" in lines[0]
+    assert "fast preset, 1 CPU 123 s (0.50 of SB3's time)" in lines[1]
+    assert "`large` study found a configuration +3.21" in text
+    assert "PBT ends with returns 12.34" in text and "the best search's 7.89" in text
+    assert "Pendulum-v1 -234.5 vs -1200.0" in text  # the finished generic run, not the newer partial one
+    assert all(f"`{results}/" in line for line in lines)
+    assert text == pages.headline(results)
+
+
+def test_an_unknown_shape_raises_an_error_naming_the_file(pages, tmp_path):
+    path = _write(tmp_path / "results", "mystery-20261205.json", {"speed": 12.5})
+    with pytest.raises(pages.ResultFormatError, match=re.escape(str(path)) + ".*unknown result shape"):
+        pages.benchmark_page(tmp_path / "results")
+
+
+def test_an_unknown_field_raises_rather_than_being_dropped(pages, tmp_path):
+    path = _write(tmp_path / "results", "20261205-110000.json", {**_suite(), "gpu": {"steps_per_s": 1}})
+    with pytest.raises(pages.ResultFormatError, match=re.escape(str(path)) + ".*unknown field.*gpu"):
+        pages.benchmark_page(tmp_path / "results")
+
+
+def test_a_missing_field_raises_an_error_naming_the_file(pages, tmp_path):
+    suite = _suite()
+    del suite["throughput"][0]["sampling_steps_per_s"]
+    path = _write(tmp_path / "results", "20261205-110000.json", suite)
+    with pytest.raises(pages.ResultFormatError, match=re.escape(str(path)) + ".*sampling_steps_per_s"):
+        pages.benchmark_page(tmp_path / "results")
+
+
+def test_a_file_no_section_renders_raises(pages, tmp_path):
+    path = _write(tmp_path / "results", "20261205-110000.json",
+                  {"started": "2026-12-05T10:00:00", "machine": {"cores": 2, "cpu": "x"}, "load_average": {}})
+    with pytest.raises(pages.ResultFormatError, match=re.escape(path.name) + ".*no section renders it"):
+        pages.benchmark_page(tmp_path / "results")
+
+
+def test_the_script_prints_the_page_and_the_headline(pages, results):
+    for flags, expected in (([], pages.benchmark_page(results)), (["--headline"], pages.headline(results))):
+        done = subprocess.run([sys.executable, str(BENCH / "pages.py"), *flags, "--results", str(results)],
+                              capture_output=True, text=True, check=True, cwd=REPO)
+        assert done.stdout == expected
+
+
+def test_a_newer_quick_run_goes_to_the_history_and_the_tables_come_from_the_full_run(pages, tmp_path):
+    _write(tmp_path / "results", "20261205-110000.json", _suite())
+    quick = {**_suite(), "quick": True, "throughput": [_throughput("ours (fast preset)", "ours", 999, 888)]}
+    _write(tmp_path / "results", "20261206-110000-quick.json", quick)
+    page = pages.benchmark_page(tmp_path / "results")
+    assert f"From `{tmp_path / 'results' / '20261205-110000.json'}` (commit abc1234; 2 cores, Test CPU)" in page
+    assert "| `20261206-110000-quick.json` | 2026-12-06 11:00 |" in page and "999 (0.05)" in page
+    assert "4,321 env steps/s" in pages.headline(tmp_path / "results")
