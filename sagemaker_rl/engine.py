@@ -41,6 +41,7 @@ HOSTS_DIR = "hosts"  # in a job directory: the /opt/ml of every host but the fir
 SHM_SIZE = "2g"
 _TIMEOUT_S = 60.0  # for one engine command (inspect, kill, rm)
 LEAVE_TIMEOUT_S = 60.0  # after the head's container ended, for the other hosts' (they leave within seconds)
+STOP_GRACE_S = 30  # a stopped job finishes its iteration and checkpoints (job/image.py forwards the SIGTERM)
 SUBMIT_MOUNT = f"/opt/sagemaker-rl/submit/{user_code.BUNDLE_FILE}"  # where a container sees its run's code bundle
 
 
@@ -176,10 +177,14 @@ class JobContainers:
             command += ["--network", self.network, "--network-alias", host]
         return [*command, self.settings.image, "train"]
 
-    def stop(self) -> None:
-        """End the job's containers now (never blocks): the job cannot take SIGTERM as the container's PID 1."""
-        subprocess.Popen([self.settings.engine, "kill", *(self.name(host) for host in self.hosts)],  # noqa: S603
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def stop(self, *, wait: bool = False) -> None:
+        """Stop the job's containers as SageMaker stops a job: SIGTERM (the image's init hands it to the job, which
+        checkpoints after its iteration), SIGKILL after STOP_GRACE_S. Returns at once unless `wait`."""
+        command = [self.settings.engine, "stop", "--time", str(STOP_GRACE_S), *(self.name(host) for host in self.hosts)]
+        quiet = subprocess.DEVNULL
+        process = subprocess.Popen(command, stdin=quiet, stdout=quiet, stderr=quiet)  # noqa: S603
+        if wait:
+            process.wait(STOP_GRACE_S + _TIMEOUT_S)
 
     def remove(self) -> bool:
         """Remove what is left of the job: its containers and network, its hosts' token; True if there was something."""
@@ -235,6 +240,7 @@ def run_job(containers: JobContainers, *, out: IO[str]) -> int:
         code = head.wait()
         codes = [_wait(process, LEAVE_TIMEOUT_S) for process in others]
     except KeyboardInterrupt:
+        containers.stop(wait=True)
         print(f"stopped: the job's containers are removed; rerun with --run-dir {containers.base_dir} to resume "
               "from its last checkpoint", file=out, flush=True)
         return 130

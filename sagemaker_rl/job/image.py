@@ -6,14 +6,22 @@ with `-v "$PWD/job:/opt/ml"`: the mount hides the image's code directory, and th
 `resourceconfig.json` naming the hosts. This wrapper fills both gaps the way the toolkit itself does
 for a fresh local base directory, waits (for the job's own timeout) until a multi-host job's host
 names resolve, then hands over to the toolkit. Any other command runs as given.
+
+Whatever it runs, this process stays the container's init (PID 1): the kernel delivers no signal to a PID 1
+that has no handler for it, and the toolkit has none, so `docker stop`, SageMaker's StopTrainingJob and a spot
+interruption would never reach the job's checkpoint-on-SIGTERM. `supervise` forwards SIGTERM and SIGINT to the
+job, reaps the orphans a job's Ray leaves, and exits with the command's exit code.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +33,9 @@ from sagemaker_rl.job import cluster
 ENTRYPOINTS_ENV = "SAGEMAKER_RL_ENTRYPOINTS"
 DEFAULT_ENTRYPOINTS = "/opt/sagemaker-rl/entrypoints"
 PROGRAM_ENV = "SAGEMAKER_PROGRAM"
+LOCAL_HOST_MARK = ".sagemaker-rl-local-host"  # in input/config: resourceconfig.json is ours, not SageMaker's
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+LEFTOVER_GRACE_S = 5.0  # after the command exits: what it left running gets SIGTERM, then SIGKILL
 
 
 def prepare(paths: JobPaths, entrypoints: Path, environ: Mapping[str, str]) -> None:
@@ -41,8 +52,12 @@ def prepare(paths: JobPaths, entrypoints: Path, environ: Mapping[str, str]) -> N
     if not (code / program).is_file() and contract.SUBMIT_DIRECTORY_KEY not in hyperparameters:
         raise UserError(f"the training program {program!r} is not in {code}: "
                         f"set ${PROGRAM_ENV} to one of {', '.join(available)}")
-    if not paths.resource_config_file.is_file():  # SageMaker always writes it; here it is a local run
-        contract.write_platform_config(paths, [socket.gethostname()])  # a name that resolves: no DNS wait
+    ours = paths.config_dir / LOCAL_HOST_MARK
+    if not paths.resource_config_file.is_file() or ours.is_file():  # SageMaker always writes it: a local run
+        # This container's name, which resolves (no DNS wait); written anew on every start, as a restarted
+        # container has another name and the toolkit would wait 15 minutes for the old one.
+        contract.write_platform_config(paths, [socket.gethostname()])
+        ours.write_text(socket.gethostname() + "\n")
     contract.write_data_config(paths)  # a hand-written resourceconfig.json may come alone; the toolkit reads both
 
 
@@ -55,6 +70,82 @@ def wait_for_hosts(paths: JobPaths) -> None:
     hosts = cluster.hosts_of(contract.read_resource_config(paths))
     if hosts.multi:
         cluster.wait_for_names(hosts, timeout_s=cluster.timeout_from(contract.read_hyperparameters(paths)))
+
+
+def supervise(command: Sequence[str], *, job_is_grandchild: bool) -> int:
+    """Run `command` as the container's init; its exit code (128 + N when signal N ended it).
+
+    SIGTERM and SIGINT go to the job: the command itself, or, with `job_is_grandchild` (the toolkit's `train`,
+    which runs the job as its child and would die on SIGTERM without waiting for it), the command's children —
+    the command itself only while it has none. Every child that ends is reaped, orphans included; when the
+    command has exited, whatever it left running gets SIGTERM and, after LEFTOVER_GRACE_S, SIGKILL.
+    """
+    import psutil
+
+    _adopt_orphans()
+    process = subprocess.Popen(list(command))  # noqa: S603 - the image's own command line
+
+    def forward(signum: int, frame: object) -> None:
+        try:
+            job = psutil.Process(process.pid).children() if job_is_grandchild else []
+        except psutil.NoSuchProcess:  # ended meanwhile: nothing to forward to
+            return
+        for pid in [child.pid for child in job] or [process.pid]:
+            _signal(pid, signum)
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)
+    code = _reap_until(process.pid)
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    _end_leftovers()
+    return code
+
+
+def _adopt_orphans() -> None:
+    """Become the subreaper of what the command starts, so its orphans are ours to reap and end even when
+    this process is not PID 1 (under `docker run --init`, or in a test)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def _reap_until(pid: int) -> int:
+    """Reap every child that ends (as an init must) until `pid` has; its exit code."""
+    while True:
+        ended, status = os.waitpid(-1, 0)  # PEP 475: retried after a forwarding handler ran
+        if ended == pid:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
+
+
+def _end_leftovers() -> None:
+    import psutil
+
+    leftovers = psutil.Process().children(recursive=True)
+    for child in leftovers:
+        _signal(child.pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(leftovers, timeout=LEFTOVER_GRACE_S)
+    for child in alive:
+        _signal(child.pid, signal.SIGKILL)
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                break
+        except ChildProcessError:
+            break
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,8 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status != 0:
             return status
         paths.success_file.unlink(missing_ok=True)  # the job, not this preparation, reports success
-    os.execvp(args[0], args)
-    return 127  # not reached: execvp replaces this process or raises
+    return supervise(args, job_is_grandchild=args[0] == "train")
 
 
 if __name__ == "__main__":

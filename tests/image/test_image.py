@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,42 @@ def test_a_bad_hyperparameter_fails_the_job_with_the_reason(tmp_path):
     reason = (base / "output" / "failure").read_text().splitlines()[0]
     assert "rl.training.config.lr" in reason and "fast" in reason, reason
     assert not (base / "model" / "policy.onnx").exists()
+
+
+def test_a_stopped_container_checkpoints_the_job_within_30_s_and_resumes_there(tmp_path):
+    """`docker stop` (as SageMaker's stop and a spot interruption) reaches the job through the image's init; the
+    job started again on the same directory (a spot job's restart) continues from the checkpoint it saved."""
+    base = job_dir(tmp_path, {**TINY_PPO, "rl.training.stop.time_total_s": 900, "rl.training.checkpoint_freq": 1000})
+    name = f"sagemaker-rl-stop-test-{os.getpid()}"
+    command = [DOCKER, "run", "--rm", "--name", name, "--shm-size=2g", "-v", f"{base}:/opt/ml",
+               "-e", "SAGEMAKER_PROGRAM=train-reacher.py", f"{IMAGE}-cpu", "train"]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        progress = base / "output" / "intermediate" / "progress.csv"
+        deadline = time.monotonic() + 600
+        while not (progress.exists() and len(progress.read_text().splitlines()) >= 3):  # header + 2 iterations
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not train"
+            time.sleep(1)
+        started = time.monotonic()
+        subprocess.run([DOCKER, "stop", "--time", "30", name], capture_output=True, timeout=120, check=True)
+        stopped_in = time.monotonic() - started
+        output = job.communicate(timeout=60)[0]
+    finally:
+        subprocess.run([DOCKER, "rm", "-f", name], capture_output=True, check=False)
+        job.kill()
+    assert stopped_in < 30, f"the container was killed after {stopped_in:.0f} s: {output[-2000:]}"
+    assert any((base / "checkpoints").iterdir()), output[-2000:]  # the only checkpoint: the one the stop made
+    reason = (base / "output" / "failure").read_text().splitlines()[0]
+    assert "SIGTERM" in reason and "checkpoint was saved" in reason, reason
+    # the spot drill: the same job started again on the same directory resumes from that checkpoint
+    iterations = len((base / "output" / "intermediate" / "progress.csv").read_text().splitlines()) - 1
+    hyperparameters = base / "input" / "config" / "hyperparameters.json"
+    settings = {**json.loads(hyperparameters.read_text()), "rl.training.stop.training_iteration": str(iterations + 1)}
+    hyperparameters.write_text(json.dumps(settings))
+    again = run_image(f"{IMAGE}-cpu", base, "train", env={"SAGEMAKER_PROGRAM": "train-reacher.py"})
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert f"iteration {iterations}," in again.stdout and "Resumed from" in again.stdout, again.stdout[-2000:]
+    assert re.search(rf"^training_iteration: {iterations + 1}$", again.stdout, re.M), again.stdout[-2000:]
 
 
 def test_train_without_a_program_names_the_ones_there_are(tmp_path):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.errors import JobError, UserError
-from sagemaker_rl.job.image import prepare, wait_for_hosts
+from sagemaker_rl.job.image import prepare, supervise, wait_for_hosts
 from tests.conftest import REPO
 
 ENTRYPOINTS = REPO / "entrypoints"
@@ -31,6 +34,15 @@ def test_a_mounted_job_directory_gets_the_entrypoints_and_a_resource_config(tmp_
     resource = json.loads(paths.resource_config_file.read_text())
     assert resource["hosts"] == [socket.gethostname()] == [resource["current_host"]]
     assert json.loads((paths.config_dir / "inputdataconfig.json").read_text()) == {}
+
+
+def test_a_restarted_container_names_itself_in_the_resource_config_it_wrote(tmp_path, monkeypatch):
+    paths = _job(tmp_path, {})
+    for host in ("first-container", "restarted-container"):  # a restart (a spot job's, a rerun) gets a new name
+        monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
+        prepare(paths, ENTRYPOINTS, {"SAGEMAKER_PROGRAM": "train-reacher.py"})
+        resource = json.loads(paths.resource_config_file.read_text())
+        assert resource["hosts"] == [host] == [resource["current_host"]]
 
 
 def test_what_sagemaker_wrote_is_left_alone(tmp_path):
@@ -93,3 +105,65 @@ def test_a_host_whose_head_never_resolves_fails_and_one_that_resolves_waits_for_
         wait_for_hosts(paths)
     paths.resource_config_file.write_text(json.dumps({"current_host": "b", "hosts": ["localhost", "b"]}))
     wait_for_hosts(paths)  # the head resolves; another host's name is the head's concern
+
+
+# A stand-in for sagemaker-training's `train`: it runs the job as its child and reports the job's exit code;
+# SIGTERM would kill it at once (it has no handler), so it must not be the one that gets the stop.
+_TOOLKIT = """
+import subprocess, sys
+code = subprocess.call([sys.executable, sys.argv[1], *sys.argv[2:]])
+open(sys.argv[2] + "/toolkit", "w").write(str(code))
+sys.exit(code)
+"""
+# A job that checkpoints on SIGTERM, and leaves a process of its own running (as a job's Ray may).
+_JOB = """
+import signal, subprocess, sys, time
+out = sys.argv[1]
+left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+open(out + "/leftover", "w").write(str(left.pid))
+def stop(signum, frame):
+    open(out + "/job", "w").write(signal.Signals(signum).name)
+    sys.exit(3)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+open(out + "/started", "w").write("")
+time.sleep(600)
+"""
+
+
+def _supervised(tmp_path, *, job_is_grandchild):
+    (tmp_path / "toolkit.py").write_text(_TOOLKIT)
+    (tmp_path / "job.py").write_text(_JOB)
+    command = [sys.executable, str(tmp_path / ("toolkit.py" if job_is_grandchild else "job.py"))]
+    command += [str(tmp_path / "job.py")] if job_is_grandchild else []
+    script = (f"import sys; from sagemaker_rl.job.image import supervise; "
+              f"sys.exit(supervise({[*command, str(tmp_path)]!r}, job_is_grandchild={job_is_grandchild}))")
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    return process
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_the_image_init_forwards_a_stop_to_the_job_under_the_toolkit_and_exits_with_its_code(tmp_path, signum):
+    process = _supervised(tmp_path, job_is_grandchild=True)
+    process.send_signal(signum)
+    assert process.wait(timeout=30) == 3
+    assert (tmp_path / "job").read_text() == signum.name  # the job got the stop and could checkpoint
+    assert (tmp_path / "toolkit").read_text() == "3"  # the toolkit lived to see the job's exit code
+    leftover = int((tmp_path / "leftover").read_text())
+    assert not psutil.pid_exists(leftover) or psutil.Process(leftover).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_image_init_forwards_a_stop_to_any_other_command_itself(tmp_path):
+    process = _supervised(tmp_path, job_is_grandchild=False)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 3
+    assert (tmp_path / "job").read_text() == "SIGTERM"
+
+
+def test_the_image_init_reports_a_command_killed_by_a_signal_as_128_plus_it(tmp_path):
+    assert supervise([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+                     job_is_grandchild=False) == 128 + signal.SIGKILL
