@@ -540,19 +540,6 @@ it reports: the choice against RLlib's default `PPOConfig` and the original scri
 on other problems. The file is rewritten after every run, so a running benchmark shows here in part."""
 
 
-def _generic_section(loaded: list[_Result]) -> _Section | None:
-    used = _of(loaded, "generic-default")
-    if not used:
-        return None
-    newest = _newest(used)
-    parts = [_GENERIC_METHOD, _checked(newest, _generic_tables, newest)]
-    if len(used) > 1:
-        parts.append("Every run:\n\n" + _table(
-            ["file", "date", "budget", "runs done", "choice", "load average"],
-            [_checked(result, _generic_history_row, result) for result in used]))
-    return _Section("Generic default", "\n\n".join(parts), tuple(result.name for result in used))
-
-
 @dataclass(frozen=True)
 class _GenericPlan:
     candidates: list[str]
@@ -668,18 +655,6 @@ trial beat the default on the fresh seeds the answer is the default and the gain
 luck moves a short trial's return by several points, so the ranking of close studies could change."""
 
 
-def _gain_section(loaded: list[_Result]) -> _Section | None:
-    used = _of(loaded, "tuning-gain")
-    if not used:
-        return None
-    newest = _newest(used)
-    parts = [_GAIN_METHOD, _checked(newest, _gain_table, newest)]
-    if len(used) > 1:
-        parts.append("Every run:\n\n" + _table(["file", "date", "load average", "largest gain"],
-                                               [_checked(r, _gain_history_row, r) for r in used]))
-    return _Section("Tuning gain", "\n\n".join(parts), tuple(result.name for result in used))
-
-
 def _best_study(studies: list[dict[str, Any]]) -> dict[str, Any]:
     return max(studies, key=lambda study: (study["gain"] if study["gain"] is not None else float("-inf")))
 
@@ -739,18 +714,6 @@ generations two at a time. The policy each run ends with (PBT: the best final me
 its best trial's `model/`) is then evaluated on fresh episode seeds, deterministic actions: its mean return
 ± the spread over episodes. A PBT member's training is not thrown away at the end of a trial, so its policy
 holds its lineage's training time where a search's best holds one trial's."""
-
-
-def _pbt_section(loaded: list[_Result]) -> _Section | None:
-    used = _of(loaded, "pbt-vs-search")
-    if not used:
-        return None
-    newest = _newest(used)
-    parts = [_PBT_METHOD, _checked(newest, _pbt_table, newest)]
-    if len(used) > 1:
-        parts.append("Every run:\n\n" + _table(["file", "date", "load average", "return on fresh seeds, per repeat"],
-                                               [_checked(r, _pbt_history_row, r) for r in used]))
-    return _Section("PBT vs search", "\n\n".join(parts), tuple(result.name for result in used))
 
 
 def _pbt_table(result: _Result) -> str:
@@ -833,9 +796,34 @@ def _ray_table(result: _Result, entry: dict[str, Any]) -> str:
                 rows))
 
 
+def _kind_section(loaded: list[_Result], kind: str, title: str, method: str, tables: Any,
+                  history: tuple[list[str], Any]) -> _Section | None:
+    """A section of one result kind: its method, the newest file's tables, then a row per file when there are more."""
+    used = _of(loaded, kind)
+    if not used:
+        return None
+    newest = _newest(used)
+    parts = [method, _checked(newest, tables, newest)]
+    header, row = history
+    if len(used) > 1:
+        parts.append("Every run:\n\n" + _table(header, [_checked(result, row, result) for result in used]))
+    return _Section(title, "\n\n".join(parts), tuple(result.name for result in used))
+
+
+# (kind, title, method, the newest file's tables, (history header, history row)) of the sections of that shape
+_ONE_KIND_SECTIONS = (
+    ("generic-default", "Generic default", _GENERIC_METHOD, _generic_tables,
+     (["file", "date", "budget", "runs done", "choice", "load average"], _generic_history_row)),
+    ("tuning-gain", "Tuning gain", _GAIN_METHOD, _gain_table,
+     (["file", "date", "load average", "largest gain"], _gain_history_row)),
+    ("pbt-vs-search", "PBT vs search", _PBT_METHOD, _pbt_table,
+     (["file", "date", "load average", "return on fresh seeds, per repeat"], _pbt_history_row)),
+)
+
+
 def _all_sections(loaded: list[_Result]) -> list[_Section]:
     return [section for section in (_throughput_section(loaded), *_reward_sections(loaded), _tuner_section(loaded),
-                                    _generic_section(loaded), _gain_section(loaded), _pbt_section(loaded),
+                                    *(_kind_section(loaded, *kind) for kind in _ONE_KIND_SECTIONS),
                                     _ray_section(loaded)) if section is not None]
 
 

@@ -184,7 +184,10 @@ class JobContainers:
         quiet = subprocess.DEVNULL
         process = subprocess.Popen(command, stdin=quiet, stdout=quiet, stderr=quiet)  # noqa: S603
         if wait:
-            process.wait(STOP_GRACE_S + _TIMEOUT_S)
+            try:
+                process.wait(STOP_GRACE_S + _TIMEOUT_S)
+            except subprocess.TimeoutExpired:  # the engine hangs: remove() kills what is left
+                process.kill()
 
     def remove(self) -> bool:
         """Remove what is left of the job: its containers and network, its hosts' token; True if there was something."""
