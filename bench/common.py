@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,73 @@ def run_child(script: str, args: list[str], *, timeout: float) -> dict[str, Any]
             return result
     tail = "\n".join((process.stderr or process.stdout).strip().splitlines()[-15:])
     raise RuntimeError(f"bench/{script} {' '.join(args)} ended with code {process.returncode} and no result:\n{tail}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a config trains: a problem row on a simulator, or any env by id (a job without a problem)."""
+
+    label: str  # as given on the command line
+    problem: str | None  # key of PROBLEMS; None: the env `env` names
+    env: dict[str, Any]  # rl.env.simulator of a problem, rl.env.id of an env
+
+
+def target(label: str) -> Target:
+    """`problem/simulator` of the problem table, else an env id (a job without a problem)."""
+    from sagemaker_rl.job import ENV_ID_KEY, PROBLEMS, SIMULATOR_KEY
+
+    name, _, simulator = label.partition("/")
+    if name in PROBLEMS:
+        return Target(label, name, {SIMULATOR_KEY: simulator or "roboschool"})
+    return Target(label, None, {ENV_ID_KEY: label})
+
+
+@dataclass
+class JobRun:
+    """A job run as a user starts it: its directory (while the `job` context lasts), output and exit code."""
+
+    paths: Any  # sagemaker_rl.contract.JobPaths
+    stdout: str
+    stderr: str
+    exit_code: int
+    wall_s: float
+
+    @property
+    def failure(self) -> str | None:
+        """Its failure line (output/failure, else the end of stderr), None when it succeeded."""
+        if self.paths.failure_file.is_file():
+            return self.paths.failure_file.read_text().splitlines()[0]
+        return None if self.exit_code == 0 else " | ".join(self.stderr.strip().splitlines()[-5:])
+
+
+@contextmanager
+def job(problem: str | None, hyperparameters: dict[str, Any], *, cpus: int, timeout_s: float,
+        prefix: str = "bench-job-") -> Iterator[JobRun]:
+    """`python -m sagemaker_rl.job [--problem P]` in a fresh base dir (HOME too: Ray's token and scratch files stay
+    there), its inputs written as SageMaker writes them; the directory is removed when the context ends."""
+    from sagemaker_rl.contract import JobPaths, write_inputs
+    from sagemaker_rl.job import job_command
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as base:
+        paths = JobPaths(Path(base))
+        write_inputs(paths, hyperparameters)
+        env = child_env(SAGEMAKER_BASE_DIR=base, HOME=base, SM_NUM_CPUS=str(cpus))
+        started = time.monotonic()
+        stdout, stderr, code = run_process([sys.executable, *job_command(problem)], env, base, timeout_s)
+        yield JobRun(paths, stdout, stderr, code, round(time.monotonic() - started, 1))
+
+
+def run_process(command: list[str], env: dict[str, str], cwd: str, timeout_s: float) -> tuple[str, str, int]:
+    """stdout, stderr and exit code of `command`; its process group (a job's Ray too) killed at timeout_s."""
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        stderr += f"\nkilled after {timeout_s:.0f} s"
+    return stdout, stderr, process.returncode
 
 
 def tune(args: list[str], run_dir: Path) -> tuple[float, int, Any]:

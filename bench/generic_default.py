@@ -32,23 +32,18 @@ import argparse
 import dataclasses
 import functools
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, REPO, child_env, cores, load_average
+from common import BENCH, REPO, Target, cores, job, load_average, target
 
 from sagemaker_rl import metrics
-from sagemaker_rl.contract import JobPaths, write_inputs
-from sagemaker_rl.job import ENV_ID_KEY, INITIAL_LOG_STD_KEY, PROBLEMS, SIMULATOR_KEY, job_command, ppo_key
+from sagemaker_rl.job import INITIAL_LOG_STD_KEY, ppo_key
 from sagemaker_rl.job.keys import CHECKPOINT_FREQ_KEY, GSDE_KEY, PRESET_KEY, SEED_KEY, STOP_PREFIX
 
 CHOICE_PROBLEMS = ("inverted_double_pendulum/roboschool", "walker2d/roboschool")
@@ -57,15 +52,6 @@ BUDGET_S, QUICK_BUDGET_S = 150.0, 20.0
 OVERHEAD_S = 40.0  # per run beyond the budget (--quick: 27-57 s): start-up, last iteration, export
 EXIT_GRACE_S = 300.0  # beyond the budget before a run is killed: start-up, a long last iteration, the export
 _GAUSSIAN_ONLY = (INITIAL_LOG_STD_KEY, GSDE_KEY)  # refused on Discrete actions (hyperparameters.py)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a config trains: a problem row on a simulator, or any env by id (a job without a problem)."""
-
-    label: str  # as given on the command line
-    problem: str | None  # key of PROBLEMS; None: the env `env` names
-    env: dict[str, Any]  # rl.env.simulator of a problem, rl.env.id of an env
 
 
 @dataclass(frozen=True)
@@ -149,14 +135,6 @@ def rllib_default() -> Config:
                   "expressed: " + "; ".join(RLLIB_NOT_EXPRESSED))
 
 
-def target(label: str) -> Target:
-    """`problem/simulator` of the problem table, else an env id (a job without a problem)."""
-    name, _, simulator = label.partition("/")
-    if name in PROBLEMS:
-        return Target(label, name, {SIMULATOR_KEY: simulator or "roboschool"})
-    return Target(label, None, {ENV_ID_KEY: label})
-
-
 def job_hyperparameters(where: Target, config: Config, *, seed: int, budget_s: float,
                         discrete: bool) -> dict[str, Any]:
     """The hyperparameters.json of one run: the env, the config, the seed and the budget (and no other stop)."""
@@ -185,42 +163,21 @@ def check_all(targets: list[Target], configs: list[Config], discrete: dict[str, 
             parse_hyperparameters(raw, where.problem, facts)
 
 
-def _run_process(command: list[str], env: dict[str, str], cwd: str, timeout_s: float) -> tuple[str, str, int]:
-    """stdout, stderr and exit code of `command`; its process group (the job's Ray too) killed at timeout_s."""
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-        stderr += f"\nkilled after {timeout_s:.0f} s"
-    return stdout, stderr, process.returncode
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def train(where: Target, config: Config, hyperparameters: dict[str, Any], *, cpus: int,
           timeout_s: float) -> RunResult:
-    """One job in a fresh base dir (HOME too: Ray's token and scratch files stay there); its figures."""
+    """One job as a user starts it; its figures."""
     load = load_average()
-    with tempfile.TemporaryDirectory(prefix="generic-default-") as base:
-        paths = JobPaths(Path(base))
-        write_inputs(paths, hyperparameters)  # as SageMaker writes them
-        env = child_env(SAGEMAKER_BASE_DIR=base, HOME=base, SM_NUM_CPUS=str(cpus))
-        started = time.monotonic()
-        stdout, stderr, code = _run_process([sys.executable, *job_command(where.problem)], env, base, timeout_s)
-        wall_s = time.monotonic() - started
-        resolved = _read_json(paths.model / "params.json").get("hyperparameters", {})
-        failure = paths.failure_file.read_text().splitlines()[0] if paths.failure_file.is_file() else None
-    records = metrics.read_records(stdout.splitlines())
-    if code != 0 and failure is None:
-        failure = " | ".join(stderr.strip().splitlines()[-5:])
+    with job(where.problem, hyperparameters, cpus=cpus, timeout_s=timeout_s, prefix="generic-default-") as run:
+        resolved = _read_json(run.paths.model / "params.json").get("hyperparameters", {})
+        failure = run.failure
+    records = metrics.read_records(run.stdout.splitlines())
     final = records[-1] if records else None
     return RunResult(where.label, config.name, int(hyperparameters[SEED_KEY]), final and final.value,
-                     len(records), final and final.env_steps, round(wall_s, 1), code, load,
+                     len(records), final and final.env_steps, run.wall_s, run.exit_code, load,
                      [[r.iteration, r.env_steps, r.value] for r in records], resolved, failure)
 
 

@@ -37,6 +37,7 @@ from sagemaker_rl.tuning import (
     parse_parameter_flag,
     parse_static_flag,
 )
+from sagemaker_rl.tuning.budget import parse_duration
 from sagemaker_rl.tuning.config import (
     DEFAULT_GENERATIONS,
     MAX_WARM_START_PARENTS,
@@ -78,17 +79,10 @@ class _Option:
 
 def _seconds(text: str) -> int:
     """A duration flag: `90`, `90s`, `30m` or `2h`, in whole seconds."""
-    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
     try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write e.g. 900, 30m or 2h") from None
-    if not 1 <= seconds < 10**9:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration from 1 s to ~30 years")
-    return round(seconds)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600}
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _space_help() -> str:
@@ -128,6 +122,9 @@ _OPTIONS = (
     _Option("--max-runtime", "the whole run's wall-clock budget, e.g. 30m, 2h or 900 (seconds): no trial starts that "
             "would not end in it with the re-evaluation after it, and what still runs then is stopped (SageMaker's "
             "MaxRuntimeInSeconds)", _seconds, "DURATION", dest="max_runtime_s"),
+    _Option("--train-budget", "the training the answer is for: env steps (1M, 500k) or training time (30min, 2h); "
+            "trials may be shorter, the re-evaluation trains at it, and its best job's policy is the run's model/ "
+            "(default: the trials' own stop; not with --backend sagemaker)", metavar="BUDGET"),
     _Option("--warm-start", f"start from the finished trials of up to {MAX_WARM_START_PARENTS} earlier runs: run "
             "directories (local) or tuning job names (--backend sagemaker)", metavar="PARENT", nargs="+"),
     _Option("--warm-start-type", f"SageMaker's warm-start types: {WARM_START_TYPES[0]} (same problem; parents' "
@@ -149,8 +146,8 @@ _RAY_OPTIONS = (
             "checkpoints go there (RUN_NAME/trials/NNNN)"),
 )
 # dests of the options only a local run reads (SageMaker AMT has no re-evaluation)
-_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus", "reevaluate_top", "reevaluate_seeds", "population",
-               "perturbation_interval")
+_LOCAL_ONLY = ("resume", "storage", "study_name", "num_cpus", "reevaluate_top", "reevaluate_seeds", "train_budget",
+               "population", "perturbation_interval")
 _RAY_ONLY = ("address", "storage_path")  # dests of the options only --backend ray reads
 _RESUMABLE = ("max_jobs", "max_parallel_jobs")  # settings --resume may change
 

@@ -53,11 +53,12 @@ def test_tune_runs_a_study_and_gives_its_answer_trials_and_report(tmp_path, fake
 
 def test_the_model_dir_is_the_answers_model(tmp_path, fake_runner):
     tuning = api.tune(_config(tmp_path, max_jobs=2), runner=fake_runner, out=io.StringIO())
-    assert tuning.model_dir is None  # the test double writes no model
     best = max(tuning.trials(), key=lambda row: row["objective"])
     model = tuning.run_dir / "trials" / f"{best['trial']:04d}" / "model"
-    model.mkdir()
-    assert api.Tuning(tuning.run_dir).model_dir == model
+    assert api.Tuning(tuning.run_dir).model_dir == model and (model / "seed.txt").is_file()
+    reevaluated = api.tune(_config(tmp_path, max_jobs=2, reevaluate_top=1, reevaluate_seeds=1,
+                                   run_dir=tmp_path / "again"), runner=fake_runner, out=io.StringIO())
+    assert reevaluated.model_dir == reevaluated.run_dir / "model"  # the answer's policy, trained again
 
 
 def test_resume_continues_a_run_with_a_larger_budget_and_tuning_opens_it_from_its_directory(tmp_path, fake_runner):
@@ -160,7 +161,7 @@ def test_train_runs_one_job_under_the_contract_and_an_existing_run_dir_keeps_its
     assert out.getvalue().startswith(f"Run directory: {tmp_path / 'job'}\n")
     assert "episode_reward_mean: 2" in out.getvalue()
     assert (tmp_path / "job" / "output" / "success").is_file()
-    assert trained.model_dir is None  # the test double writes no model
+    assert trained.model_dir == tmp_path / "job" / "model"
     again = api.train("reacher", run_dir=tmp_path / "job", out=io.StringIO())  # resumes: the same inputs
     assert again.exit_code == 0
     assert json.loads((tmp_path / "job/input/config/hyperparameters.json").read_text()) == {

@@ -62,6 +62,10 @@ def check_tuning_job(tuning: TuningConfig, config: SageMakerConfig) -> None:
     if tuning.objective_last_k != 1:
         raise UserError(f"objective_last_k is {tuning.objective_last_k}, but SageMaker's objective is the last "
                         "value a job reports: drop objective_last_k (or tune with --backend local)")
+    if tuning.train_budget is not None:
+        raise UserError(f"train_budget is {tuning.train_budget}, but a SageMaker tuning job has no re-evaluation to "
+                        "train at it: drop train_budget and train the answer with a training job at your budget "
+                        "(or tune with --backend local)")
     if config.checkpoint_s3:
         # Every trial would sync the same S3 prefix, and a job resumes from any checkpoint it finds there.
         raise UserError("checkpoint_s3 applies to single training jobs: the trials of a tuning job would "

@@ -10,6 +10,7 @@ writes it (the config as given, where the run keeps its study, how to reproduce 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shlex
 import sys
@@ -33,6 +34,7 @@ from sagemaker_rl.job import (
     ppo_key,
     target_label,
 )
+from sagemaker_rl.tuning.budget import TrainBudget, parse_train_budget
 from sagemaker_rl.tuning.completion import Criteria
 from sagemaker_rl.tuning.direction import of_objective_type
 from sagemaker_rl.tuning.record import IDENTICAL, WARM_START_TYPES
@@ -76,6 +78,9 @@ MAX_SEEDS = 100  # seeds a trial or a re-evaluated configuration trains on, and 
 OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN)
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 DEFAULT_HYPERBAND_MIN_ENV_STEPS = 25_000  # about 3 iterations of the fast preset's 8,192-step batch
+# A job's wall time beyond its training (imports, Ray, build, export): an upper end of what `make tune` trials
+# measured (docs/benchmarks.md); the run's budget reserves it for each round of re-evaluation jobs.
+JOB_START_S = 20
 REEVALUATION_SEED_BASE = 10_000  # re-evaluations use the first seeds from here that no trial used
 # Strategy PBT's defaults.
 DEFAULT_PERTURBATION_INTERVAL = 50_000  # env steps: ~6 iterations of the fast preset, ~30 s on one core
@@ -149,6 +154,7 @@ class TuningConfig:
     max_jobs_not_improving: int | None = None  # this many finished trials without a 1% improvement end it (>= 3)
     complete_on_convergence: bool = False  # end the search when it has converged (completion.py)
     max_runtime_s: int | None = None  # the whole run's wall-clock budget (SageMaker's MaxRuntimeInSeconds)
+    train_budget: str | None = None  # the training the answer is for (budget.py): the re-evaluation trains at it
     code_dir: Path | None = None  # the user's code (their env), travelling with every job as SageMaker's source_dir
 
     def __post_init__(self) -> None:
@@ -162,10 +168,11 @@ class TuningConfig:
         object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
         _check_kinds(self)
-        self._check_warm_start()
+        _check_warm_start(self)
         if self.strategy is Strategy.PBT:
             self._check_pbt()
         check_strategy(self.strategy, self.early_stopping, self.space)
+        _check_train_budget(self)
         if self.objective_metric not in OBJECTIVE_METRICS:
             raise TuningError(
                 f"objective_metric {self.objective_metric!r} is not a reward line"
@@ -209,25 +216,6 @@ class TuningConfig:
                 f"two generations: use {max(2, round(self.max_jobs / size)) * size}, or change population"
             )
 
-    def _check_warm_start(self) -> None:
-        parents = self.warm_start
-        if isinstance(parents, str | Path):
-            parents = (parents,)
-        if not isinstance(parents, list | tuple) or not all(isinstance(p, str | Path) and str(p) for p in parents):
-            raise TuningError(f"warm_start must be a list of parent runs (run directories or tuning job names), "
-                              f"got {shorten(self.warm_start)}")
-        object.__setattr__(self, "warm_start", tuple(str(parent) for parent in parents))
-        if self.warm_start_type not in WARM_START_TYPES:
-            raise TuningError(
-                f"warm_start_type {self.warm_start_type!r} is not one of {', '.join(WARM_START_TYPES)}"
-                f"{did_you_mean(str(self.warm_start_type), WARM_START_TYPES)}"
-            )
-        if len(self.warm_start) > MAX_WARM_START_PARENTS:
-            raise TuningError(
-                f"warm_start names {len(self.warm_start)} parent runs; SageMaker allows at most "
-                f"{MAX_WARM_START_PARENTS}: keep the {MAX_WARM_START_PARENTS} most relevant"
-            )
-
     @property
     def completion(self) -> Criteria:
         """The search's completion criteria."""
@@ -237,6 +225,16 @@ class TuningConfig:
     def reevaluation_jobs(self) -> int:
         """Jobs the re-evaluation adds after the search: (top + the default) x seeds."""
         return (self.reevaluate_top + 1) * self.reevaluate_seeds if self.reevaluate_top else 0
+
+    @property
+    def reevaluation_rounds(self) -> int:
+        """Rounds of parallel jobs the re-evaluation takes."""
+        return math.ceil(self.reevaluation_jobs / self.max_parallel_jobs)
+
+    @property
+    def training(self) -> TrainBudget | None:
+        """The parsed train_budget (None: the trials' own stop)."""
+        return None if self.train_budget is None else parse_train_budget(self.train_budget)
 
     @property
     def population_size(self) -> int:
@@ -307,6 +305,48 @@ class TuningConfig:
                 value = list(value)
             data[item.name] = str(value) if isinstance(value, Path | Strategy | EarlyStopping) else value
         return data
+
+
+def _check_train_budget(config: TuningConfig) -> None:
+    """A training budget is one, the run has a re-evaluation to train at it, and (a time) it fits the max runtime."""
+    if config.train_budget is None:
+        return
+    budget = parse_train_budget(config.train_budget)
+    object.__setattr__(config, "train_budget", str(config.train_budget).strip())  # a file's 1000000 is text too
+    if config.strategy is Strategy.PBT:
+        raise TuningError("strategy PBT's answer is its best member, trained for the whole run: drop train_budget "
+                          "(a member trains max_jobs / population x perturbation_interval env steps)")
+    if not config.reevaluate_top:
+        raise TuningError("train_budget is the budget the re-evaluation trains at: set reevaluate_top to 1 or more")
+    if config.max_runtime_s is None or budget.seconds is None:
+        return  # an env-step budget's time is known once trials ran (plan.SearchEnd)
+    needed = config.reevaluation_rounds * (budget.seconds + JOB_START_S)
+    if needed > config.max_runtime_s:
+        raise TuningError(
+            f"train_budget {config.train_budget} does not fit in max_runtime_s {config.max_runtime_s}: the "
+            f"re-evaluation alone ({config.reevaluation_jobs} jobs, {config.max_parallel_jobs} at a time) takes "
+            f"~{needed:,} s; lower train_budget or reevaluate_seeds, or raise max_runtime_s")
+
+
+def _check_warm_start(config: TuningConfig) -> None:
+    """The warm start's parents are a list of at most five, of a type SageMaker knows."""
+    parents = config.warm_start
+    if isinstance(parents, str | Path):
+        parents = (parents,)
+    if not isinstance(parents, list | tuple) or not all(isinstance(p, str | Path) and str(p) for p in parents):
+        raise TuningError(f"warm_start must be a list of parent runs (run directories or tuning job names), "
+                          f"got {shorten(config.warm_start)}")
+    object.__setattr__(config, "warm_start", tuple(str(parent) for parent in parents))
+    if config.warm_start_type not in WARM_START_TYPES:
+        raise TuningError(
+            f"warm_start_type {config.warm_start_type!r} is not one of {', '.join(WARM_START_TYPES)}"
+            f"{did_you_mean(str(config.warm_start_type), WARM_START_TYPES)}"
+        )
+    if len(config.warm_start) > MAX_WARM_START_PARENTS:
+        raise TuningError(
+            f"warm_start names {len(config.warm_start)} parent runs; SageMaker allows at most "
+            f"{MAX_WARM_START_PARENTS}: keep the {MAX_WARM_START_PARENTS} most relevant"
+        )
 
 
 def _check_kinds(config: TuningConfig) -> None:

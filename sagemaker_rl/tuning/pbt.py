@@ -38,7 +38,7 @@ from sagemaker_rl.job import SEED_KEY, STOP_PREFIX
 from sagemaker_rl.tuning import direction as objective
 from sagemaker_rl.tuning.ranking import final_member, segments
 from sagemaker_rl.tuning.record import TrialRecord, read, tuned
-from sagemaker_rl.tuning.rundir import MODEL_DIR, SCHEDULE_FILE
+from sagemaker_rl.tuning.rundir import SCHEDULE_FILE, publish_model
 from sagemaker_rl.tuning.space import (
     CategoricalParameter,
     ContinuousParameter,
@@ -234,20 +234,13 @@ def schedule(trials: Sequence[FrozenTrial], last: FrozenTrial) -> list[dict[str,
 
 def write_outputs(trials: Sequence[FrozenTrial], direction: StudyDirection, run_dir: Path) -> dict[str, Path]:
     """The best final member's model/ (ONNX included) and schedule.json in the run directory."""
-    from sagemaker_rl.contract import JobPaths
-
     last = final_member(trials, direction)
     if last is None:
         return {}
     files = {}
-    model = JobPaths(read(last).files_dir).model
-    if model.is_dir():
-        partial = run_dir / f".partial-{MODEL_DIR}"
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(model, partial)
-        shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
-        partial.rename(run_dir / MODEL_DIR)
-        files["model"] = run_dir / MODEL_DIR
+    model = publish_model(read(last).files_dir, run_dir)
+    if model is not None:
+        files["model"] = model
     path = run_dir / SCHEDULE_FILE
     document = {"member": read(last).member, "trial": last.number, "objective": last.value,
                 "schedule": schedule(trials, last)}

@@ -11,7 +11,7 @@ here and an entry in `make_plan`; only a new kind of work also needs its starter
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,11 +20,14 @@ from pathlib import Path
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from sagemaker_rl.tuning import direction as objective
 from sagemaker_rl.tuning import pbt
+from sagemaker_rl.tuning.budget import TrainBudget
 from sagemaker_rl.tuning.completion import Criteria, completion_reason
-from sagemaker_rl.tuning.config import REEVALUATION_SEED_BASE, TuningConfig
-from sagemaker_rl.tuning.ranking import Candidate, candidates, fresh_seeds, reevaluations, segments
+from sagemaker_rl.tuning.config import JOB_START_S, REEVALUATION_SEED_BASE, TuningConfig
+from sagemaker_rl.tuning.ranking import Candidate, answer, candidates, fresh_seeds, reevaluations, segments
 from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, counted, read
+from sagemaker_rl.tuning.rundir import publish_model
 from sagemaker_rl.tuning.strategies import Strategy
 
 
@@ -97,7 +100,9 @@ class SearchEnd:
     budget: int
     criteria: Criteria = Criteria()
     max_runtime_s: float | None = None  # the run's wall-clock budget
-    reserve: float = 0.0  # trial durations the re-evaluation needs after the search
+    rounds: int = 0  # rounds of parallel jobs the re-evaluation needs after the search
+    seeds: int = 1  # jobs per search trial
+    training: TrainBudget | None = None  # what the re-evaluation trains (None: as long as a trial's job)
 
     def has_room(self, view: View) -> bool:
         """A rerun is waiting, or the budget has room for a new search trial and no criterion is met."""
@@ -111,14 +116,26 @@ class SearchEnd:
 
     def _out_of_time(self, view: View) -> str | None:
         """Another trial (and the re-evaluation after it) would not end within the run's max runtime."""
-        records = [read(trial) for trial in view.trials if trial.state.is_finished()]
-        durations = [record.duration_s for record in records if record.is_search and record.duration_s]
-        if self.max_runtime_s is None or not durations:
+        finished = [trial for trial in view.trials if trial.state.is_finished() and read(trial).is_search
+                    and read(trial).duration_s]
+        if self.max_runtime_s is None or not finished:
             return None
-        if view.elapsed_s + statistics.median(durations) * (1 + self.reserve) <= self.max_runtime_s:
+        trial_s = statistics.median(read(trial).duration_s or 0.0 for trial in finished)
+        if view.elapsed_s + trial_s + self._reevaluation_s(finished, trial_s) <= self.max_runtime_s:
             return None
-        after = " and the re-evaluation after it" if self.reserve else ""
+        after = " and the re-evaluation after it" if self.rounds else ""
         return f"the run's max runtime ({self.max_runtime_s:g} s) leaves no time for another trial{after}"
+
+    def _reevaluation_s(self, finished: Sequence[FrozenTrial], trial_s: float) -> float:
+        """The re-evaluation's expected wall time, from the search trials' durations and env-step rates."""
+        training = self.training
+        if training is not None and training.seconds is not None:
+            return self.rounds * (training.seconds + JOB_START_S)
+        rates = [trial.last_step * self.seeds / (read(trial).duration_s or 1.0)
+                 for trial in finished if trial.last_step]
+        if training is not None and training.env_steps is not None and rates:
+            return self.rounds * (training.env_steps / statistics.median(rates) + JOB_START_S)
+        return self.rounds * trial_s / self.seeds  # a re-evaluation job is as long as a trial's
 
 
 @dataclass
@@ -152,6 +169,7 @@ class Reevaluation(Phase):
     end: SearchEnd
     default: dict[str, object]
     jobs: int = 0
+    training: TrainBudget | None = None  # trained at this budget (None: as the search's trials are)
 
     def _due(self, view: View) -> bool:
         return bool(self.top) and not self.end.has_room(view)
@@ -169,17 +187,35 @@ class Reevaluation(Phase):
                if candidate.key not in started and (not view.searching or candidate.key == DEFAULT_CANDIDATE)]
         if not due:
             return None
+        if self.training is not None:
+            due = [dataclasses.replace(candidate, hyperparameters=self.training.apply(candidate.hyperparameters))
+                   for candidate in due]
         return Retrain(due, fresh_seeds(view.trials, self.seeds, base=REEVALUATION_SEED_BASE))
 
     def describe(self) -> str:
-        return (f", then the best {self.top} and the default on {self.seeds} fresh seeds ({self.jobs} jobs)"
-                if self.top else "")
+        if not self.top:
+            return ""
+        at = f" at {self.training.describe()}" if self.training else ""
+        return f", then the best {self.top} and the default on {self.seeds} fresh seeds{at} ({self.jobs} jobs)"
 
     def progress(self, view: View) -> str:
         if not self._due(view):
             return ""
         done = sum(item.trial.state.is_finished() for item in reevaluations(view.trials).values())
         return f"; re-evaluated {done} of {self.top + 1} configurations"
+
+    def outputs(self, trials: Sequence[FrozenTrial], direction: StudyDirection, run_dir: Path) -> dict[str, Path]:
+        """The answer's trained policy: the model of its re-evaluation job with the best objective."""
+        found = next((item for item in reevaluations(trials).values() if item.complete
+                      and item.trial.number == getattr(answer(trials, direction), "number", None)), None)
+        if found is None:
+            return {}
+        record = read(found.trial)
+        job_dirs = [Path(output) for output in record.outputs or ()] or record.job_dirs(len(found.seeds))
+        scored = zip(job_dirs, found.values, strict=False)
+        best_job = objective.best(scored, direction, lambda item: item[1])
+        model = publish_model(best_job[0], run_dir) if best_job else None
+        return {"model": model} if model else {}
 
 
 @dataclass
@@ -251,10 +287,10 @@ def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
                 f"{config.generations} generations of {config.perturbation_interval:,} env steps "
                 f"({config.budget} jobs)")
         return Plan([Generations(population, text, config.generations)])
-    rounds = math.ceil(config.reevaluation_jobs / config.max_parallel_jobs)  # a round: one seed's job each
-    end = SearchEnd(config.budget, config.completion, config.max_runtime_s, rounds / config.seeds)
+    end = SearchEnd(config.budget, config.completion, config.max_runtime_s, config.reevaluation_rounds, config.seeds,
+                    config.training)
     return Plan([
         Search(config.label, end),
         Reevaluation(config.reevaluate_top, config.reevaluate_seeds, end, dict(config.space.static),
-                     config.reevaluation_jobs),
+                     config.reevaluation_jobs, config.training),
     ])

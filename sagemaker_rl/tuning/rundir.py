@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ TRIALS_FILE = "trials.csv"
 BEST_FILE = "best_hyperparameters.json"
 LOG_FILE = "tuner.log"  # the tuner's log records (INFO and up)
 SCHEDULE_FILE = "schedule.json"  # strategy PBT: the best final member's hyperparameter schedule
-MODEL_DIR = "model"  # strategy PBT: the best final member's model
+MODEL_DIR = "model"  # the run's trained policy: the answer's best re-evaluation job's, or PBT's best final member's
 
 
 def default_storage(run_dir: Path) -> str:
@@ -51,6 +52,21 @@ def trial_dir(run_dir: Path, number: int) -> Path:
 def job_dirs(directory: Path, seeds: int) -> list[Path]:
     """The base directory of each seed's job in a trial directory."""
     return [directory] if seeds == 1 else [directory / f"seed-{index}" for index in range(seeds)]
+
+
+def publish_model(job_dir: Path, run_dir: Path) -> Path | None:
+    """Copy a job's model/ (ONNX included) to the run directory's model/, whole or not at all (None: it has none)."""
+    from sagemaker_rl.contract import JobPaths
+
+    model = JobPaths(Path(job_dir)).model
+    if not model.is_dir():
+        return None
+    partial = run_dir / f".partial-{MODEL_DIR}"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(model, partial)
+    shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
+    partial.rename(run_dir / MODEL_DIR)
+    return run_dir / MODEL_DIR
 
 
 def is_run_dir(run_dir: Path) -> bool:

@@ -159,6 +159,7 @@ def test_bad_settings_fail_in_one_sentence_before_any_aws_call(changes, message)
         ({"seeds": 2}, {}, "SageMaker runs one job per trial"),
         ({"objective_last_k": 3}, {}, "SageMaker's objective is the last value"),
         ({}, {"checkpoint_s3": "s3://bkt/c"}, "resume from each other's checkpoints"),
+        ({"train_budget": "1M"}, {}, "a SageMaker tuning job has no re-evaluation to train at it"),
         ({"strategy": "Hyperband", "space": SearchSpace((ContinuousParameter("rl.training.config.lr", 1e-5, 1e-3),))},
          {}, "Hyperband on SageMaker needs the most training iterations"),
     ],

@@ -9,7 +9,8 @@ behaviour:
   fake.lucky  1: add 100 to every reward when rl.training.seed < 10000 (good on the search's seeds only)
   fake.child  1: start a child process in the job's process group that sleeps for a long time
   fake.linger seconds to stay alive after writing output/success (a tuner can die before it sees the end)
-Stop criterion: rl.training.stop.training_iteration (default 3). Each start appends a line to
+Stop criterion: rl.training.stop.training_iteration (default 3), or rl.training.stop.timesteps_total (1,000 env
+steps an iteration). A job that ends writes model/seed.txt (its seed). Each start appends a line to
 `starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`
 (and RAY_ADDRESS, when given, to `ray_address.log`, with the Ray token variables it got).
 """
@@ -42,6 +43,8 @@ def main() -> int:
         offset += 100
     pause = float(hp.get("fake.sleep", 0.05))
     iterations = int(hp.get("rl.training.stop.training_iteration", 3))
+    if "rl.training.stop.timesteps_total" in hp:
+        iterations = int(hp["rl.training.stop.timesteps_total"]) // 1000
     if hp.get("fake.child"):
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         (base / "child.started").write_text("")
@@ -65,6 +68,8 @@ def main() -> int:
         print(f"timesteps_total: {iteration * 1000}", flush=True)
         print(f"training_iteration: {iteration}", flush=True)
         print(f"iteration {iteration}: reward {reward}", flush=True)
+    (base / "model").mkdir(exist_ok=True)
+    (base / "model/seed.txt").write_text(f"{hp.get('rl.training.seed')}\n")
     (base / "output/success").write_text("")
     time.sleep(float(hp.get("fake.linger", 0)))
     return 0

@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,9 @@ def test_dry_run_shows_the_resolved_config_and_sagemakers_ranges(tmp_path):
         (["--resume", "nowhere"], "is not a tuning run directory"),
         (["--warm-start", "nowhere"], "is not a tuning run directory"),
         (["--reevaluate-seeds", "0"], "reevaluate_seeds must be a whole number >= 1"),
+        (["--train-budget", "15m"], "train_budget '15m' is ambiguous"),
+        (["--train-budget", "2h", "--max-runtime", "1h"], "train_budget 2h does not fit in max_runtime_s 3600"),
+        (["--train-budget", "1M", "--backend", "sagemaker"], "--train-budget"),
         (["--run-dir", "a-file"], "--run-dir"),
         (["--run-dir", "a-file/run"], "cannot make the run directory"),
     ],
@@ -72,10 +76,12 @@ def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
 @pytest.mark.slow
 def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
     """Two real trials in parallel, one tiny iteration each, then the best one and the default re-evaluated
-    on two fresh seeds; every job connects to the run's one Ray instance; the answer then trains with train.py."""
+    on two fresh seeds at the training budget (two iterations), within the run's max runtime; every job
+    connects to the run's one Ray instance; the run's model is the answer's best job's; the answer then
+    trains with train.py."""
     config = tmp_path / "tiny.yaml"
     config.write_text(
-        "max_jobs: 2\nmax_parallel_jobs: 2\nreevaluate_top: 1\nreevaluate_seeds: 2\n"
+        "max_jobs: 2\nmax_parallel_jobs: 2\nreevaluate_top: 1\nreevaluate_seeds: 2\ntrain_budget: 4000\n"
         "parameters:\n  rl.training.config.kl_coeff: {type: Continuous, min_value: 0.5, max_value: 1.0}\n"
         "static:\n"
         "  rl.training.stop.training_iteration: 1\n"
@@ -86,8 +92,11 @@ def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
         "  rl.training.config.num_envs_per_env_runner: 4\n"
     )
     run_dir = tmp_path / "run"
-    done = _tune("--problem", "reacher", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path, timeout=600)
+    started = time.monotonic()
+    done = _tune("--problem", "reacher", "--config", str(config), "--run-dir", str(run_dir), "--max-runtime", "8m",
+                 cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert time.monotonic() - started < 8 * 60 + 60
     assert "2/2 done (0 failed" in done.stdout and "re-evaluated 2 of 2 configurations" in done.stdout
     rows = list(csv.DictReader(open(run_dir / "trials.csv")))
     assert [row["status"] for row in rows] == ["complete"] * 4
@@ -116,7 +125,14 @@ def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
     assert not Path(temp_dir).exists() and not (run_dir / "ray-head.pid").exists()
     assert not [pid for pid in Path("/proc").glob("[0-9]*") if temp_dir in _cmdline(pid)]
     best = json.loads((run_dir / "best_hyperparameters.json").read_text())
-    assert best["rl.training.stop.training_iteration"] == 1 and "rl.training.seed" not in best
+    assert best["rl.training.stop.timesteps_total"] == 4000 and "rl.training.seed" not in best
+    assert "rl.training.stop.training_iteration" not in best  # the trials' stop is not the user's budget
+    for job_dir in job_dirs[2:]:  # trained two iterations of 2,000 env steps: the budget, not the trials' one
+        steps = [int(line.split()[1]) for line in (job_dir / "stdout.log").read_text().splitlines()
+                 if line.startswith("timesteps_total: ")]
+        assert 4000 <= steps[-1] < 6000 and len(steps) == 2
+    answer_jobs = {(job_dir / "model" / "policy.onnx").read_bytes() for job_dir in job_dirs[2:]}
+    assert (run_dir / "model" / "policy.onnx").read_bytes() in answer_jobs
     assert "best by re-evaluation: " in done.stdout and "re-evaluated on seeds 10000, 10001" in done.stdout
     assert (run_dir / "report.html").stat().st_size > 1_000_000  # plotly.js inlined
     recorded = json.loads((run_dir / "tuning.json").read_text())

@@ -91,11 +91,25 @@ def test_sagemaker_parameter_ranges_are_accepted_in_a_file():
         ({"objective": {"metric": "reward"}}, "is not a reward line"),
         ({"strategy": "Grid"}, "Categorical parameters only"),
         ({"strategy": "Hyperband", "early_stopping": "Auto"}, "early_stopping must be Off"),
+        ({"train_budget": "5m"}, "ambiguous: write 5min for minutes or 5M for million env steps"),
+        ({"train_budget": "1M", "strategy": "PBT"}, "strategy PBT's answer is its best member"),
+        ({"train_budget": "1M", "reevaluate_top": 0}, "the budget the re-evaluation trains at: set reevaluate_top"),
+        # 4 re-evaluation jobs (the best and the default on 2 seeds), 2 at a time: 2 rounds of 600 + 20 s
+        ({"train_budget": "10min", "reevaluate_seeds": 2, "max_runtime_s": 1239},
+         r"train_budget 10min does not fit in max_runtime_s 1239: the re-evaluation alone \(4 jobs, 2 at a time\) "
+         "takes ~1,240 s; lower train_budget or reevaluate_seeds, or raise max_runtime_s"),
     ],
 )
 def test_bad_settings_are_named(data, expected):
     with pytest.raises(UserError, match=expected):  # TuningError, or the problem table's own UserError
         config_from_mapping(data)
+
+
+def test_a_training_budget_that_fits_is_kept_as_written():
+    config = config_from_mapping({"train_budget": "10min", "reevaluate_seeds": 2, "max_runtime_s": 1240})
+    assert config.training is not None and config.training.seconds == 600
+    assert config_from_mapping({"train_budget": 1000000}).train_budget == "1000000"  # a number in a YAML file
+    assert config_from_mapping({"train_budget": "2M", "max_runtime_s": 60}).training.env_steps == 2_000_000
 
 
 def test_grid_budget_is_the_number_of_combinations():

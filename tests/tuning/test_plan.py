@@ -6,7 +6,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from sagemaker_rl.tuning import ContinuousParameter, SearchSpace, TuningConfig, load_config
-from sagemaker_rl.tuning.config import REEVALUATION_SEED_BASE
+from sagemaker_rl.tuning.config import JOB_START_S, REEVALUATION_SEED_BASE
 from sagemaker_rl.tuning.plan import Retrain, Sample, StartSegment, View, make_plan, search_has_room
 from sagemaker_rl.tuning.record import TrialRecord
 
@@ -100,3 +100,37 @@ def test_a_search_that_used_its_whole_budget_did_not_end_early():
     plan = make_plan(config, MAX)
     used = [_trial(number, TrialState.COMPLETE, 1.0) for number in range(4)]  # 3 without improvement: at the end
     assert plan.next(View(used, MAX)) is None and plan.stopped() is None
+
+
+def test_the_re_evaluation_trains_at_the_training_budget_and_says_so():
+    config = TuningConfig(space=SPACE, max_jobs=3, reevaluate_top=1, reevaluate_seeds=2, train_budget="200k",
+                          check_hyperparameters=False)
+    plan = make_plan(config, MAX)
+    work = plan.next(View(_search([1.0, 3.0, 2.0]), MAX))
+    assert isinstance(work, Retrain)
+    assert [candidate.hyperparameters for candidate in work.candidates] == [
+        {LR: 2e-3, "rl.training.stop.timesteps_total": 200_000}, {"rl.training.stop.timesteps_total": 200_000}]
+    assert plan.describe() == ("tuning reacher: 3 trials, then the best 1 and the default on 2 fresh seeds at "
+                               "200,000 env steps (4 jobs)")
+
+
+def _timed(count: int, duration_s: float, env_steps: int) -> list[FrozenTrial]:
+    trials = [_trial(number, TrialState.COMPLETE, 1.0, duration_s=duration_s) for number in range(count)]
+    for trial in trials:
+        trial.intermediate_values = {env_steps: 1.0}
+    return trials
+
+
+def test_the_search_keeps_time_for_a_re_evaluation_at_the_training_budget():
+    # 4 re-evaluation jobs on 2 slots: two rounds at the budget, each with a job's start-up (JOB_START_S)
+    timed = TuningConfig(space=SPACE, max_jobs=20, reevaluate_seeds=2, train_budget="300s", max_runtime_s=1000,
+                         check_hyperparameters=False)
+    finished = _timed(3, 100.0, 50_000)
+    assert make_plan(timed, MAX).next(View(finished, MAX, elapsed_s=1000 - 100 - 2 * (300 + JOB_START_S))) == Sample()
+    assert isinstance(make_plan(timed, MAX).next(View(finished, MAX, elapsed_s=261)), Retrain)
+    # an env-step budget's time comes from the trials' rate: 50,000 steps in 100 s, so 200,000 take ~400 s
+    stepped = TuningConfig(space=SPACE, max_jobs=20, reevaluate_seeds=2, train_budget="200k", max_runtime_s=1000,
+                           check_hyperparameters=False)
+    assert make_plan(stepped, MAX).next(View(finished, MAX, elapsed_s=1000 - 100 - 2 * (400 + JOB_START_S))) == \
+        Sample()
+    assert isinstance(make_plan(stepped, MAX).next(View(finished, MAX, elapsed_s=61)), Retrain)

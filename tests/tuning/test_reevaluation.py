@@ -72,6 +72,25 @@ def test_re_evaluation_trains_the_top_configurations_and_the_default_on_the_same
     assert "Re-evaluation on fresh seeds" in page and "Learning curves against wall time" in page
 
 
+def test_at_a_training_budget_the_answer_is_judged_and_trained_there_and_its_best_policy_is_the_runs(
+        tmp_path, fake_runner):
+    config = _config(tmp_path, reevaluate_top=1, reevaluate_seeds=2, max_parallel_jobs=2, train_budget="5k")
+    out = io.StringIO()
+    result = run_tuning(config, runner=fake_runner, out=out)
+    trials = _study(result.run_dir).trials
+    reevaluations = [t for t in trials if "reevaluation_of" in t.user_attrs]
+    assert len(reevaluations) == 2
+    for trial in reevaluations:  # 5 iterations of 1,000 env steps, whatever the search's trials ran
+        assert trial.user_attrs["seed_objectives"] == pytest.approx(
+            [5 * (2.0 if trial.user_attrs["reevaluation_of"] != "default" else 1.0) + seed for seed in (10000, 10001)])
+    best = json.loads((result.run_dir / "best_hyperparameters.json").read_text())
+    assert best == {"fake.slope": 2.0, "rl.training.stop.timesteps_total": 5000}  # what "train with them" trains
+    assert (result.run_dir / "model/seed.txt").read_text() == "10001\n"  # the answer's best job's policy
+    assert result.files["model"] == result.run_dir / "model"
+    text = out.getvalue()
+    assert "fresh seeds at 5,000 env steps (4 jobs)" in text and f"model: {result.run_dir / 'model'}" in text
+
+
 def test_a_lucky_search_trial_loses_to_the_default_and_the_default_is_the_answer(tmp_path, fake_runner):
     config = _config(
         tmp_path,
