@@ -144,6 +144,7 @@ _KINDS = {
     "tuning-gain": "bench/tuning_gain.py's list of studies",
     "pbt-vs-search": "bench/pbt_vs_search.py's list of runs",
     "generic-default": "bench/generic_default.py's record",
+    "peers": "bench/peers.py's record",
 }
 
 
@@ -160,6 +161,8 @@ _FIELDS = {  # the top-level fields (of each item, for a list) each kind may hav
     "generic-default": {"started", "command", "quick", "budget_s", "cpus", "machine_cores", "choose_seeds",
                         "report_seeds", "choice_problems", "report_problems", "discrete", "configs", "runs", "scores",
                         "choice", "finished"} | _NOTE_KEYS,
+    "peers": {"kind", "command", "target", "budget_s", "train_steps", "seeds", "episodes", "tools", "cpus",
+              "machine_cores", "parts", "summary"} | _NOTE_KEYS,
 }
 
 
@@ -172,6 +175,8 @@ def _kind(data: Any) -> str | None:
         return None
     if not isinstance(data, dict):
         return None
+    if data.get("kind") == "peers":
+        return "peers"
     if {"choice_problems", "report_problems", "configs", "runs"} <= data.keys():
         return "generic-default"
     if {"runs", "speedup"} <= data.keys():
@@ -796,6 +801,52 @@ def _ray_table(result: _Result, entry: dict[str, Any]) -> str:
                 rows))
 
 
+# ------------------------------------------------------------------------------------------------- peers
+
+_PEERS_METHOD = """\
+`bench/peers.py` runs tuners side by side on a job none of them was tuned on, each with the same wall-clock
+budget on the same cores, one at a time: ours (`scripts/tune.py` with its default study, `--max-runtime` and
+`--train-budget`), rl-zoo3's optimizer (`bench/peer_zoo.py`: its PPO sampler, TPE and median pruner) and Ray
+Tune with ASHA over our default space (`bench/peer_raytune.py`). Then every answer is trained again for the
+user's training budget on fresh seeds no tool tuned on, two at a time on one CPU each (a budget of env steps
+makes a result independent of speed): the untuned default, ours, Ray Tune's and rl-zoo3's values where our
+names map with our job (RLlib); rl-zoo3's answer and its hand-tuned `ppo.yml` row with SB3, their own trainer.
+Each final policy runs deterministic episodes on the same seeds; a figure is the mean over the training seeds
+of the policies' mean returns, with their spread (sample standard deviation) and the paired difference to the
+default (95% t interval over the seeds). "Own policy" is the policy our tuning run itself trained."""
+
+
+def _peers_tables(result: _Result) -> str:
+    data, parts = result.data, result.data["parts"]
+    state = "finished" if "finished" in data else "running or stopped: the parts done so far"
+    head = (_from(result, f"started {data['started']}") + f" {data['target']}, {data['budget_s']:g} s of tuning per "
+            f"tool on {data['cpus']} CPUs, answers trained for {data['train_steps']:,} env steps on {data['seeds']} "
+            f"fresh seeds, {data['episodes']} deterministic episodes per policy ({state}).")
+    tuning = [[tool, _seconds(part.get("wall_s")), str(part.get("trials", "—")), _number(part.get("best_value")),
+               _loads([part.get("load_average_after")]), part.get("failure", "")]
+              for tool in data["tools"] if (part := parts.get(f"tune:{tool}")) is not None]
+    rows = [[name, _number(row["mean"]), _number(row["spread"]), str(row["seeds"]),
+             _interval(row["versus"].get("default")), _interval(row["versus"].get("ours"))]
+            for name, row in sorted(data.get("summary", {}).items(), key=lambda item: -item[1]["mean"])]
+    own = [f"{key.split(':', 1)[1]} {part['mean_return']:.1f}" for key, part in parts.items()
+           if key.startswith("own-policy:") and "mean_return" in part]
+    tail = f"The policy our run trained itself (one policy each): {', '.join(own)}." if own else ""
+    return "\n\n".join(filter(None, [head, _table(["tool", "wall", "trials", "its own best", "load after", "failure"],
+                                                  tuning),
+                                      _table(["answer", "mean return", "spread", "seeds", "− default", "− ours"],
+                                             rows) if rows else "", tail]))
+
+
+def _interval(paired: dict[str, Any] | None) -> str:
+    return "—" if not paired else f"{paired['difference']:+.1f} [{paired['low']:+.1f}, {paired['high']:+.1f}]"
+
+
+def _peers_history_row(result: _Result) -> list[str]:
+    summary = result.data.get("summary", {})
+    best = max(summary, key=lambda name: summary[name]["mean"], default="—")
+    return [f"`{result.name}`", result.date, result.data["target"], f"{result.data['budget_s']:g} s", best]
+
+
 def _kind_section(loaded: list[_Result], kind: str, title: str, method: str, tables: Any,
                   history: tuple[list[str], Any]) -> _Section | None:
     """A section of one result kind: its method, the newest file's tables, then a row per file when there are more."""
@@ -818,6 +869,8 @@ _ONE_KIND_SECTIONS = (
      (["file", "date", "load average", "largest gain"], _gain_history_row)),
     ("pbt-vs-search", "PBT vs search", _PBT_METHOD, _pbt_table,
      (["file", "date", "load average", "return on fresh seeds, per repeat"], _pbt_history_row)),
+    ("peers", "Tuners side by side", _PEERS_METHOD, _peers_tables,
+     (["file", "date", "target", "budget per tool", "best answer"], _peers_history_row)),
 )
 
 
@@ -921,10 +974,24 @@ def _generic_headline(loaded: list[_Result]) -> str | None:
             f"(`{result.shown}`).") if figures else None
 
 
+def _peers_headline(loaded: list[_Result]) -> str | None:
+    """Only a finished run: the answers' means on fresh seeds, best first, with the default's."""
+    used = [result for result in _of(loaded, "peers") if "finished" in result.data and result.data.get("summary")]
+    if not used:
+        return None
+    result = _newest(used)
+    data, summary = result.data, result.data["summary"]
+    ranked = sorted(summary.items(), key=lambda item: -item[1]["mean"])
+    figures = ", ".join(f"{name} {row['mean']:.1f}" for name, row in ranked)
+    return (f"Tuners side by side on {data['target']} (no default of ours chosen on it), {data['budget_s']:g} s each "
+            f"on {data['cpus']} cores, each answer trained again for {data['train_steps']:,} env steps on "
+            f"{data['seeds']} fresh seeds, mean return of the final policies: {figures} (`{result.shown}`).")
+
+
 _HEADLINES: list[Callable[[list[_Result]], str | None]] = [
     _throughput_headline,
     lambda loaded: _reward_headline(loaded, "reacher"),
-    _gain_headline,
+    lambda loaded: _peers_headline(loaded) or _gain_headline(loaded),  # tuners side by side, once measured
     _pbt_headline,
     lambda loaded: _reward_headline(loaded, "hopper"),
     _generic_headline,

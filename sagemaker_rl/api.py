@@ -67,6 +67,7 @@ from sagemaker_rl.tuning import (
     report,
 )
 from sagemaker_rl.tuning.rundir import BEST_FILE, LOG_FILE, MODEL_DIR, REPORT_FILE, TRIALS_FILE, is_run_dir
+from sagemaker_rl.tuning.strategies import LOCAL_STRATEGIES
 
 if TYPE_CHECKING:
     from sagemaker_rl.job.evaluation import EvaluationResult
@@ -224,12 +225,13 @@ def reopen_tuning(run_dir: str | Path, *, address: str | None = None, max_jobs: 
 
 
 def _check_strategy(config: TuningConfig, backend: Backend) -> None:
-    """PBT copies checkpoints between a member's jobs: not on SageMaker; on a cluster, through storage seen here."""
+    """PBT and ASHA are not SageMaker AMT's strategies; PBT copies checkpoints between a member's jobs, on a cluster
+    through storage seen here."""
+    if config.strategy in LOCAL_STRATEGIES and isinstance(backend, SageMaker):
+        raise TuningError(f"strategy {config.strategy} runs locally or on a Ray cluster (--backend local or ray): "
+                          "SageMaker AMT does not have it (its Hyperband is the nearest)")
     if config.strategy is not Strategy.PBT:
         return
-    if isinstance(backend, SageMaker):
-        raise TuningError("strategy PBT runs locally or on a Ray cluster (--backend local or ray): SageMaker AMT "
-                          "has no population-based strategy")
     backends.check_pbt_storage(backend.storage_path if isinstance(backend, Ray) else None)
 
 

@@ -123,10 +123,12 @@ def test_a_ray_run_checks_its_cluster_before_the_run_directory_exists(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
-def test_strategy_pbt_is_refused_on_sagemaker_before_any_aws_call(tmp_path):
+@pytest.mark.parametrize("strategy", ["PBT", "ASHA"])
+def test_strategies_sagemaker_lacks_are_refused_before_any_aws_call(tmp_path, strategy):
     backend = api.SageMaker(sm_config(), endpoint_url="http://127.0.0.1:9")
-    with pytest.raises(TuningError, match="SageMaker AMT has no population-based strategy"):
-        api.tune(_config(tmp_path, strategy="PBT", space=api.SearchSpace((api.ContinuousParameter(KL, 0.5, 2.0),)),
+    with pytest.raises(TuningError, match=f"strategy {strategy} runs locally or on a Ray cluster .* SageMaker AMT "
+                                          "does not have it"):
+        api.tune(_config(tmp_path, strategy=strategy, space=api.SearchSpace((api.ContinuousParameter(KL, 0.5, 2.0),)),
                          max_jobs=None), backend=backend)
 
 

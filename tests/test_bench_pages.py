@@ -135,6 +135,30 @@ def _old_suite() -> dict[str, Any]:
                                "ours": run(-2.98), "sb3": run(-0.92)}}
 
 
+def _peers(*, finished: bool) -> dict[str, Any]:
+    def trained(answer: str, seed: int, value: float) -> dict[str, Any]:
+        return {"mean_return": value, "std_return": 1.0, "wall_s": 90.0, "load_average": 1.5, "answer": answer,
+                "seed": seed}
+
+    record = {"kind": "peers", "started": "20261205-130000", "command": "bench/peers.py", "target": "Pendulum-v1",
+              "budget_s": 900, "train_steps": 100000, "seeds": 2, "episodes": 100, "tools": ["ours", "rl-zoo3"],
+              "cpus": 2, "machine_cores": 2,
+              "parts": {"tune:ours": {"wall_s": 801.0, "trials": 16, "pruned": 0, "best_value": -246.1,
+                                      "load_average_after": 2.8},
+                        "tune:rl-zoo3": {"failure": "RuntimeError: no trial finished", "load_average_after": 1.9},
+                        "train:ours:20000": trained("ours", 20000, -300.0),
+                        "train:ours:20001": trained("ours", 20001, -400.0),
+                        "train:default:20000": trained("default", 20000, -1100.0),
+                        "train:default:20001": trained("default", 20001, -1000.0),
+                        "own-policy:ours": {"mean_return": -250.5, "std_return": 3.0}}}
+    if finished:
+        paired = {"difference": 700.0, "low": 65.0, "high": 1335.0, "seeds": 2}
+        record["summary"] = {"ours": {"mean": -350.0, "seeds": 2, "spread": 70.7, "versus": {"default": paired}},
+                             "default": {"mean": -1050.0, "seeds": 2, "spread": 70.7, "versus": {}}}
+        record["finished"] = "20261205-140000"
+    return record
+
+
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     directory = tmp_path / "results"
@@ -145,6 +169,7 @@ def results(tmp_path: Path) -> Path:
     _write(directory, "pbt-vs-search-20261205.json", _pbt())
     _write(directory, "generic-default-20261205-090000.json", _generic(finished=True))
     _write(directory, "generic-default-20261206-090000.json", _generic(finished=False))
+    _write(directory, "peers-Pendulum-v1-20261205-130000.json", _peers(finished=True))
     return directory
 
 
@@ -183,6 +208,9 @@ def test_each_kind_renders_its_figures_and_names_its_file(pages, results):
                    "**+3.21**", "trial 3: +2.2, +3.2, +4.2",  # tuning gain
                    "12.34 ± 5.67", "4.56 ± 5.67",  # PBT vs search
                    "**2 of 5 runs done**", "543.2 [543.2..543.2] (1)", "the job diverged",  # generic, partial
+                   "| ours | 801 s | 16 | -246.1 | 2.8 |  |", "RuntimeError: no trial finished",  # peers: tuning
+                   "| ours | -350.0 | 70.7 | 2 | +700.0 [+65.0, +1335.0] | — |",  # the answers
+                   "trained itself (one policy each): ours -250.5",
                    ]:
         assert figure in page, figure
     for name in ["20261205-110000.json", "20261205-120000-hopper.json", "tuning-gain-20261205.json",
@@ -213,9 +241,9 @@ def test_the_headline_names_each_figures_file(pages, results):
     assert 3 <= len(lines) <= 6
     assert "4,321 env steps/s sampling, 0.22" in lines[0] and "10.0× RLlib's default" in lines[0]
     assert "fast preset, 1 CPU 123 s (0.50 of SB3's time)" in lines[1]
-    assert "`large` study found a configuration +3.21" in text
     assert "PBT ends with returns 12.34" in text and "the best search's 7.89" in text
     assert "Pendulum-v1 -234.5 vs -1200.0" in text  # the finished generic run, not the newer partial one
+    assert "mean return of the final policies: ours -350.0, default -1050.0" in text  # in the tuning gain's place
     assert all(f"`{results}/" in line for line in lines)
     assert text == pages.headline(results)
 

@@ -152,7 +152,7 @@ class Watchdog:
         signal.signal(signal.SIGALRM, self._previous)
         if self._timer is not None:
             self._timer.cancel()
-        if isinstance(error, _Stalled):
+        if _stalled(error):
             raise JobError(self.reason()) from None
 
     def reason(self) -> str:
@@ -168,6 +168,18 @@ class Watchdog:
         write_failure(self._paths, self.reason())
         kill_started_here()
         os._exit(1)
+
+
+def _stalled(error: BaseException | None) -> bool:
+    """The watchdog's alarm ended this error, itself or as its cause: an alarm inside a Ray call that is not
+    Python (CoreWorker.wait) comes back as "SystemError: ... returned a result with an exception set"."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, _Stalled):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _log_tail(path: Path, lines: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ class TrainBudget:
         assert self.seconds is not None
         return {STOP_PREFIX + "time_total_s": self.seconds}
 
-    def apply(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
         """`hyperparameters` trained at this budget: their own length stops replaced by its stop."""
         kept = {key: value for key, value in hyperparameters.items() if key not in LENGTH_STOPS}
         return {**kept, **self.stop}

@@ -56,6 +56,7 @@ from sagemaker_rl.tuning.space import (
     parse_space,
 )
 from sagemaker_rl.tuning.strategies import (
+    ASHA_REDUCTION_FACTOR,
     EarlyStopping,
     Strategy,
     check_strategy,
@@ -69,6 +70,9 @@ from sagemaker_rl.tuning.strategies import (
 # rounds of ~71 s (start-up, up to one more iteration, the export); the re-evaluation (the best trial
 # and the default on 3 fresh seeds: 6 jobs) 3 more: ~16 min.
 DEFAULT_MAX_JOBS = 20
+# Strategy ASHA stops most trials at its first rung (a ninth of the full length): its budget of trials is larger,
+# about 26 full trials' worth of env steps, so a run's max runtime rather than the count usually ends it.
+DEFAULT_ASHA_MAX_JOBS = 100
 DEFAULT_MAX_PARALLEL_JOBS = 2
 DEFAULT_TIME_PER_TRIAL_S = 60
 DEFAULT_REEVALUATE_TOP = 1
@@ -128,7 +132,7 @@ class TuningConfig:
     space: SearchSpace = field(default_factory=default_space)  # ranges and static hyperparameters
     max_jobs: int | None = None  # trials in the run (None: 8, or every combination for Grid)
     max_parallel_jobs: int = DEFAULT_MAX_PARALLEL_JOBS  # jobs running at once; they share the cores
-    strategy: Strategy = Strategy.BAYESIAN  # Bayesian, Random, Grid or Hyperband
+    strategy: Strategy = Strategy.BAYESIAN  # Bayesian, Random, Grid, Hyperband, PBT or ASHA
     early_stopping: EarlyStopping = EarlyStopping.OFF  # Off, or Auto (median of running averages)
     objective_metric: str = metrics.EPISODE_REWARD_MEAN  # the reward line the objective is read from
     objective_type: str = "Maximize"  # Maximize or Minimize
@@ -254,7 +258,7 @@ class TuningConfig:
         if self.strategy is Strategy.GRID:
             size = self.space.grid_size()
             return min(self.max_jobs, size) if self.max_jobs else size
-        return self.max_jobs or DEFAULT_MAX_JOBS
+        return self.max_jobs or (DEFAULT_ASHA_MAX_JOBS if self.strategy is Strategy.ASHA else DEFAULT_MAX_JOBS)
 
     @property
     def total_cpus(self) -> int:
@@ -268,7 +272,11 @@ class TuningConfig:
 
     @property
     def hyperband_min_env_steps(self) -> int:
-        """The fewest env steps Hyperband gives a trial."""
+        """The fewest env steps Hyperband or ASHA gives a trial (ASHA at a training budget of env steps: a ninth of
+        it, so that a trial meets three rungs)."""
+        budget = self.training
+        if self.hyperband_min_resource is None and self.strategy is Strategy.ASHA and budget and budget.env_steps:
+            return max(1, budget.env_steps // ASHA_REDUCTION_FACTOR**2)
         return self.hyperband_min_resource or DEFAULT_HYPERBAND_MIN_ENV_STEPS
 
     @property
@@ -308,7 +316,8 @@ class TuningConfig:
 
 
 def _check_train_budget(config: TuningConfig) -> None:
-    """A training budget is one, the run has a re-evaluation to train at it, and (a time) it fits the max runtime."""
+    """A training budget is one, the run has a re-evaluation to train at it, and (a time) it fits the max runtime;
+    with strategy ASHA it is also the search trials' full length."""
     if config.train_budget is None:
         return
     budget = parse_train_budget(config.train_budget)
@@ -318,6 +327,8 @@ def _check_train_budget(config: TuningConfig) -> None:
                           "(a member trains max_jobs / population x perturbation_interval env steps)")
     if not config.reevaluate_top:
         raise TuningError("train_budget is the budget the re-evaluation trains at: set reevaluate_top to 1 or more")
+    if config.strategy is Strategy.ASHA:  # a search trial that is not stopped early trains the whole budget
+        object.__setattr__(config, "space", SearchSpace(config.space.parameters, budget.apply(config.space.static)))
     if config.max_runtime_s is None or budget.seconds is None:
         return  # an env-step budget's time is known once trials ran (plan.SearchEnd)
     needed = config.reevaluation_rounds * (budget.seconds + JOB_START_S)

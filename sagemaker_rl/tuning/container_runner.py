@@ -1,9 +1,10 @@
 """The container runner: each job in the built image (podman or docker), its directory mounted as /opt/ml.
 
-The job's head container runs attached to an engine process, whose output a `LocalJob` reads as it reads a
-local job's; stopping a job kills its containers, and a job an earlier tuner process left running (kill -9)
-is found by its containers' labels and removed, so the trial runs again. The user's code directory is bundled
-once per run, in the run directory (`user_code.BUNDLE_FILE`), and every job of the run gets that bundle.
+The job's head container runs attached to an engine process, which writes its output to the job's
+stdout.log itself; a `LocalJob` follows that file as it follows a local job's. Stopping a job kills its
+containers, and a job an earlier tuner process left running (kill -9) is found by its containers' labels
+and removed, so the trial runs again. The user's code directory is bundled once per run, in the run
+directory (`user_code.BUNDLE_FILE`), and every job of the run gets that bundle.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ class ContainerRunner:
         job_containers = JobContainers(spec.base_dir, spec.problem, self.settings, cpus_per_host=spec.num_cpus,
                                        code_bundle=self.bundle(spec))
         job_containers.write_inputs(spec.hyperparameters)
-        log = open(spec.base_dir / STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
-        head, others = job_containers.start(subprocess.PIPE)
+        log_path = spec.base_dir / STDOUT_LOG
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        with open(log_path, "ab") as log:  # the engine process writes the head's output there itself
+            head, others = job_containers.start(log)
         logger.debug("started container(s) %s for %s", ", ".join(map(job_containers.name, job_containers.hosts)),
                      spec.base_dir)
-        return ContainerJob(spec, head, log, job_containers, others)
+        return ContainerJob(spec, head, log_path, offset, job_containers, others)
 
     def bundle(self, spec: JobSpec) -> Path | None:
         """The bundle of the job's code directory, made in its run directory for the run's first job."""
@@ -56,7 +59,7 @@ class ContainerRunner:
         return engine.remove_left_in(base_dir, self.settings.engine)
 
     def reattach(self, spec: JobSpec) -> None:
-        return None  # its output went through the dead tuner's pipe: stop_orphan removes it and it runs again
+        return None  # the dead tuner's engine process cannot be waited for here: stop_orphan removes it, it runs again
 
     def job_dir(self, base_dir: Path) -> Path:
         return base_dir  # mounted as the first host's /opt/ml, the host that writes checkpoints/ and model/
@@ -65,9 +68,9 @@ class ContainerRunner:
 class ContainerJob(LocalJob):
     """A job's containers; the head's engine process is read as a local job's process is."""
 
-    def __init__(self, spec: JobSpec, head: subprocess.Popen[bytes], log: object, job_containers: JobContainers,
-                 others: list[subprocess.Popen[bytes]]) -> None:
-        super().__init__(spec, head, log)
+    def __init__(self, spec: JobSpec, head: subprocess.Popen[bytes], log_path: Path, offset: int,
+                 job_containers: JobContainers, others: list[subprocess.Popen[bytes]]) -> None:
+        super().__init__(spec, head, log_path, offset)
         self._containers = job_containers
         self._others = others
         self._removed = False

@@ -22,7 +22,7 @@ from sagemaker_rl import contract, metrics
 from sagemaker_rl.tuning.config import TuningConfig
 from sagemaker_rl.tuning.record import Role, hyperparameters, read
 from sagemaker_rl.tuning.runners import JobStatus, Runner
-from sagemaker_rl.tuning.scheduler import ActiveTrial, Scheduler, job_specs, objective
+from sagemaker_rl.tuning.scheduler import ActiveTrial, Scheduler, job_specs, objective, seed_curve
 from sagemaker_rl.tuning.trials import Trials
 
 logger = logging.getLogger(__name__)
@@ -81,16 +81,20 @@ def _record_finished(config: TuningConfig, trials: Trials, trial: FrozenTrial) -
     dirs = read(trial).job_dirs(config.seeds)
     if not dirs or not all(contract.JobPaths(job_dir).success_file.exists() for job_dir in dirs):
         return False
-    objectives = []
+    per_job = []
     for job_dir in dirs:
         lines = (job_dir / contract.STDOUT_LOG).read_text(errors="replace").splitlines()
         records = metrics.read_records(lines, config.objective_metric)
-        objectives.append(objective([item for item in records if item.value is not None], config.objective_last_k))
+        per_job.append([item for item in records if item.value is not None])
+    objectives = [objective(records, config.objective_last_k) for records in per_job]
     if not all(math.isfinite(value) for value in objectives):
         return False
     paths = contract.JobPaths(dirs[-1])
     duration = round(paths.success_file.stat().st_mtime - paths.hyperparameters_file.stat().st_mtime, 1)
-    trials.complete(trials.resume(trial), statistics.fmean(objectives), duration_s=duration,
-                    seed_objectives=objectives)
+    live = trials.resume(trial)
+    for _, step, value in seed_curve(per_job):  # what the jobs reported after the tuner died completes the curve
+        if step not in trial.intermediate_values:
+            live.report(value, step)
+    trials.complete(live, statistics.fmean(objectives), duration_s=duration, seed_objectives=objectives)
     logger.info("trial %d had finished when the tuner stopped: recorded from its outputs", trial.number)
     return True

@@ -28,6 +28,7 @@ from sagemaker_rl.tuning.rundir import TRIALS_DIR
 logger = logging.getLogger(__name__)
 
 PID_FILE = "job.pid"  # pid, process start time and host of a running local job
+FOLLOW_INTERVAL_S = 0.1  # how often a local job's output file is read for new lines
 
 
 @dataclass(frozen=True)
@@ -142,34 +143,38 @@ class LocalProcessRunner:
             "PYTHONUNBUFFERED": "1",
         })
         env.pop(contract.RAY_AUTH_TOKEN_ENV, None)  # a user's, for their clusters: it would win over the run's file
-        log = open(spec.base_dir / contract.STDOUT_LOG, "ab")  # noqa: SIM115 - closed by the reader thread
-        process = subprocess.Popen(
-            [*self._command, *spec.problem_args()],
-            cwd=code_dir or spec.base_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # own process group: stopped as a whole
+        log_path = spec.base_dir / contract.STDOUT_LOG
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        # The job writes its output to the file itself: a tuner that dies loses none of it (nothing of the job
+        # goes through this process), and the job's leftovers cannot hold a pipe open.
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [*self._command, *spec.problem_args()],
+                cwd=code_dir or spec.base_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # own process group: stopped as a whole
         write_pid_file(spec.base_dir / PID_FILE, process.pid)
         logger.debug("started job in %s (pid %d)", spec.base_dir, process.pid)
-        return LocalJob(spec, process, log)
+        return LocalJob(spec, process, log_path, offset)
 
     def stop_orphan(self, base_dir: Path) -> bool:
         return stop_recorded_process(base_dir / PID_FILE, what="job left running by an earlier tuner")
 
     def reattach(self, spec: JobSpec) -> None:
-        return None  # the job's output went through the dead tuner's pipe: it is stopped and runs again
+        return None  # the dead tuner's child cannot be waited for here: it is stopped and runs again
 
     def job_dir(self, base_dir: Path) -> Path:
         return base_dir
 
 
 class LocalJob:
-    """A job running as a local process; a thread copies its output to stdout.log and parses it."""
+    """A job running as a local process; a thread follows the output the job writes to stdout.log and parses it."""
 
-    def __init__(self, spec: JobSpec, process: subprocess.Popen[bytes], log: Any) -> None:
+    def __init__(self, spec: JobSpec, process: subprocess.Popen[bytes], log_path: Path, offset: int) -> None:
         self.spec = spec
         self._process = process
         self._lock = threading.Lock()
@@ -177,14 +182,13 @@ class LocalJob:
         self._records = metrics.RecordReader(spec.metric)
         self._tail: list[str] = []  # last lines, for a failure reason
         self._ended = False
-        self._reader = threading.Thread(target=self._read, args=(log,), daemon=True)
+        self._reader = threading.Thread(target=self._read, args=(log_path, offset), daemon=True)
         self._reader.start()
 
     def poll(self) -> JobStatus:
         returncode = self._process.poll()
         if returncode is not None and not self._ended:
-            # Leftovers of the job (e.g. Ray workers) may hold the output pipe open: end them first.
-            signal_group(self._process.pid, signal.SIGKILL)
+            signal_group(self._process.pid, signal.SIGKILL)  # leftovers of the job (e.g. Ray workers) end with it
             self._reader.join(timeout=5)
             self._ended = True
         with self._lock:
@@ -210,18 +214,29 @@ class LocalJob:
         self._ended = True
         return ended
 
-    def _read(self, log: Any) -> None:
-        assert self._process.stdout is not None
-        with log:
-            for raw in self._process.stdout:
-                log.write(raw)
-                log.flush()
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                with self._lock:
-                    self._tail = (self._tail + [line])[-20:]
-                    self._add(self._records.feed(line))
+    def _read(self, log_path: Path, offset: int) -> None:
+        """Parse the job's lines as it writes them, until it has ended and every line is read."""
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            partial = b""
+            while True:
+                ended = self._process.poll() is not None  # before the read: what it wrote before ending is read
+                partial += log.read()
+                *lines, partial = partial.split(b"\n")
+                for raw in lines:
+                    self._line(raw.decode("utf-8", errors="replace").rstrip("\r"))
+                if ended:
+                    break
+                time.sleep(FOLLOW_INTERVAL_S)
+            if partial:
+                self._line(partial.decode("utf-8", errors="replace").rstrip("\r"))
             with self._lock:
                 self._add(self._records.close())
+
+    def _line(self, line: str) -> None:
+        with self._lock:
+            self._tail = (self._tail + [line])[-20:]
+            self._add(self._records.feed(line))
 
     def _add(self, record: metrics.Record | None) -> None:
         if record is not None and record.value is not None:

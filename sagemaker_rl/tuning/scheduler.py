@@ -13,6 +13,7 @@ import logging
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,22 @@ def objective(values: list[Record], last_k: int) -> float:
     if not values:
         return math.nan
     return statistics.fmean(record.value for record in values[-last_k:])  # type: ignore[misc]  # finite by JobStatus
+
+
+def seed_curve(per_seed: Sequence[Sequence[Record]]) -> list[tuple[int, int, float]]:
+    """(iteration, env steps, mean value over the seeds) of each iteration every seed's job reported, in order.
+
+    Env steps, not iterations, are the comparable resource (batch sizes differ between trials).
+    """
+    by_iteration = [{record.iteration: record for record in records if record.value is not None}
+                    for records in per_seed]
+    common = sorted(set.intersection(*(set(records) for records in by_iteration))) if by_iteration else []
+    curve = []
+    for iteration in common:
+        records = [records[iteration] for records in by_iteration]
+        value = statistics.fmean(record.value for record in records)  # type: ignore[misc]
+        curve.append((iteration, min(record.env_steps or iteration for record in records), value))
+    return curve
 
 
 class Scheduler:
@@ -139,13 +156,9 @@ class Scheduler:
         """Feed new intermediate values (mean over seeds, per iteration, at its env step) to the pruner."""
         if active.pending or not active.statuses:
             return
-        per_seed = [{record.iteration: record for record in status.values} for status in active.statuses]
-        iterations = sorted(set.intersection(*(set(records) for records in per_seed)) - active.reported)
-        for iteration in iterations:
-            records = [records[iteration] for records in per_seed]
-            value = statistics.fmean(record.value for record in records)  # type: ignore[misc]
-            # Env steps, not iterations, are the comparable resource (batch sizes differ between trials).
-            step = min(record.env_steps or iteration for record in records)
+        for iteration, step, value in seed_curve([status.values for status in active.statuses]):
+            if iteration in active.reported:
+                continue
             active.reported.add(iteration)
             if step in active.curve_s:
                 continue  # a job that printed a repeated count: keep the first value

@@ -3,7 +3,10 @@
 Bayesian -> TPE (with a constant liar, so parallel trials do not all pick the same point); Random ->
 random sampling; Grid -> every combination of the Categorical values (SageMaker allows Categorical
 parameters only and sets the number of jobs to the number of combinations); Hyperband -> TPE plus
-Optuna's HyperbandPruner. The resource, and every step a trial reports, is env steps, not training
+Optuna's HyperbandPruner; ASHA (not a SageMaker strategy: local and Ray runs) -> TPE plus asynchronous
+successive halving (Li et al. 2020; Optuna's SuccessiveHalvingPruner, as Ray Tune's ASHA): at each rung of
+min_resource x 3^k env steps a trial goes on only while it is in the best third of the trials that reached
+that rung. The resource, and every step a trial reports, is env steps, not training
 iterations: trials with different batch sizes do different work per iteration. Early stopping Auto
 follows SageMaker's documented rule: stop a trial whose objective at a step is worse than the median
 of the running averages of earlier trials up to that step. Hyperband has its own early stopping,
@@ -33,6 +36,11 @@ class Strategy(StrEnum):
     GRID = "Grid"
     HYPERBAND = "Hyperband"
     PBT = "PBT"  # population-based training (pbt.py); not a SageMaker strategy: local and Ray runs
+    ASHA = "ASHA"  # TPE with asynchronous successive halving on env steps; not a SageMaker strategy either
+
+
+LOCAL_STRATEGIES = (Strategy.PBT, Strategy.ASHA)  # strategies SageMaker AMT does not have
+ASHA_REDUCTION_FACTOR = 3  # a third of the trials at a rung go on to the next, three times as long
 
 
 class EarlyStopping(StrEnum):
@@ -54,7 +62,7 @@ def parse_early_stopping(value: Any) -> EarlyStopping:
 
 def check_strategy(strategy: Strategy, early_stopping: EarlyStopping, space: SearchSpace) -> None:
     """Raise TuningError for a combination SageMaker would reject."""
-    if strategy in (Strategy.HYPERBAND, Strategy.PBT) and early_stopping is EarlyStopping.AUTO:
+    if strategy in (Strategy.HYPERBAND, Strategy.PBT, Strategy.ASHA) and early_stopping is EarlyStopping.AUTO:
         raise TuningError(
             f"strategy {strategy} stops poor trials by itself, so early_stopping must be Off "
             "(as in SageMaker): drop early_stopping Auto or use strategy Bayesian"
@@ -93,6 +101,9 @@ def make_pruner(
         return optuna.pruners.HyperbandPruner(
             min_resource=min_resource, max_resource=max_resource if max_resource else "auto"
         )
+    if strategy is Strategy.ASHA:
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource,
+                                                       reduction_factor=ASHA_REDUCTION_FACTOR)
     if early_stopping is EarlyStopping.AUTO:
         return MedianRunningAveragePruner()
     return optuna.pruners.NopPruner()

@@ -43,3 +43,23 @@ def _gcs_address() -> str:
     import ray
 
     return str(ray.get_runtime_context().gcs_address)
+
+
+
+def test_a_stall_is_reported_as_the_stall_whatever_ray_wraps_it_in(tmp_path: Path) -> None:
+    """The watchdog's alarm inside a Cython call of Ray (CoreWorker.wait, seen in a multi-host job) comes back as
+    "SystemError: <cyfunction ...> returned a result with an exception set", the alarm as its cause: the job still
+    ends with the watchdog's reason. (A real Ray call cannot be made to do it on demand: a wait that never returns
+    to Python ends by the watchdog's hard exit instead, tested in test_own_env.py.)"""
+    from sagemaker_rl.contract import JobPaths
+    from sagemaker_rl.errors import JobError
+
+    paths = JobPaths(tmp_path / "job")
+    paths.make_dirs()
+    with pytest.raises(JobError, match="the job made no progress for 60 s"), ray_session.Watchdog(60, paths):
+        try:
+            raise ray_session._Stalled
+        except ray_session._Stalled as stalled:  # as CPython wraps an error a C function left set
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from stalled
+    with pytest.raises(SystemError), ray_session.Watchdog(60, paths):
+        raise SystemError("not the watchdog's")

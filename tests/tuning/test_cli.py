@@ -158,6 +158,36 @@ def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
     assert "episode_reward_mean: " in trained.stdout
 
 
+@pytest.mark.slow
+def test_asha_on_the_real_job_stops_trials_at_rungs_and_judges_the_rest_at_the_training_budget(tmp_path):
+    """Four real trials under ASHA with a training budget of three iterations (rungs at 666, 2,000 and 6,000 env
+    steps): a trial goes on only in the best third of its rung; the answer is re-evaluated at the budget."""
+    config = tmp_path / "asha.yaml"
+    config.write_text(
+        "strategy: ASHA\nmax_jobs: 4\nmax_parallel_jobs: 2\nreevaluate_top: 1\nreevaluate_seeds: 1\n"
+        "train_budget: 6000\nsampler_seed: 1\n"
+        "parameters:\n  rl.training.config.lr: {type: Continuous, min_value: 1.0e-5, max_value: 1.0e-2, "
+        "scaling_type: Logarithmic}\n"
+        "static:\n"
+        "  rl.training.config.train_batch_size_per_learner: 2000\n"
+        "  rl.training.config.minibatch_size: 500\n"
+        "  rl.training.config.num_epochs: 2\n"
+        "  rl.training.config.num_envs_per_env_runner: 4\n"
+    )
+    run_dir = tmp_path / "run"
+    done = _tune("--problem", "reacher", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = list(csv.DictReader(open(run_dir / "trials.csv")))
+    search = [row for row in rows if row["role"] == "search"]
+    assert len(search) == 4 and {row["status"] for row in search} <= {"complete", "pruned"}
+    for row in search:
+        steps = int(row["env_steps"])
+        assert steps >= 6000 if row["status"] == "complete" else steps < 6000
+    assert [row["status"] for row in rows if row["role"] != "search"] == ["complete", "complete"]
+    assert json.loads((run_dir / "best_hyperparameters.json").read_text())["rl.training.stop.timesteps_total"] == 6000
+    assert (run_dir / "model" / "policy.onnx").is_file()
+
+
 def _cmdline(pid: Path) -> str:
     try:
         return (pid / "cmdline").read_bytes().decode(errors="replace")

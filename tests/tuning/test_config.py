@@ -112,6 +112,17 @@ def test_a_training_budget_that_fits_is_kept_as_written():
     assert config_from_mapping({"train_budget": "2M", "max_runtime_s": 60}).training.env_steps == 2_000_000
 
 
+def test_asha_trains_unstopped_trials_to_the_training_budget_with_three_rungs():
+    config = config_from_mapping({"strategy": "ASHA", "train_budget": "90k"})
+    assert config.space.static == {"rl.training.stop.timesteps_total": 90_000}  # the default 60-s stop replaced
+    assert config.hyperband_min_env_steps == 10_000  # rungs at 10k, 30k and 90k env steps
+    assert config.budget == 100  # most trials stop at the first rung: more of them than a search's 20
+    assert config_from_mapping(config.to_dict()) == config  # its record reads back the same
+    timed = config_from_mapping({"strategy": "ASHA", "train_budget": "5min"})
+    assert timed.space.static == {"rl.training.stop.time_total_s": 300} and timed.hyperband_min_env_steps == 25_000
+    assert config_from_mapping({"strategy": "ASHA"}).space.static == {"rl.training.stop.time_total_s": 60}
+
+
 def test_grid_budget_is_the_number_of_combinations():
     config = config_from_mapping(
         {

@@ -30,11 +30,15 @@ def test_each_strategy_maps_to_its_sampler_and_pruner():
     assert isinstance(make_pruner(Strategy.HYPERBAND, EarlyStopping.OFF), optuna.pruners.HyperbandPruner)
     assert isinstance(make_pruner(Strategy.BAYESIAN, EarlyStopping.AUTO), MedianRunningAveragePruner)
     assert isinstance(make_pruner(Strategy.RANDOM, EarlyStopping.OFF), optuna.pruners.NopPruner)
+    assert isinstance(make_sampler(Strategy.ASHA, SPACE, seed=1, max_jobs=8), optuna.samplers.TPESampler)
+    assert isinstance(make_pruner(Strategy.ASHA, EarlyStopping.OFF, min_resource=1000),
+                      optuna.pruners.SuccessiveHalvingPruner)
 
 
-def test_hyperband_with_early_stopping_auto_is_rejected_as_in_sagemaker():
+@pytest.mark.parametrize("strategy", [Strategy.HYPERBAND, Strategy.ASHA])
+def test_hyperband_or_asha_with_early_stopping_auto_is_rejected_as_in_sagemaker(strategy):
     with pytest.raises(TuningError, match="early_stopping must be Off"):
-        check_strategy(Strategy.HYPERBAND, EarlyStopping.AUTO, SPACE)
+        check_strategy(strategy, EarlyStopping.AUTO, SPACE)
 
 
 def test_grid_visits_every_combination_once():

@@ -187,6 +187,59 @@ def test_hyperband_gives_poor_trials_fewer_iterations(tmp_path, fake_runner):
     assert all(t.last_step < 9000 for t in trials if t.state == TrialState.PRUNED)
 
 
+ASHA_TRIALS = {
+    "strategy": "ASHA",
+    "train_budget": "9k",  # 9 iterations of the fake job's 1,000 env steps; rungs at 1,000, 3,000 and 9,000
+    "max_jobs": 8,
+    "max_parallel_jobs": 2,
+    "num_cpus": 2,
+    "reevaluate_top": 1,
+    "reevaluate_seeds": 1,
+    "check_hyperparameters": False,
+    "sampler_seed": 3,
+    "parameters": {"fake.slope": {"type": "Continuous", "min_value": -1.0, "max_value": 1.0}},
+    "static": {"rl.training.stop.time_total_s": 60, "fake.sleep": 0.2},
+}
+
+
+def _asha_checked(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    """The invariants of a finished ASHA run: every stopped trial stopped at a rung, every other trained the whole
+    budget, and the re-evaluation trained there too; its search trials (reruns of interrupted ones included)."""
+    trials = _study(run_dir).trials
+    search = [t for t in trials if "reevaluation_of" not in t.user_attrs and t.state != TrialState.FAIL]
+    assert any(t.state == TrialState.PRUNED for t in search)
+    assert all(t.last_step in (1000, 3000) for t in search if t.state == TrialState.PRUNED)
+    assert all(t.last_step == 9000 for t in search if t.state == TrialState.COMPLETE)
+    sent = json.loads((Path(search[0].user_attrs["trial_dir"]) / "input/config/hyperparameters.json").read_text())
+    assert json.loads(sent["rl.training.stop.timesteps_total"]) == 9000 and "rl.training.stop.time_total_s" not in sent
+    reevaluated = [t for t in trials if "reevaluation_of" in t.user_attrs]
+    assert reevaluated and all(t.state == TrialState.COMPLETE and t.last_step == 9000 for t in reevaluated)
+    return search
+
+
+def test_asha_stops_poor_trials_at_a_rung_and_trains_the_rest_to_the_training_budget(tmp_path, fake_runner):
+    config = config_from_mapping({**ASHA_TRIALS, "run_dir": str(tmp_path / "run")})
+    assert config.hyperband_min_env_steps == 1000
+    result = run_tuning(config, runner=fake_runner, out=io.StringIO())
+    assert len(_asha_checked(result.run_dir)) == 8 and result.complete + result.pruned == 8 + 2
+
+
+def test_asha_resumes_after_kill_9_without_running_a_finished_trial_again(tmp_path):
+    run_dir = tmp_path / "run"
+    tuner = _start_driver(run_dir, ASHA_TRIALS)
+    _wait_for(lambda: _states(run_dir).count(TrialState.PRUNED) >= 1 and _jobs_running(run_dir))
+    tuner.kill()
+    tuner.wait()
+    finished = {t.number: t for t in _study(run_dir).trials if t.state.is_finished()}
+    resumed = subprocess.run([sys.executable, str(DRIVER), "resume", str(run_dir)], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = _study(run_dir).trials
+    for number, trial in finished.items():  # kept as they were, and not run again
+        assert after[number].state == trial.state and _starts(trial.user_attrs["trial_dir"]) == 1
+    assert len(_asha_checked(run_dir)) == 8  # the budget: the trials kept, and reruns of those killed running
+
+
 def test_a_run_directory_is_not_started_twice(tmp_path, fake_runner):
     config = _config(tmp_path, max_jobs=1, static={"rl.training.stop.training_iteration": 1})
     run_tuning(config, runner=fake_runner, out=io.StringIO())

@@ -1,0 +1,158 @@
+"""Ray Tune over RLlib PPO: the tuner a Ray user would run instead of ours, on the same job, space and budget.
+
+    .venv/bin/python bench/peer_raytune.py --env Pendulum-v1 --budget-s 600 --train-steps 100000 --out DIR
+
+Each Ray Tune trial builds the job's own PPO (our parser, preset, env, observation filter and
+initial log std: `sagemaker_rl.job`'s building blocks, as a user of both would write it) on one CPU,
+two trials at a time, and reports the mean return over the last 100 episodes with its env steps
+after every iteration. The scheduler is ASHA (asynchronous successive halving, reduction factor 3,
+on env steps, up to the user's training budget); the sampler is Ray Tune's random search over our
+default space (`tuning.config.default_space`: lr log-uniform, initial log std uniform, gamma with
+1 - gamma log-uniform, its reverse-logarithmic scaling). `time_budget_s` ends the run. The answer is
+Ray Tune's `get_best_result()` (the best last-reported value), in our job's hyperparameter names, so
+the harness (bench/peers.py) trains it again with our job. Last stdout line: `BENCH_RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import RESULT_PREFIX
+
+from sagemaker_rl.job import ENV_ID_KEY, SEED_KEY, SIMULATOR_KEY, STOP_PREFIX
+from sagemaker_rl.tuning.config import default_space
+from sagemaker_rl.tuning.space import ContinuousParameter, Scaling
+
+METRIC = "episode_reward_mean"
+STEPS = "env_steps"
+REDUCTION_FACTOR = 3
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--env", help="a Gymnasium id, e.g. Pendulum-v1 (the job's generic default)")
+    where.add_argument("--problem", help="a problem of ours, e.g. hopper")
+    parser.add_argument("--simulator", default="roboschool", help="a problem's simulator (default: roboschool)")
+    parser.add_argument("--budget-s", type=float, required=True, help="wall-clock budget of the whole run")
+    parser.add_argument("--train-steps", type=int, required=True, help="the user's training budget (ASHA's max_t)")
+    parser.add_argument("--cpus", type=int, default=2, help="cores; one trial per core")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    parser.add_argument("--out", type=Path, required=True, help="where Ray Tune keeps its trials")
+    return parser.parse_args()
+
+
+REVERSED = "@1-"  # a reverse-logarithmic parameter is searched as 1 - value, log-uniform
+
+
+def search_space() -> dict[str, Any]:
+    """Our default space in Ray Tune's terms."""
+    from ray import tune
+
+    space: dict[str, Any] = {}
+    for parameter in default_space().parameters:
+        assert isinstance(parameter, ContinuousParameter)
+        low, high = parameter.min_value, parameter.max_value
+        if parameter.scaling_type is Scaling.LOGARITHMIC:
+            space[parameter.name] = tune.loguniform(low, high)
+        elif parameter.scaling_type is Scaling.REVERSE_LOGARITHMIC:
+            space[REVERSED + parameter.name] = tune.loguniform(1 - high, 1 - low)
+        else:
+            space[parameter.name] = tune.uniform(low, high)
+    space[SEED_KEY] = tune.randint(0, 10_000)  # each trial its own seed, as our search's
+    return space
+
+
+def job_values(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's sampled values in our job's names."""
+    return {key.removeprefix(REVERSED): 1 - value if key.startswith(REVERSED) else value
+            for key, value in params.items()}
+
+
+def trial(params: dict[str, Any], *, base: dict[str, Any], problem: str | None, max_steps: int) -> None:
+    """One Ray Tune trial: the job's PPO with `params`, reporting after every iteration until `max_steps`."""
+    from ray import tune
+
+    from sagemaker_rl.job import envs, learner, progress
+    from sagemaker_rl.job.checkpoints import JobState
+    from sagemaker_rl.job.hyperparameters import parse_hyperparameters
+    from sagemaker_rl.job.ppo_config import build_algorithm, build_ppo_config
+
+    raw = {**base, **job_values(params)}
+    job = parse_hyperparameters(raw, problem, envs.probe(parse_hyperparameters(raw, problem).env))
+    algo = build_algorithm(build_ppo_config(job, cpus=1), job)
+    if job.initial_log_std is not None:
+        learner.set_initial_log_std(algo, job.initial_log_std, gsde=job.gsde_resample_steps is not None)
+    state = JobState()
+    try:
+        while True:
+            last = progress.over_recent_episodes(progress.read_progress(algo.train(), 0.0), state)
+            reward = last.episode_reward_mean
+            tune.report({METRIC: reward if reward is not None else float("nan"), STEPS: last.timesteps_total})
+            if last.timesteps_total >= max_steps:
+                return
+    finally:
+        algo.stop()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    from sagemaker_rl.job import ray_session
+
+    base: dict[str, Any] = {ENV_ID_KEY: args.env} if args.env else {SIMULATOR_KEY: args.simulator}
+    ray_session.start_ray(args.cpus)
+    started = time.monotonic()
+    try:
+        scheduler = ASHAScheduler(time_attr=STEPS, max_t=args.train_steps, reduction_factor=REDUCTION_FACTOR,
+                                  grace_period=max(1, args.train_steps // REDUCTION_FACTOR**2))
+        trainable = tune.with_parameters(trial, base=base, problem=args.problem, max_steps=args.train_steps)
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1}),
+            param_space=search_space(),
+            tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler, num_samples=100_000,
+                                        search_alg=BasicVariantGenerator(random_state=args.seed),
+                                        max_concurrent_trials=args.cpus, time_budget_s=args.budget_s),
+            run_config=tune.RunConfig(storage_path=str(args.out.absolute()), name="ray-tune", verbose=0),
+        )
+        results = tuner.fit()
+        return _answer(results, time.monotonic() - started)
+    finally:
+        ray.shutdown()
+        ray_session.stop_ray()
+
+
+def _answer(results: Any, wall_s: float) -> dict[str, Any]:
+    """What the run found: the best trial's values in our names, and how the trials went."""
+    best = results.get_best_result(metric=METRIC, mode="max", scope="last", filter_nan_and_inf=True)
+    steps = [result.metrics.get(STEPS, 0) for result in results]
+    tuned = {key: value for key, value in job_values(best.config).items() if key != SEED_KEY}
+    finished = sum(value >= best.metrics[STEPS] for value in steps)
+    return {"tool": "ray-tune-asha", "job_hyperparameters": tuned, "best_value": best.metrics.get(METRIC),
+            "best_env_steps": best.metrics.get(STEPS), "trials": len(steps), "trials_at_max": finished,
+            "errors": len(results.errors), "wall_s": round(wall_s, 1)}
+
+
+def main() -> int:
+    args = _arguments()
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_TMPDIR", tempfile.gettempdir())
+    result = run(args)
+    result["stop"] = {STOP_PREFIX + "timesteps_total": args.train_steps}
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

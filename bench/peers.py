@@ -1,0 +1,298 @@
+"""Tuners side by side on a job none was tuned on: ours, rl-zoo3's optimizer and Ray Tune (ASHA), each given the same
+wall-clock budget on the same cores, one at a time; then every answer trained again on fresh seeds at the user's
+training budget, its final policy evaluated deterministically.
+
+    .venv/bin/python bench/peers.py --target Pendulum-v1 --budget-s 900 --train-steps 100000 [--seeds 5]
+    .venv/bin/python bench/peers.py --resume bench/results/peers-Pendulum-v1-<time>.json   # the parts not done yet
+
+A target is a problem row on a simulator (`hopper/roboschool`) or an env id (`Pendulum-v1`: the job's generic
+default). The run is made of parts, each saved to the JSON (bench/results/peers-<target>-<time>.json) when it
+ends, so a stopped run resumes where it was:
+
+1. `tune:TOOL`, one tool at a time on `--cpus` cores for `--budget-s` seconds of wall time:
+   - `ours`: `scripts/tune.py` with its default strategy and space, `--max-runtime BUDGET --train-budget STEPS`:
+     its answer and the policy its run trained (model/); `ours-asha`: the same with `--strategy ASHA`;
+   - `rl-zoo3`: `bench/peer_zoo.py optimize` (rl-zoo3's PPO sampler, TPE and median pruner, two jobs at a time);
+   - `ray-tune-asha`: `bench/peer_raytune.py` (ASHA on env steps over our default space).
+2. `train:ANSWER:SEED`: each answer trained again for `--train-steps` env steps on seeds 20000.. (no tool tuned
+   on them), two at a time on one CPU each (a budget of env steps makes a result independent of speed):
+   `default` (the job's own default), `ours`, `ours-asha`, `ray-tune-asha` and `rl-zoo3-in-our-job` (its values
+   where our names map) with our job (RLlib); `rl-zoo3` and `zoo-row` (rl-zoo3's hand-tuned ppo.yml row, when it
+   has one) with SB3, their own trainer. Each final policy is run for `--episodes` deterministic episodes from
+   seed 30000; `own-policy:TOOL` is our run's own model/ on the same episodes.
+3. `summary`: per answer the mean over seeds of the policies' mean returns, their spread (sample standard
+   deviation), and the paired difference to the default and to every other answer with a 95% t interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from common import BENCH, REPO, Target, cores, job, load_average, run_child, target, tune
+
+from sagemaker_rl.job import SEED_KEY, STOP_PREFIX
+from sagemaker_rl.job.keys import CHECKPOINT_FREQ_KEY
+
+TOOLS = ("ours", "ours-asha", "rl-zoo3", "ray-tune-asha")
+TRAIN_SEED_BASE = 20_000  # above every seed the tools tune on (ours: < 10,000 in the search, 10,000.. re-evaluating)
+EVALUATION_SEED = 30_000
+JOB_TIMEOUT_S = 3600.0
+STEPS_KEY = STOP_PREFIX + "timesteps_total"
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="Pendulum-v1", help="problem/simulator or env id (default: Pendulum-v1)")
+    parser.add_argument("--budget-s", type=float, default=900, help="each tool's wall-clock budget (default: 900)")
+    parser.add_argument("--train-steps", type=int, default=100_000, help="the user's training budget in env steps")
+    parser.add_argument("--seeds", type=int, default=5, help="fresh seeds each answer is trained on (default: 5)")
+    parser.add_argument("--episodes", type=int, default=100, help="deterministic episodes per policy (default: 100)")
+    parser.add_argument("--tools", help=f"tools to run (default: {','.join(TOOLS)}; with --resume: the file's, or "
+                        "these, e.g. to add one)")
+    parser.add_argument("--cpus", type=int, default=cores(), help="cores each tool tunes on (default: all)")
+    parser.add_argument("--resume", type=Path, help="a results file of an unfinished run: do the parts it lacks")
+    return parser.parse_args()
+
+
+class Record:
+    """The results file: the settings, then every part as it ends (rewritten whole, under a lock)."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path, self.data, self._lock = path, data, threading.Lock()
+
+    @classmethod
+    def start(cls, args: argparse.Namespace) -> Record:
+        if args.resume:
+            data = json.loads(args.resume.read_text())
+            data["tools"] = args.tools.split(",") if args.tools else data["tools"]
+            data.pop("finished", None)
+            return cls(args.resume, data)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        data = {"kind": "peers", "started": stamp, "command": " ".join(sys.argv), "target": args.target,
+                "budget_s": args.budget_s, "train_steps": args.train_steps, "seeds": args.seeds,
+                "episodes": args.episodes, "tools": (args.tools or ",".join(TOOLS)).split(","), "cpus": args.cpus,
+                "machine_cores": cores(), "parts": {}}
+        return cls(BENCH / "results" / f"peers-{args.target.replace('/', '-')}-{stamp}.json", data)
+
+    @property
+    def work_dir(self) -> Path:
+        return REPO / "runs" / self.path.stem
+
+    def has(self, key: str) -> bool:
+        """The part ended without a failure (a failed one runs again when the run resumes)."""
+        return key in self.data["parts"] and "failure" not in self.data["parts"][key]
+
+    def keep(self, key: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self.data["parts"][key] = value
+            self._write()
+        print(f"[{time.strftime('%H:%M:%S')}] {key}: {_short(value)}", flush=True)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        with self._lock:
+            self.data.update(summary=summary, finished=time.strftime("%Y%m%d-%H%M%S"))
+            self._write()
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=1) + "\n")
+
+
+def _short(value: dict[str, Any]) -> str:
+    shown = {key: value[key] for key in ("mean_return", "wall_s", "best_value", "trials", "failure") if key in value}
+    return json.dumps(shown)
+
+
+# ------------------------------------------------------------------------------------------------- tuning
+
+
+def tune_ours(where: Target, record: Record, *, strategy: str | None = None) -> dict[str, Any]:
+    run_dir = record.work_dir / ("ours" if strategy is None else f"ours-{strategy.lower()}")
+    wall_s, code, _ = tune([*_child_target(where), "--max-runtime", f"{record.data['budget_s']:.0f}",
+                            "--train-budget", str(record.data["train_steps"]),
+                            *(["--strategy", strategy] if strategy else [])], run_dir)
+    best = run_dir / "best_hyperparameters.json"
+    return {"exit_code": code, "wall_s": round(wall_s, 1), "run_dir": str(run_dir),
+            "job_hyperparameters": json.loads(best.read_text()) if best.is_file() else None,
+            "own_policy": str(run_dir / "model") if (run_dir / "model").is_dir() else None, **_search_figures(run_dir)}
+
+
+def _search_figures(run_dir: Path) -> dict[str, Any]:
+    """Our run's search trials finished and its best objective in the search (its own figure, as the peers')."""
+    import csv
+
+    rows = [row for row in csv.DictReader(open(run_dir / "trials.csv")) if row["role"] == "search"]
+    values = [float(row["objective"]) for row in rows if row["status"] == "complete" and row["objective"]]
+    return {"trials": len(rows), "pruned": sum(row["status"] == "pruned" for row in rows),
+            "best_value": max(values, default=None)}
+
+
+def _child_target(where: Target) -> list[str]:
+    return ["--problem", where.problem, "--simulator", where.env["rl.env.simulator"]] if where.problem else \
+        ["--env", where.label]
+
+
+def tune_zoo(where: Target, record: Record) -> dict[str, Any]:
+    data = record.data
+    return run_child("peer_zoo.py", ["optimize", *_child_target(where), "--budget-s", str(data["budget_s"]),
+                                     "--n-jobs", "2", "--train-steps", str(data["train_steps"]),
+                                     "--out", str(record.work_dir / "rl-zoo3")], timeout=data["budget_s"] + 900)
+
+
+def tune_ray(where: Target, record: Record) -> dict[str, Any]:
+    data = record.data
+    return run_child("peer_raytune.py", [*_child_target(where), "--budget-s", str(data["budget_s"]),
+                                         "--cpus", str(data["cpus"]), "--train-steps", str(data["train_steps"]),
+                                         "--out", str(record.work_dir / "ray-tune")], timeout=data["budget_s"] + 900)
+
+
+TUNERS: dict[str, Callable[[Target, Record], dict[str, Any]]] = {
+    "ours": tune_ours, "ours-asha": functools.partial(tune_ours, strategy="ASHA"), "rl-zoo3": tune_zoo,
+    "ray-tune-asha": tune_ray}
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def answers(record: Record) -> dict[str, tuple[str, Any]]:
+    """Each answer to train again: its name -> (trainer, its hyperparameters): ("job", our keys) or ("sb3", a zoo
+    row's values, or "zoo" for rl-zoo3's own row)."""
+    parts = record.data["parts"]
+    found: dict[str, tuple[str, Any]] = {"default": ("job", {})}
+    for tool, name in (("ours", "ours"), ("ours-asha", "ours-asha"), ("ray-tune-asha", "ray-tune-asha"),
+                       ("rl-zoo3", "rl-zoo3-in-our-job")):
+        values = parts.get(f"tune:{tool}", {}).get("job_hyperparameters")
+        if values is not None:
+            found[name] = ("job", {key: value for key, value in values.items() if not key.startswith(STOP_PREFIX)})
+    if parts.get("tune:rl-zoo3", {}).get("hyperparameters") is not None:
+        found["rl-zoo3"] = ("sb3", parts["tune:rl-zoo3"]["hyperparameters"])
+    if "rl-zoo3" in record.data["tools"]:
+        found["zoo-row"] = ("sb3", "zoo")
+    return found
+
+
+def train_with_job(where: Target, values: dict[str, Any], seed: int, record: Record) -> dict[str, Any]:
+    from sagemaker_rl.api import evaluate
+
+    data = record.data
+    hyperparameters = {**where.env, **values, SEED_KEY: seed, STEPS_KEY: data["train_steps"],
+                       CHECKPOINT_FREQ_KEY: 1000}
+    load = load_average()
+    with job(where.problem, hyperparameters, cpus=1, timeout_s=JOB_TIMEOUT_S, prefix="peers-") as run:
+        if run.failure is not None or not run.paths.model.is_dir():
+            return {"failure": run.failure or "no model written", "wall_s": run.wall_s}
+        result = evaluate(run.paths.model, episodes=data["episodes"], seed=EVALUATION_SEED)
+    return {"mean_return": round(result.mean, 3), "std_return": round(statistics.pstdev(result.returns), 3),
+            "wall_s": run.wall_s, "load_average": load}
+
+
+def train_with_sb3(where: Target, values: Any, seed: int, record: Record) -> dict[str, Any]:
+    data = record.data
+    source = "zoo"
+    if values != "zoo":
+        source = str(record.work_dir / "rl-zoo3-answer.json")
+        Path(source).write_text(json.dumps(values))
+    return run_child("peer_zoo.py", ["retrain", *_child_target(where), "--hyperparameters", source,
+                                     "--train-steps", str(data["train_steps"]), "--seed", str(seed),
+                                     "--episodes", str(data["episodes"]), "--eval-seed", str(EVALUATION_SEED)],
+                     timeout=JOB_TIMEOUT_S)
+
+
+def _train(where: Target, record: Record, name: str, trainer: str, values: Any, seed: int) -> None:
+    run = train_with_job if trainer == "job" else train_with_sb3
+    record.keep(f"train:{name}:{seed}", {**_failing_softly(run, where, values, seed, record), "answer": name,
+                                         "seed": seed})
+
+
+def _failing_softly(run: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """run(*args), or its failure: one failed part is a figure missing (run again on --resume), not a lost run."""
+    try:
+        return run(*args)
+    except Exception as error:
+        return {"failure": f"{type(error).__name__}: {' | '.join(str(error).strip().splitlines()[-3:])}"}
+
+
+def evaluate_own_policies(record: Record) -> None:
+    """The policy each of our runs trained itself, on the same episodes as the retrained ones."""
+    from sagemaker_rl.api import evaluate
+
+    for tool in ("ours", "ours-asha"):
+        model = record.data["parts"].get(f"tune:{tool}", {}).get("own_policy")
+        if model is None or record.has(f"own-policy:{tool}"):
+            continue
+        result = evaluate(model, episodes=record.data["episodes"], seed=EVALUATION_SEED)
+        record.keep(f"own-policy:{tool}", {"mean_return": round(result.mean, 3),
+                                           "std_return": round(statistics.pstdev(result.returns), 3)})
+
+
+# ------------------------------------------------------------------------------------------------ summary
+
+
+def summary(record: Record) -> dict[str, Any]:
+    """Per answer: mean over seeds, spread, and paired differences (95% t interval) to every other answer."""
+    finals: dict[str, dict[int, float]] = {}
+    for key, part in record.data["parts"].items():
+        if key.startswith("train:") and "mean_return" in part:
+            finals.setdefault(part["answer"], {})[part["seed"]] = part["mean_return"]
+    rows = {}
+    for name, by_seed in finals.items():
+        values = list(by_seed.values())
+        rows[name] = {"mean": round(statistics.fmean(values), 3), "seeds": len(values),
+                      "spread": round(statistics.stdev(values), 3) if len(values) > 1 else None,
+                      "versus": {other: _paired(by_seed, finals[other]) for other in finals if other != name}}
+    return rows
+
+
+def _paired(ours: dict[int, float], theirs: dict[int, float]) -> dict[str, Any] | None:
+    """Mean paired difference over the seeds both have, with its 95% t interval."""
+    from scipy import stats
+
+    differences = [ours[seed] - theirs[seed] for seed in ours if seed in theirs]
+    if len(differences) < 2:
+        return None
+    mean, spread = statistics.fmean(differences), statistics.stdev(differences)
+    half = stats.t.ppf(0.975, len(differences) - 1) * spread / math.sqrt(len(differences))
+    return {"difference": round(mean, 3), "low": round(mean - half, 3), "high": round(mean + half, 3),
+            "seeds": len(differences)}
+
+
+def main() -> int:
+    args = _arguments()
+    record = Record.start(args)
+    where = target(record.data["target"])
+    record.work_dir.mkdir(parents=True, exist_ok=True)
+    for tool in ("ours", "ours-asha"):  # a record from before these figures were kept
+        part = record.data["parts"].get(f"tune:{tool}")
+        if part and "run_dir" in part and "trials" not in part:
+            part.update(_search_figures(Path(part["run_dir"])))
+    for tool in record.data["tools"]:
+        if tool not in TUNERS:
+            raise SystemExit(f"--tools names {tool!r}: choose from {', '.join(TOOLS)}")
+        if not record.has(f"tune:{tool}"):
+            record.keep(f"tune:{tool}", {**_failing_softly(TUNERS[tool], where, record),
+                                         "load_average_after": load_average()})
+    evaluate_own_policies(record)
+    seeds = range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + record.data["seeds"])
+    pending = [(name, trainer, values, seed) for seed in seeds for name, (trainer, values) in answers(record).items()
+               if not record.has(f"train:{name}:{seed}")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for future in [pool.submit(_train, where, record, *item) for item in pending]:
+            future.result()
+    record.finish(summary(record))
+    print(json.dumps(record.data["summary"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
