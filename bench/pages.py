@@ -816,6 +816,15 @@ of the policies' mean returns, with their spread (sample standard deviation) and
 default (95% t interval over the seeds). "Own policy" is the policy our tuning run itself trained."""
 
 
+_ANSWER_NAMES = {"default": "untuned default", "ours": "ours (default study)", "ours-asha": "ours (ASHA)",
+                 "ray-tune-asha": "Ray Tune ASHA", "rl-zoo3": "rl-zoo3's optimizer (SB3)",
+                 "rl-zoo3-in-our-job": "rl-zoo3's answer in our job", "zoo-row": "rl-zoo3's hand-tuned row (SB3)"}
+
+
+def _answer_name(name: str) -> str:
+    return _ANSWER_NAMES.get(name, name)
+
+
 def _peers_tables(result: _Result) -> str:
     data, parts = result.data, result.data["parts"]
     state = "finished" if "finished" in data else "running or stopped: the parts done so far"
@@ -825,7 +834,7 @@ def _peers_tables(result: _Result) -> str:
     tuning = [[tool, _seconds(part.get("wall_s")), str(part.get("trials", "—")), _number(part.get("best_value")),
                _loads([part.get("load_average_after")]), part.get("failure", "")]
               for tool in data["tools"] if (part := parts.get(f"tune:{tool}")) is not None]
-    rows = [[name, _number(row["mean"]), _number(row["spread"]), str(row["seeds"]),
+    rows = [[_answer_name(name), _number(row["mean"]), _number(row["spread"]), str(row["seeds"]),
              _interval(row["versus"].get("default")), _interval(row["versus"].get("ours"))]
             for name, row in sorted(data.get("summary", {}).items(), key=lambda item: -item[1]["mean"])]
     own = [f"{key.split(':', 1)[1]} {part['mean_return']:.1f}" for key, part in parts.items()
@@ -982,7 +991,7 @@ def _peers_headline(loaded: list[_Result]) -> str | None:
     result = _newest(used)
     data, summary = result.data, result.data["summary"]
     ranked = sorted(summary.items(), key=lambda item: -item[1]["mean"])
-    figures = ", ".join(f"{name} {row['mean']:.1f}" for name, row in ranked)
+    figures = ", ".join(f"{_answer_name(name)} {row['mean']:.1f}" for name, row in ranked)
     return (f"Tuners side by side on {data['target']} (no default of ours chosen on it), {data['budget_s']:g} s each "
             f"on {data['cpus']} cores, each answer trained again for {data['train_steps']:,} env steps on "
             f"{data['seeds']} fresh seeds, mean return of the final policies: {figures} (`{result.shown}`).")

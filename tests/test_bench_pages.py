@@ -209,7 +209,7 @@ def test_each_kind_renders_its_figures_and_names_its_file(pages, results):
                    "12.34 ± 5.67", "4.56 ± 5.67",  # PBT vs search
                    "**2 of 5 runs done**", "543.2 [543.2..543.2] (1)", "the job diverged",  # generic, partial
                    "| ours | 801 s | 16 | -246.1 | 2.8 |  |", "RuntimeError: no trial finished",  # peers: tuning
-                   "| ours | -350.0 | 70.7 | 2 | +700.0 [+65.0, +1335.0] | — |",  # the answers
+                   "| ours (default study) | -350.0 | 70.7 | 2 | +700.0 [+65.0, +1335.0] | — |",  # the answers
                    "trained itself (one policy each): ours -250.5",
                    ]:
         assert figure in page, figure
@@ -243,7 +243,8 @@ def test_the_headline_names_each_figures_file(pages, results):
     assert "fast preset, 1 CPU 123 s (0.50 of SB3's time)" in lines[1]
     assert "PBT ends with returns 12.34" in text and "the best search's 7.89" in text
     assert "Pendulum-v1 -234.5 vs -1200.0" in text  # the finished generic run, not the newer partial one
-    assert "mean return of the final policies: ours -350.0, default -1050.0" in text  # in the tuning gain's place
+    # in the tuning gain's place:
+    assert "mean return of the final policies: ours (default study) -350.0, untuned default -1050.0" in text
     assert all(f"`{results}/" in line for line in lines)
     assert text == pages.headline(results)
 
