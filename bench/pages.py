@@ -806,14 +806,16 @@ def _ray_table(result: _Result, entry: dict[str, Any]) -> str:
 _PEERS_METHOD = """\
 `bench/peers.py` runs tuners side by side on a job none of them was tuned on, each with the same wall-clock
 budget on the same cores, one at a time: ours (`scripts/tune.py` with its default study, `--max-runtime` and
-`--train-budget`), rl-zoo3's optimizer (`bench/peer_zoo.py`: its PPO sampler, TPE and median pruner) and Ray
-Tune with ASHA over our default space (`bench/peer_raytune.py`). Then every answer is trained again for the
-user's training budget on fresh seeds no tool tuned on, two at a time on one CPU each (a budget of env steps
-makes a result independent of speed): the untuned default, ours, Ray Tune's and rl-zoo3's values where our
-names map with our job (RLlib); rl-zoo3's answer and its hand-tuned `ppo.yml` row with SB3, their own trainer.
-Each final policy runs deterministic episodes on the same seeds; a figure is the mean over the training seeds
-of the policies' mean returns, with their spread (sample standard deviation) and the paired difference to the
-default (95% t interval over the seeds). "Own policy" is the policy our tuning run itself trained."""
+`--train-budget`, and the same with `--strategy ASHA`), rl-zoo3's optimizer (`bench/peer_zoo.py`: its PPO
+sampler, TPE and median pruner) and Ray Tune with ASHA over our default space (`bench/peer_raytune.py`). Then
+every answer is trained again for the user's training budget on fresh seeds no tool tuned on, two at a time on
+one CPU each (a budget of env steps makes a result independent of speed): the untuned default, ours, Ray Tune's
+and rl-zoo3's values where our names map with our job (RLlib); rl-zoo3's answer and its hand-tuned `ppo.yml` row
+with SB3, their own trainer. Each final policy runs deterministic episodes on the same seeds; a figure is the
+mean over the training seeds of the policies' mean returns, with their spread (sample standard deviation) and
+the paired difference to the default and to ours (95% t interval over the seeds). Last, the policy each of our
+runs trained itself. rl-zoo3's optimizer trains every trial for the whole budget, its two jobs as threads of
+one process; Ray Tune's trials are actors of one Ray instance, ours a process each (a start-up per trial)."""
 
 
 _ANSWER_NAMES = {"default": "untuned default", "ours": "ours (default study)", "ours-asha": "ours (ASHA)",

@@ -41,6 +41,7 @@ from typing import Any
 
 from common import BENCH, REPO, Target, cores, job, load_average, run_child, target, tune
 
+from sagemaker_rl.files import write_atomically
 from sagemaker_rl.job import SEED_KEY, STOP_PREFIX
 from sagemaker_rl.job.keys import CHECKPOINT_FREQ_KEY
 
@@ -106,7 +107,7 @@ class Record:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=1) + "\n")
+        write_atomically(self.path, json.dumps(self.data, indent=1) + "\n")  # a killed run leaves a whole file
 
 
 def _short(value: dict[str, Any]) -> str:
