@@ -32,7 +32,7 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -54,6 +54,9 @@ ENTRYPOINT_CPUS = 1  # CPUs a job's driver (its learner, and the sampling on one
 CHECK_TIMEOUT_S = 180.0  # the storage check job (it may wait for a free node)
 DEFAULT_TOKEN_FILE = ".ray/auth_token"  # under the home directory: where Ray keeps a user's token
 STOP_TIMEOUT_S = 20.0  # after a stop request: Ray sends SIGTERM, SIGKILL 3 s later
+# Waits between submissions a cluster refuses for now ("No available agent to submit job, please try again later",
+# seen right after a cluster came up): about half a minute in all, then the refusal is the job's failure.
+SUBMIT_RETRY_WAITS_S = (1.0, 2.0, 4.0, 8.0, 15.0)
 _TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 _CLIENT_LOGGERS = ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk",
                    "ray._private.runtime_env.packaging")
@@ -183,7 +186,11 @@ class RayJobRunner:
         directories there would mix with this run's) and the job's packages are there."""
         command = f"python -m {MODULE} --check {shlex.quote(self.cluster.storage_path)} --run-name " \
                   f"{shlex.quote(self._run_dir.name)}"
-        job_id = self._submit(command, env={}, cpus=0, name=f"check-{self._run_dir.name}")
+        try:
+            job_id = self._submit(command, env={}, cpus=0, name=f"check-{self._run_dir.name}")
+        except RuntimeError as error:  # the Jobs API's refusal, after the retries a transient one gets
+            raise TuningError(f"the Ray cluster at {self.cluster.address} did not take the check job: "
+                              f"{str(error).strip().splitlines()[0]}") from None
         deadline = time.monotonic() + CHECK_TIMEOUT_S
         info = self._client.get_job_info(job_id)
         while info.status not in _TERMINAL:
@@ -269,13 +276,13 @@ class RayJobRunner:
             requirements = user_code.requirements(code_dir)
             if requirements is not None:
                 runtime_env["pip"] = str(requirements)
-        return str(self._client.submit_job(
+        return submit_with_retries(lambda: str(self._client.submit_job(
             entrypoint=entrypoint,
             submission_id=f"{name}-{secrets.token_hex(3)}",  # unique: a cluster keeps every job it ran
             runtime_env=runtime_env,
             entrypoint_num_cpus=cpus,  # > 0: Ray may place the driver on any node with a free CPU
             metadata={"sagemaker_rl_run": self._run_dir.name},
-        ))
+        )))
 
 
 class RayJob:
@@ -430,6 +437,20 @@ class RayJob:
         with self._lock:
             self._failure = failure
         self._done.set()
+
+
+def submit_with_retries(submit: Callable[[], str]) -> str:
+    """`submit()`, tried again after SUBMIT_RETRY_WAITS_S while the cluster answers that it cannot take a job yet."""
+    for wait in (*SUBMIT_RETRY_WAITS_S, None):
+        try:
+            return submit()
+        except Exception as error:
+            if wait is None or "try again later" not in str(error).lower():
+                raise
+            logger.warning("the Ray cluster cannot take a job yet (%s): submitting again in %g s",
+                           str(error).strip().splitlines()[0], wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _name(run_dir: Path, base_dir: Path) -> str:

@@ -21,6 +21,7 @@ import pytest
 from optuna.trial import TrialState
 
 from sagemaker_rl.job.env_runner import SeededEnvRunner
+from sagemaker_rl.tuning import ray_jobs
 from sagemaker_rl.tuning.ray_jobs import JOB_FILE
 from tests.conftest import TINY_PPO
 from tests.ray_cluster import FAST_HEALTH_CHECK, LocalCluster
@@ -366,3 +367,28 @@ def test_a_ray_job_with_a_code_dir_imports_the_users_module_in_its_driver_and_it
     logs = runner._client.get_job_logs(job_id)
     assert runner._client.get_job_status(job_id) == "SUCCEEDED", logs
     assert "driver 41 worker 42" in logs
+
+
+def test_a_submission_the_cluster_refuses_for_now_is_made_again_and_other_refusals_are_not(monkeypatch):
+    """Stand-in submissions: a real cluster cannot be made to answer "No available agent" on demand (it did right
+    after it came up, in a run by hand). Bounded: after the last wait the refusal is the job's failure."""
+    monkeypatch.setattr(ray_jobs, "SUBMIT_RETRY_WAITS_S", (0.0, 0.0, 0.0))
+    busy = RuntimeError("Request failed with status code 500: No available agent to submit job, please try again "
+                        "later.")
+    answers: list[object] = [busy, busy, "raysubmit_1"]
+
+    def submit() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return str(answer)
+
+    assert ray_jobs.submit_with_retries(submit) == "raysubmit_1" and not answers
+    answers[:] = [busy] * 5
+    with pytest.raises(RuntimeError, match="No available agent"):
+        ray_jobs.submit_with_retries(submit)
+    assert len(answers) == 1  # one attempt, then one more per wait
+    answers[:] = [RuntimeError("Request failed with status code 400: bad runtime_env"), "raysubmit_2"]
+    with pytest.raises(RuntimeError, match="bad runtime_env"):
+        ray_jobs.submit_with_retries(submit)
+    assert answers == ["raysubmit_2"]  # not tried again
