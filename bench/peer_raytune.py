@@ -80,13 +80,12 @@ def trial(params: dict[str, Any], *, base: dict[str, Any], problem: str | None, 
     """One Ray Tune trial: the job's PPO with `params`, reporting after every iteration until `max_steps`."""
     from ray import tune
 
-    from sagemaker_rl.job import envs, learner, progress
+    from sagemaker_rl.job import learner, progress
     from sagemaker_rl.job.checkpoints import JobState
-    from sagemaker_rl.job.hyperparameters import parse_hyperparameters
+    from sagemaker_rl.job.entry import job_config
     from sagemaker_rl.job.ppo_config import build_algorithm, build_ppo_config
 
-    raw = {**base, **job_values(params)}
-    job = parse_hyperparameters(raw, problem, envs.probe(parse_hyperparameters(raw, problem).env))
+    job = job_config({**base, **job_values(params)}, problem)  # as the job parses it, its env's facts included
     algo = build_algorithm(build_ppo_config(job, cpus=1), job)
     if job.initial_log_std is not None:
         learner.set_initial_log_std(algo, job.initial_log_std, gsde=job.gsde_resample_steps is not None)

@@ -42,7 +42,7 @@ from typing import Any
 from common import BENCH, REPO, Target, cores, job, load_average, run_child, target, tune
 
 from sagemaker_rl.files import write_atomically
-from sagemaker_rl.job import SEED_KEY, STOP_PREFIX
+from sagemaker_rl.job import SEED_KEY, SIMULATOR_KEY, STOP_PREFIX
 from sagemaker_rl.job.keys import CHECKPOINT_FREQ_KEY
 
 TOOLS = ("ours", "ours-asha", "rl-zoo3", "ray-tune-asha")
@@ -140,7 +140,7 @@ def _search_figures(run_dir: Path) -> dict[str, Any]:
 
 
 def _child_target(where: Target) -> list[str]:
-    return ["--problem", where.problem, "--simulator", where.env["rl.env.simulator"]] if where.problem else \
+    return ["--problem", where.problem, "--simulator", where.env[SIMULATOR_KEY]] if where.problem else \
         ["--env", where.label]
 
 
@@ -273,10 +273,6 @@ def main() -> int:
     record = Record.start(args)
     where = target(record.data["target"])
     record.work_dir.mkdir(parents=True, exist_ok=True)
-    for tool in ("ours", "ours-asha"):  # a record from before these figures were kept
-        part = record.data["parts"].get(f"tune:{tool}")
-        if part and "run_dir" in part and "trials" not in part:
-            part.update(_search_figures(Path(part["run_dir"])))
     for tool in record.data["tools"]:
         if tool not in TUNERS:
             raise SystemExit(f"--tools names {tool!r}: choose from {', '.join(TOOLS)}")

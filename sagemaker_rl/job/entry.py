@@ -48,7 +48,7 @@ def _train(problem: str | None, paths: JobPaths) -> None:
 
     _configure_logging(paths)  # output/ exists: run_job made it
     raw = contract.read_hyperparameters(paths)
-    job = _job_config(raw, problem, paths)
+    job = job_config(raw, problem, paths)
     hosts = cluster.hosts_of(contract.read_resource_config(paths))
     cpus = contract.num_cpus()
     logger.info("job %s on %s of %s (%d CPUs): %s", job.env.label, hosts.current, ", ".join(hosts.hosts), cpus, job)
@@ -64,7 +64,7 @@ def _train(problem: str | None, paths: JobPaths) -> None:
     print(f"Model written to {paths.model}", flush=True)
 
 
-def _job_config(raw: Mapping[str, Any], problem: str | None, paths: JobPaths | None) -> Any:
+def job_config(raw: Mapping[str, Any], problem: str | None, paths: JobPaths | None = None) -> Any:
     """The JobConfig of `raw`, settled by what its env is (built and stepped once, under the stall watchdog)."""
     from sagemaker_rl.job import envs, ray_session
     from sagemaker_rl.job.hyperparameters import parse_hyperparameters
@@ -163,7 +163,7 @@ def _check_env(hyperparameters: Mapping[str, Any], problem: str | None, *, missi
     from sagemaker_rl.job import envs
 
     try:
-        _job_config(hyperparameters, problem, None)
+        job_config(hyperparameters, problem, None)
     except UserError as error:
         if not (missing_envs_ok and isinstance(error, envs.EnvCodeMissing)):
             raise
