@@ -27,7 +27,7 @@ from common import BENCH, REPO
 RESULTS = BENCH / "results"
 _T = TypeVar("_T")
 _SUITE_KEYS = {"started", "quick", "machine", "commit", "load_average", "raw", "throughput", "time_to_reward",
-               "tuner", "ray", "finished"}  # bench/run.py's record
+               "tuner", "trial_start", "ray", "finished"}  # bench/run.py's record
 _NOTE_KEYS = {"note", "how", "commit", "started", "finished"}  # added by hand to a part run on its own
 _OLD_REWARD_KEYS = {"problem", "simulator", "targets", "ours", "sb3"}  # time to reward before the seeds (Nov 2026)
 _REREAD_S = 0.5  # generic_default.py rewrites its file in place after every run: a read may catch it half written
@@ -532,6 +532,38 @@ def _tuner_row(result: _Result) -> list[str]:
                 "tuner overhead")])]
 
 
+_START_METHOD = """\
+`bench/trial_start.py` (part `tuner` of `bench/run.py`) runs the same small study twice in the shape of `make
+tune`: trials of a fixed training time, 2 at a time on 1 CPU each. In the first run every job starts as a fresh
+process ("cold": imports and first uses inside the trial); the second is the tuner's default, where each slot
+keeps a job process on standby with that done (`sagemaker_rl/job/standby/`). Per trial: its wall time, from
+the tuner creating it until its result is recorded (model/ with policy.onnx written), minus its training time
+(the job's own time_total_s). The first trial of each slot also waits for the run's Ray instance and finds no
+spare yet, so the median is over the trials after them. Goal (issue 30): at most 2 s."""
+
+
+def _trial_start_section(loaded: list[_Result]) -> _Section | None:
+    used = _of(loaded, "suite", "trial_start")
+    if not used:
+        return None
+    rows = [_checked(result, _trial_start_row, result) for result in used]
+    body = (f"{_START_METHOD}\n\nEvery run, the newest last:\n\n" + _table(
+        ["file", "date", "commit", "trials", "cold: each trial", "standby: each trial", "median after the first",
+         "load average"], rows))
+    return _Section("Trial start-up", body, tuple(result.name for result in used))
+
+
+def _trial_start_row(result: _Result) -> list[str]:
+    start = result.data["trial_start"]
+    runs, medians = start["runs"], start["median_extra_after_first_s"]
+    return [f"`{result.name}`", result.date, result.commit,
+            f"{start['trials']} × {start['training_s']:.0f} s, {start['parallel']} at a time",
+            ", ".join(f"{value:.1f}" for value in runs["cold"]["extra_s"]) + " s",
+            ", ".join(f"{value:.1f}" for value in runs["standby"]["extra_s"]) + " s",
+            f"cold {medians['cold']:.1f} s, standby {medians['standby']:.1f} s",
+            _loads(run["load_average"] for run in runs.values())]
+
+
 # ----------------------------------------------------------------------------------------- generic default
 
 _GENERIC_METHOD = """\
@@ -887,6 +919,7 @@ _ONE_KIND_SECTIONS = (
 
 def _all_sections(loaded: list[_Result]) -> list[_Section]:
     return [section for section in (_throughput_section(loaded), *_reward_sections(loaded), _tuner_section(loaded),
+                                    _trial_start_section(loaded),
                                     *(_kind_section(loaded, *kind) for kind in _ONE_KIND_SECTIONS),
                                     _ray_section(loaded)) if section is not None]
 

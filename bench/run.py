@@ -8,7 +8,8 @@
 3. the same with RLlib's default PPO settings, and ours / RLlib's;
 4. wall time to fixed mean returns on reacher (3 seeds): our `fast` and `seed` presets vs
    Stable-Baselines3 PPO with rl-zoo3's tuned row (bench/time_to_reward.py); --long adds hopper;
-5. the local tuner's overhead per trial (bench/tuner_overhead.py);
+5. the local tuner's overhead per trial (bench/tuner_overhead.py), and what a trial costs beyond its
+   training, cold and from a standby process (bench/trial_start.py);
 6. the Ray backend on a local cluster of 1 node vs 2 nodes, same CPUs per node (bench/ray_scaling.py).
 Machines are shared and noisy: compare ratios measured in the same run, and read the load average
 recorded with each part. Results go to bench/results/<time>.json. --quick is a smoke run (minutes).
@@ -100,6 +101,10 @@ def main() -> None:
         from tuner_overhead import measure
 
         results["tuner"] = measure("reacher", 2 if args.quick else 4)
+        section("trial start")
+        from trial_start import measure as measure_start
+
+        results["trial_start"] = measure_start("reacher", 3 if args.quick else 8, 10.0 if args.quick else 20.0)
     if "ray" in parts:
         section("ray scaling")
         results["ray"] = run_child("ray_scaling.py", ["--trials", "2" if args.quick else "4",
@@ -163,6 +168,13 @@ def report(results: dict[str, Any]) -> str:
                   f"{tuner['overhead_per_trial_s']:.1f} s per trial ({tuner['overhead_fraction']:.0%}); "
                   f"a trial's wall time minus its training time: {tuner['trial_wall_minus_training_s']} s "
                   "(the run's shared Ray instance starts with the first)"]
+    start = results.get("trial_start")
+    if start:
+        runs = "; ".join(f"{mode} {run['extra_s']} s" for mode, run in start["runs"].items())
+        medians = ", ".join(f"{mode} {value:.1f} s" for mode, value in start["median_extra_after_first_s"].items())
+        lines += ["", f"5b. A trial's wall time minus its training time, {start['trials']} trials of "
+                  f"{start['training_s']:.0f} s, 2 at a time on 1 CPU each: {runs}; median after each slot's first: "
+                  f"{medians} (goal 2 s)"]
     scaling = results.get("ray")
     if scaling:
         walls = ", ".join(f"{run['nodes']} node(s) {run['wall_s']:.0f} s" for run in scaling["runs"])

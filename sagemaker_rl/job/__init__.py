@@ -11,7 +11,7 @@ Inside: `entry` (the job's main: contract in, training, contract out), `keys` (t
 and the algorithm), `learner` (the learner's live state), `checkpoints` (the resumable state),
 `progress` (reward lines, progress.csv, TensorBoard), `model` (model/), `export` (ONNX), `connectors`,
 `gsde`, `env_runner`, `evaluation`, `ray_session` (Ray's lifecycle in a job), `cluster` (multi-host),
-`image` (the image's entry point).
+`image` (the image's entry point), `standby` (a job process whose imports are done before its job).
 """
 
 from sagemaker_rl.job.checkpoints import latest_checkpoint
@@ -34,6 +34,9 @@ from sagemaker_rl.job.keys import (
     target_label,
 )
 from sagemaker_rl.job.problems import DEFAULT_SIMULATOR, PROBLEMS, SIMULATORS, get_problem
+from sagemaker_rl.job.standby import READY_FD_ENV as STANDBY_READY_FD_ENV
+from sagemaker_rl.job.standby import SCRIPT as STANDBY_SCRIPT
+from sagemaker_rl.job.standby import assignment as standby_assignment
 
 __all__ = [
     "DEFAULT_SIMULATOR",
@@ -50,6 +53,8 @@ __all__ = [
     "SEED_KEY",
     "SIMULATORS",
     "SIMULATOR_KEY",
+    "STANDBY_SCRIPT",
+    "STANDBY_READY_FD_ENV",
     "STOP_PREFIX",
     "canonical_key",
     "check_hyperparameters",
@@ -61,5 +66,6 @@ __all__ = [
     "package_root",
     "ppo_key",
     "run",
+    "standby_assignment",
     "target_label",
 ]

@@ -54,6 +54,7 @@ def train(
                         "or empty the checkpoints directory to train again")
     with (ray_session.started(cpus, paths, stall_timeout_s=job.stall_timeout_s) as watchdog,
           _algorithm(config, job) as algo):
+        logger.info("algorithm built")  # with the log's times: the job's start-up (bench/trial_start.py)
         if on_built is not None:
             on_built(algo)
         _start(algo, job, state, checkpoint)

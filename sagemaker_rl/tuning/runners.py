@@ -16,14 +16,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from sagemaker_rl import contract, job, metrics, user_code
-from sagemaker_rl.job import STOP_PREFIX
+from sagemaker_rl.job import STANDBY_SCRIPT, STOP_PREFIX, standby_assignment
 from sagemaker_rl.tuning.rundir import TRIALS_DIR
+from sagemaker_rl.tuning.standby_pool import StandbyPool
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +112,14 @@ class Runner(Protocol):
 class LocalProcessRunner:
     """Runs each job as `python -m sagemaker_rl.job [--problem P]` in its own process group.
 
-    With `shared_ray` the jobs connect to that Ray instance ($RAY_ADDRESS, with its token) instead of each
-    starting one. A job with a code directory runs from it, as the toolkit runs a job from /opt/ml/code: the
-    directory is on its PYTHONPATH (after this package), which the Ray it starts passes to its workers, and
-    it is the job's working directory, which Ray puts on the path of a shared instance's workers for the
-    job. Its requirements.txt is not installed: a local job runs in the user's own environment.
+    A Python command's jobs run in standby processes (`job.standby`) from a pool (`standby_pool`) that keeps
+    `standby` of them ready ahead, their imports done, so a job starts without that cost; each runs one job
+    and ends. With `shared_ray` the jobs connect to that Ray instance ($RAY_ADDRESS, with its token) instead
+    of each starting one. A job with a code directory runs from it, as the toolkit runs a job from
+    /opt/ml/code: the directory is on its PYTHONPATH (after this package), which the Ray it starts passes to
+    its workers, and it is the job's working directory, which Ray puts on the path of a shared instance's
+    workers for the job. Its requirements.txt is not installed: a local job runs in the user's own
+    environment. `close` ends the processes on standby.
     """
 
     def __init__(
@@ -124,10 +128,14 @@ class LocalProcessRunner:
         *,
         extra_env: Mapping[str, str] | None = None,
         shared_ray: SharedRayInstance | None = None,
+        standby: int = 0,
     ) -> None:
         self._command = list(command) if command else [sys.executable, "-m", job.MODULE]
         self._extra_env = dict(extra_env or {})
         self._shared_ray = shared_ray
+        self._standby = standby
+        self._pool: StandbyPool | None = None
+        self._pool_code_dir: Path | None = None
 
     def start(self, spec: JobSpec) -> LocalJob:
         paths = contract.JobPaths(spec.base_dir)
@@ -135,31 +143,68 @@ class LocalProcessRunner:
         for stale in (paths.failure_file, paths.success_file):
             stale.unlink(missing_ok=True)
         code_dir = user_code.check_code_dir(spec.code_dir) if spec.code_dir is not None else None
-        env = job.child_env(code_dir, **{
-            **self._extra_env,
-            **(self._shared_ray.job_env() if self._shared_ray else {}),
-            contract.BASE_DIR_ENV: str(spec.base_dir.absolute()),
-            contract.NUM_CPUS_ENV: str(spec.num_cpus),
-            "PYTHONUNBUFFERED": "1",
-        })
-        env.pop(contract.RAY_AUTH_TOKEN_ENV, None)  # a user's, for their clusters: it would win over the run's file
+        job_env = {contract.BASE_DIR_ENV: str(spec.base_dir.absolute()), contract.NUM_CPUS_ENV: str(spec.num_cpus)}
+        cwd = Path(code_dir or spec.base_dir).absolute()
         log_path = spec.base_dir / contract.STDOUT_LOG
         offset = log_path.stat().st_size if log_path.exists() else 0
         # The job writes its output to the file itself: a tuner that dies loses none of it (nothing of the job
         # goes through this process), and the job's leftovers cannot hold a pipe open.
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                [*self._command, *spec.problem_args()],
-                cwd=code_dir or spec.base_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # own process group: stopped as a whole
+            if self._command[0] != sys.executable:  # not Python: no standby, the command runs as it is
+                process = subprocess.Popen([*self._command, *spec.problem_args()], cwd=cwd,
+                                           env=self._env(code_dir, job_env), stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)  # stopped as a group
+            else:
+                line = standby_assignment(spec.problem_args(), job_env, str(cwd), str(log_path.absolute()))
+                process = self._assign(line, code_dir, run_dir_of(spec.base_dir))
         write_pid_file(spec.base_dir / PID_FILE, process.pid)
         logger.debug("started job in %s (pid %d)", spec.base_dir, process.pid)
         return LocalJob(spec, process, log_path, offset)
+
+    def close(self) -> None:
+        """End the processes on standby (they hold no job)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def _assign(self, line: bytes, code_dir: Path | None, run_dir: Path) -> subprocess.Popen[bytes]:
+        """A standby process for `code_dir` (from the pool), given its job's `line`."""
+        if self._pool is None or self._pool_code_dir != code_dir:  # a run has one code directory
+            self.close()
+            self._pool = StandbyPool(self._standby_spawner(code_dir, run_dir), self._standby)
+            self._pool_code_dir = code_dir
+        for _ in range(2):
+            process = self._pool.take()
+            try:
+                process.stdin.write(line)  # type: ignore[union-attr]  # stdin is a pipe
+                process.stdin.close()  # type: ignore[union-attr]
+                return process
+            except BrokenPipeError:  # it ended on standby (killed?): another takes the job
+                process.wait()
+        raise RuntimeError("two standby processes ended before they could take the job")
+
+    def _standby_spawner(self, code_dir: Path | None, run_dir: Path) -> Callable[..., subprocess.Popen[bytes]]:
+        command = [sys.executable, STANDBY_SCRIPT, *self._command[1:]]
+        env = self._env(code_dir, {})  # here, not in the pool's thread: it may start the shared Ray instance
+
+        def spawn(ready_env: dict[str, str], ready_fd: int) -> subprocess.Popen[bytes]:
+            # Before its job, a standby process says nothing worth keeping: what its imports print, and an import
+            # that fails, happen again in the job, whose output is kept.
+            return subprocess.Popen(command, cwd=code_dir or run_dir, env={**env, **ready_env}, stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, pass_fds=(ready_fd,),
+                                    start_new_session=True)
+
+        return spawn
+
+    def _env(self, code_dir: Path | None, job_env: Mapping[str, str]) -> dict[str, str]:
+        env = job.child_env(code_dir, **{
+            **self._extra_env,
+            **(self._shared_ray.job_env() if self._shared_ray else {}),
+            **job_env,
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.pop(contract.RAY_AUTH_TOKEN_ENV, None)  # a user's, for their clusters: it would win over the run's file
+        return env
 
     def stop_orphan(self, base_dir: Path) -> bool:
         return stop_recorded_process(base_dir / PID_FILE, what="job left running by an earlier tuner")

@@ -87,16 +87,18 @@ class TuningRun:
         """Run trials until the budget is used (or Ctrl-C / SIGTERM), then write the report.
 
         Without a `runner` (given here or when the run was opened), jobs run as local processes that share one
-        Ray instance, stopped at the end.
+        Ray instance, stopped at the end, each slot with a process on standby.
         """
         runner = runner or self.runner
-        shared_ray = None
-        if runner is None:
+        shared_ray, local = None, None
+        if runner is None:  # a job slot each keeps a job process on standby, its imports done
             shared_ray = SharedRay(self.run_dir, num_cpus=self.config.total_cpus)
-            runner = LocalProcessRunner(shared_ray=shared_ray)
+            runner = local = LocalProcessRunner(shared_ray=shared_ray, standby=self.config.max_parallel_jobs)
         try:
             return _Tuner(self.config, runner, out or sys.stdout, self._parents).run()
         finally:
+            if local is not None:
+                local.close()
             if shared_ray is not None:
                 shared_ray.close()
 
