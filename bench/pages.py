@@ -533,13 +533,14 @@ def _tuner_row(result: _Result) -> list[str]:
 
 
 _START_METHOD = """\
-`bench/trial_start.py` (part `tuner` of `bench/run.py`) runs the same small study twice in the shape of `make
-tune`: trials of a fixed training time, 2 at a time on 1 CPU each. In the first run every job starts as a fresh
-process ("cold": imports and first uses inside the trial); the second is the tuner's default, where each slot
-keeps a job process on standby with that done (`sagemaker_rl/job/standby/`). Per trial: its wall time, from
-the tuner creating it until its result is recorded (model/ with policy.onnx written), minus its training time
-(the job's own time_total_s). The first trial of each slot also waits for the run's Ray instance and finds no
-spare yet, so the median is over the trials after them. Goal (issue 30): at most 2 s."""
+`bench/trial_start.py` (part `tuner` of `bench/run.py`) runs the same small study three times in the shape of
+`make tune`: trials of a fixed training time, 2 at a time on 1 CPU each. Jobs start as `python -m
+sagemaker_rl.job` (as before standby processes), as a fresh standby process per job ("cold": imports and first
+uses inside the trial), and as the tuner's default, where each slot keeps a job process on standby with that
+done (`sagemaker_rl/job/standby/`). Per trial: its wall time, from the tuner creating it until its result is
+recorded (model/ with policy.onnx written), minus its training time (the job's own time_total_s). The first
+trial of each slot also waits for the run's Ray instance and finds no spare yet, so the median is over the
+trials after them. Goal (issue 30): at most 2 s."""
 
 
 def _trial_start_section(loaded: list[_Result]) -> _Section | None:
@@ -548,7 +549,7 @@ def _trial_start_section(loaded: list[_Result]) -> _Section | None:
         return None
     rows = [_checked(result, _trial_start_row, result) for result in used]
     body = (f"{_START_METHOD}\n\nEvery run, the newest last:\n\n" + _table(
-        ["file", "date", "commit", "trials", "cold: each trial", "standby: each trial", "median after the first",
+        ["file", "date", "commit", "trials", "each trial, by start", "median after each slot's first",
          "load average"], rows))
     return _Section("Trial start-up", body, tuple(result.name for result in used))
 
@@ -558,9 +559,9 @@ def _trial_start_row(result: _Result) -> list[str]:
     runs, medians = start["runs"], start["median_extra_after_first_s"]
     return [f"`{result.name}`", result.date, result.commit,
             f"{start['trials']} × {start['training_s']:.0f} s, {start['parallel']} at a time",
-            ", ".join(f"{value:.1f}" for value in runs["cold"]["extra_s"]) + " s",
-            ", ".join(f"{value:.1f}" for value in runs["standby"]["extra_s"]) + " s",
-            f"cold {medians['cold']:.1f} s, standby {medians['standby']:.1f} s",
+            "; ".join(f"{mode}: " + ", ".join(f"{value:.1f}" for value in run["extra_s"]) + " s"
+                      for mode, run in runs.items()),
+            ", ".join(f"{mode} {value:.1f} s" for mode, value in medians.items()),
             _loads(run["load_average"] for run in runs.values())]
 
 

@@ -1,10 +1,11 @@
 """Benchmark: what a trial costs beyond its training time, in the shape of `make tune`, cold and from standby.
 
-Two small tuning runs of the same study, one after the other: trials of a fixed training time
+Three small tuning runs of the same study, one after the other: trials of a fixed training time
 (rl.training.stop.time_total_s), 2 at a time on 1 CPU each, Random strategy, no re-evaluation. The
-first run starts each job as a fresh process ("cold": imports, first use of torch's compiler front end
-and of the ONNX exporter, all inside the trial); the second is the tuner's default, where each slot
-keeps a job process on standby with that done (`sagemaker_rl/job/standby.py`). Per trial: its wall
+first starts each job as `python -m sagemaker_rl.job` (as before standby processes); the second as a
+fresh standby process ("cold": imports, first uses of torch's compiler front end and of the ONNX
+exporter, all inside the trial); the third is the tuner's default, where each slot keeps a job
+process on standby with that done (`sagemaker_rl/job/standby/`). Per trial: its wall
 time (from the tuner creating it until its result is recorded, model/ with policy.onnx written) minus
 its training time (the job's own time_total_s). Issue 30's goal: at most 2 s. The first trial of each
 slot also starts the run's Ray instance and finds no spare yet: the median is over the trials after them.
@@ -17,14 +18,19 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from common import cores, emit, load_average
 
-MODES = ("cold", "standby")
+# "python -m": each job as `python -m sagemaker_rl.job`, as the runner started jobs before standby processes
+# (its build pays for runpy's frozen frames, see sagemaker_rl/job/standby/__main__.py); "cold": a fresh standby
+# process per job, prepared inside the trial; "standby": the tuner's default.
+MODES = ("python -m", "cold", "standby")
 
 
 def measure(problem: str, trials: int, training_s: float) -> dict[str, Any]:
@@ -49,8 +55,11 @@ def _run(mode: str, problem: str, trials: int, training_s: float) -> dict[str, A
         run_dir = Path(parent) / "run"
         config = TuningConfig(problem=problem, space=space, max_jobs=trials, max_parallel_jobs=2, strategy="Random",
                               run_dir=run_dir, sampler_seed=0, reevaluate_top=0)
-        shared = SharedRay(run_dir, num_cpus=2) if mode == "cold" else None
-        runner = LocalProcessRunner(shared_ray=shared) if shared else None  # None: the tuner's default, on standby
+        shared = SharedRay(run_dir, num_cpus=2) if mode != "standby" else None
+        # A command that does not start with this Python runs as it is (`env` runs the interpreter).
+        command = [shutil.which("env") or "/usr/bin/env", sys.executable, "-m", "sagemaker_rl.job"]
+        runner = (LocalProcessRunner(command if mode == "python -m" else None, shared_ray=shared) if shared
+                  else None)  # None: the tuner's default, on standby
         try:
             result = run_tuning(config, runner=runner, out=io.StringIO(), command=["bench/trial_start.py"])
         finally:

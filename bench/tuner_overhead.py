@@ -26,6 +26,7 @@ SHORT_JOB = {
     "rl.training.stop.training_iteration": 1,
     "rl.training.config.train_batch_size_per_learner": 2000,
     "rl.training.config.minibatch_size": 500,
+    "rl.training.config.num_envs_per_env_runner": 4,  # the presets' 16 copies would finish no episode in 2,000 steps
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -219,3 +220,30 @@ def _model(base: Path) -> tuple[list[str], dict, dict]:
               if not key.startswith("time")}
     files = sorted(path.relative_to(base / "model").as_posix() for path in (base / "model").rglob("*"))
     return files, params, result
+
+
+@pytest.mark.slow
+def test_a_real_job_from_standby_killed_with_sigkill_continues_from_its_checkpoint_when_started_again(tmp_path):
+    hyperparameters = {**TINY_PPO, "rl.training.seed": 7, "rl.training.stop.training_iteration": 5,
+                       "rl.training.checkpoint_freq": 1}
+    spec = JobSpec(tmp_path / "job", "reacher", hyperparameters)
+    runner = LocalProcessRunner(standby=1)
+    try:
+        job = runner.start(spec)
+        _wait_for(lambda: len(job.poll().values) >= 2, 600)
+        _wait_for(lambda: len(list((spec.base_dir / "checkpoints").glob("checkpoint_*"))) >= 2, 120)
+        os.killpg(job._process.pid, signal.SIGKILL)  # the job and everything it started
+        killed = _finish(job)
+        assert killed.failure is not None and "SIGKILL" in killed.failure
+        _wait_for(lambda: len(_standby_children()) == 1 and not runner._pool._preparing, 300)
+        again = runner.start(spec)  # from the prepared spare, as a rerun of the trial is
+        status = _finish(again, 600)
+    finally:
+        runner.close()
+    assert status.failure is None
+    log = (spec.base_dir / "stdout.log").read_text()
+    assert re.search(r"Resumed from checkpoint_0+([2-9]): iteration \1", log), log[-2000:]
+    iterations = [int(row["training_iteration"]) for row in csv.DictReader(
+        open(spec.base_dir / "output/intermediate/progress.csv"))]
+    assert iterations == [1, 2, 3, 4, 5]  # each once: what the killed job did is kept, not trained again
+    assert json.loads((spec.base_dir / "model/params.json").read_text())["seed"] == 7
