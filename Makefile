@@ -39,7 +39,7 @@ test-fast: venv  ## skip the real training runs
 train: venv  ## one short local training job
 	$(PY) scripts/train.py --problem $(PROBLEM) --hp rl.training.stop.time_total_s=60
 
-tune: venv  ## the main job: a small local tuning run (~16 min on 2 cores)
+tune: venv  ## the main job: a small local tuning run (~15 min on 2 cores)
 	$(PY) scripts/tune.py --problem $(PROBLEM)
 
 lint: venv

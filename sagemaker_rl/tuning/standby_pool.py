@@ -60,7 +60,11 @@ class StandbyPool:
             with self._lock:
                 self._update()
                 if len(self._spares) < self._size and len(self._preparing) < PREPARING_AT_ONCE:
-                    self._spares.append(self._spawn())
+                    try:
+                        self._spares.append(self._spawn())
+                    except OSError as error:  # no memory or file descriptors left: jobs start without spares
+                        logger.warning("could not start a job process on standby (%s); trials start cold", error)
+                        return
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         ready, said = os.pipe()

@@ -160,18 +160,23 @@ def test_the_pool_lets_one_process_prepare_at_a_time_and_keeps_its_size(tmp_path
     assert all(spare.poll() is not None for spare in spares)
 
 
-@pytest.mark.parametrize(("code", "exit_code", "said"), [
-    ("print('hello', flush=True)", 0, "hello"),
-    ("import sys; sys.exit(3)", 3, ""),
-    ("import sys; sys.exit('no good')", 1, "no good"),
-    ("raise ValueError('bad value')", 1, "ValueError: bad value"),
+@pytest.mark.parametrize(("target", "exit_code", "said"), [
+    (["-c", "print('hello', flush=True)"], 0, "hello"),
+    (["-c", "import sys; sys.exit(3)"], 3, ""),
+    (["-c", "import sys; sys.exit('no good')"], 1, "no good"),
+    (["-c", "raise ValueError('bad value')"], 1, "ValueError: bad value"),
+    (["-m", "this"], 0, "Beautiful is better than ugly"),
+    (["SCRIPT"], 0, "__main__ ['SCRIPT', '--given'] True"),
 ])
-def test_a_standby_process_runs_its_target_as_python_would(tmp_path, code, exit_code, said):
+def test_a_standby_process_runs_its_target_as_python_would(tmp_path, target, exit_code, said):
+    script = tmp_path / "script.py"
+    script.write_text("import sys\nprint(__name__, sys.argv, sys.path[0] == sys.argv[0].rsplit('/', 1)[0])\n")
+    target = [str(script) if part == "SCRIPT" else part for part in target]
     log = tmp_path / "out.log"
-    process = subprocess.Popen([sys.executable, STANDBY_SCRIPT, "-c", code], cwd=REPO, stdin=subprocess.PIPE)
-    process.communicate(standby_assignment([], {"SOME_VARIABLE": "x"}, str(tmp_path), str(log)), timeout=60)
+    process = subprocess.Popen([sys.executable, STANDBY_SCRIPT, *target], cwd=REPO, stdin=subprocess.PIPE)
+    process.communicate(standby_assignment(["--given"], {"SOME_VARIABLE": "x"}, str(tmp_path), str(log)), timeout=60)
     assert process.returncode == exit_code
-    assert said in log.read_text()
+    assert said.replace("SCRIPT", str(script)) in log.read_text()
 
 
 def test_a_standby_process_whose_input_ends_before_a_job_exits_quietly():

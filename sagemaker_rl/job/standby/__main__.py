@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import json
 import logging
@@ -95,11 +96,11 @@ def _run(target: list[str], args: list[str]) -> int:
             sys.argv = ["-c", *target[2:], *args]
             _run_code(target[1], "<string>", os.getcwd(), None)  # `python -c` puts the working directory first
         else:
-            path, package = _module_main(target[1]) if target[0] == "-m" else (os.path.abspath(target[0]), None)
+            spec = _module_main(target[1]) if target[0] == "-m" else None
+            path = spec.origin if spec is not None and spec.origin else os.path.abspath(target[0])
             sys.argv = [path, *args]
             # `python -m` puts the working directory first, `python SCRIPT` the script's directory.
-            _run_code(Path(path).read_text(), path, os.getcwd() if package is not None else os.path.dirname(path),
-                      package)
+            _run_code(Path(path).read_text(), path, os.getcwd() if spec is not None else os.path.dirname(path), spec)
     except SystemExit as end:
         return _exit_code(end.code)
     except BaseException:  # as the interpreter reports an uncaught exception
@@ -108,20 +109,19 @@ def _run(target: list[str], args: list[str]) -> int:
     return 0
 
 
-def _module_main(name: str) -> tuple[str, str]:
-    """(file, package) that `python -m name` runs: the module, or a package's __main__."""
+def _module_main(name: str) -> importlib.machinery.ModuleSpec:
+    """The spec of what `python -m name` runs: the module, or a package's __main__."""
     spec = importlib.util.find_spec(name)
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError(f"No module named {name}")
-    if spec.submodule_search_locations is not None:  # a package
-        return _module_main(f"{name}.__main__")[0], name
-    return spec.origin, name.rpartition(".")[0]
+    return _module_main(f"{name}.__main__") if spec.submodule_search_locations is not None else spec
 
 
-def _run_code(source: str, filename: str, path_first: str, package: str | None) -> None:
+def _run_code(source: str, filename: str, path_first: str, spec: importlib.machinery.ModuleSpec | None) -> None:
     main = types.ModuleType("__main__")
     main.__file__ = filename
-    main.__package__ = package
+    main.__spec__ = spec
+    main.__package__ = spec.parent if spec is not None else None
     sys.modules["__main__"] = main
     sys.path[0] = path_first
     exec(compile(source, filename, "exec"), main.__dict__)  # noqa: S102 - what `python` does with a target
