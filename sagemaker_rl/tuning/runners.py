@@ -119,7 +119,8 @@ class LocalProcessRunner:
     /opt/ml/code: the directory is on its PYTHONPATH (after this package), which the Ray it starts passes to
     its workers, and it is the job's working directory, which Ray puts on the path of a shared instance's
     workers for the job. Its requirements.txt is not installed: a local job runs in the user's own
-    environment. `close` ends the processes on standby.
+    environment. `on_job_end` is called when a job has ended and its output is read (a tuner waits on it).
+    `close` ends the processes on standby.
     """
 
     def __init__(
@@ -129,8 +130,10 @@ class LocalProcessRunner:
         extra_env: Mapping[str, str] | None = None,
         shared_ray: SharedRayInstance | None = None,
         standby: int = 0,
+        on_job_end: Callable[[], None] | None = None,
     ) -> None:
         self._command = list(command) if command else [sys.executable, "-m", job.MODULE]
+        self._on_job_end = on_job_end
         self._extra_env = dict(extra_env or {})
         self._shared_ray = shared_ray
         self._standby = standby
@@ -159,7 +162,7 @@ class LocalProcessRunner:
                 process = self._assign(line, code_dir, run_dir_of(spec.base_dir))
         write_pid_file(spec.base_dir / PID_FILE, process.pid)
         logger.debug("started job in %s (pid %d)", spec.base_dir, process.pid)
-        return LocalJob(spec, process, log_path, offset)
+        return LocalJob(spec, process, log_path, offset, on_end=self._on_job_end)
 
     def close(self) -> None:
         """End the processes on standby (they hold no job)."""
@@ -219,8 +222,10 @@ class LocalProcessRunner:
 class LocalJob:
     """A job running as a local process; a thread follows the output the job writes to stdout.log and parses it."""
 
-    def __init__(self, spec: JobSpec, process: subprocess.Popen[bytes], log_path: Path, offset: int) -> None:
+    def __init__(self, spec: JobSpec, process: subprocess.Popen[bytes], log_path: Path, offset: int, *,
+                 on_end: Callable[[], None] | None = None) -> None:
         self.spec = spec
+        self._on_end = on_end
         self._process = process
         self._lock = threading.Lock()
         self._values: list[metrics.Record] = []
@@ -277,6 +282,8 @@ class LocalJob:
                 self._line(partial.decode("utf-8", errors="replace").rstrip("\r"))
             with self._lock:
                 self._add(self._records.close())
+        if self._on_end is not None:
+            self._on_end()
 
     def _line(self, line: str) -> None:
         with self._lock:

@@ -91,11 +91,13 @@ class TuningRun:
         """
         runner = runner or self.runner
         shared_ray, local = None, None
+        job_ended = threading.Event()  # set by the local runner's jobs: the loop goes on at once, not at its next poll
         if runner is None:  # a job slot each keeps a job process on standby, its imports done
             shared_ray = SharedRay(self.run_dir, num_cpus=self.config.total_cpus)
-            runner = local = LocalProcessRunner(shared_ray=shared_ray, standby=self.config.max_parallel_jobs)
+            runner = local = LocalProcessRunner(shared_ray=shared_ray, standby=self.config.max_parallel_jobs,
+                                                on_job_end=job_ended.set)
         try:
-            return _Tuner(self.config, runner, out or sys.stdout, self._parents).run()
+            return _Tuner(self.config, runner, out or sys.stdout, self._parents, job_ended=job_ended).run()
         finally:
             if local is not None:
                 local.close()
@@ -197,8 +199,10 @@ class _Tuner:
     """Runs a run's plan: recovery first, then the plan's work in the scheduler's slots, then the report."""
 
     def __init__(
-        self, config: TuningConfig, runner: Runner, out: IO[str], parents: list[tuple[str, list[Any]]]
+        self, config: TuningConfig, runner: Runner, out: IO[str], parents: list[tuple[str, list[Any]]], *,
+        job_ended: threading.Event | None = None,
     ) -> None:
+        self._job_ended = job_ended or threading.Event()
         assert config.run_dir is not None
         self._config = config
         self._runner = runner
@@ -216,6 +220,7 @@ class _Tuner:
             try:
                 self._start()
                 while True:
+                    self._job_ended.clear()
                     if stop.requested:
                         raise KeyboardInterrupt
                     if self._out_of_time():
@@ -226,7 +231,7 @@ class _Tuner:
                     self._progress()
                     if not self._scheduler.active and self._plan.next(self._view()) is None:
                         break
-                    time.sleep(POLL_INTERVAL_S)
+                    self._job_ended.wait(POLL_INTERVAL_S)
                 if stopped := self._plan.stopped():
                     self._console.say(stopped)
             except KeyboardInterrupt:

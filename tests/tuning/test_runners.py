@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -228,3 +229,14 @@ def test_the_real_job_trains_an_env_from_the_code_dir_in_its_env_runner_processe
     log = (tmp_path / "job" / STDOUT_LOG).read_text()
     assert status.done and status.failure is None, log[-3000:]
     assert status.values and status.values[-1].value == pytest.approx(20.0, abs=20.0), log[-3000:]
+
+
+def test_a_job_that_ends_wakes_the_tuner_once_its_output_is_read(tmp_path):
+    from tests.tuning.conftest import FAKE_JOB
+
+    ended = threading.Event()
+    runner = LocalProcessRunner([sys.executable, str(FAKE_JOB)], on_job_end=ended.set)
+    job = runner.start(JobSpec(tmp_path, "reacher", {"rl.training.stop.training_iteration": 3}))
+    assert ended.wait(30)
+    status = job.poll()  # at once: the job has ended and every line it wrote is read
+    assert status.done and status.failure is None and [record.iteration for record in status.values] == [1, 2, 3]
