@@ -7,7 +7,7 @@ record's schema, its one reader and writer), `ranking` (best, re-evaluation, ans
 the records), `trials` (the study's writer), `plan` (the run's phases: what to start next),
 `pbt` (population-based training's planner), `scheduler` (jobs in slots, the pruner),
 `recovery` (start-up after a stopped tuner), `tuner` (the run), `report`, `warm_start`, and
-the runners (`runners`, `container_runner`, `ray_jobs`, `shared_ray`, `backends`).
+the runners (`runners`, `standby_pool`, `container_runner`, `ray_jobs`, `shared_ray`, `backends`).
 """
 
 from sagemaker_rl.tuning.config import (
