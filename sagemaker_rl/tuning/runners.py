@@ -167,7 +167,9 @@ class LocalProcessRunner:
     def close(self) -> None:
         """End the processes on standby (they hold no job)."""
         if self._pool is not None:
-            self._pool.close()
+            for spare in self._pool.close():
+                signal_group(spare.pid, signal.SIGKILL)  # its own process group
+                spare.wait()
             self._pool = None
 
     def _assign(self, line: bytes, code_dir: Path | None, run_dir: Path) -> subprocess.Popen[bytes]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import select
-import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -44,16 +43,15 @@ class StandbyPool:
             self._update()
             return self._spares.pop(0) if self._spares else self._spawn()
 
-    def close(self) -> None:
-        """End the spares (they hold no job) and stop watching the others."""
+    def close(self) -> list[subprocess.Popen[bytes]]:
+        """Stop keeping spares and watching the others; the spares (they hold no job), for the caller to end."""
         self._closed.set()
         self._keeper.join()
         with self._lock:
-            for spare in self._spares:
-                _kill(spare)
             for ready in self._preparing.values():
                 os.close(ready)
-            self._spares, self._preparing = [], {}
+            spares, self._spares, self._preparing = self._spares, [], {}
+        return spares
 
     def _keep(self) -> None:
         while not self._closed.wait(CHECK_INTERVAL_S):
@@ -86,10 +84,3 @@ class StandbyPool:
                 os.close(ready)
                 del self._preparing[process]
 
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # its own process group
-    except ProcessLookupError:
-        logger.debug("standby process %d already gone", process.pid)
-    process.wait()
