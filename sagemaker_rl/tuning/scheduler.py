@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 
-from sagemaker_rl.job import SEED_KEY
+from sagemaker_rl.job import SEED_KEY, STOP_PREFIX
 from sagemaker_rl.metrics import Record
 from sagemaker_rl.tuning.config import TuningConfig
 from sagemaker_rl.tuning.rundir import job_dirs
@@ -80,6 +80,17 @@ def seed_curve(per_seed: Sequence[Sequence[Record]]) -> list[tuple[int, int, flo
         value = statistics.fmean(record.value for record in records)  # type: ignore[misc]
         curve.append((iteration, min(record.env_steps or iteration for record in records), value))
     return curve
+
+
+def _at_its_stop(active: ActiveTrial, iteration: int, step: int) -> bool:
+    """The report is the trial's last: its jobs trained to their env-step or iteration stop. A rung can fall
+    there (ASHA's last rung at a training budget of env steps); a trial that trained in full completes."""
+    if not active.jobs:
+        return False
+    hyperparameters = active.jobs[0].spec.hyperparameters
+    steps = hyperparameters.get(STOP_PREFIX + "timesteps_total")
+    iterations = hyperparameters.get(STOP_PREFIX + "training_iteration")
+    return (steps is not None and step >= float(steps)) or (iterations is not None and iteration >= float(iterations))
 
 
 class Scheduler:
@@ -164,7 +175,7 @@ class Scheduler:
                 continue  # a job that printed a repeated count: keep the first value
             active.trial.report(value, step)
             active.curve_s[step] = round(time.monotonic() - active.started, 1)
-            if not active.reevaluation and active.trial.should_prune():
+            if not active.reevaluation and not _at_its_stop(active, iteration, step) and active.trial.should_prune():
                 self._prune(active, step, value)
                 return
 

@@ -1,0 +1,83 @@
+"""The scheduler and ASHA's rungs, with scripted jobs: what the pruner decides at a trial's last report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from sagemaker_rl.metrics import Record
+from sagemaker_rl.tuning.config import config_from_mapping
+from sagemaker_rl.tuning.runners import JobSpec, JobStatus
+from sagemaker_rl.tuning.scheduler import Scheduler
+from sagemaker_rl.tuning.trials import Trials
+
+BUDGET = 9000  # rungs at 1,000, 3,000 and 9,000 env steps (a ninth of it, times 3)
+
+
+@dataclass
+class ScriptedJob:
+    """TEST DOUBLE of a started job: it has already printed `values` (env step -> value) and ended."""
+
+    spec: JobSpec
+    values: dict[int, float]
+    stopped: bool = False
+
+    def poll(self) -> JobStatus:
+        records = [Record(index + 1, step, value) for index, (step, value) in enumerate(self.values.items())]
+        return JobStatus(values=records, done=True)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def wait(self, timeout: float) -> bool:
+        return True
+
+
+@dataclass
+class ScriptedRunner:
+    """TEST DOUBLE of a runner: the next job it starts reports the next script."""
+
+    scripts: list[dict[int, float]]
+    started: list[ScriptedJob] = field(default_factory=list)
+
+    def start(self, spec: JobSpec) -> ScriptedJob:
+        self.started.append(ScriptedJob(spec, self.scripts.pop(0)))
+        return self.started[-1]
+
+
+def _run_one_at_a_time(tmp_path: Path, scripts: list[dict[int, float]]) -> tuple[list[TrialState], ScriptedRunner]:
+    config = config_from_mapping({
+        "strategy": "ASHA", "train_budget": str(BUDGET), "max_jobs": len(scripts), "max_parallel_jobs": 1,
+        "reevaluate_top": 1, "reevaluate_seeds": 1, "check_hyperparameters": False,
+        "parameters": {"rl.training.config.lr": {"type": "Continuous", "min_value": 1e-5, "max_value": 1e-3}},
+        "run_dir": str(tmp_path / "run"),
+    }).resolved()
+    config.run_dir.mkdir()
+    trials, runner = Trials.open(config), ScriptedRunner(list(scripts))
+    scheduler = Scheduler(config, runner, trials)  # type: ignore[arg-type]
+    for _ in scripts:
+        trial, directory, flat = trials.ask(config.space)
+        scheduler.queue(trial, directory, {**flat, "rl.training.stop.timesteps_total": BUDGET}, None)
+        scheduler.start_jobs()
+        assert scheduler.poll() and not scheduler.active
+    return [trial.state for trial in trials.study.trials], runner
+
+
+def test_a_trial_that_trained_to_its_stop_completes_though_the_last_rung_ranks_it_low(tmp_path):
+    states, runner = _run_one_at_a_time(tmp_path, [
+        {1000: 10.0, 3000: 10.0, 9000: 10.0},
+        {1000: 20.0, 3000: 20.0, 9000: 0.0},  # best at the first two rungs, worst at the last: its stop
+    ])
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert not any(job.stopped for job in runner.started)
+
+
+def test_a_trial_below_its_rung_before_its_stop_is_still_stopped_there(tmp_path):
+    states, runner = _run_one_at_a_time(tmp_path, [
+        {1000: 10.0, 3000: 10.0, 9000: 10.0},
+        {1000: 0.0, 3000: 20.0, 9000: 20.0},
+    ])
+    assert states == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert runner.started[1].stopped
