@@ -2,11 +2,15 @@
 
 Checkpoints carry the job's own counters (JobState, in `job_state.json`), so a job killed at any
 point continues from its last checkpoint with the same budget. A checkpoint is written under a
-temporary name and renamed when complete; the state file is written last.
+temporary name and renamed when complete; the state file is written last, after the list of the
+checkpoint's files with their sizes and SHA-256. A resume skips, with a warning, a checkpoint whose
+files no longer match that list (cut short or damaged on disk after it was written) and continues
+from the newest one that does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -23,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint_"
 JOB_STATE_FILE = "job_state.json"  # written last: a checkpoint without it is incomplete
+FILES_FILE = "files.json"  # every other file of the checkpoint: [size, sha256]
 
 
 @dataclass
@@ -44,14 +49,46 @@ class JobState:
 
 
 def latest_checkpoint(directory: Path) -> tuple[JobState, Path | None]:
-    """The newest complete checkpoint in `directory` and its job state (a fresh state and None without one)."""
+    """The newest complete and intact checkpoint in `directory` and its job state (a fresh state and None
+    without one)."""
     if directory.is_dir():
         for candidate in sorted(directory.glob(f"{CHECKPOINT_PREFIX}*"), reverse=True):
-            state_file = candidate / JOB_STATE_FILE
-            if state_file.is_file():
-                return JobState(**json.loads(state_file.read_text())), candidate
-            logger.warning("ignoring incomplete checkpoint %s (no %s)", candidate, JOB_STATE_FILE)
+            if not (candidate / JOB_STATE_FILE).is_file():
+                logger.warning("ignoring incomplete checkpoint %s (no %s)", candidate, JOB_STATE_FILE)
+                continue
+            try:
+                _check_files(candidate)
+                return JobState(**json.loads((candidate / JOB_STATE_FILE).read_text())), candidate
+            except (OSError, ValueError, TypeError) as error:
+                logger.warning("skipping damaged checkpoint %s (%s): resuming from the one before it, if any",
+                               candidate, error)
     return JobState(), None
+
+
+def _file_list(checkpoint: Path) -> dict[str, list[int | str]]:
+    """Each file of `checkpoint` but the two of ours: relative path -> [size, sha256]."""
+    listed: dict[str, list[int | str]] = {}
+    for path in sorted(checkpoint.rglob("*")):
+        name = path.relative_to(checkpoint).as_posix()
+        if path.is_file() and name not in (JOB_STATE_FILE, FILES_FILE):
+            listed[name] = [path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()]
+    return listed
+
+
+def _check_files(checkpoint: Path) -> None:
+    """ValueError naming the first file of `checkpoint` that differs from its list (a checkpoint written before
+    the list existed is taken as it is)."""
+    if not (checkpoint / FILES_FILE).is_file():
+        return
+    written = json.loads((checkpoint / FILES_FILE).read_text())
+    found = _file_list(checkpoint)
+    for name, (size, digest) in written.items():
+        if name not in found:
+            raise ValueError(f"{name} is missing")
+        if found[name][0] != size:
+            raise ValueError(f"{name} has {found[name][0]:,} bytes, {size:,} when written")
+        if found[name][1] != digest:
+            raise ValueError(f"{name} differs from what was written")
 
 
 def save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) -> Path:
@@ -62,6 +99,7 @@ def save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) -
     algo.save_to_path(str(partial / "algorithm"))
     state.kl_coeff = learner.live_kl_coeff(algo)
     state.network = learner.network(algo)
+    (partial / FILES_FILE).write_text(json.dumps(_file_list(partial)))
     (partial / JOB_STATE_FILE).write_text(json.dumps(vars(state), indent=2))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)  # atomic: a kill leaves either the old set or the new checkpoint

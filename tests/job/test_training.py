@@ -203,6 +203,23 @@ def test_resume_after_kill_9_continues_iterations_env_steps_and_filter_statistic
     assert state["kl_coeff"] != state["kl_coeff_setting"]  # it adapted: a restart from the setting would show
 
 
+def test_a_newest_checkpoint_damaged_on_disk_is_skipped_and_the_job_resumes_from_the_one_before(tmp_path, home):
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 2,
+                                     "rl.training.checkpoint_freq": 1})
+    assert run_entrypoint("reacher", tmp_path, home).returncode == 0
+    newest = tmp_path / "checkpoints" / "checkpoint_000002"
+    largest = max((path for path in newest.rglob("*") if path.is_file()), key=lambda path: path.stat().st_size)
+    largest.write_bytes(largest.read_bytes()[: largest.stat().st_size // 2])  # as a crash of the machine leaves it
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 3,
+                                     "rl.training.checkpoint_freq": 1})
+    result = run_entrypoint("reacher", tmp_path, home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resumed from checkpoint_000001: iteration 1" in result.stdout
+    assert f"skipping damaged checkpoint {newest}" in result.stderr + (tmp_path / "output" / "job.log").read_text()
+    iterations = [int(v) for v in re.findall(r"^training_iteration: (\d+)$", result.stdout, re.M)]
+    assert iterations == [2, 3]
+
+
 def test_entrypoint_runs_under_sagemaker_trainings_train_command(tmp_path, home):
     """The toolkit's `train`, as a SageMaker container runs it: code in <base>/code, SAGEMAKER_PROGRAM."""
     import shutil
