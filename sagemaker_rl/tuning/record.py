@@ -168,7 +168,7 @@ _SEGMENT_FIELDS = ("parent", "exploited")
 _FIELDS = {item.name: item.metadata["key"] for item in dataclasses.fields(TrialRecord)}
 
 
-def read(trial: FrozenTrial) -> TrialRecord:
+def read(trial: FrozenTrial | optuna.Trial) -> TrialRecord:
     """A trial's record (attributes it does not have are None)."""
     attrs = trial.user_attrs
     return TrialRecord(**{name: attrs.get(key) for name, key in _FIELDS.items()})

@@ -66,6 +66,7 @@ class JobStatus:
     done: bool = False  # the job has ended
     failure: str | None = None  # why it failed, once done; None for a success
     output_dir: str | None = None  # its base directory where the tuner cannot see it (a Ray cluster's storage)
+    lost: bool = False  # it failed because the run's own Ray instance ended under it: its trial runs again
 
 
 class Job(Protocol):
@@ -89,6 +90,9 @@ class SharedRayInstance(Protocol):
     def job_env(self) -> dict[str, str]:
         """The variables that join a job to the instance ($RAY_ADDRESS and its token), the instance started on
         first use; {} when there is none to join."""
+
+    def ended_since(self, moment: float) -> bool:
+        """The instance ended (killed, out of memory) at or after `moment` (time.monotonic)."""
 
 
 class Runner(Protocol):
@@ -138,7 +142,7 @@ class LocalProcessRunner:
         self._shared_ray = shared_ray
         self._standby = standby
         self._pool: StandbyPool | None = None
-        self._pool_code_dir: Path | None = None
+        self._pool_key: tuple[Path | None, dict[str, str]] | None = None  # what the spares were made for
 
     def start(self, spec: JobSpec) -> LocalJob:
         paths = contract.JobPaths(spec.base_dir)
@@ -162,7 +166,9 @@ class LocalProcessRunner:
                 process = self._assign(line, code_dir, run_dir_of(spec.base_dir))
         write_pid_file(spec.base_dir / PID_FILE, process.pid)
         logger.debug("started job in %s (pid %d)", spec.base_dir, process.pid)
-        return LocalJob(spec, process, log_path, offset, on_end=self._on_job_end)
+        started, shared_ray = time.monotonic(), self._shared_ray
+        return LocalJob(spec, process, log_path, offset, on_end=self._on_job_end,
+                        ray_ended=(lambda: shared_ray.ended_since(started)) if shared_ray else None)
 
     def close(self) -> None:
         """End the processes on standby (they hold no job)."""
@@ -174,10 +180,13 @@ class LocalProcessRunner:
 
     def _assign(self, line: bytes, code_dir: Path | None, run_dir: Path) -> subprocess.Popen[bytes]:
         """A standby process for `code_dir` (from the pool), given its job's `line`."""
-        if self._pool is None or self._pool_code_dir != code_dir:  # a run has one code directory
+        # A run has one code directory; its Ray instance changes only when it had ended and started again (the
+        # spares made for the old one would wait to connect to it).
+        key = (code_dir, self._shared_ray.job_env() if self._shared_ray else {})
+        if self._pool is None or self._pool_key != key:
             self.close()
             self._pool = StandbyPool(self._standby_spawner(code_dir, run_dir), self._standby)
-            self._pool_code_dir = code_dir
+            self._pool_key = key
         for _ in range(2):
             process = self._pool.take()
             try:
@@ -225,9 +234,10 @@ class LocalJob:
     """A job running as a local process; a thread follows the output the job writes to stdout.log and parses it."""
 
     def __init__(self, spec: JobSpec, process: subprocess.Popen[bytes], log_path: Path, offset: int, *,
-                 on_end: Callable[[], None] | None = None) -> None:
+                 on_end: Callable[[], None] | None = None, ray_ended: Callable[[], bool] | None = None) -> None:
         self.spec = spec
         self._on_end = on_end
+        self._ray_ended = ray_ended  # the Ray instance the job joined has ended since it started
         self._process = process
         self._lock = threading.Lock()
         self._values: list[metrics.Record] = []
@@ -248,6 +258,7 @@ class LocalJob:
         if returncode is not None:
             status.done = True
             status.failure = self._failure(returncode, status)
+            status.lost = returncode != 0 and self._ray_ended is not None and self._ray_ended()
         return status
 
     def stop(self) -> None:
@@ -304,6 +315,9 @@ class LocalJob:
                 return reason
             with self._lock:
                 tail = [line for line in self._tail if line.strip()]
+            if self._ray_ended is not None and self._ray_ended():  # Ray ends its drivers with it, unannounced
+                return (f"the job ended ({contract.exit_hint(returncode)}): the run's Ray instance it had joined "
+                        "ended while it ran; the trial runs again")
             last = f"; last output: {tail[-1].strip()[:300]}" if tail else ""
             return f"the job ended ({contract.exit_hint(returncode)}){last}"
         with self._lock:

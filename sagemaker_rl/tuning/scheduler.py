@@ -201,6 +201,11 @@ class Scheduler:
             self.note = f"trial {number} stopped early at {active.pruned_at:,} env steps"
             return
         failures = [status.failure for status in active.statuses if status.failure]
+        if any(status.lost for status in active.statuses):
+            self._trials.lost(trial, failures[0], duration_s=duration)
+            logger.info("trial %d lost: %s", number, failures[0])
+            self.note = f"trial {number} lost its job to the run's Ray instance: it runs again"
+            return
         objectives = [objective(status.values, self._config.objective_last_k) for status in active.statuses]
         if failures:
             self.fail(trial, failures[0], duration)

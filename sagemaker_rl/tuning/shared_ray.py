@@ -1,16 +1,17 @@
 """One Ray instance that a local tuning run's jobs share, instead of each starting and stopping its own.
 
 A job started with $RAY_ADDRESS connects to that instance (`ray_session.start_ray`): about half a second
-instead of 3-6 s for a private `ray.init`, and one set of Ray's own processes for the whole run. The
-instance is `ray start --head --block` in its own process group, with as many CPUs as the run's jobs
-share, so the env-runner actors of parallel jobs cannot oversubscribe the cores (a job on one CPU
-samples in its own process and asks Ray for nothing). It starts with the first job; `close` ends it
-and removes its session files. A head left by a tuner killed with -9 is stopped by the next tuner
-of the same run directory (its pid file). The instance requires a token of its own, made per run and
-kept in a 0600 file in its temp dir (never on a command line or in the run's files): the head and every
-job of the run get it by RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH. A head that cannot start (e.g.
-a machine so loaded that Ray's own start-up times out) is reported once, and the jobs then start their
-own Ray as they do outside a tuner.
+instead of 3-6 s for a private `ray.init`, and one set of Ray's own processes for the whole run. The instance
+is `ray start --head --block` in its own process group, with as many CPUs as the run's jobs share, so the env-
+runner actors of parallel jobs cannot oversubscribe the cores (a job on one CPU samples in its own process and
+asks Ray for nothing). It starts with the first job; `close` ends it and removes its session files. A head
+left by a tuner killed with -9 is stopped by the next tuner of the same run directory (its pid file), which
+also removes the session files of instances whose tuner has died. A head that ends during the run (killed, out
+of memory) is started again for the jobs that start after it (`address`); the jobs it had fail, and the tuner
+records their reason. The instance requires a token of its own, made per run and kept in a 0600 file in its
+temp dir (never on a command line or in the run's files): the head and every job of the run get it by
+RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH. A head that cannot start (e.g. a machine so loaded that Ray's own
+start-up times out) is reported once, and the jobs then start their own Ray as they do outside a tuner.
 """
 
 from __future__ import annotations
@@ -47,11 +48,16 @@ class SharedRay:
         self._process: subprocess.Popen[bytes] | None = None
         self._address: str | None = None
         self._failed = False  # the head could not start: jobs start their own Ray
+        self._started_at = 0.0  # when the head was last started (time.monotonic)
+        self._ended_at: float | None = None  # when it was last found ended
         # Ray's temp dir holds unix sockets, whose paths may not exceed ~107 bytes: keep it short.
         self._temp_dir = Path(tempfile.gettempdir(), f"sagemaker_rl-{os.getuid()}", f"ray-{os.getpid()}")
 
     def address(self) -> str | None:
-        """host:port of the running head (started now if it is not running yet); None if it could not start."""
+        """host:port of the running head (started now if it is not running yet, or again if it ended: killed,
+        or out of memory); None if it could not start."""
+        if self._found_ended():
+            self._process = self._address = None
         if self._address is None and not self._failed:
             try:
                 self._address = self._start()
@@ -59,6 +65,22 @@ class SharedRay:
                 self._failed = True
                 logger.warning("%s; each job starts its own Ray instead", error)
         return self._address
+
+    def ended_since(self, moment: float) -> bool:
+        """The head was found ended (killed, out of memory) at or after `moment` (time.monotonic)."""
+        self._found_ended()
+        return self._ended_at is not None and self._ended_at >= moment
+
+    def _found_ended(self) -> bool:
+        """The head has ended since it was started: say so once, and end what is left of its processes."""
+        if self._process is None or self._process.poll() is None:
+            return False
+        if self._ended_at is None or self._ended_at < self._started_at:
+            self._ended_at = time.monotonic()
+            logger.warning("the run's Ray instance (pid %d) ended with code %s: the next job starts it again",
+                           self._process.pid, self._process.returncode)
+            signal_group(self._process.pid, signal.SIGKILL)
+        return True
 
     def job_env(self) -> dict[str, str]:
         """What a job needs to join the instance ($RAY_ADDRESS, the token's mode and file); {} when there is none."""
@@ -79,6 +101,7 @@ class SharedRay:
 
     def _start(self) -> str:
         stop_recorded_process(self._run_dir / PID_FILE, what="Ray head left running by an earlier tuner")
+        _remove_dead_tuners_temp_dirs(self._temp_dir.parent)
         port = _free_port()
         command = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
@@ -98,6 +121,7 @@ class SharedRay:
                 start_new_session=True,  # Ctrl-C in the terminal reaches the tuner, which stops the head
             )  # fmt: skip
         write_pid_file(self._run_dir / PID_FILE, self._process.pid)
+        self._started_at = time.monotonic()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while _READY_LINE not in log_path.read_text(errors="replace"):
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -111,6 +135,14 @@ class SharedRay:
         logger.info("shared Ray instance at 127.0.0.1:%d with %d CPUs (pid %d)", port, self._num_cpus,
                     self._process.pid)
         return f"127.0.0.1:{port}"
+
+
+def _remove_dead_tuners_temp_dirs(root: Path) -> None:
+    """Remove the temp dirs (Ray's session files) of instances whose tuner has died (kill -9: no `close`)."""
+    for temp_dir in root.glob("ray-*"):
+        pid = temp_dir.name.removeprefix("ray-")
+        if pid.isdigit() and not Path("/proc", pid).exists():
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _free_port() -> int:

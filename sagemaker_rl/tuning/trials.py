@@ -182,6 +182,14 @@ class Trials:
         write(trial, interrupted=True)
         self.fail(trial, INTERRUPTED_REASON)
 
+    def lost(self, trial: optuna.Trial, reason: str, *, duration_s: float) -> None:
+        """Record a trial whose job the run itself lost (its Ray instance ended under it) as interrupted, and queue
+        it again as `rerun` does: it is not the trial's doing, and its rerun counts against the budget instead."""
+        write(trial, interrupted=True, duration_s=duration_s, failure=reason)
+        self._tell(trial, state=TrialState.FAIL)
+        if not read(trial).replanned:  # a re-evaluation or PBT segment: the plan runs it again
+            _enqueue_rerun(self.study, trial)
+
     def to_rerun(self) -> list[FrozenTrial]:
         """This run directory's trials that were running or interrupted when a tuner stopped, not yet rerun.
 
@@ -211,7 +219,7 @@ class Trials:
         self.changed()
 
 
-def _enqueue_rerun(study: optuna.Study, trial: FrozenTrial) -> None:
+def _enqueue_rerun(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
     study.enqueue_trial(trial.params, user_attrs=TrialRecord(rerun_of=trial.number).attrs())
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -121,6 +123,9 @@ class _Instance:
             return {}
         return {"RAY_ADDRESS": self._address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": "/run/token"}
 
+    def ended_since(self, moment: float) -> bool:
+        return False
+
 
 @pytest.mark.parametrize("address", ["127.0.0.1:6390", None])
 def test_jobs_get_the_shared_ray_address_and_token_and_none_when_the_instance_could_not_start(
@@ -179,6 +184,36 @@ def test_the_shared_ray_instance_requires_the_runs_own_token_which_goes_nowhere_
     finally:
         instance.close()
     assert not token_file.exists()
+
+
+def test_a_shared_ray_head_that_ends_mid_run_is_started_again_and_said_once(tmp_path, caplog):
+    """A real head killed with its processes (as the OOM killer or a chaos run would): the next job's address is a
+    new live head, the jobs of before learn that it ended, and a dead tuner's session files are removed."""
+    from sagemaker_rl.tuning.shared_ray import PID_FILE as HEAD_PID_FILE
+    from sagemaker_rl.tuning.shared_ray import SharedRay
+
+    dead_tuners = SharedRay(tmp_path, num_cpus=1)._temp_dir.parent / "ray-999999999"  # no such process
+    (dead_tuners / "session_2026-01-01_00-00-00_000000_1").mkdir(parents=True)
+    instance = SharedRay(tmp_path, num_cpus=1)
+    try:
+        first = instance.address()
+        assert first is not None and not dead_tuners.exists()
+        before = time.monotonic()
+        assert not instance.ended_since(before)
+        head = json.loads((tmp_path / HEAD_PID_FILE).read_text())["pid"]
+        os.killpg(head, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not instance.ended_since(before):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        second = instance.address()
+        assert second is not None and second != first and not instance.ended_since(time.monotonic())
+        assert json.loads((tmp_path / HEAD_PID_FILE).read_text())["pid"] != head
+        assert _pgid(head) is None  # nothing of the old head is left
+        said = [record.getMessage() for record in caplog.records if "ended with code -9" in record.getMessage()]
+        assert len(said) == 1 and "the next job starts it again" in said[0]
+    finally:
+        instance.close()
 
 
 # --- the user's code directory ---

@@ -14,6 +14,7 @@ from sagemaker_rl.tuning.scheduler import Scheduler
 from sagemaker_rl.tuning.trials import Trials
 
 BUDGET = 9000  # rungs at 1,000, 3,000 and 9,000 env steps (a ninth of it, times 3)
+LOST = -1  # a script's step: the job ends there, lost with the run's Ray instance
 
 
 @dataclass
@@ -26,6 +27,8 @@ class ScriptedJob:
 
     def poll(self) -> JobStatus:
         records = [Record(index + 1, step, value) for index, (step, value) in enumerate(self.values.items())]
+        if LOST in self.values:  # ended with the run's Ray instance
+            return JobStatus(values=records[:-1], done=True, failure="the Ray instance ended", lost=True)
         return JobStatus(values=records, done=True)
 
     def stop(self) -> None:
@@ -47,7 +50,8 @@ class ScriptedRunner:
         return self.started[-1]
 
 
-def _run_one_at_a_time(tmp_path: Path, scripts: list[dict[int, float]]) -> tuple[list[TrialState], ScriptedRunner]:
+def _run_one_at_a_time(tmp_path: Path, scripts: list[dict[int, float]]) -> tuple[list[TrialState], ScriptedRunner,
+                                                                                  Trials]:
     config = config_from_mapping({
         "strategy": "ASHA", "train_budget": str(BUDGET), "max_jobs": len(scripts), "max_parallel_jobs": 1,
         "reevaluate_top": 1, "reevaluate_seeds": 1, "check_hyperparameters": False,
@@ -62,11 +66,11 @@ def _run_one_at_a_time(tmp_path: Path, scripts: list[dict[int, float]]) -> tuple
         scheduler.queue(trial, directory, {**flat, "rl.training.stop.timesteps_total": BUDGET}, None)
         scheduler.start_jobs()
         assert scheduler.poll() and not scheduler.active
-    return [trial.state for trial in trials.study.trials], runner
+    return [trial.state for trial in trials.study.trials], runner, trials
 
 
 def test_a_trial_that_trained_to_its_stop_completes_though_the_last_rung_ranks_it_low(tmp_path):
-    states, runner = _run_one_at_a_time(tmp_path, [
+    states, runner, _ = _run_one_at_a_time(tmp_path, [
         {1000: 10.0, 3000: 10.0, 9000: 10.0},
         {1000: 20.0, 3000: 20.0, 9000: 0.0},  # best at the first two rungs, worst at the last: its stop
     ])
@@ -75,9 +79,21 @@ def test_a_trial_that_trained_to_its_stop_completes_though_the_last_rung_ranks_i
 
 
 def test_a_trial_below_its_rung_before_its_stop_is_still_stopped_there(tmp_path):
-    states, runner = _run_one_at_a_time(tmp_path, [
+    states, runner, _ = _run_one_at_a_time(tmp_path, [
         {1000: 10.0, 3000: 10.0, 9000: 10.0},
         {1000: 0.0, 3000: 20.0, 9000: 20.0},
     ])
     assert states == [TrialState.COMPLETE, TrialState.PRUNED]
     assert runner.started[1].stopped
+
+
+def test_a_trial_whose_job_was_lost_with_the_runs_ray_instance_runs_again_outside_the_budget(tmp_path):
+    states, _, trials = _run_one_at_a_time(tmp_path, [
+        {1000: 10.0, LOST: 0.0},
+        {1000: 12.0, 3000: 12.0, 9000: 12.0},  # the rerun: asked next, with the lost trial's parameters
+    ])
+    lost, rerun = trials.study.trials
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]
+    assert rerun.params == lost.params and rerun.user_attrs["rerun_of"] == 0
+    assert lost.user_attrs["interrupted"] and lost.user_attrs["failure"] == "the Ray instance ended"
+    assert trials.to_rerun() == []  # queued once, not again at the next start
