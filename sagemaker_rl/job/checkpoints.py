@@ -10,22 +10,26 @@ from the newest one that does.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sagemaker_rl.errors import UserError
+from sagemaker_rl.errors import JobError, UserError
 from sagemaker_rl.job import learner
 from sagemaker_rl.job.hyperparameters import JobConfig
-from sagemaker_rl.job.keys import GSDE_KEY, PPO_PREFIX
+from sagemaker_rl.job.keys import GSDE_KEY, KEEP_CHECKPOINTS_KEY, PPO_PREFIX
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint_"
+FULL_DISK_FREE_BYTES = 1 << 20  # less free than this after a failed write: the disk was full
 JOB_STATE_FILE = "job_state.json"  # written last: a checkpoint without it is incomplete
 FILES_FILE = "files.json"  # every other file of the checkpoint: [size, sha256]
 
@@ -96,17 +100,44 @@ def save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) -
     final = directory / f"{CHECKPOINT_PREFIX}{state.training_iteration:06d}"
     partial = directory / f".partial-{final.name}"
     shutil.rmtree(partial, ignore_errors=True)
-    algo.save_to_path(str(partial / "algorithm"))
-    state.kl_coeff = learner.live_kl_coeff(algo)
-    state.network = learner.network(algo)
-    (partial / FILES_FILE).write_text(json.dumps(_file_list(partial)))
-    (partial / JOB_STATE_FILE).write_text(json.dumps(vars(state), indent=2))
+    advice = f"free space there or keep fewer checkpoints ({KEEP_CHECKPOINTS_KEY}); the ones before it are kept"
+    with disk_full_said(directory, final.name, advice, cleanup=partial):
+        algo.save_to_path(str(partial / "algorithm"))
+        state.kl_coeff = learner.live_kl_coeff(algo)
+        state.network = learner.network(algo)
+        (partial / FILES_FILE).write_text(json.dumps(_file_list(partial)))
+        (partial / JOB_STATE_FILE).write_text(json.dumps(vars(state), indent=2))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)  # atomic: a kill leaves either the old set or the new checkpoint
     if keep > 0:
         for old in sorted(directory.glob(f"{CHECKPOINT_PREFIX}*"))[:-keep]:
             shutil.rmtree(old)
     return final
+
+
+@contextmanager
+def disk_full_said(directory: Path, what: str, advice: str, *, cleanup: Path | None = None) -> Iterator[None]:
+    """A write into `directory` that fails on a full disk (ENOSPC, or too little space left after torch's own
+    words for it) ends as one JobError that says so and what to do; `cleanup`, the half-written part, is
+    removed either way."""
+    try:
+        yield
+    except Exception as error:
+        full = _says_disk_full(error) or shutil.disk_usage(directory).free < FULL_DISK_FREE_BYTES
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        if not full:
+            raise
+        raise JobError(f"the disk holding {directory} is full: writing {what} failed ({type(error).__name__}: "
+                       f"{str(error).strip()[:160]}); {advice}") from error
+
+
+def _says_disk_full(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def restore(algo: Any, checkpoint: Path, state: JobState, job: JobConfig) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.files import write_atomically
-from sagemaker_rl.job.checkpoints import JobState
+from sagemaker_rl.job.checkpoints import JobState, disk_full_said
 from sagemaker_rl.job.hyperparameters import JobConfig, to_hyperparameters
 from sagemaker_rl.job.learner import MODULE_ID
 from sagemaker_rl.job.progress import Progress
@@ -38,21 +38,23 @@ def write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, las
 
     checkpoint_dir = paths.model / "checkpoint"
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    algo.save_to_path(str(checkpoint_dir))
-    export_onnx(algo.get_module(MODULE_ID), paths.model / "policy.onnx",
-                observation_filter=observation_filter_stats(algo))
-    if job.env_facts is not None:  # the parts of the observation vector policy.onnx takes
-        layout = {"observation": job.env_facts.observation_layout}
-        write_atomically(paths.model / OBSERVATION_FILE, json.dumps(layout, indent=2) + "\n")
-    params = {"problem": job.problem, "simulator": job.simulator if job.problem else None,
-              "env": dataclasses.asdict(job.env), "seed": job.seed,
-              "hyperparameters": to_hyperparameters(job), "command": sys.argv}
-    write_atomically(paths.model / "params.json", json.dumps(params, indent=2, default=str) + "\n")
-    progress = vars(last) if last is not None else {
-        "training_iteration": state.training_iteration, "timesteps_total": state.timesteps_total,
-        "time_total_s": state.time_total_s, "episode_reward_mean": state.last_reward}
-    summary = {**progress, "best_episode_reward_mean": state.best_reward}
-    write_atomically(paths.model / RESULT_FILE, json.dumps(summary, indent=2) + "\n")
+    with disk_full_said(paths.model, "the model", "free space there and run the job again: it writes the model "
+                        "from its last checkpoint without training again"):
+        algo.save_to_path(str(checkpoint_dir))
+        export_onnx(algo.get_module(MODULE_ID), paths.model / "policy.onnx",
+                    observation_filter=observation_filter_stats(algo))
+        if job.env_facts is not None:  # the parts of the observation vector policy.onnx takes
+            layout = {"observation": job.env_facts.observation_layout}
+            write_atomically(paths.model / OBSERVATION_FILE, json.dumps(layout, indent=2) + "\n")
+        params = {"problem": job.problem, "simulator": job.simulator if job.problem else None,
+                  "env": dataclasses.asdict(job.env), "seed": job.seed,
+                  "hyperparameters": to_hyperparameters(job), "command": sys.argv}
+        write_atomically(paths.model / "params.json", json.dumps(params, indent=2, default=str) + "\n")
+        progress = vars(last) if last is not None else {
+            "training_iteration": state.training_iteration, "timesteps_total": state.timesteps_total,
+            "time_total_s": state.time_total_s, "episode_reward_mean": state.last_reward}
+        summary = {**progress, "best_episode_reward_mean": state.best_reward}
+        write_atomically(paths.model / RESULT_FILE, json.dumps(summary, indent=2) + "\n")
 
 
 def observation_filter_stats(algo: Any) -> tuple[Any, Any, float] | None:

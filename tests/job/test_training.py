@@ -220,6 +220,38 @@ def test_a_newest_checkpoint_damaged_on_disk_is_skipped_and_the_job_resumes_from
     assert iterations == [2, 3]
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """checkpoints/ of a job in tmp_path on a tmpfs of 500 KiB: one reacher checkpoint (~320 KiB) fits, two do not."""
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(checkpoints)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a tmpfs cannot be mounted here (root and CAP_SYS_ADMIN needed): {mounted.stderr.strip()}")
+    yield checkpoints
+    subprocess.run(["umount", "-l", str(checkpoints)], check=True)
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_sentence_and_the_job_resumes_once_there_is_room(
+        tmp_path, home, small_disk):
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 3,
+                                     "rl.training.checkpoint_freq": 1})
+    full = run_entrypoint("reacher", tmp_path, home)
+    assert full.returncode == 1
+    reason = (tmp_path / "output" / "failure").read_text().splitlines()[0]
+    assert reason.startswith(f"the disk holding {small_disk} is full: writing checkpoint_000002 failed ("), reason
+    assert reason.endswith("free space there or keep fewer checkpoints (rl.training.keep_checkpoints); the ones "
+                           "before it are kept"), reason
+    assert sorted(path.name for path in small_disk.iterdir()) == ["checkpoint_000001"]  # no half-written one
+
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    resumed = run_entrypoint("reacher", tmp_path, home)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resumed from checkpoint_000001: iteration 1" in resumed.stdout
+    assert (tmp_path / "output" / "success").is_file() and (tmp_path / "model" / "policy.onnx").is_file()
+
+
 def test_entrypoint_runs_under_sagemaker_trainings_train_command(tmp_path, home):
     """The toolkit's `train`, as a SageMaker container runs it: code in <base>/code, SAGEMAKER_PROGRAM."""
     import shutil

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -183,6 +184,20 @@ def test_a_standby_process_whose_input_ends_before_a_job_exits_quietly():
     done = subprocess.run([sys.executable, STANDBY_SCRIPT, "-c", "raise SystemExit(5)"], cwd=REPO, input=b"",
                           capture_output=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+
+
+def test_a_preparing_process_whose_input_ends_exits_at_once_not_after_its_ray_connection():
+    """A tuner killed with -9 ends its spares' input while they prepare; the Ray head they connect to may have gone
+    with it (a chaos run left one waiting for minutes). Here the head's address has nothing behind it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nothing_there = f"127.0.0.1:{probe.getsockname()[1]}"
+    spare = subprocess.Popen([sys.executable, STANDBY_SCRIPT, "-m", "sagemaker_rl.job"], cwd=REPO,
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, contract.RAY_ADDRESS_ENV: nothing_there})
+    time.sleep(1)  # importing what the job imports
+    spare.stdin.close()  # type: ignore[union-attr]
+    assert spare.wait(timeout=5) == 0
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import traceback
 import types
 from pathlib import Path
@@ -21,13 +22,11 @@ from sagemaker_rl.job.standby import READY_FD_ENV
 
 def main() -> None:
     target = sys.argv[1:]
+    assignment = _Assignment()
     if target[:2] == ["-m", JOB_MODULE]:
         _prepare_job()
     _say_ready()
-    line = sys.stdin.readline()
-    if not line.strip():
-        os._exit(0)
-    given = json.loads(line)
+    given = json.loads(assignment.wait())
     _send_output_to(given["log"])
     os.environ.update(given["env"])
     os.chdir(given["cwd"])
@@ -38,6 +37,27 @@ def main() -> None:
     # The job has written its outputs and ended its Ray session: the interpreter's own teardown (of RLlib, torch
     # and their threads) would only delay the moment the tuner sees the job end.
     os._exit(code)
+
+
+class _Assignment:
+    """The job's line on stdin, read from the start: its end without a line (the pool was closed, or the tuner died
+    with -9) ends the process at once, even in `_prepare_job`, whose Ray connection can wait on a head that the
+    tuner's death has taken with it."""
+
+    def __init__(self) -> None:
+        self._line = ""
+        self._given = threading.Event()
+        threading.Thread(target=self._read, daemon=True, name="assignment").start()
+
+    def _read(self) -> None:
+        self._line = sys.stdin.readline()
+        if not self._line.strip():
+            os._exit(0)
+        self._given.set()
+
+    def wait(self) -> str:
+        self._given.wait()
+        return self._line
 
 
 def _prepare_job() -> None:
