@@ -1,0 +1,316 @@
+"""Chaos over a whole tuning run: a real run of reacher (real jobs, its shared Ray instance, a re-evaluation; or
+population-based training), killed with SIGKILL at random moments — the tuner, running jobs, the run's Ray
+head — and resumed after each kill of the tuner, until it ends; a PBT run also has the newest checkpoint of
+finished segments cut short on disk. Then the invariants are checked:
+
+- the run ends with an answer: best_hyperparameters.json, model/policy.onnx, the report;
+- no finished trial lost or changed: each trial seen finished at a kill has the same state and value at the end;
+- no job run twice in the same place (one start in each job's output/job.log);
+- the budget counted right: max_jobs search trials, not counting the interrupted ones run again;
+- nothing left behind: no process this run started, no Ray session directory of its own;
+- PBT: a segment continued from the newest intact checkpoint of its parent (a damaged one skipped, said).
+
+    .venv/bin/python tests/tuning/chaos.py --kills 30 [--strategy PBT] [--seed 0] [--run-dir DIR]
+
+prints one line per kill and a JSON summary; `tests/tuning/test_chaos.py` runs a short one in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+
+from sagemaker_rl.tuning.record import read
+
+REPO = Path(__file__).resolve().parents[2]
+TUNE = REPO / "scripts" / "tune.py"
+JOB_PID_FILE = "job.pid"  # runners.PID_FILE
+RAY_HEAD_PID_FILE = "ray-head.pid"  # shared_ray.PID_FILE
+JOB_START_LINE = " INFO sagemaker_rl.job.entry: job "  # logged once at each start of a job
+RAY_TEMP_ROOT = Path(tempfile.gettempdir(), f"sagemaker_rl-{os.getuid()}")  # shared_ray's temp dirs
+
+
+def tuning_config(max_jobs: int, seed: int, strategy: str) -> dict:
+    """A real run of short trials (3 iterations of 1,000 env steps, a checkpoint each), two jobs at a time; PBT:
+    a population of 2 with segments of 3,000 env steps."""
+    if strategy == "PBT":
+        run = {"strategy": "PBT", "population": 2, "perturbation_interval": 3000, "max_jobs": max_jobs}
+    else:
+        run = {"strategy": strategy, "max_jobs": max_jobs, "reevaluate_top": 2, "reevaluate_seeds": 2,
+               "static": {"rl.training.stop.training_iteration": 3}}
+    return {
+        "max_parallel_jobs": 2, "sampler_seed": seed, **run,
+        "parameters": {"rl.training.config.lr": {"type": "Continuous", "min_value": 1e-4, "max_value": 3e-3,
+                                                 "scaling_type": "Logarithmic"}},
+        "static": {
+            **run.pop("static", {}),
+            "rl.training.checkpoint_freq": 1,
+            "rl.training.config.train_batch_size_per_learner": 1000,
+            "rl.training.config.minibatch_size": 250,
+            "rl.training.config.num_epochs": 1,
+            "rl.training.config.num_envs_per_env_runner": 4,
+        },
+    }
+
+
+@dataclass
+class Chaos:
+    run_dir: Path
+    rng: random.Random
+    log: Path
+    tuner: subprocess.Popen | None = None
+    damage: bool = False  # a target more: the newest checkpoint of a finished job, cut short on disk
+    kills: list[dict] = field(default_factory=list)
+    damaged: list[Path] = field(default_factory=list)
+    finished_seen: dict[int, tuple[str, float | None]] = field(default_factory=dict)
+    tuner_exits: list[int] = field(default_factory=list)
+
+    def start(self, config: Path) -> None:
+        self._tune("--problem", "reacher", "--config", str(config), "--run-dir", str(self.run_dir))
+
+    def resume(self) -> None:
+        self._tune("--resume", str(self.run_dir))
+
+    def _tune(self, *args: str) -> None:
+        with self.log.open("ab") as out:
+            self.tuner = subprocess.Popen([sys.executable, str(TUNE), *args], stdin=subprocess.DEVNULL, stdout=out,
+                                          stderr=subprocess.STDOUT, cwd=self.run_dir.parent, start_new_session=True)
+
+    def targets(self) -> dict[str, list[int]]:
+        """What can be killed now: the tuner, each running job, the run's Ray head (pids)."""
+        found: dict[str, list[int]] = {"tuner": [], "job": [], "ray head": []}
+        if self.tuner is not None and self.tuner.poll() is None:
+            found["tuner"].append(self.tuner.pid)
+        for pid_file in self.run_dir.glob(f"trials/**/{JOB_PID_FILE}"):
+            pid = _recorded_pid(pid_file)
+            if pid and _alive(pid) and not (pid_file.parent / "output" / "success").exists():
+                found["job"].append(pid)
+        head = _recorded_pid(self.run_dir / RAY_HEAD_PID_FILE)
+        if head and _alive(head):
+            found["ray head"].append(head)
+        if self.damage:
+            found["checkpoint"] = [index for index, _ in enumerate(self._undamaged())]
+        return found
+
+    def _undamaged(self) -> list[Path]:
+        """The newest checkpoint of each finished job, not damaged yet."""
+        newest = [max(job.glob("checkpoints/checkpoint_*"), default=None)
+                  for job in (success.parent.parent for success in self.run_dir.glob("trials/*/output/success"))]
+        return [path for path in newest if path is not None and path not in self.damaged]
+
+    def _cut(self, index: int) -> None:
+        checkpoint = self._undamaged()[index]
+        largest = max((path for path in checkpoint.rglob("*") if path.is_file()), key=lambda path: path.stat().st_size)
+        largest.write_bytes(largest.read_bytes()[: largest.stat().st_size // 2])
+        self.damaged.append(checkpoint)
+
+    def kill_one(self) -> str | None:
+        """SIGKILL a random target (a job or the Ray head with its process group); what was killed."""
+        targets = {name: pids for name, pids in self.targets().items() if pids}
+        if not targets:
+            return None
+        # The target killed least so far (a random one of those): a short run still meets every kind.
+        fewest = min(sum(kill["target"] == name for kill in self.kills) for name in targets)
+        name = self.rng.choice(sorted(name for name in targets
+                                      if sum(kill["target"] == name for kill in self.kills) == fewest))
+        pid = self.rng.choice(targets[name])
+        self.snapshot()
+        try:
+            if name == "checkpoint":
+                self._cut(pid)
+            elif name == "tuner":
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return None
+        self.kills.append({"at_s": round(time.monotonic(), 1), "target": name, "pid": pid})
+        if name == "tuner":
+            assert self.tuner is not None
+            self.tuner.wait()
+            self.resume()
+        return name
+
+    def snapshot(self) -> None:
+        """Remember every finished trial's state and value, to check later that none was lost or changed."""
+        for trial in _trials(self.run_dir):
+            if trial.state.is_finished() and trial.number not in self.finished_seen:
+                self.finished_seen[trial.number] = (trial.state.name, trial.value)
+
+
+def run(kills: int, *, max_jobs: int, seed: int, run_dir: Path, gap_s: tuple[float, float], timeout_s: float,
+        strategy: str = "TPE") -> dict:
+    """The chaos run; its summary with the invariants (name -> problems found, empty when it holds)."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    config = run_dir.parent / "chaos-config.json"
+    config.write_text(json.dumps(tuning_config(max_jobs, seed, strategy)))
+    before_pids = set(_pids())
+    before_sessions = set(_ray_sessions())
+    chaos = Chaos(run_dir, random.Random(seed), run_dir.parent / "chaos-tuner.log", damage=strategy == "PBT")
+    started = time.monotonic()
+    chaos.start(config)
+    deadline = started + timeout_s
+    while time.monotonic() < deadline:
+        assert chaos.tuner is not None
+        if chaos.tuner.poll() is not None:
+            chaos.tuner_exits.append(chaos.tuner.returncode)
+            if chaos.tuner.returncode == 0 or len(chaos.tuner_exits) > kills + 3:
+                break
+            chaos.resume()  # it ended on its own with an error: resumed, and counted against the run
+            continue
+        if len(chaos.kills) < kills and time.monotonic() > started + 8:
+            time.sleep(chaos.rng.uniform(*gap_s))
+            if (name := chaos.kill_one()) is not None:
+                print(f"[{time.monotonic() - started:6.1f} s] kill {len(chaos.kills)}: {name}", flush=True)
+        else:
+            time.sleep(0.5)
+    else:
+        if chaos.tuner is not None and chaos.tuner.poll() is None:
+            os.kill(chaos.tuner.pid, signal.SIGINT)
+            chaos.tuner.wait(120)
+    time.sleep(3)  # processes the tuner ended a moment ago
+    return {
+        "kills": len(chaos.kills),
+        "by_target": {name: sum(kill["target"] == name for kill in chaos.kills)
+                      for name in ("tuner", "job", "ray head", *(["checkpoint"] if chaos.damage else []))},
+        "tuner_exits": chaos.tuner_exits,
+        "wall_s": round(time.monotonic() - started, 1),
+        "trials": _counts(run_dir),
+        "invariants": check(chaos, max_jobs, before_pids, before_sessions),
+    }
+
+
+def check(chaos: Chaos, max_jobs: int, before_pids: set[int], before_sessions: set[Path]) -> dict[str, list[str]]:
+    """Each invariant's problems (none when it holds)."""
+    run_dir = chaos.run_dir
+    problems: dict[str, list[str]] = {}
+    problems["ended with an answer"] = [] if chaos.tuner_exits[-1:] == [0] else [f"tuner exits {chaos.tuner_exits}"]
+    problems["ended with an answer"] += [f"no {name}" for name in ("best_hyperparameters.json", "model/policy.onnx",
+                                                                   "report.html") if not (run_dir / name).is_file()]
+    after = {trial.number: trial for trial in _trials(run_dir)}
+    problems["no finished trial lost or changed"] = [
+        f"trial {number} was {state} {value}, now {after[number].state.name} {after[number].value}"
+        for number, (state, value) in chaos.finished_seen.items()
+        if number not in after or (after[number].state.name, after[number].value) != (state, value)]
+    problems["no job run twice"] = [
+        f"{log.parent.parent} started {starts} times" for log in run_dir.glob("trials/**/output/job.log")
+        if (starts := log.read_text(errors="replace").count(JOB_START_LINE)) > 1]
+    if chaos.damage:  # PBT: each (member, generation) segment once, complete
+        segments = {(read(trial).member, read(trial).generation) for trial in after.values()
+                    if trial.state.name == "COMPLETE"}
+        problems["the budget counted right"] = [] if len(segments) == max_jobs else [
+            f"{len(segments)} segments complete, {max_jobs} budgeted"]
+        problems["damaged checkpoints skipped"] = _damage_unsaid(chaos, after.values())
+    else:
+        search = [trial for trial in after.values() if read(trial).reevaluation_of is None]
+        replaced = {read(trial).rerun_of for trial in search}
+        counted = [trial for trial in search if trial.number not in replaced]
+        problems["the budget counted right"] = [] if len(counted) == max_jobs else [
+            f"{len(counted)} search trials counted, {max_jobs} budgeted"]
+    problems["nothing left behind"] = [
+        f"pid {pid}: {_cmdline(pid)[:160]}" for pid in sorted(set(_pids()) - before_pids)
+        if _alive(pid) and _ours(pid)] + [f"{path}" for path in sorted(set(_ray_sessions()) - before_sessions)]
+    return problems
+
+
+def _damage_unsaid(chaos: Chaos, trials) -> list[str]:
+    """Damaged checkpoints a later segment started from (its parent's newest), or that the tuner did not skip."""
+    parents = {read(trial).trial_dir: trial for trial in trials}
+    children = [trial for trial in trials if read(trial).parent is not None]
+    said = (chaos.run_dir / "tuner.log").read_text(errors="replace")
+    problems = []
+    for damaged in chaos.damaged:
+        parent = parents.get(str(damaged.parent.parent))
+        if parent is None or not any(read(child).parent == parent.number for child in children):
+            continue  # no segment continued from it
+        if f"skipping damaged checkpoint {damaged}" not in said:
+            problems.append(f"{damaged} was not skipped")
+        for child in children:
+            if read(child).parent == parent.number:
+                copied = Path(str(read(child).trial_dir), "checkpoints", damaged.name)
+                if copied.exists():
+                    problems.append(f"{damaged} was copied to {copied}")
+    return problems
+
+
+def _counts(run_dir: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in _trials(run_dir):
+        role = "reevaluation" if read(trial).reevaluation_of is not None else "search"
+        key = f"{role} {trial.state.name.lower()}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    try:
+        run = json.loads((run_dir / "tuning.json").read_text())["run"]
+        return optuna.load_study(study_name=run["study_name"], storage=run["storage"]).get_trials(deepcopy=False)
+    except (OSError, ValueError, KeyError):  # not written yet, or being rewritten
+        return []
+
+
+def _recorded_pid(pid_file: Path) -> int | None:
+    try:
+        return int(json.loads(pid_file.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its parent."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _ours(pid: int) -> bool:
+    """A process of the product: a tuner, a job, a standby process or a Ray process."""
+    return any(word in _cmdline(pid) for word in ("sagemaker_rl", "tune.py", "ray", "raylet", "gcs_server"))
+
+
+def _ray_sessions() -> list[Path]:
+    """Ray session directories: the shared instances' and those of jobs that start their own Ray."""
+    return [*RAY_TEMP_ROOT.glob("ray-*/session_2*"), *Path(tempfile.gettempdir(), "ray").glob("session_2*")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=30)
+    parser.add_argument("--max-jobs", type=int, help="the run's budget (default: one trial per kill, at least 8)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--strategy", default="TPE", help="TPE (default), Random or PBT")
+    parser.add_argument("--run-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="chaos-"), "run"))
+    parser.add_argument("--timeout-s", type=float, default=3600)
+    args = parser.parse_args()
+    summary = run(args.kills, max_jobs=args.max_jobs or max(8, args.kills), seed=args.seed, run_dir=args.run_dir,
+                  gap_s=(2.0, 10.0), timeout_s=args.timeout_s, strategy=args.strategy)
+    print(json.dumps(summary, indent=2))
+    return 0 if not any(summary["invariants"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
