@@ -20,14 +20,16 @@ goes. The trial record is `record.py`'s, the study's writer `trials.py`, the run
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import shlex
+import shutil
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -121,14 +123,32 @@ def open_run(config: TuningConfig, *, command: list[str] | None = None, envs_her
     parents = load_parents(config)  # cheap: before the hyperparameter check, which starts a process
     if config.check_hyperparameters:
         check_hyperparameters(config, envs_here=envs_here)
+    before = set(config.run_dir.iterdir()) if config.run_dir.is_dir() else None
+    lock = ExitStack()
     try:
         config.run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:  # a file on the way, no permission, a full disk
-        raise TuningError(f"cannot make the run directory {config.run_dir} ({error.strerror}): "
-                          "choose another --run-dir") from None
-    with locked(config.run_dir):
+        lock.enter_context(locked(config.run_dir))
         record_run(given, config, command or sys.argv)
+    except OSError as error:  # a file on the way, no permission, a read-only or full disk: nothing of it is left
+        lock.close()
+        _remove_new(config.run_dir, before)
+        fix = "free space there or choose" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
+        raise TuningError(f"cannot start the run in {config.run_dir} ({error.strerror or error}): {fix} another "
+                          "--run-dir") from None
+    with lock:
         yield TuningRun(config, parents, runner=runner)
+
+
+def _remove_new(run_dir: Path, before: set[Path] | None) -> None:
+    """Remove `run_dir` (None `before`: it did not exist), or what was made in it since `before`."""
+    if before is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for path in set(run_dir.iterdir()) - before:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _check_new_run(run_dir: Path) -> None:

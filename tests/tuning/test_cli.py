@@ -61,7 +61,7 @@ def test_dry_run_shows_the_resolved_config_and_sagemakers_ranges(tmp_path):
         (["--train-budget", "2h", "--max-runtime", "1h"], "train_budget 2h does not fit in max_runtime_s 3600"),
         (["--train-budget", "1M", "--backend", "sagemaker"], "--train-budget"),
         (["--run-dir", "a-file"], "--run-dir"),
-        (["--run-dir", "a-file/run"], "cannot make the run directory"),
+        (["--run-dir", "a-file/run"], "a-file/run (Not a directory): choose another --run-dir"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path, args, message):

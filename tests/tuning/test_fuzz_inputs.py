@@ -216,3 +216,33 @@ def test_the_real_command_refuses_malformed_input_in_one_line_and_writes_nothing
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr[-1000:]
     assert "secret" not in done.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["tuning.yaml"]
+
+
+@pytest.fixture(params=["read-only", "full"])
+def unwritable_disk(request, tmp_path):
+    """A tmpfs mounted read-only, or one filled to its last byte."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    options = "size=64k,ro" if request.param == "read-only" else "size=64k"
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a tmpfs cannot be mounted here (root and CAP_SYS_ADMIN needed): {mounted.stderr.strip()}")
+    if request.param == "full":
+        subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'fill'}", "bs=1k"], capture_output=True)
+    before = sorted(path.name for path in disk.iterdir())
+    yield disk, before, "Read-only file system" if request.param == "read-only" else "No space left on device"
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("where", ["new", "existing"])
+def test_a_run_directory_on_a_read_only_or_full_disk_is_one_sentence_and_nothing_is_left(unwritable_disk, where):
+    disk, before, said = unwritable_disk
+    run_dir = disk if where == "existing" else disk / "run"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "tune.py"), "--problem", "reacher", "--max-jobs",
+                           "1", "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-1000:]
+    fix = "free space there or choose" if said == "No space left on device" else "choose"
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot start the run in {run_dir} ({said}): {fix} another --run-dir"]
+    assert sorted(path.name for path in disk.iterdir()) == before
