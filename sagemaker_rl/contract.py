@@ -35,6 +35,7 @@ RAY_AUTH_MODE_ENV = "RAY_AUTH_MODE"
 RAY_AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
 RAY_AUTH_TOKEN_ENV = "RAY_AUTH_TOKEN"  # Ray reads it before the file: never set by us, dropped where we give a file
 RAY_TOKEN_FILE = "ray_auth_token"  # a multi-host job's token, in every host's input/config (the launcher's)
+PROGRESS_CSV = "progress.csv"  # a row per training iteration, in output/intermediate (job/progress.py writes it)
 STDOUT_LOG = "stdout.log"  # a job's console output, in its base directory, where our runners put it
 # Hyperparameters the SageMaker platform reads: the entry point in /opt/ml/code the toolkit runs, and
 # where it downloads that code from (absent: the image's own entry points).
@@ -92,6 +93,10 @@ class JobPaths:
     @property
     def intermediate(self) -> Path:
         return self.output / "intermediate"
+
+    @property
+    def progress_csv(self) -> Path:
+        return self.intermediate / PROGRESS_CSV
 
     @property
     def failure_file(self) -> Path:

@@ -6,10 +6,12 @@ contract and must never be renamed.
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 EPISODE_REWARD_MEAN = "episode_reward_mean"
 EPISODE_REWARD_MAX = "episode_reward_max"
@@ -126,6 +128,25 @@ class RecordReader:
         record = Record(iteration, self._env_steps, self._value)
         self._iteration, self._value, self._env_steps = iteration, None, None
         return record
+
+
+def read_progress_records(progress_csv: Path, metric: str = EPISODE_REWARD_MEAN) -> list[Record]:
+    """Every record of a job's output/intermediate/progress.csv (a row per iteration, the reward lines' values):
+    what a job reported, read where its printed output is lost; [] without the file."""
+    try:
+        with progress_csv.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError:
+        return []
+    records = []
+    for row in rows:
+        try:
+            iteration, steps = int(row[TRAINING_ITERATION]), int(float(row[TIMESTEPS_TOTAL]))
+            value = float(row[metric].strip() or "nan")  # empty: no episode finished in the iteration
+        except (KeyError, AttributeError, TypeError, ValueError):  # a row cut short by a kill; a metric not there
+            continue
+        records.append(Record(iteration, steps, value if math.isfinite(value) else None))
+    return records
 
 
 def read_records(lines: Iterable[str], metric: str = EPISODE_REWARD_MEAN) -> list[Record]:

@@ -79,3 +79,18 @@ def test_non_finite_values_are_never_a_records_value_and_mark_divergence(text):
 def test_lines_that_only_mention_a_metric_are_not_read():
     out = ["[reacher] iter 2 | reward 20.00", "note: episode_reward_mean: 5 was the best", "episode_reward_meanx: 3"]
     assert metrics.read_records(out) == []
+
+
+def test_records_are_read_from_a_jobs_progress_csv_where_its_printed_output_is_lost(tmp_path):
+    from sagemaker_rl.metrics import Record, read_progress_records
+
+    progress = tmp_path / "progress.csv"
+    progress.write_text("training_iteration,timesteps_total,episode_reward_mean,episode_reward_max\n"
+                        "1,1000,,3.5\n"  # no episode finished: RLlib's NaN, written empty
+                        "2,2000,-12.25,4.0\n"
+                        "3,3000,nan,4.0\n"
+                        "4,40")  # cut short by a kill
+    assert read_progress_records(progress) == [Record(1, 1000, None), Record(2, 2000, -12.25), Record(3, 3000, None)]
+    assert read_progress_records(progress, "episode_reward_max") == [Record(1, 1000, 3.5), Record(2, 2000, 4.0),
+                                                                     Record(3, 3000, 4.0)]
+    assert read_progress_records(tmp_path / "none.csv") == []

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sagemaker_rl import metrics
+from sagemaker_rl.contract import PROGRESS_CSV
 from sagemaker_rl.errors import shorten
 from sagemaker_rl.job.checkpoints import JobState
 from sagemaker_rl.job.keys import ppo_key
@@ -139,7 +140,7 @@ class ProgressLog:
                "episodes_this_iter", *LEARNER_STATS)
 
     def __init__(self, directory: Path, *, after_iteration: int = 0) -> None:
-        self._csv_path = directory / "progress.csv"
+        self._csv_path = directory / PROGRESS_CSV
         self._tensorboard_dir = directory / "tensorboard"
         self._after = after_iteration  # the checkpoint's iteration: later rows were lost with a kill and rerun
 

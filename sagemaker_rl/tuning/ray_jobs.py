@@ -387,6 +387,8 @@ class RayJob:
                 self._pending = ""
             self._add(self._records.close())
             diverged, values = self._records.diverged, list(self._values)
+        if info.status == "SUCCEEDED" and not values and not diverged:
+            values = self._values_from_storage()
         if info.status == "SUCCEEDED":
             self._end(reward_failure(self.spec.metric, diverged=diverged, values=values))
         elif info.status == "STOPPED":
@@ -394,6 +396,18 @@ class RayJob:
                                                    " outside the tuner (ray job stop, or the dashboard)"))
         else:
             self._end(self._ray_failure(info))
+
+    def _values_from_storage(self) -> list[metrics.Record]:
+        """What the job reported, read from the progress.csv it wrote on the storage: Ray can return an empty log
+        for a job that succeeded (seen on a 2-node cluster)."""
+        found = [record for record in metrics.read_progress_records(
+            contract.JobPaths(Path(self.remote_dir)).progress_csv, self.spec.metric) if record.value is not None]
+        if found:
+            logger.warning("Ray job %s succeeded with %s log: its values are read from its progress.csv on the "
+                           "storage", self.job_id, "an empty" if not self._read else "no reward line in its")
+            with self._lock:
+                self._values = list(found)
+        return found
 
     def _ray_failure(self, info: Any) -> str:
         """The job's own reason (its `ERROR:` line) when it gave one, else Ray's."""

@@ -6,9 +6,10 @@ finished segments cut short on disk. Then the invariants are checked:
 - the run ends with an answer: best_hyperparameters.json, model/policy.onnx, the report;
 - no finished trial lost or changed: each trial seen finished at a kill has the same state and value at the end;
 - no job run twice in the same place (one start in each job's output/job.log);
-- the budget counted right: max_jobs search trials, not counting the interrupted ones run again;
+- the budget counted right: max_jobs search trials, not counting the interrupted ones run again (PBT: each
+  segment ended once, all max_jobs of them unless the run said a generation's every member failed);
 - nothing left behind: no process this run started, no Ray session directory of its own;
-- PBT: a segment continued from the newest intact checkpoint of its parent (a damaged one skipped, said).
+- PBT: each segment continued from its parent's newest intact checkpoint (at most one interval lost).
 
     .venv/bin/python tests/tuning/chaos.py --kills 30 [--strategy PBT] [--seed 0] [--run-dir DIR]
 
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import optuna
 
+from sagemaker_rl.job.checkpoints import _check_files
 from sagemaker_rl.tuning.record import read
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,9 +45,9 @@ RAY_TEMP_ROOT = Path(tempfile.gettempdir(), f"sagemaker_rl-{os.getuid()}")  # sh
 
 def tuning_config(max_jobs: int, seed: int, strategy: str) -> dict:
     """A real run of short trials (3 iterations of 1,000 env steps, a checkpoint each), two jobs at a time; PBT:
-    a population of 2 with segments of 3,000 env steps."""
+    a population of 3 with segments of 3,000 env steps."""
     if strategy == "PBT":
-        run = {"strategy": "PBT", "population": 2, "perturbation_interval": 3000, "max_jobs": max_jobs}
+        run = {"strategy": "PBT", "population": 3, "perturbation_interval": 3000, "max_jobs": max_jobs}
     else:
         run = {"strategy": strategy, "max_jobs": max_jobs, "reevaluate_top": 2, "reevaluate_seeds": 2,
                "static": {"rl.training.stop.training_iteration": 3}}
@@ -206,12 +208,15 @@ def check(chaos: Chaos, max_jobs: int, before_pids: set[int], before_sessions: s
     problems["no job run twice"] = [
         f"{log.parent.parent} started {starts} times" for log in run_dir.glob("trials/**/output/job.log")
         if (starts := log.read_text(errors="replace").count(JOB_START_LINE)) > 1]
-    if chaos.damage:  # PBT: each (member, generation) segment once, complete
-        segments = {(read(trial).member, read(trial).generation) for trial in after.values()
-                    if trial.state.name == "COMPLETE"}
-        problems["the budget counted right"] = [] if len(segments) == max_jobs else [
-            f"{len(segments)} segments complete, {max_jobs} budgeted"]
-        problems["damaged checkpoints skipped"] = _damage_unsaid(chaos, after.values())
+    if chaos.damage:  # PBT: each (member, generation) segment ended once (complete, or failed), not interrupted
+        ended = [(read(trial).member, read(trial).generation) for trial in after.values()
+                 if trial.state.is_finished() and not read(trial).interrupted]
+        # A generation whose every member failed ends the population early, and the run says so.
+        died = "population-based training stopped: every member" in chaos.log.read_text(errors="replace")
+        problems["the budget counted right"] = [] if len(ended) == len(set(ended)) and (
+            len(ended) == max_jobs or died and len(ended) < max_jobs) else [
+            f"{len(set(ended))} segments ended ({len(ended)} trials), {max_jobs} budgeted"]
+        problems["segments continued from their parent's newest intact checkpoint"] = _continued(after.values())
     else:
         search = [trial for trial in after.values() if read(trial).reevaluation_of is None]
         replaced = {read(trial).rerun_of for trial in search}
@@ -224,23 +229,28 @@ def check(chaos: Chaos, max_jobs: int, before_pids: set[int], before_sessions: s
     return problems
 
 
-def _damage_unsaid(chaos: Chaos, trials) -> list[str]:
-    """Damaged checkpoints a later segment started from (its parent's newest), or that the tuner did not skip."""
-    parents = {read(trial).trial_dir: trial for trial in trials}
-    children = [trial for trial in trials if read(trial).parent is not None]
-    said = (chaos.run_dir / "tuner.log").read_text(errors="replace")
+def _continued(trials) -> list[str]:
+    """Segments that did not resume from their parent's newest checkpoint, or the one before it when the newest
+    was damaged (at most one checkpoint interval lost); or that started from a damaged copy."""
+    by_number = {trial.number: trial for trial in trials}
     problems = []
-    for damaged in chaos.damaged:
-        parent = parents.get(str(damaged.parent.parent))
-        if parent is None or not any(read(child).parent == parent.number for child in children):
-            continue  # no segment continued from it
-        if f"skipping damaged checkpoint {damaged}" not in said:
-            problems.append(f"{damaged} was not skipped")
-        for child in children:
-            if read(child).parent == parent.number:
-                copied = Path(str(read(child).trial_dir), "checkpoints", damaged.name)
-                if copied.exists():
-                    problems.append(f"{damaged} was copied to {copied}")
+    for trial in trials:
+        record = read(trial)
+        if record.parent is None or trial.state.name != "COMPLETE":
+            continue
+        parent_dir = Path(str(read(by_number[record.parent]).trial_dir))
+        parent_checkpoints = sorted(parent_dir.glob("checkpoints/checkpoint_*"))
+        log = Path(str(record.trial_dir), "stdout.log").read_text(errors="replace")
+        resumed = [line.split(":")[0].removeprefix("Resumed from ") for line in log.splitlines()
+                   if line.startswith("Resumed from ")]
+        allowed = [path.name for path in parent_checkpoints[-2:]]
+        if not resumed or resumed[0] not in allowed:
+            problems.append(f"trial {trial.number} resumed from {resumed[:1] or 'nothing'}, not one of {allowed}")
+            continue
+        try:
+            _check_files(Path(str(record.trial_dir), "checkpoints", resumed[0]))
+        except (OSError, ValueError) as error:
+            problems.append(f"trial {trial.number} started from a damaged checkpoint: {error}")
     return problems
 
 

@@ -369,6 +369,39 @@ def test_a_ray_job_with_a_code_dir_imports_the_users_module_in_its_driver_and_it
     assert "driver 41 worker 42" in logs
 
 
+class _LogLost:
+    """The real Jobs API client, but every log comes back empty, as Ray returned it for some jobs that succeeded
+    on a 2-node cluster (the job's own outputs on the storage were whole)."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def get_job_logs(self, job_id: str) -> str:
+        return ""
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+def test_a_job_whose_log_ray_lost_is_read_from_what_it_wrote_on_the_storage(cluster, tmp_path):
+    from sagemaker_rl.tuning import JobSpec
+    from sagemaker_rl.tuning.ray_jobs import RayCluster, RayJobRunner
+
+    run_dir = tmp_path / "run"
+    (run_dir / "trials" / "0000").mkdir(parents=True)
+    storage = cluster.directory / "storage"
+    runner = RayJobRunner(RayCluster(cluster.dashboard_url, str(storage)), run_dir, client=_LogLost(_client(cluster)))
+    spec = JobSpec(run_dir / "trials" / "0000", "reacher", {**TINY_PPO, "rl.training.stop.training_iteration": 2},
+                   num_cpus=1, metric="episode_reward_mean")
+    job = runner.start(spec)
+    assert job.wait(300)
+    status = job.poll()
+    assert status.failure is None and [record.iteration for record in status.values] == [1, 2]
+    rows = list(csv.DictReader((Path(runner.remote_dir(spec.base_dir)) / "output/intermediate/progress.csv").open()))
+    assert [record.value for record in status.values] == [float(row["episode_reward_mean"]) for row in rows]
+    assert [record.env_steps for record in status.values] == [int(row["timesteps_total"]) for row in rows]
+
+
 def test_a_submission_the_cluster_refuses_for_now_is_made_again_and_other_refusals_are_not(monkeypatch):
     """Stand-in submissions: a real cluster cannot be made to answer "No available agent" on demand (it did right
     after it came up, in a run by hand). Bounded: after the last wait the refusal is the job's failure."""
