@@ -152,7 +152,7 @@ class Chaos:
 
 
 def run(kills: int, *, max_jobs: int, seed: int, run_dir: Path, gap_s: tuple[float, float], timeout_s: float,
-        strategy: str = "TPE") -> dict:
+        strategy: str = "Bayesian") -> dict:
     """The chaos run; its summary with the invariants (name -> problems found, empty when it holds)."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     config = run_dir.parent / "chaos-config.json"
@@ -167,8 +167,8 @@ def run(kills: int, *, max_jobs: int, seed: int, run_dir: Path, gap_s: tuple[flo
         assert chaos.tuner is not None
         if chaos.tuner.poll() is not None:
             chaos.tuner_exits.append(chaos.tuner.returncode)
-            if chaos.tuner.returncode == 0 or len(chaos.tuner_exits) > kills + 3:
-                break
+            if chaos.tuner.returncode in (0, 2) or len(chaos.tuner_exits) > kills + 3:
+                break  # done, or refused (a user error: resuming would not help)
             chaos.resume()  # it ended on its own with an error: resumed, and counted against the run
             continue
         if len(chaos.kills) < kills and time.monotonic() > started + 8:
@@ -312,7 +312,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--max-jobs", type=int, help="the run's budget (default: one trial per kill, at least 8)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--strategy", default="TPE", help="TPE (default), Random or PBT")
+    parser.add_argument("--strategy", default="Bayesian", help="Bayesian (default, TPE), Random or PBT")
     parser.add_argument("--run-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="chaos-"), "run"))
     parser.add_argument("--timeout-s", type=float, default=3600)
     args = parser.parse_args()

@@ -387,7 +387,7 @@ def test_a_job_whose_log_ray_lost_is_read_from_what_it_wrote_on_the_storage(clus
     from sagemaker_rl.tuning import JobSpec
     from sagemaker_rl.tuning.ray_jobs import RayCluster, RayJobRunner
 
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "log-lost"  # a name of its own on the storage the module's runs share
     (run_dir / "trials" / "0000").mkdir(parents=True)
     storage = cluster.directory / "storage"
     runner = RayJobRunner(RayCluster(cluster.dashboard_url, str(storage)), run_dir, client=_LogLost(_client(cluster)))
