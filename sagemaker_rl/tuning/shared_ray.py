@@ -1,17 +1,19 @@
 """One Ray instance that a local tuning run's jobs share, instead of each starting and stopping its own.
 
 A job started with $RAY_ADDRESS connects to that instance (`ray_session.start_ray`): about half a second
-instead of 3-6 s for a private `ray.init`, and one set of Ray's own processes for the whole run. The instance
-is `ray start --head --block` in its own process group, with as many CPUs as the run's jobs share, so the env-
-runner actors of parallel jobs cannot oversubscribe the cores (a job on one CPU samples in its own process and
-asks Ray for nothing). It starts with the first job; `close` ends it and removes its session files. A head
-left by a tuner killed with -9 is stopped by the next tuner of the same run directory (its pid file), which
-also removes the session files of instances whose tuner has died. A head that ends during the run (killed, out
-of memory) is started again for the jobs that start after it (`address`); the jobs it had fail, and the tuner
-records their reason. The instance requires a token of its own, made per run and kept in a 0600 file in its
-temp dir (never on a command line or in the run's files): the head and every job of the run get it by
-RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH. A head that cannot start (e.g. a machine so loaded that Ray's own
-start-up times out) is reported once, and the jobs then start their own Ray as they do outside a tuner.
+instead of 3-6 s for a private `ray.init`, and one set of Ray's own processes for the whole run. The
+instance is `ray start --head --block` in its own process group, with as many CPUs as the run's jobs
+share, so the env-runner actors of parallel jobs cannot oversubscribe the cores (a job on one CPU
+samples in its own process and asks Ray for nothing). It starts with the first job; `close` ends it
+and removes its session files. A head left by a tuner killed with -9 is stopped by the next tuner
+of the same run directory (its pid file), and the next head started on the machine removes the
+session files of instances whose tuner has died. A head that ends during the run (killed, out of
+memory) is started again for the jobs that start after it (`address`); the jobs it had end with it,
+and their trials run again (`ended_since` tells the runner). The instance requires a token of its own,
+made per run and kept in a 0600 file in its temp dir (never on a command line or in the run's files):
+the head and every job of the run get it by RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH. A head that
+cannot start (e.g. a machine so loaded that Ray's own start-up times out) is reported once, and the
+jobs then start their own Ray as they do outside a tuner.
 """
 
 from __future__ import annotations

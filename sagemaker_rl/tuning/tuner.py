@@ -123,15 +123,15 @@ def open_run(config: TuningConfig, *, command: list[str] | None = None, envs_her
     parents = load_parents(config)  # cheap: before the hyperparameter check, which starts a process
     if config.check_hyperparameters:
         check_hyperparameters(config, envs_here=envs_here)
-    before = set(config.run_dir.iterdir()) if config.run_dir.is_dir() else None
-    lock = ExitStack()
+    existed, before, lock = config.run_dir.is_dir(), set(), ExitStack()
     try:
+        before = set(config.run_dir.iterdir()) if existed else set()
         config.run_dir.mkdir(parents=True, exist_ok=True)
         lock.enter_context(locked(config.run_dir))
         record_run(given, config, command or sys.argv)
     except OSError as error:  # a file on the way, no permission, a read-only or full disk: nothing of it is left
         lock.close()
-        _remove_new(config.run_dir, before)
+        _remove_new(config.run_dir, before if existed else None)
         fix = "free space there or choose" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "choose"
         raise TuningError(f"cannot start the run in {config.run_dir} ({error.strerror or error}): {fix} another "
                           "--run-dir") from None
@@ -144,11 +144,14 @@ def _remove_new(run_dir: Path, before: set[Path] | None) -> None:
     if before is None:
         shutil.rmtree(run_dir, ignore_errors=True)
         return
-    for path in set(run_dir.iterdir()) - before:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+    try:
+        for path in set(run_dir.iterdir()) - before:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    except OSError:  # unreadable: nothing of ours could be made there either
+        pass
 
 
 def _check_new_run(run_dir: Path) -> None:
