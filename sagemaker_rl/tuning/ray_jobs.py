@@ -201,7 +201,8 @@ class RayJobRunner:
             time.sleep(0.5)
             info = self._client.get_job_info(job_id)
         if info.status != "SUCCEEDED":
-            reason = _error_line(self._client.get_job_logs(job_id)) or _first_line(info.message)
+            logs = self._client.get_job_logs(job_id)
+            reason = _error_line(logs) or _ray_reason(info.message) + _last_output(logs)
             raise TuningError(f"the Ray cluster at {self.cluster.address} cannot run our jobs: {reason}")
 
     def start(self, spec: JobSpec) -> RayJob:
@@ -417,7 +418,8 @@ class RayJob:
         code = getattr(info, "driver_exit_code", None)
         exit_text = f" ({contract.exit_hint(code)})" if code not in (None, 0) else ""
         reason = _ray_reason(info.message) or str(info.error_type or "no reason given")
-        return f"the Ray job failed{exit_text}: {reason}{self._dead_node(info.driver_node_id)}"
+        return f"the Ray job failed{exit_text}: {reason}{_last_output(self._log_text())}" \
+               f"{self._dead_node(info.driver_node_id)}"
 
     def _dead_node(self, node_id: str | None) -> str:
         """`; its node … is dead: <why>` when the job's driver was on a node Ray holds dead, else ''."""
@@ -499,6 +501,13 @@ def _ray_reason(message: str | None) -> str:
     first = lines[0].split(", last available logs")[0].rstrip(":")  # the logs themselves are in stdout.log
     cause = next((line for line in lines[1:] if " because " in line), "")
     return f"{first} {cause.split('. ')[0].rstrip('.')}." if cause else first
+
+
+def _last_output(log: str) -> str:
+    """`; its last output: <line>` of a job that gave no reason of its own (e.g. an import that failed before it
+    could: Ray's message then ends at "last available logs:"), else ''."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    return f"; its last output: {lines[-1][:300]}" if lines else ""
 
 
 def _first_line(text: str | None) -> str:

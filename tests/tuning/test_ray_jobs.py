@@ -402,6 +402,24 @@ def test_a_job_whose_log_ray_lost_is_read_from_what_it_wrote_on_the_storage(clus
     assert [record.env_steps for record in status.values] == [int(row["timesteps_total"]) for row in rows]
 
 
+def test_a_job_that_fails_before_it_can_say_why_carries_rays_words_and_its_last_output(cluster, tmp_path):
+    """An import that fails before the job's own error handling (a package the cluster lacks): Ray's message ends at
+    "last available logs:", so the failure adds the log's last line."""
+    from sagemaker_rl.tuning import JobSpec
+    from sagemaker_rl.tuning.ray_jobs import RayCluster, RayJob, RayJobRunner
+
+    run_dir = tmp_path / "import-fails"
+    (run_dir / "trials" / "0000").mkdir(parents=True)
+    runner = RayJobRunner(RayCluster(cluster.dashboard_url, str(cluster.directory / "storage")), run_dir)
+    spec = JobSpec(run_dir / "trials" / "0000", "reacher", {}, num_cpus=1, metric="episode_reward_mean")
+    job_id = runner._submit("python -c 'import a_package_the_cluster_lacks'", env={}, cpus=0, name="import-fails")
+    job = RayJob(spec, runner._client, job_id, remote_dir=runner.remote_dir(spec.base_dir))
+    assert job.wait(120)  # it ended by itself
+    failure = job.poll().failure
+    assert failure == ("the Ray job failed (exit code 1): Job entrypoint command failed with exit code 1; its last "
+                       "output: ModuleNotFoundError: No module named 'a_package_the_cluster_lacks'"), failure
+
+
 def test_a_submission_the_cluster_refuses_for_now_is_made_again_and_other_refusals_are_not(monkeypatch):
     """Stand-in submissions: a real cluster cannot be made to answer "No available agent" on demand (it did right
     after it came up, in a run by hand). Bounded: after the last wait the refusal is the job's failure."""
