@@ -34,11 +34,11 @@ import optuna
 
 from sagemaker_rl.job.checkpoints import _check_files
 from sagemaker_rl.tuning.record import read
+from sagemaker_rl.tuning.runners import PID_FILE as JOB_PID_FILE
+from sagemaker_rl.tuning.shared_ray import PID_FILE as RAY_HEAD_PID_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 TUNE = REPO / "scripts" / "tune.py"
-JOB_PID_FILE = "job.pid"  # runners.PID_FILE
-RAY_HEAD_PID_FILE = "ray-head.pid"  # shared_ray.PID_FILE
 JOB_START_LINE = " INFO sagemaker_rl.job.entry: job "  # logged once at each start of a job
 RAY_TEMP_ROOT = Path(tempfile.gettempdir(), f"sagemaker_rl-{os.getuid()}")  # shared_ray's temp dirs
 
