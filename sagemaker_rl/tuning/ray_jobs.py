@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sagemaker_rl import contract, job, metrics, user_code
-from sagemaker_rl.tuning.runners import JobSpec, JobStatus, reward_failure
+from sagemaker_rl.tuning.runners import JobSpec, JobStatus, last_output, reward_failure
 from sagemaker_rl.tuning.space import TuningError
 
 logger = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class RayJobRunner:
             info = self._client.get_job_info(job_id)
         if info.status != "SUCCEEDED":
             logs = self._client.get_job_logs(job_id)
-            reason = _error_line(logs) or _ray_reason(info.message) + _last_output(logs)
+            reason = _error_line(logs) or _ray_reason(info.message) + last_output(logs.splitlines())
             raise TuningError(f"the Ray cluster at {self.cluster.address} cannot run our jobs: {reason}")
 
     def start(self, spec: JobSpec) -> RayJob:
@@ -418,7 +418,7 @@ class RayJob:
         code = getattr(info, "driver_exit_code", None)
         exit_text = f" ({contract.exit_hint(code)})" if code not in (None, 0) else ""
         reason = _ray_reason(info.message) or str(info.error_type or "no reason given")
-        return f"the Ray job failed{exit_text}: {reason}{_last_output(self._log_text())}" \
+        return f"the Ray job failed{exit_text}: {reason}{last_output(self._log_text().splitlines())}" \
                f"{self._dead_node(info.driver_node_id)}"
 
     def _dead_node(self, node_id: str | None) -> str:
@@ -501,13 +501,6 @@ def _ray_reason(message: str | None) -> str:
     first = lines[0].split(", last available logs")[0].rstrip(":")  # the logs themselves are in stdout.log
     cause = next((line for line in lines[1:] if " because " in line), "")
     return f"{first} {cause.split('. ')[0].rstrip('.')}." if cause else first
-
-
-def _last_output(log: str) -> str:
-    """`; its last output: <line>` of a job that gave no reason of its own (e.g. an import that failed before it
-    could: Ray's message then ends at "last available logs:"), else ''."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    return f"; its last output: {lines[-1][:300]}" if lines else ""
 
 
 def _first_line(text: str | None) -> str:

@@ -257,8 +257,8 @@ class LocalJob:
             status = JobStatus(values=list(self._values))
         if returncode is not None:
             status.done = True
-            status.failure = self._failure(returncode, status)
             status.lost = returncode != 0 and self._ray_ended is not None and self._ray_ended()
+            status.failure = self._failure(returncode, status)
         return status
 
     def stop(self) -> None:
@@ -313,16 +313,21 @@ class LocalJob:
         if returncode != 0:
             if reason:
                 return reason
-            with self._lock:
-                tail = [line for line in self._tail if line.strip()]
-            if self._ray_ended is not None and self._ray_ended():  # Ray ends its drivers with it, unannounced
+            if status.lost:  # Ray ends the drivers of an instance that ends, unannounced
                 return (f"the job ended ({contract.exit_hint(returncode)}): the run's Ray instance it had joined "
                         "ended while it ran; the trial runs again")
-            last = f"; last output: {tail[-1].strip()[:300]}" if tail else ""
-            return f"the job ended ({contract.exit_hint(returncode)}){last}"
+            with self._lock:
+                tail = list(self._tail)
+            return f"the job ended ({contract.exit_hint(returncode)}){last_output(tail)}"
         with self._lock:
             diverged = self._records.diverged
         return reward_failure(self.spec.metric, diverged=diverged, values=status.values)
+
+
+def last_output(lines: Sequence[str]) -> str:
+    """`; last output: <line>`, the last non-empty one of a job that gave no reason of its own; '' without one."""
+    said = [line.strip() for line in lines if line.strip()]
+    return f"; last output: {said[-1][:300]}" if said else ""
 
 
 def reward_failure(metric: str, *, diverged: bool, values: Sequence[metrics.Record]) -> str | None:

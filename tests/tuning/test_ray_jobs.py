@@ -416,7 +416,7 @@ def test_a_job_that_fails_before_it_can_say_why_carries_rays_words_and_its_last_
     job = RayJob(spec, runner._client, job_id, remote_dir=runner.remote_dir(spec.base_dir))
     assert job.wait(120)  # it ended by itself
     failure = job.poll().failure
-    assert failure == ("the Ray job failed (exit code 1): Job entrypoint command failed with exit code 1; its last "
+    assert failure == ("the Ray job failed (exit code 1): Job entrypoint command failed with exit code 1; last "
                        "output: ModuleNotFoundError: No module named 'a_package_the_cluster_lacks'"), failure
 
 
