@@ -53,9 +53,29 @@ _EXIT_HINTS = {137: "killed with SIGKILL (exit 137): likely out of memory", -9: 
 
 @dataclass(frozen=True)
 class JobPaths:
-    """The directories and files of one job under its base directory."""
+    """The directories and files of one job under its base directory.
+
+    A multi-host job's head writes its outcome (`success` or `failure`) and its log under the contract's
+    names; every other host writes them in `output/<its name>/` (`own_output`), so that a merge of all
+    the hosts' output directories (the SageMaker SDK's output.tar.gz in local mode) tells the head's.
+    """
 
     base: Path
+    host_outputs: str = ""  # a multi-host job's host other than the head: its own outputs' directory name
+
+    def of_this_host(self) -> JobPaths:
+        """These paths as this host writes its outcome (resourceconfig.json names the host and the head, the
+        first host); as they are when that file is missing or not as SageMaker writes it."""
+        try:
+            resources = read_resource_config(self)
+            current, hosts = resources.get("current_host"), resources.get("hosts")
+        except (UserError, AttributeError, OSError):  # the job itself says what is wrong with the file
+            return self
+        if not isinstance(current, str) or not isinstance(hosts, list) or not hosts or current == hosts[0]:
+            return self
+        if not current or "/" in current or current in (".", ".."):
+            return self
+        return JobPaths(self.base, host_outputs=current)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> JobPaths:
@@ -99,17 +119,22 @@ class JobPaths:
         return self.intermediate / PROGRESS_CSV
 
     @property
+    def own_output(self) -> Path:
+        """Where this host's outcome and log go: `output`, or a directory of its own in it (`host_outputs`)."""
+        return self.output / self.host_outputs if self.host_outputs else self.output
+
+    @property
     def failure_file(self) -> Path:
-        return self.output / "failure"
+        return self.own_output / "failure"
 
     @property
     def success_file(self) -> Path:
-        return self.output / "success"
+        return self.own_output / "success"
 
     @property
     def log_file(self) -> Path:
         """Where a job's detailed (library) logs go, keeping the console quiet."""
-        return self.output / "job.log"
+        return self.own_output / "job.log"
 
     def make_dirs(self) -> None:
         for directory in (self.checkpoints, self.model, self.intermediate):
@@ -263,7 +288,8 @@ def exit_hint(returncode: int) -> str:
 def run_job(paths: JobPaths, job: Callable[[JobPaths], None]) -> int:
     """Run `job` under the contract: on any failure write output/failure (reason first) and return 1."""
     try:
-        paths.output.mkdir(parents=True, exist_ok=True)
+        paths = paths.of_this_host()
+        paths.own_output.mkdir(parents=True, exist_ok=True)
         for stale in (paths.failure_file, paths.success_file):
             stale.unlink(missing_ok=True)
         job(paths)
@@ -294,10 +320,16 @@ def write_failure(paths: JobPaths, reason: str, *, details: str = "") -> None:
         reason = reason[:FAILURE_LINE_LIMIT - 30] + f" ... ({len(reason):,} characters)"
     text = reason + ("\n\n" + details if details else "")
     try:
-        paths.output.mkdir(parents=True, exist_ok=True)
+        paths.own_output.mkdir(parents=True, exist_ok=True)
         paths.failure_file.write_text(text + "\n")
     except OSError as error:
         logger.error("could not write %s: %s", paths.failure_file, error)
     print(f"{FAILURE_PREFIX}{reason}", file=sys.stderr, flush=True)
     if paths.base == Path(DEFAULT_BASE_DIR):  # in an image, where a user may see only an engine's exit code
-        print(FAILURE_HINT, file=sys.stderr, flush=True)
+        print(_host_failure_hint(paths.host_outputs) if paths.host_outputs else FAILURE_HINT,
+              file=sys.stderr, flush=True)
+
+
+def _host_failure_hint(host: str) -> str:
+    return (f"The reason above is this host's, the first line of /opt/ml/output/{host}/failure (in SageMaker SDK "
+            f"local mode, '{host}/failure' in the job's output.tar.gz); the job's own is its head's output/failure.")

@@ -118,7 +118,9 @@ class JobContainers:
         return f"{self._prefix}-{host}"
 
     def paths(self, host: str) -> contract.JobPaths:
-        return contract.JobPaths(host_dir(self.base_dir, host, self.hosts))
+        """The host's paths, as its job writes its outcome (the head under the contract's names)."""
+        return contract.JobPaths(host_dir(self.base_dir, host, self.hosts),
+                                 host_outputs="" if host == self.hosts[0] else host)
 
     def write_inputs(self, hyperparameters: Mapping[str, Any]) -> None:
         """Every host's input files as SageMaker writes them: the same hyperparameters, its own current_host; the

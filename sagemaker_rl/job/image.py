@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = contract.run_job(paths, before_the_toolkit)
         if status != 0:
             return status
-        paths.success_file.unlink(missing_ok=True)  # the job, not this preparation, reports success
+        paths.of_this_host().success_file.unlink(missing_ok=True)  # the job, not this preparation, reports success
     return supervise(args, job_is_grandchild=args[0] == "train")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -69,6 +70,14 @@ def finish(process: subprocess.Popen[str], timeout: float = 600) -> tuple[int, s
     return process.returncode, output
 
 
+def merged_output(bases: dict[str, Path], into: Path) -> Path:
+    """Every host's output/ copied into one, in host order, as the SDK's local mode makes output.tar.gz (a later
+    host's file replaces an earlier host's of the same name)."""
+    for host in HOSTS:
+        shutil.copytree(bases[host] / "output", into, dirs_exist_ok=True)
+    return into
+
+
 def test_two_hosts_form_one_ray_cluster_and_only_the_head_writes_the_model(tmp_path, network):
     hyperparameters = {**TINY_PPO, "rl.training.stop.training_iteration": 2}
     bases = {host: host_dir(tmp_path, host, hyperparameters) for host in HOSTS}
@@ -87,8 +96,30 @@ def test_two_hosts_form_one_ray_cluster_and_only_the_head_writes_the_model(tmp_p
     assert (bases["algo-1"] / "model" / "policy.onnx").is_file()
     assert json.loads((bases["algo-1"] / "model" / "result.json").read_text())["training_iteration"] == 2
     assert not (bases["algo-2"] / "model").exists() or not any((bases["algo-2"] / "model").iterdir())
+    # Each host's outcome and log under its own names: the head's under the contract's, algo-2's in output/algo-2.
+    own = {"algo-1": bases["algo-1"] / "output", "algo-2": bases["algo-2"] / "output" / "algo-2"}
     for host in HOSTS:
-        assert (bases[host] / "output" / "success").exists() and not (bases[host] / "output" / "failure").exists()
+        assert (own[host] / "success").exists() and not (own[host] / "failure").exists()
+    assert sorted(path.name for path in (bases["algo-2"] / "output").iterdir() if path.is_file()) == []
+    merged = merged_output(bases, tmp_path / "merged")
+    assert (merged / "success").exists() and not (merged / "failure").exists()
+    assert "Ray cluster: 2 hosts" in (merged / "job.log").read_text()  # the head's log, not replaced by the worker's
+    assert "joined the Ray cluster of algo-1" in (merged / "algo-2" / "job.log").read_text()
+
+
+def test_a_head_that_fails_after_the_cluster_formed_fails_the_merged_output(tmp_path, network):
+    """The worker leaves cleanly when the head ends: its success must not sit beside the head's failure."""
+    hyperparameters = {**TINY_PPO, "rl.training.config.num_env_runners": 3}  # 3 CPUs: the cluster has 2
+    bases = {host: host_dir(tmp_path, host, hyperparameters) for host in HOSTS}
+    worker = network.start("algo-2", bases["algo-2"])
+    head = network.start("algo-1", bases["algo-1"])
+    (head_code, head_out), (worker_code, worker_out) = finish(head), finish(worker, timeout=120)
+    assert head_code != 0, head_out[-3000:]
+    assert worker_code == 0, worker_out[-3000:]
+    merged = merged_output(bases, tmp_path / "merged")
+    reason = (merged / "failure").read_text().splitlines()[0]
+    assert reason.startswith("the job asks for 3 CPUs") and "but has 2" in reason, reason
+    assert not (merged / "success").exists() and (merged / "algo-2" / "success").exists()
 
 
 def test_a_host_that_never_comes_fails_every_side_within_the_timeout(tmp_path, network):
@@ -108,7 +139,8 @@ def test_a_host_that_never_comes_fails_every_side_within_the_timeout(tmp_path, n
     finally:
         idle.close()
         headless.close()
-    reasons = {case: (bases[case] / "output" / "failure").read_text().splitlines()[0] for case in bases}
+    own = {"no-worker": "output", "idle-worker": "output", "no-head": "output/algo-2"}  # the head's, or algo-2's own
+    reasons = {case: (bases[case] / own[case] / "failure").read_text().splitlines()[0] for case in bases}
     for case, (code, output) in outcomes.items():
         assert code == 1, output[-3000:]
         assert f"ERROR: {reasons[case]}" in output  # the reason, on the console too, and where it is kept

@@ -97,6 +97,24 @@ def test_a_multi_host_job_whose_other_host_never_resolves_fails_within_its_clust
     assert "rl.training.cluster_timeout_s" in str(error.value)
 
 
+@pytest.mark.parametrize(("current", "hosts", "own_output"), [
+    ("b", ["algo-1.invalid", "b"], "output/b"),  # another host than the head: a directory of its own
+    ("localhost", ["localhost", "algo-2.invalid"], "output"),  # the head: the contract's names
+])
+def test_only_the_head_writes_the_outcome_under_the_contracts_names(tmp_path, current, hosts, own_output):
+    """SageMaker's local mode merges every host's output/ into one output.tar.gz: the head's outcome must win it."""
+    paths = _job(tmp_path, {"rl.training.cluster_timeout_s": "1"})
+    paths.resource_config_file.write_text(json.dumps({"current_host": current, "hosts": hosts}))
+    env = {"SAGEMAKER_BASE_DIR": str(paths.base), "SAGEMAKER_RL_ENTRYPOINTS": str(ENTRYPOINTS), "PATH": "/usr/bin:/bin",
+           "SAGEMAKER_PROGRAM": "train-reacher.py"}
+    failed = subprocess.run([sys.executable, "-m", "sagemaker_rl.job.image", "train"], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=REPO)
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    written = sorted(str(path.relative_to(paths.base)) for path in (paths.base / "output").rglob("*") if path.is_file())
+    assert written == [f"{own_output}/failure"]
+    assert "within 1 s" in (paths.base / own_output / "failure").read_text().splitlines()[0]
+
+
 def test_a_host_whose_head_never_resolves_fails_and_one_that_resolves_waits_for_nothing(tmp_path):
     paths = _job(tmp_path, {"rl.training.cluster_timeout_s": "1"})
     paths.resource_config_file.write_text(json.dumps({"current_host": "b", "hosts": ["algo-1.invalid", "b"]}))
