@@ -10,6 +10,8 @@ from the newest one that does.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import errno
 import hashlib
 import json
@@ -95,16 +97,32 @@ def _check_files(checkpoint: Path) -> None:
             raise ValueError(f"{name} differs from what was written")
 
 
-def save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) -> Path:
-    """Save `algo` and `state` as the checkpoint of `state`'s iteration; keep the newest `keep` (0: all)."""
+@dataclass(frozen=True)
+class Snapshot:
+    """The algorithm's and the job's state after an iteration, copied: a checkpoint can be written from it while
+    the algorithm has moved on (a stop that cuts the next iteration short saves the last completed one)."""
+
+    algorithm: dict[str, Any]  # Algorithm.get_state(): what its save_to_path writes
+    job: JobState
+
+
+def snapshot(algo: Any, state: JobState) -> Snapshot:
+    """A copy of `algo`'s and `state`'s state now. RLlib's get_state already returns copies, not views of the
+    live tensors (tests/job/test_restore.py fails if that changes)."""
+    job = dataclasses.replace(state, recent_episodes=copy.deepcopy(state.recent_episodes),
+                              kl_coeff=learner.live_kl_coeff(algo), network=learner.network(algo))
+    return Snapshot(algo.get_state(), job)
+
+
+def save_checkpoint(algo: Any, directory: Path, saved: Snapshot, *, keep: int) -> Path:
+    """Save the snapshot `saved` of `algo` as the checkpoint of its iteration; keep the newest `keep` (0: all)."""
+    state = saved.job
     final = directory / f"{CHECKPOINT_PREFIX}{state.training_iteration:06d}"
     partial = directory / f".partial-{final.name}"
     shutil.rmtree(partial, ignore_errors=True)
     advice = f"free space there or keep fewer checkpoints ({KEEP_CHECKPOINTS_KEY}); the ones before it are kept"
     with disk_full_said(directory, final.name, advice, cleanup=partial):
-        algo.save_to_path(str(partial / "algorithm"))
-        state.kl_coeff = learner.live_kl_coeff(algo)
-        state.network = learner.network(algo)
+        algo.save_to_path(str(partial / "algorithm"), state=_dicts_copied(saved.algorithm))
         (partial / FILES_FILE).write_text(json.dumps(_file_list(partial)))
         (partial / JOB_STATE_FILE).write_text(json.dumps(vars(state), indent=2))
     shutil.rmtree(final, ignore_errors=True)
@@ -113,6 +131,11 @@ def save_checkpoint(algo: Any, directory: Path, state: JobState, *, keep: int) -
         for old in sorted(directory.glob(f"{CHECKPOINT_PREFIX}*"))[:-keep]:
             shutil.rmtree(old)
     return final
+
+
+def _dicts_copied(state: dict[str, Any]) -> dict[str, Any]:
+    """`state` with its dicts copied and its values shared: save_to_path takes the dicts apart as it writes."""
+    return {key: _dicts_copied(value) if isinstance(value, dict) else value for key, value in state.items()}
 
 
 @contextmanager

@@ -41,6 +41,7 @@ from sagemaker_rl.job.keys import (
     SEED_KEY,
     SIMULATOR_KEY,
     STALL_TIMEOUT_KEY,
+    STOP_GRACE_KEY,
     STOP_PREFIX,
     canonical_key,
     ppo_key,
@@ -217,6 +218,9 @@ class JobConfig:
     stall_timeout_s: float = 1800.0
     # A multi-host job's hosts wait this long for each other (a host for the head, the head for every host).
     cluster_timeout_s: float = DEFAULT_CLUSTER_TIMEOUT_S
+    # After SIGTERM, the iteration in progress may take this long; then the last completed one is checkpointed
+    # instead, leaving the job time to end within the 30 s that a stop gives (docs/training-job.md).
+    stop_grace_s: float = 20.0
     env_facts: EnvFacts | None = None  # what building the env told, when the job was parsed with it
 
     @property
@@ -471,6 +475,7 @@ _JOB_KEYS: dict[str, FieldSpec] = {
     GSDE_KEY: FieldSpec((int,), 1, 100_000),
     STALL_TIMEOUT_KEY: FieldSpec((float,), 1.0, 7 * 86_400),
     CLUSTER_TIMEOUT_KEY: FieldSpec((float,), 1.0, 86_400),
+    STOP_GRACE_KEY: FieldSpec((float,), 0.0, 3600),
 }
 _STOP_FIELDS: dict[str, FieldSpec] = {
     "episode_reward_mean": FieldSpec((float,)),

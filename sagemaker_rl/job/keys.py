@@ -36,6 +36,7 @@ NUM_ENVS_KEY = TRAINING_PREFIX + "num_envs"
 GSDE_KEY = TRAINING_PREFIX + "gsde_resample_steps"
 STALL_TIMEOUT_KEY = TRAINING_PREFIX + "stall_timeout_s"
 CLUSTER_TIMEOUT_KEY = TRAINING_PREFIX + "cluster_timeout_s"
+STOP_GRACE_KEY = TRAINING_PREFIX + "stop_grace_s"
 PER_RUNNER_ENVS_KEY = PPO_PREFIX + "num_envs_per_env_runner"
 
 # Old RLlib (and the seed's) names -> RLlib 2.60 names (a dotted target sets a nested key).
@@ -109,6 +110,9 @@ MEANINGS: dict[str, str] = {
                        "log lines",
     CLUSTER_TIMEOUT_KEY: "a multi-host job: seconds a host waits for the Ray head, and the head for every host, "
                          "before it fails with the reason",
+    STOP_GRACE_KEY: "seconds after SIGTERM (a stop, a spot interruption) that the iteration in progress may take "
+                    "to finish before the job checkpoints and ends; one that takes longer is cut short and the "
+                    "last completed iteration is checkpointed instead",
     STOP_PREFIX + "episode_reward_mean": "stop when the mean return over the last 100 episodes reaches this",
     STOP_PREFIX + "time_total_s": "stop after this many training seconds, summed across restarts",
     STOP_PREFIX + "timesteps_total": "stop after this many env steps, summed across restarts",

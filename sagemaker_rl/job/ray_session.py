@@ -152,7 +152,7 @@ class Watchdog:
         signal.signal(signal.SIGALRM, self._previous)
         if self._timer is not None:
             self._timer.cancel()
-        if _stalled(error):
+        if ended_by(error, _Stalled):
             raise JobError(self.reason()) from None
 
     def reason(self) -> str:
@@ -170,12 +170,13 @@ class Watchdog:
         os._exit(1)
 
 
-def _stalled(error: BaseException | None) -> bool:
-    """The watchdog's alarm ended this error, itself or as its cause: an alarm inside a Ray call that is not
-    Python (CoreWorker.wait) comes back as "SystemError: ... returned a result with an exception set"."""
+def ended_by(error: BaseException | None, kind: type[BaseException]) -> bool:
+    """An exception of `kind` that a signal handler raised ended `error`, itself or as its cause: one raised inside
+    a Ray call that is not Python (CoreWorker.wait) comes back as "SystemError: ... returned a result with an
+    exception set"."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, _Stalled):
+        if isinstance(error, kind):
             return True
         seen.add(id(error))
         error = error.__cause__ or error.__context__

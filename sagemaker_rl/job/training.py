@@ -10,6 +10,7 @@ the exception that ended it.
 
 from __future__ import annotations
 
+import _thread
 import logging
 import math
 import signal
@@ -24,9 +25,9 @@ from sagemaker_rl import metrics
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.errors import JobError, UserError
 from sagemaker_rl.job import learner, progress, ray_session
-from sagemaker_rl.job.checkpoints import JobState, latest_checkpoint, restore, save_checkpoint
+from sagemaker_rl.job.checkpoints import JobState, Snapshot, latest_checkpoint, restore, save_checkpoint, snapshot
 from sagemaker_rl.job.hyperparameters import JobConfig, StopCriteria
-from sagemaker_rl.job.keys import STOP_PREFIX
+from sagemaker_rl.job.keys import STOP_GRACE_KEY, STOP_PREFIX
 from sagemaker_rl.job.model import model_written, write_model
 from sagemaker_rl.job.ppo_config import build_algorithm, build_ppo_config, check_resources
 from sagemaker_rl.job.progress import Progress
@@ -89,10 +90,20 @@ def _loop(
     algo: Any, job: JobConfig, paths: JobPaths, state: JobState, watchdog: ray_session.Watchdog
 ) -> Progress | None:
     time_offset = state.time_total_s
-    sigterm = _SigtermFlag()
+    stop = _StopOnSigterm(job.stop_grace_s)
+    completed: Snapshot | None = None  # the last iteration's, while no checkpoint holds it
     with progress.ProgressLog(paths.intermediate, after_iteration=state.training_iteration) as progress_log:
         while True:
-            result = algo.train()
+            try:
+                with stop.cuts_short():
+                    result = algo.train()
+            except BaseException as error:
+                if not ray_session.ended_by(error, _CutShort):
+                    raise
+                if completed is not None:
+                    save_checkpoint(algo, paths.checkpoints, completed, keep=job.keep_checkpoints)
+                raise JobError(_cut_short_reason((completed.job if completed else state).training_iteration,
+                                                     job.stop_grace_s)) from None
             watchdog.kick()
             diverged = progress.divergence(result)
             last = progress.over_recent_episodes(progress.read_progress(result, time_offset), state)
@@ -103,16 +114,26 @@ def _loop(
             _record(state, last, job)
             progress.report(job.label, last, best_reward=state.best_reward)
             progress_log.write(last)
+            completed = snapshot(algo, state)
             reason = _stop_reason(job.stop, state, last.episode_reward_mean)
-            if reason or sigterm.raised:
-                save_checkpoint(algo, paths.checkpoints, state, keep=job.keep_checkpoints)
-                if sigterm.raised:
-                    raise RuntimeError("the job received SIGTERM; a checkpoint was saved, rerun it to resume")
+            if reason or stop.requested:
+                save_checkpoint(algo, paths.checkpoints, completed, keep=job.keep_checkpoints)
+                if stop.requested:
+                    raise JobError("the job received SIGTERM; a checkpoint was saved, rerun it to resume")
                 print(f"Stopped: {reason}.", flush=True)
                 write_model(algo, job, paths, state, last)
                 return last
             if state.training_iteration % job.checkpoint_freq == 0:
-                save_checkpoint(algo, paths.checkpoints, state, keep=job.keep_checkpoints)
+                save_checkpoint(algo, paths.checkpoints, completed, keep=job.keep_checkpoints)
+                completed = None
+
+
+def _cut_short_reason(kept: int, grace_s: float) -> str:
+    if not kept:
+        return "the job received SIGTERM before its first iteration completed; rerun it to start again"
+    return (f"the job received SIGTERM; it kept the checkpoint of iteration {kept}, the last it completed (an "
+            f"iteration still running {grace_s:g} s after the signal is cut short: {STOP_GRACE_KEY}); rerun it "
+            "to resume")
 
 
 def _record(state: JobState, last: Progress, job: JobConfig) -> None:
@@ -139,17 +160,52 @@ def _stop_reason(stop: StopCriteria, state: JobState, reward: float | None) -> s
     return ""
 
 
-class _SigtermFlag:
-    """SIGTERM (SageMaker's stop, a spot interruption) finishes the iteration and checkpoints."""
+class _CutShort(BaseException):
+    """Raised in the iteration in progress when it has not ended `stop_grace_s` after SIGTERM (a BaseException:
+    RLlib's and Ray's handlers of Exception must not take it)."""
 
-    def __init__(self) -> None:
-        self.raised = False
+
+class _StopOnSigterm:
+    """SIGTERM (SageMaker's stop, a spot interruption) ends the job after the iteration in progress, which
+    checkpoints; an iteration still running `grace_s` after it is cut short (`cuts_short`), and the job keeps
+    the last completed iteration instead of losing the time to the stop's kill."""
+
+    def __init__(self, grace_s: float) -> None:
+        self.requested = False
+        self._grace_s = grace_s
+        self._overdue = False
+        self._in_iteration = False
         if sys.platform != "win32" and _is_main_thread():
             signal.signal(signal.SIGTERM, self._handle)
 
+    @contextmanager
+    def cuts_short(self) -> Iterator[None]:
+        """An iteration that the stop may cut short."""
+        if self.requested:  # the stop came after the last iteration's check: it is the last completed one
+            raise _CutShort
+        self._in_iteration = True
+        try:
+            yield
+        finally:
+            self._in_iteration = False
+
     def _handle(self, signum: int, frame: object) -> None:
-        logger.warning("SIGTERM received: checkpointing after this iteration")
-        self.raised = True
+        if self._overdue:
+            if self._in_iteration:
+                raise _CutShort
+            return
+        if self.requested:  # a second stop changes nothing: the first one's time runs
+            return
+        self.requested = True
+        logger.warning("SIGTERM received: checkpointing after this iteration, or after the last completed one if "
+                       "this one does not end within %g s", self._grace_s)
+        timer = threading.Timer(self._grace_s, self._time_is_up)
+        timer.daemon = True
+        timer.start()
+
+    def _time_is_up(self) -> None:
+        self._overdue = True
+        _thread.interrupt_main(signal.SIGTERM)  # the handler runs in the main thread, inside the iteration
 
 
 def _is_main_thread() -> bool:

@@ -184,3 +184,46 @@ def test_settings_fixed_once_a_job_started_say_why():
     assert "log std" in not_live_reason("rl.training.initial_log_std")
     assert "weights" in not_live_reason("rl.training.gsde_resample_steps")
     assert "lr" in not_live_reason("rl.training.config.use_kl_loss")
+
+
+# The parts of a checkpoint that make a resume continue: the policy's weights, the optimizer's state, the filter.
+RESUMED_FROM = ("learner_group/learner/rl_module/default_policy/module_state.pkl", "learner_group/learner/state.pkl",
+                "env_runner/env_to_module_connector/MeanStdFilter/state.pkl")
+
+
+def _same(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
+    if isinstance(a, list | tuple):
+        return isinstance(b, list | tuple) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, np.ndarray | np.generic):
+        return bool(np.array_equal(a, b))
+    return bool(a == b)
+
+
+def test_a_snapshot_saved_an_iteration_later_holds_the_iteration_it_was_taken_at(tmp_path):
+    """What a stop that cuts an iteration short saves: the state after the last completed one, as RLlib itself
+    saved it then (RLlib's state shares the live tensors' memory, which the next update changes)."""
+    import pickle
+
+    job = parse_hyperparameters(SMALL, "reacher")
+    ray_session.start_ray(1)
+    algo = build_algorithm(build_ppo_config(job, cpus=1), job)
+    try:
+        algo.train()
+        taken = checkpoints.snapshot(algo, checkpoints.JobState(training_iteration=1, timesteps_total=512))
+        algo.save_to_path(str(tmp_path / "then"))  # RLlib's own save, at iteration 1
+        algo.train()
+        algo.save_to_path(str(tmp_path / "now"))
+        saved = checkpoints.save_checkpoint(algo, tmp_path / "checkpoints", taken, keep=0)
+    finally:
+        algo.stop()
+    assert saved.name == "checkpoint_000001"
+    assert json.loads((saved / checkpoints.JOB_STATE_FILE).read_text())["timesteps_total"] == 512
+    roots = {"then": tmp_path / "then", "now": tmp_path / "now", "saved": saved / "algorithm"}
+    for part in RESUMED_FROM:
+        loaded = {name: pickle.loads((root / part).read_bytes()) for name, root in roots.items()}
+        assert _same(loaded["saved"], loaded["then"]), part
+        assert not _same(loaded["saved"], loaded["now"]), part  # iteration 2 changed it: the copy kept iteration 1's

@@ -327,6 +327,44 @@ def test_sigterm_checkpoints_the_iteration_and_fails_with_the_reason(tmp_path, h
     assert saved and max(saved) >= 1  # the checkpoint_freq of 100 was never reached: SIGTERM saved it
 
 
+def test_sigterm_during_an_iteration_too_long_to_finish_keeps_the_last_completed_one(tmp_path, home):
+    """A stop gives the job seconds, not an iteration's minutes: the iteration still running rl.training.stop_grace_s
+    after SIGTERM is cut short and the one before it checkpointed, from which the job resumes."""
+    batch = 24_000  # one CPU: an iteration of several seconds
+    settings = {**TINY_PPO, "rl.training.config.train_batch_size_per_learner": batch,
+                "rl.training.config.minibatch_size": 4000, "rl.training.config.num_epochs": 1,
+                "rl.training.stop.training_iteration": 50, "rl.training.checkpoint_freq": 100,
+                "rl.training.stop_grace_s": 1}
+    write_hyperparameters(tmp_path, settings)
+    command = [sys.executable, str(REPO / "entrypoints" / "train-reacher.py")]
+    env = {**job_env(tmp_path, home), "SM_NUM_CPUS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    iteration_started = time.monotonic()
+    for line in process.stdout:
+        if line.startswith("training_iteration: "):
+            iteration_s, iteration_started = time.monotonic() - iteration_started, time.monotonic()
+            break
+    time.sleep(0.5)  # into iteration 2
+    process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    process.communicate(timeout=300)
+    ended_in = time.monotonic() - signalled
+    assert process.returncode != 0
+    reason = (tmp_path / "output" / "failure").read_text().splitlines()[0]
+    assert reason.startswith("the job received SIGTERM; it kept the checkpoint of iteration 1, the last it "
+                             "completed"), reason
+    assert "rl.training.stop_grace_s" in reason
+    assert ended_in < iteration_s, f"ended {ended_in:.1f} s after SIGTERM; an iteration takes {iteration_s:.1f} s"
+    (checkpoint,) = (tmp_path / "checkpoints").glob("checkpoint_*")
+    assert json.loads((checkpoint / "job_state.json").read_text())["timesteps_total"] == batch
+    write_hyperparameters(tmp_path, {**settings, "rl.training.stop.training_iteration": 2})
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Resumed from checkpoint_000001: iteration 1, 24,000 env steps" in again.stdout, again.stdout[-2000:]
+    assert re.findall(r"^training_iteration: (\d+)$", again.stdout, re.M) == ["2"]
+
+
 def test_an_iteration_that_finishes_no_episode_is_not_a_divergence(tmp_path, home):
     """The seed's names on one CPU: 16 env copies of 125 steps an iteration against reacher's 150-step episodes,
     so iteration 7 (steps 750-875 of each copy) finishes none, and RLlib 2.60 reports its mean as NaN."""
