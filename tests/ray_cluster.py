@@ -142,33 +142,63 @@ class LocalCluster:
             time.sleep(0.5)
 
     def pids(self, node: str | None = None) -> list[int]:
-        """This cluster's live processes (of one node, when `node` is given)."""
-        found = []
+        """This cluster's live processes (of one node, when `node` is given).
+
+        Ray 2.60's raylet starts its dashboard and runtime-env agents, whose new process titles overwrite the
+        environment /proc shows (the markers with it); they keep their raylet's log files open, though, and
+        outlive it when it is killed before them. So a process is the cluster's when it is marked, names the
+        cluster's directory, or holds a file of it open; and a node's when it is marked so or holds the node's
+        raylet's output open.
+        """
+        processes = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
-                environ = (entry / "environ").read_bytes().split(b"\0")
-                cmdline = (entry / "cmdline").read_bytes()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                variables = (entry / "environ").read_bytes().split(b"\0")
+                named = str(self.directory).encode() in (entry / "cmdline").read_bytes()
+                zombie = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
             except OSError:  # gone, or not ours
                 continue
-            if state == "Z":
+            if not zombie:
+                processes[int(entry.name)] = (variables, named, self._open_files(entry))
+        marked = {pid for pid, (variables, _, _) in processes.items()
+                  if f"{MARKER}={self.directory}".encode() in variables}
+        if node is None:
+            return [pid for pid, (_, named, files) in processes.items() if pid in marked or named or files]
+        own = {pid for pid in marked if f"{NODE_MARKER}={node}".encode() in processes[pid][0]}
+        # The agents inherit the raylet's output files (other log files are read by other nodes' processes too).
+        logs = {file for pid in own for file in processes[pid][2] if file.name.startswith("raylet.")}
+        return sorted(own | {pid for pid, (_, _, files) in processes.items() if files & logs})
+
+    def _open_files(self, process: Path) -> set[Path]:
+        """The files of the cluster's directory that a process holds open."""
+        found = set()
+        try:
+            descriptors = list((process / "fd").iterdir())
+        except OSError:
+            return found
+        for descriptor in descriptors:
+            try:
+                target = os.readlink(descriptor)
+            except OSError:
                 continue
-            marked = f"{MARKER}={self.directory}".encode() in environ
-            named = str(self.directory).encode() in cmdline
-            if node is None:
-                if marked or named:
-                    found.append(int(entry.name))
-            elif marked and f"{NODE_MARKER}={node}".encode() in environ:
-                found.append(int(entry.name))
+            if target.startswith(f"{self.directory}/"):
+                found.add(Path(target.removesuffix(" (deleted)")))
         return found
 
     def kill_node(self, node: str) -> list[int]:
-        """SIGKILL every process of `node` at once, as a machine that dies; the pids killed."""
+        """End every process of `node` at once, as a machine that dies: all stopped first (SIGSTOP), so that none
+        sees another end and reports it, then killed; the pids killed."""
         pids = self.pids(node)
+        _signal(pids, signal.SIGSTOP)
         _signal(pids, signal.SIGKILL)
         return pids
+
+    def restart_node(self, node: str) -> None:
+        """Start worker node `node` again after its death (a new node in its place, as an autoscaler's)."""
+        self._start_node(node, ["--address", self.gcs_address])
+        self.wait_for_nodes(self.nodes)
 
     def stop(self, grace_s: float = 10) -> None:
         """End this cluster's processes (SIGTERM, then SIGKILL) and remove its directory."""

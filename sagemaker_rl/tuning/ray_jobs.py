@@ -58,6 +58,7 @@ STOP_TIMEOUT_S = 20.0  # after a stop request: Ray sends SIGTERM, SIGKILL 3 s la
 # seen right after a cluster came up): about half a minute in all, then the refusal is the job's failure.
 SUBMIT_RETRY_WAITS_S = (1.0, 2.0, 4.0, 8.0, 15.0)
 _TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+NODE_DIED = "because its node has died"  # in Ray's message for a job whose supervisor's node died
 _CLIENT_LOGGERS = ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk",
                    "ray._private.runtime_env.packaging")
 _REQUIRED_ON_CLUSTER = ("ray.rllib", "torch", "gymnasium", "pybullet", "mujoco", "optuna")  # what a job imports
@@ -304,6 +305,7 @@ class RayJob:
         self._done = threading.Event()
         self._wake = threading.Event()
         self._failure: str | None = None
+        self._lost = False  # it failed because its node died: not the trial's doing
         self._stop_requested = False
         self._log = open(spec.base_dir / contract.STDOUT_LOG, "w")  # noqa: SIM115 - closed by the thread; Ray's log is whole
         self._thread = threading.Thread(target=self._follow, name=f"ray-job-{job_id}", daemon=True)
@@ -315,6 +317,7 @@ class RayJob:
             if self._done.is_set():
                 status.done = True
                 status.failure = self._failure
+                status.lost = self._lost
         return status
 
     def stop(self) -> None:
@@ -418,8 +421,11 @@ class RayJob:
         code = getattr(info, "driver_exit_code", None)
         exit_text = f" ({contract.exit_hint(code)})" if code not in (None, 0) else ""
         reason = _ray_reason(info.message) or str(info.error_type or "no reason given")
-        return f"the Ray job failed{exit_text}: {reason}{last_output(self._log_text().splitlines())}" \
-               f"{self._dead_node(info.driver_node_id)}"
+        dead_node = self._dead_node(info.driver_node_id)
+        # A machine lost (a spot node, a crash) is no fault of the trial's values: its trial runs again. Ray's
+        # message may say so before its health checks have called the node dead.
+        self._lost = bool(dead_node) or NODE_DIED in str(info.message or "")
+        return f"the Ray job failed{exit_text}: {reason}{last_output(self._log_text().splitlines())}{dead_node}"
 
     def _dead_node(self, node_id: str | None) -> str:
         """`; its node … is dead: <why>` when the job's driver was on a node Ray holds dead, else ''."""

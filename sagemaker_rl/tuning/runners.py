@@ -66,7 +66,7 @@ class JobStatus:
     done: bool = False  # the job has ended
     failure: str | None = None  # why it failed, once done; None for a success
     output_dir: str | None = None  # its base directory where the tuner cannot see it (a Ray cluster's storage)
-    lost: bool = False  # it failed because the run's own Ray instance ended under it: its trial runs again
+    lost: bool = False  # it failed because the Ray instance or node it ran on ended under it: its trial runs again
 
 
 class Job(Protocol):

@@ -204,7 +204,7 @@ class Scheduler:
         if any(status.lost for status in active.statuses):
             self._trials.lost(trial, failures[0], duration_s=duration)
             logger.info("trial %d lost: %s", number, failures[0])
-            self.note = f"trial {number} lost its job to the run's Ray instance: it runs again"
+            self.note = f"trial {number} lost its job to Ray (its node or the run's instance ended): it runs again"
             return
         objectives = [objective(status.values, self._config.objective_last_k) for status in active.statuses]
         if failures:

@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 # (kill -9, a lost machine) is failed by another tuner after the grace period and run again.
 HEARTBEAT_INTERVAL_S = 5
 HEARTBEAT_GRACE_S = 20
+# A trial whose job Ray lost this many times in a row fails instead of running again: its job may be what
+# ends its node (memory), and a run must not retry it for ever.
+LOSSES_IN_A_ROW = 3
 
 
 class Trials:
@@ -183,12 +186,30 @@ class Trials:
         self.fail(trial, INTERRUPTED_REASON)
 
     def lost(self, trial: optuna.Trial, reason: str, *, duration_s: float) -> None:
-        """Record a trial whose job the run itself lost (its Ray instance ended under it) as interrupted, and queue
-        it again as `rerun` does: it is not the trial's doing, and its rerun counts against the budget instead."""
+        """Record a trial whose job Ray lost (the run's Ray instance or the job's node ended under it) as
+        interrupted, and queue it again as `rerun` does: it is not the trial's doing, and its rerun counts against
+        the budget instead. The LOSSES_IN_A_ROW-th loss in a row fails it."""
+        record = read(trial)
+        losses = 1 + self._losses_before(record)
+        if losses >= LOSSES_IN_A_ROW:
+            self.fail(trial, f"{reason} (its job was lost {losses} times in a row: the trial is not run again)",
+                      duration_s=duration_s)
+            return
         write(trial, interrupted=True, duration_s=duration_s, failure=reason)
         self._tell(trial, state=TrialState.FAIL)
-        if not read(trial).replanned:  # a re-evaluation or PBT segment: the plan runs it again
+        if not record.replanned:  # a re-evaluation or PBT segment: the plan runs it again
             _enqueue_rerun(self.study, trial)
+
+    def _losses_before(self, record: TrialRecord) -> int:
+        """How many of the trials this one reruns, back in a row, were lost (interrupted with a reason of Ray's)."""
+        by_number = {trial.number: trial for trial in self.all()}
+        losses, number = 0, record.rerun_of
+        while number is not None and number in by_number:
+            earlier = read(by_number[number])
+            if not earlier.interrupted or earlier.failure in (None, INTERRUPTED_REASON):
+                break
+            losses, number = losses + 1, earlier.rerun_of
+        return losses
 
     def to_rerun(self) -> list[FrozenTrial]:
         """This run directory's trials that were running or interrupted when a tuner stopped, not yet rerun.

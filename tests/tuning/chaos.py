@@ -8,10 +8,15 @@ finished segments cut short on disk. Then the invariants are checked:
 - no job run twice in the same place (one start in each job's output/job.log);
 - the budget counted right: max_jobs search trials, not counting the interrupted ones run again (PBT: each
   segment ended once, all max_jobs of them unless the run said a generation's every member failed);
-- nothing left behind: no process this run started, no Ray session directory of its own;
+- nothing left behind: no process this run started, no Ray session directory of its own (with `--backend ray`:
+  no Ray job of the run still running, no job process on the cluster);
 - PBT: each segment continued from its parent's newest intact checkpoint (at most one interval lost).
 
-    .venv/bin/python tests/tuning/chaos.py --kills 30 [--strategy PBT] [--seed 0] [--run-dir DIR]
+With `--backend ray` the run's jobs are Ray jobs on a real two-node cluster started here (tests/ray_cluster.py,
+token authentication on), and the targets are the tuner, the jobs' drivers and the worker node: SIGKILL to every
+process of the node, as a machine that dies, which is then started again, as a cluster's autoscaler replaces it.
+
+    .venv/bin/python tests/tuning/chaos.py --kills 30 [--strategy PBT | --backend ray] [--seed 0] [--run-dir DIR]
 
 prints one line per kill and a JSON summary; `tests/tuning/test_chaos.py` runs a short one in CI.
 """
@@ -32,14 +37,19 @@ from pathlib import Path
 
 import optuna
 
+if __package__ in (None, ""):  # run as a script: the repository's own modules (tests.ray_cluster) importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from sagemaker_rl.job.checkpoints import _check_files
 from sagemaker_rl.tuning.record import read
 from sagemaker_rl.tuning.runners import PID_FILE as JOB_PID_FILE
 from sagemaker_rl.tuning.shared_ray import PID_FILE as RAY_HEAD_PID_FILE
+from tests.ray_cluster import FAST_HEALTH_CHECK, LocalCluster
 
 REPO = Path(__file__).resolve().parents[2]
 TUNE = REPO / "scripts" / "tune.py"
 JOB_START_LINE = " INFO sagemaker_rl.job.entry: job "  # logged once at each start of a job
+WORKER = "worker-1"  # the Ray cluster's node that dies (the head holds the cluster)
 RAY_TEMP_ROOT = Path(tempfile.gettempdir(), f"sagemaker_rl-{os.getuid()}")  # shared_ray's temp dirs
 
 
@@ -73,27 +83,54 @@ class Chaos:
     log: Path
     tuner: subprocess.Popen | None = None
     damage: bool = False  # a target more: the newest checkpoint of a finished job, cut short on disk
+    cluster: LocalCluster | None = None  # --backend ray: the cluster the jobs run on
     kills: list[dict] = field(default_factory=list)
     damaged: list[Path] = field(default_factory=list)
     finished_seen: dict[int, tuple[str, float | None]] = field(default_factory=dict)
     tuner_exits: list[int] = field(default_factory=list)
 
+    @property
+    def jobs_dir(self) -> Path:
+        """Where the jobs' directories are: the run's, or its directory on the cluster's storage."""
+        return self.storage / self.run_dir.name if self.cluster else self.run_dir
+
+    @property
+    def storage(self) -> Path:
+        assert self.cluster is not None
+        return self.cluster.directory / "storage"
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of target."""
+        if self.cluster:
+            return ("tuner", "job", "worker node")
+        return ("tuner", "job", "ray head", *(["checkpoint"] if self.damage else []))
+
     def start(self, config: Path) -> None:
-        self._tune("--problem", "reacher", "--config", str(config), "--run-dir", str(self.run_dir))
+        backend = ["--backend", "ray", "--address", self.cluster.dashboard_url,
+                   "--storage-path", str(self.storage)] if self.cluster else []
+        self._tune("--problem", "reacher", "--config", str(config), "--run-dir", str(self.run_dir), *backend)
 
     def resume(self) -> None:
         self._tune("--resume", str(self.run_dir))
 
     def _tune(self, *args: str) -> None:
+        env = {**os.environ, **(self.cluster.auth_env if self.cluster else {})}  # a user's token, as Ray reads it
         with self.log.open("ab") as out:
             self.tuner = subprocess.Popen([sys.executable, str(TUNE), *args], stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, cwd=self.run_dir.parent, start_new_session=True)
+                                          stderr=subprocess.STDOUT, cwd=self.run_dir.parent, start_new_session=True,
+                                          env=env)
 
     def targets(self) -> dict[str, list[int]]:
-        """What can be killed now: the tuner, each running job, the run's Ray head (pids)."""
-        found: dict[str, list[int]] = {"tuner": [], "job": [], "ray head": []}
+        """What can be killed now: the tuner, each running job, the run's Ray head or the cluster's worker node
+        (pids); the checkpoints that can be damaged (indexes)."""
+        found: dict[str, list[int]] = {kind: [] for kind in self.kinds}
         if self.tuner is not None and self.tuner.poll() is None:
             found["tuner"].append(self.tuner.pid)
+        if self.cluster:
+            found["job"] = self._drivers()
+            found["worker node"] = self.cluster.pids(WORKER)
+            return found
         for pid_file in self.run_dir.glob(f"trials/**/{JOB_PID_FILE}"):
             pid = _recorded_pid(pid_file)
             if pid and _alive(pid) and not (pid_file.parent / "output" / "success").exists():
@@ -104,6 +141,21 @@ class Chaos:
         if self.damage:
             found["checkpoint"] = [index for index, _ in enumerate(self._undamaged())]
         return found
+
+    def _drivers(self) -> list[int]:
+        """The cluster's job processes (a Ray job's driver runs the job's module)."""
+        assert self.cluster is not None
+        return [pid for pid in self.cluster.pids() if " -m sagemaker_rl.job" in _cmdline(pid)]
+
+    def ray_jobs_running(self) -> list[str]:
+        """The run's Ray jobs the cluster still runs."""
+        assert self.cluster is not None
+        from ray.job_submission import JobSubmissionClient
+
+        client = JobSubmissionClient(self.cluster.dashboard_url, headers={
+            "Authorization": f"Bearer {self.cluster.token_file.read_text()}"})
+        return [f"Ray job {job.submission_id} {job.status}" for job in client.list_jobs()
+                if (job.metadata or {}).get("sagemaker_rl_run") == self.run_dir.name and not job.status.is_terminal()]
 
     def _undamaged(self) -> list[Path]:
         """The newest checkpoint of each finished job, not damaged yet."""
@@ -131,7 +183,10 @@ class Chaos:
         try:
             if name == "checkpoint":
                 self._cut(pid)
-            elif name == "tuner":
+            elif name == "worker node":
+                assert self.cluster is not None
+                self.cluster.kill_node(WORKER)
+            elif name == "tuner" or self.cluster:  # a Ray job's driver: its group is Ray's, not the job's
                 os.kill(pid, signal.SIGKILL)
             else:
                 os.killpg(pid, signal.SIGKILL)
@@ -142,6 +197,9 @@ class Chaos:
             assert self.tuner is not None
             self.tuner.wait()
             self.resume()
+        elif name == "worker node":  # a new machine in the dead one's place
+            assert self.cluster is not None
+            self.cluster.restart_node(WORKER)
         return name
 
     def snapshot(self) -> None:
@@ -152,14 +210,25 @@ class Chaos:
 
 
 def run(kills: int, *, max_jobs: int, seed: int, run_dir: Path, gap_s: tuple[float, float], timeout_s: float,
-        strategy: str = "Bayesian") -> dict:
+        strategy: str = "Bayesian", backend: str = "local") -> dict:
     """The chaos run; its summary with the invariants (name -> problems found, empty when it holds)."""
+    if backend == "ray":
+        with LocalCluster(nodes=2, cpus_per_node=1, env=FAST_HEALTH_CHECK) as cluster:
+            return _run(kills, max_jobs=max_jobs, seed=seed, run_dir=run_dir, gap_s=gap_s, timeout_s=timeout_s,
+                        strategy=strategy, cluster=cluster)
+    return _run(kills, max_jobs=max_jobs, seed=seed, run_dir=run_dir, gap_s=gap_s, timeout_s=timeout_s,
+                strategy=strategy, cluster=None)
+
+
+def _run(kills: int, *, max_jobs: int, seed: int, run_dir: Path, gap_s: tuple[float, float], timeout_s: float,
+         strategy: str, cluster: LocalCluster | None) -> dict:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     config = run_dir.parent / "chaos-config.json"
     config.write_text(json.dumps(tuning_config(max_jobs, seed, strategy)))
     before_pids = set(_pids())
     before_sessions = set(_ray_sessions())
-    chaos = Chaos(run_dir, random.Random(seed), run_dir.parent / "chaos-tuner.log", damage=strategy == "PBT")
+    chaos = Chaos(run_dir, random.Random(seed), run_dir.parent / "chaos-tuner.log", damage=strategy == "PBT",
+                  cluster=cluster)
     started = time.monotonic()
     chaos.start(config)
     deadline = started + timeout_s
@@ -184,8 +253,7 @@ def run(kills: int, *, max_jobs: int, seed: int, run_dir: Path, gap_s: tuple[flo
     time.sleep(3)  # processes the tuner ended a moment ago
     return {
         "kills": len(chaos.kills),
-        "by_target": {name: sum(kill["target"] == name for kill in chaos.kills)
-                      for name in ("tuner", "job", "ray head", *(["checkpoint"] if chaos.damage else []))},
+        "by_target": {name: sum(kill["target"] == name for kill in chaos.kills) for name in chaos.kinds},
         "tuner_exits": chaos.tuner_exits,
         "wall_s": round(time.monotonic() - started, 1),
         "trials": _counts(run_dir),
@@ -206,7 +274,7 @@ def check(chaos: Chaos, max_jobs: int, before_pids: set[int], before_sessions: s
         for number, (state, value) in chaos.finished_seen.items()
         if number not in after or (after[number].state.name, after[number].value) != (state, value)]
     problems["no job run twice"] = [
-        f"{log.parent.parent} started {starts} times" for log in run_dir.glob("trials/**/output/job.log")
+        f"{log.parent.parent} started {starts} times" for log in chaos.jobs_dir.glob("trials/**/output/job.log")
         if (starts := log.read_text(errors="replace").count(JOB_START_LINE)) > 1]
     if chaos.damage:  # PBT: each (member, generation) segment ended once (complete, or failed), not interrupted
         ended = [(read(trial).member, read(trial).generation) for trial in after.values()
@@ -223,9 +291,13 @@ def check(chaos: Chaos, max_jobs: int, before_pids: set[int], before_sessions: s
         counted = [trial for trial in search if trial.number not in replaced]
         problems["the budget counted right"] = [] if len(counted) == max_jobs else [
             f"{len(counted)} search trials counted, {max_jobs} budgeted"]
+    cluster_pids = set(chaos.cluster.pids()) if chaos.cluster else set()  # the cluster's own: the user's
     problems["nothing left behind"] = [
-        f"pid {pid}: {_cmdline(pid)[:160]}" for pid in sorted(set(_pids()) - before_pids)
+        f"pid {pid}: {_cmdline(pid)[:160]}" for pid in sorted(set(_pids()) - before_pids - cluster_pids)
         if _alive(pid) and _ours(pid)] + [f"{path}" for path in sorted(set(_ray_sessions()) - before_sessions)]
+    if chaos.cluster:
+        problems["nothing left behind"] += chaos.ray_jobs_running() + [
+            f"job process {pid} on the cluster: {_cmdline(pid)[:160]}" for pid in chaos._drivers()]
     return problems
 
 
@@ -313,11 +385,13 @@ def main() -> int:
     parser.add_argument("--max-jobs", type=int, help="the run's budget (default: one trial per kill, at least 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strategy", default="Bayesian", help="Bayesian (default, TPE), Random or PBT")
+    parser.add_argument("--backend", default="local", choices=["local", "ray"],
+                        help="ray: the jobs run on a two-node Ray cluster started here, whose worker node dies")
     parser.add_argument("--run-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="chaos-"), "run"))
     parser.add_argument("--timeout-s", type=float, default=3600)
     args = parser.parse_args()
     summary = run(args.kills, max_jobs=args.max_jobs or max(8, args.kills), seed=args.seed, run_dir=args.run_dir,
-                  gap_s=(2.0, 10.0), timeout_s=args.timeout_s, strategy=args.strategy)
+                  gap_s=(2.0, 10.0), timeout_s=args.timeout_s, strategy=args.strategy, backend=args.backend)
     print(json.dumps(summary, indent=2))
     return 0 if not any(summary["invariants"].values()) else 1
 

@@ -11,7 +11,7 @@ from sagemaker_rl.metrics import Record
 from sagemaker_rl.tuning.config import config_from_mapping
 from sagemaker_rl.tuning.runners import JobSpec, JobStatus
 from sagemaker_rl.tuning.scheduler import Scheduler
-from sagemaker_rl.tuning.trials import Trials
+from sagemaker_rl.tuning.trials import LOSSES_IN_A_ROW, Trials
 
 BUDGET = 9000  # rungs at 1,000, 3,000 and 9,000 env steps (a ninth of it, times 3)
 LOST = -1  # a script's step: the job ends there, lost with the run's Ray instance
@@ -97,3 +97,15 @@ def test_a_trial_whose_job_was_lost_with_the_runs_ray_instance_runs_again_outsid
     assert rerun.params == lost.params and rerun.user_attrs["rerun_of"] == 0
     assert lost.user_attrs["interrupted"] and lost.user_attrs["failure"] == "the Ray instance ended"
     assert trials.to_rerun() == []  # queued once, not again at the next start
+
+
+def test_a_trial_whose_job_is_lost_three_times_in_a_row_fails_instead_of_running_for_ever(tmp_path):
+    states, _, trials = _run_one_at_a_time(tmp_path, [{1000: 10.0, LOST: 0.0}] * LOSSES_IN_A_ROW)
+    assert states == [TrialState.FAIL] * LOSSES_IN_A_ROW
+    *lost, last = trials.study.trials
+    assert [trial.user_attrs.get("rerun_of") for trial in trials.study.trials] == [None, 0, 1]
+    assert all(trial.user_attrs["interrupted"] for trial in lost)
+    assert "interrupted" not in last.user_attrs  # failed: not queued again, now or at the next start
+    assert last.user_attrs["failure"] == "the Ray instance ended (its job was lost 3 times in a row: the trial is " \
+                                         "not run again)"
+    assert trials.to_rerun() == [] and not trials.study.get_trials(states=(TrialState.WAITING,))
