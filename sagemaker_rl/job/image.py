@@ -161,7 +161,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status != 0:
             return status
         paths.of_this_host().success_file.unlink(missing_ok=True)  # the job, not this preparation, reports success
-    return supervise(args, job_is_grandchild=args[0] == "train")
+        status = supervise(args, job_is_grandchild=True)
+        move_toolkit_outcome(paths.of_this_host())
+        return status
+    return supervise(args, job_is_grandchild=False)
+
+
+def move_toolkit_outcome(paths: JobPaths) -> None:
+    """On a multi-host job's host other than the head, the toolkit's `success` (or its `failure`, written when the
+    job wrote none there) goes under the host's own names: the contract's are the head's alone."""
+    if not paths.host_outputs:
+        return
+    for own in (paths.success_file, paths.failure_file):
+        written = paths.output / own.name
+        if written.exists():
+            if own.exists():  # the job's own outcome says more
+                written.unlink()
+            else:
+                own.parent.mkdir(parents=True, exist_ok=True)
+                written.replace(own)
 
 
 if __name__ == "__main__":

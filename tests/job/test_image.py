@@ -14,7 +14,7 @@ import pytest
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.errors import JobError, UserError
-from sagemaker_rl.job.image import prepare, supervise, wait_for_hosts
+from sagemaker_rl.job.image import move_toolkit_outcome, prepare, supervise, wait_for_hosts
 from tests.conftest import REPO
 
 ENTRYPOINTS = REPO / "entrypoints"
@@ -113,6 +113,30 @@ def test_only_the_head_writes_the_outcome_under_the_contracts_names(tmp_path, cu
     written = sorted(str(path.relative_to(paths.base)) for path in (paths.base / "output").rglob("*") if path.is_file())
     assert written == [f"{own_output}/failure"]
     assert "within 1 s" in (paths.base / own_output / "failure").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize(("host", "job_wrote", "toolkit_wrote", "expected"), [
+    ("algo-2", "success", "success", ["output/algo-2/success"]),  # the job's own outcome stays, the toolkit's goes
+    ("algo-2", "failure", "failure", ["output/algo-2/failure"]),
+    ("algo-2", None, "failure", ["output/algo-2/failure"]),  # the job never wrote one: the toolkit's, moved
+    ("algo-1", "success", "success", ["output/success"]),  # the head: the contract's names stay
+])
+def test_the_toolkits_outcome_on_another_host_than_the_head_goes_under_its_own_names(tmp_path, host, job_wrote,
+                                                                                     toolkit_wrote, expected):
+    """sagemaker-training writes output/success (or a failure when the job wrote none there) on every host."""
+    paths = _job(tmp_path, {})
+    paths.resource_config_file.write_text(json.dumps({"current_host": host, "hosts": ["algo-1", "algo-2"]}))
+    own = paths.of_this_host()
+    if job_wrote:
+        own.own_output.mkdir(parents=True, exist_ok=True)
+        (own.own_output / job_wrote).write_text("the job's\n")
+    paths.output.mkdir(exist_ok=True)
+    (paths.output / toolkit_wrote).write_text("the toolkit's\n")  # on the head, over the job's own file
+    move_toolkit_outcome(own)
+    written = sorted(str(path.relative_to(paths.base)) for path in paths.output.rglob("*") if path.is_file())
+    assert written == expected
+    if own.host_outputs:
+        assert (paths.base / expected[0]).read_text() == ("the job's\n" if job_wrote else "the toolkit's\n")
 
 
 def test_a_host_whose_head_never_resolves_fails_and_one_that_resolves_waits_for_nothing(tmp_path):
