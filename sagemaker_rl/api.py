@@ -208,7 +208,7 @@ def open_tuning(config: TuningConfig, backend: Backend = LOCAL, *,
     config = config.resolved()
     assert config.run_dir is not None
     container = backend.settings(config.run_dir.name) if isinstance(backend, Container) else None
-    runner = backends.new_runner(config.run_dir, cluster=cluster, container=container)
+    runner = backends.new_runner(config.run_dir, cluster=cluster, container=container, code_dir=config.code_dir)
     # an env only in the image or on the cluster is left to the job's own check there
     with open_run(config, command=command, envs_here=isinstance(backend, Local), runner=runner) as run:
         backends.record(runner, run.run_dir)  # a resume finds the cluster or the image there

@@ -55,12 +55,13 @@ def check_pbt_storage(storage_path: str | None) -> None:
                           "at the same path, or run the tuner on the head node")
 
 
-def new_runner(run_dir: Path, *, cluster: RayCluster | None = None,
-               container: ContainerSettings | None = None) -> Runner | None:
-    """The runner of a new run's jobs (None: local processes); a cluster's storage is checked before the run starts."""
+def new_runner(run_dir: Path, *, cluster: RayCluster | None = None, container: ContainerSettings | None = None,
+               code_dir: Path | None = None) -> Runner | None:
+    """The runner of a new run's jobs (None: local processes); a cluster's storage, and the jobs' runtime env with
+    `code_dir`, are checked before the run starts."""
     if cluster is not None:
         runner = RayJobRunner(cluster, run_dir)
-        runner.check()  # a storage path the cluster cannot write fails here, before the run directory exists
+        runner.check(code_dir)  # a storage path the cluster cannot write fails here, before the run directory exists
         return runner
     return ContainerRunner(container) if container is not None else None
 

@@ -27,6 +27,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import secrets
 import shlex
 import sys
@@ -52,6 +53,7 @@ POLL_S = 2.0  # between two reads of a job's status and log
 LOST_AFTER_S = 300.0  # a job whose cluster cannot be reached this long is given up (failed)
 ENTRYPOINT_CPUS = 1  # CPUs a job's driver (its learner, and the sampling on one CPU) holds in Ray
 CHECK_TIMEOUT_S = 180.0  # the storage check job (it may wait for a free node)
+RUNTIME_ENV_SETUP_S = 600.0  # and its requirements' install on a node (Ray's own runtime_env setup timeout)
 DEFAULT_TOKEN_FILE = ".ray/auth_token"  # under the home directory: where Ray keeps a user's token
 STOP_TIMEOUT_S = 20.0  # after a stop request: Ray sends SIGTERM, SIGKILL 3 s later
 # Waits between submissions a cluster refuses for now ("No available agent to submit job, please try again later",
@@ -182,17 +184,19 @@ class RayJobRunner:
     def job_dir(self, base_dir: Path) -> Path:
         return Path(self.remote_dir(base_dir))  # the storage path is the same on every node and the tuner's
 
-    def check(self) -> None:
+    def check(self, code_dir: Path | None = None) -> None:
         """Run a tiny job on the cluster: the storage path is writable, holds no run of this name (its trials'
-        directories there would mix with this run's) and the job's packages are there."""
+        directories there would mix with this run's) and the job's packages are there, with `code_dir` and its
+        requirements.txt installed as every job will have them (a failing install fails here, once)."""
         command = f"python -m {MODULE} --check {shlex.quote(self.cluster.storage_path)} --run-name " \
                   f"{shlex.quote(self._run_dir.name)}"
         try:
-            job_id = self._submit(command, env={}, cpus=0, name=f"check-{self._run_dir.name}")
+            job_id = self._submit(command, env={}, cpus=0, name=f"check-{self._run_dir.name}", code_dir=code_dir)
         except RuntimeError as error:  # the Jobs API's refusal, after the retries a transient one gets
             raise TuningError(f"the Ray cluster at {self.cluster.address} did not take the check job: "
                               f"{str(error).strip().splitlines()[0]}") from None
-        deadline = time.monotonic() + CHECK_TIMEOUT_S
+        installs = code_dir is not None and user_code.requirements(code_dir) is not None
+        deadline = time.monotonic() + CHECK_TIMEOUT_S + (RUNTIME_ENV_SETUP_S if installs else 0)
         info = self._client.get_job_info(job_id)
         while info.status not in _TERMINAL:
             if time.monotonic() > deadline:
@@ -500,13 +504,19 @@ def _error_line(log: str) -> str | None:
 
 
 def _ray_reason(message: str | None) -> str:
-    """The first line of Ray's message, and the sentence of it that says why (Ray puts it further down)."""
+    """The first line of Ray's message, the sentence of it that says why (Ray puts it further down), and pip's
+    last error when it was a runtime env's install that failed (Ray quotes pip's output)."""
     lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
     if not lines:
         return ""
     first = lines[0].split(", last available logs")[0].rstrip(":")  # the logs themselves are in stdout.log
     cause = next((line for line in lines[1:] if " because " in line), "")
-    return f"{first} {cause.split('. ')[0].rstrip('.')}." if cause else first
+    reason = f"{first} {cause.split('. ')[0].rstrip('.')}." if cause else first
+    installer = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")]
+    if not installer:
+        return reason
+    # pip names the line of Ray's copy of the requirements, in the node's session directory: the user's is meant
+    return f"{reason} pip: " + re.sub(r" \(from line (\d+) of \S+\)$", r" (line \1 of requirements.txt)", installer[-1])
 
 
 def _first_line(text: str | None) -> str:

@@ -109,7 +109,8 @@ def _job_processes(cluster: LocalCluster) -> list[int]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(nodes=2, cpus_per_node=1, env=FAST_HEALTH_CHECK) as started, \
+    # One try at a runtime env Ray cannot set up, not Ray's 3 (each makes a virtualenv): the tests' time only.
+    with LocalCluster(nodes=2, cpus_per_node=1, env={**FAST_HEALTH_CHECK, "RUNTIME_ENV_RETRY_TIMES": "1"}) as started, \
             pytest.MonkeyPatch.context() as patch:
         for name, value in started.auth_env.items():  # what the tuners started here inherit
             patch.setenv(name, value)
@@ -191,6 +192,23 @@ def test_a_new_run_named_as_a_run_on_the_storage_is_refused_before_it_starts(clu
     assert done.returncode == 2, done.stdout + done.stderr
     assert "already holds a run named taken" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "taken").exists()
+
+
+def test_a_code_dir_whose_requirements_do_not_install_is_refused_once_before_the_run_with_pips_words(cluster,
+                                                                                                      tmp_path):
+    """Every job would set up the same runtime env and fail the same way, each after Ray's retries: the check
+    job before the run installs it first."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "requirements.txt").write_text("a requirement pip cannot read ==\n")
+    done = subprocess.run(_tune(cluster, cluster.directory / "storage", "--code-dir", str(code), "--run-dir",
+                                str(tmp_path / "run")), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(f"error: the Ray cluster at {cluster.dashboard_url} cannot run our jobs: "
+                                  "runtime_env setup failed"), done.stderr
+    assert done.stderr.strip().endswith(" pip: Invalid requirement: 'a requirement pip cannot read ==' (line 1 of "
+                                        "requirements.txt)"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
