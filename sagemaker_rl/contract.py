@@ -71,9 +71,9 @@ class JobPaths:
             current, hosts = resources.get("current_host"), resources.get("hosts")
         except (UserError, AttributeError, OSError):  # the job itself says what is wrong with the file
             return self
-        if not isinstance(current, str) or not isinstance(hosts, list) or not hosts or current == hosts[0]:
+        if not isinstance(current, str) or current in ("", ".", "..") or "/" in current:
             return self
-        if not current or "/" in current or current in (".", ".."):
+        if not isinstance(hosts, list) or not hosts or current == hosts[0]:
             return self
         return JobPaths(self.base, host_outputs=current)
 
@@ -286,7 +286,7 @@ def exit_hint(returncode: int) -> str:
 
 
 def run_job(paths: JobPaths, job: Callable[[JobPaths], None]) -> int:
-    """Run `job` under the contract: on any failure write output/failure (reason first) and return 1."""
+    """Run `job` under the contract: on any failure write this host's failure file (reason first) and return 1."""
     try:
         paths = paths.of_this_host()
         paths.own_output.mkdir(parents=True, exist_ok=True)
