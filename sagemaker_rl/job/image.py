@@ -160,9 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = contract.run_job(paths, before_the_toolkit)
         if status != 0:
             return status
-        paths.of_this_host().success_file.unlink(missing_ok=True)  # the job, not this preparation, reports success
+        host_paths = paths.of_this_host()  # resourceconfig.json exists now: prepare() wrote it if it was missing
+        host_paths.success_file.unlink(missing_ok=True)  # the job, not this preparation, reports success
         status = supervise(args, job_is_grandchild=True)
-        move_toolkit_outcome(paths.of_this_host())
+        move_toolkit_outcome(host_paths)
         return status
     return supervise(args, job_is_grandchild=False)
 
