@@ -139,6 +139,11 @@ def emit(result: dict[str, Any]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
+def ours_on_its_env(items: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any]:
+    """The throughput row `item` is compared with: the first on its problem and simulator (ours, unchanged)."""
+    return next(row for row in items if (row["problem"], row["simulator"]) == (item["problem"], item["simulator"]))
+
+
 def rate(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 

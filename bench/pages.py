@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from common import BENCH, REPO
+from common import BENCH, REPO, ours_on_its_env
 
 RESULTS = BENCH / "results"
 _T = TypeVar("_T")
@@ -321,7 +321,6 @@ def _sampling_ratios(result: _Result, item: dict[str, Any]) -> tuple[float | Non
 
 def _throughput_table(result: _Result) -> str:
     items = result.data["throughput"]
-    ours = items[0]["end_to_end_steps_per_s"]
     loads = result.data["load_average"]
     rows = []
     for item in items:
@@ -334,7 +333,8 @@ def _throughput_table(result: _Result) -> str:
             f"{_rate(item['sampling_steps_per_s'])} ({_ratio(sampling)})",
             f"{_rate(item['end_to_end_steps_per_s'])} ({_ratio(end_to_end)})",
             _number(item["learning_s_per_iteration"]),
-            "" if item is items[0] else _ratio(ours / item["end_to_end_steps_per_s"]),
+            "" if (ours := ours_on_its_env(items, item)) is item
+            else _ratio(ours["end_to_end_steps_per_s"] / item["end_to_end_steps_per_s"]),
             _loads([loads.get(f"throughput {item['problem']}/{item['simulator']}: {item['label']}")])])
     machine = result.data["machine"]
     return (_from(result, f"{machine['cores']} cores, {machine['cpu']}") + " env steps/s of a PPO job\n\n" + _table(

@@ -33,9 +33,9 @@ def raw_rate(problem: str, simulator: str, seconds: float) -> float:
 
 
 def raw_rates(seconds: float) -> dict[str, dict[str, float]]:
-    """{problem: {simulator: steps/s}} for every problem and simulator."""
+    """{problem: {simulator: steps/s}} for every problem and each simulator it has an env on."""
     return {problem: {simulator: round(raw_rate(problem, simulator, seconds))
-                      for simulator in SIMULATORS} for problem in PROBLEMS}
+                      for simulator in SIMULATORS if simulator in row.envs} for problem, row in PROBLEMS.items()}
 
 
 if __name__ == "__main__":

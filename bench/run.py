@@ -27,13 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, REPO, cores, load_average, rate, ratio, run_child
+from common import BENCH, REPO, cores, load_average, ours_on_its_env, rate, ratio, run_child
 
 PARTS = ("raw", "throughput", "reward", "tuner", "ray")
 # Throughput runs on reacher: (label, bench/throughput.py setting, extra arguments). Variants of ours
 # show what a default bought, measured in the same run.
 THROUGHPUT_RUNS = (
     ("ours (fast preset)", "ours", ()),
+    ("ours with RLlib's sampling loop", "ours", ("--hp", "rl.training.sampler=rllib")),
+    ("ours (fast preset), hopper", "ours", ("--problem", "hopper")),
+    ("hopper with RLlib's sampling loop", "ours", ("--problem", "hopper", "--hp", "rl.training.sampler=rllib")),
     ("ours without the observation filter", "ours", ("--hp", "rl.training.config.observation_filter=NoFilter")),
     ("ours, sampling in the driver", "ours", ("--hp", "rl.training.config.num_env_runners=0")),
     ("seed preset (before)", "ours", ("--hp", "rl.training.preset=seed")),
@@ -128,17 +131,16 @@ def report(results: dict[str, Any]) -> str:
              "load average (1 min) per part: " + ", ".join(f"{k} {v}" for k, v in results["load_average"].items())]
     raw = results.get("raw", {})
     if raw:
-        simulators = list(next(iter(raw.values())))
+        simulators = list(dict.fromkeys(simulator for by_sim in raw.values() for simulator in by_sim))
         lines += ["", "1. Raw simulator env.step/s, one process, random actions",
-                  _table(["problem", *simulators], [[problem, *(rate(by_sim[s]) for s in simulators)]
+                  _table(["problem", *simulators], [[problem, *(rate(by_sim.get(s)) for s in simulators)]
                                                     for problem, by_sim in raw.items()])]
     if results.get("throughput"):
         rows = []
-        ours_by_simulator = {r["simulator"]: r for r in results["throughput"] if r["label"] == THROUGHPUT_RUNS[0][0]}
         for item in results["throughput"]:
             limit = raw.get(item["problem"], {}).get(item["simulator"])
             cap = limit * item["sampling_cores"] if limit else None
-            ours = ours_by_simulator.get(item["simulator"])
+            ours = ours_on_its_env(results["throughput"], item)
             versus = ratio(ours["end_to_end_steps_per_s"] / item["end_to_end_steps_per_s"]) \
                 if ours and item is not ours else ""
             rows.append([
@@ -151,7 +153,8 @@ def report(results: dict[str, Any]) -> str:
                 f"{item['learning_s_per_iteration']:.1f}", versus])
         lines += ["", "2-3. PPO job env steps/s (sampling: PPO's sample call timed in-process; end to end: "
                   "algo.train() wall time; steady iterations)",
-                  "     ratio = rate / (raw rate x cores sampling); ours/it = our end-to-end rate / this row's",
+                  "     ratio = rate / (raw rate x cores sampling); ours/it = end-to-end rate of ours (the env's "
+                  "first row) / this row's",
                   _table(["env", "settings", "runners x envs", "batch/epochs/minibatch", "threads", "sampling/s",
                           "ratio", "end to end/s", "ratio", "learn s/iter", "ours/it"], rows)]
     for reward in results.get("time_to_reward", []):

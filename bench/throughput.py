@@ -18,6 +18,7 @@ Timing, by perf_counter in this process (RLlib's own timers are moving averages,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from typing import Any
 
@@ -38,8 +39,7 @@ def _build(setting: str, problem: str, simulator: str, hyperparameters: dict[str
     else:
         from ray.rllib.algorithms.ppo import PPOConfig
 
-        config = (PPOConfig().environment(ppo_config.env_name(job),
-                                          env_config={"problem": problem, "simulator": simulator})
+        config = (PPOConfig().environment(ppo_config.env_name(job), env_config=dataclasses.asdict(job.env))
                   .debugging(log_level="ERROR"))
         threads = torch_threads  # None: torch's default, as a user starting from RLlib gets
     ray_session.start_ray(cpus)  # exactly as the job does: the same Ray start and algorithm build

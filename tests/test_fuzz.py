@@ -124,7 +124,7 @@ KEYS = ["rl.training.config.lr.", "rl.training.config..lr", ".rl.training.config
 KEY_CASES = [Case({key: 0.1}, (repr(key)[1:-1][:40].strip(),)) for key in KEYS]  # as the message quotes it
 JOB_KEY_CASES = [
     _case(key, value)
-    for key, spec in _JOB_KEYS.items()
+    for key, spec in _JOB_KEYS.items() if not spec.choices
     for value in [spec.low - 1, 10**10, "abc", 1.5 if spec.kinds == (int,) else "1e400", None, [], True, "nan"]
 ] + [_case("rl.training.seed", value) for value in [2**32, 4294967296, 2**31, -(2**31)]]
 STOP_CASES = [
@@ -135,7 +135,8 @@ STOP_CASES = [
 CHOICE_CASES = [
     _case("rl.env.simulator", value) for value in ["bullet", 1, None, ["mujoco"], "x" * 200]
 ] + [_case("rl.training.preset", value) for value in ["fastest", 3, None, {"a": 1}, "y" * 200]] + [
-    _case("rl.training.run", value) for value in ["DQN", 1, None]]
+    _case("rl.training.run", value) for value in ["DQN", 1, None]] + [
+    _case("rl.training.sampler", value) for value in ["fast", "RLlib", 1, None, ["lean"]]]
 CONFLICTS = [
     Case({PPO_PREFIX + "num_sgd_iter": 5, PPO_PREFIX + "num_epochs": 10}, ("num_sgd_iter",)),
     Case({PPO_PREFIX + "sgd_minibatch_size": 64, PPO_PREFIX + "minibatch_size": 64}, ("minibatch_size",)),

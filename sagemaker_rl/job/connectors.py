@@ -64,16 +64,24 @@ class MeanStdFilter(_RLlibMeanStdFilter):
 
     def __call__(self, *, rl_module: Any, batch: dict[str, Any], episodes: list[Any], explore: bool | None = None,
                  persistent_data: dict | None = None, **kwargs: Any) -> Any:
+        copies = list(self.single_agent_episode_iterator(episodes))
+        if not copies:
+            return batch
+        observations = np.stack([copy.get_observations(indices=-1) for copy in copies])
+        normalized = self.filtered(observations)
+        for copy, row in zip(copies, normalized, strict=True):
+            copy.set_observations(at_indices=-1, new_data=row)
+            copy.observation_space = self.observation_space
+        return batch
+
+    def filtered(self, observations: np.ndarray) -> np.ndarray:
+        """`observations` (a row per env copy) normalized, after the statistics are updated with them (if updating)."""
         if self._filters is None:
             self._init_new_filters()
         assert self._filters is not None
         (observation_filter,) = self._filters.values()  # one agent
         if observation_filter.no_preprocessor:
             raise TypeError(f"MeanStdFilter normalizes a Box observation space, not {self.input_observation_space}")
-        copies = list(self.single_agent_episode_iterator(episodes))
-        if not copies:
-            return batch
-        observations = np.stack([copy.get_observations(indices=-1) for copy in copies])
         stats = observation_filter.running_stats
         if self._update_stats:
             push_rows(stats, observations)
@@ -84,11 +92,7 @@ class MeanStdFilter(_RLlibMeanStdFilter):
             normalized = normalized / (stats.std + SMALL_NUMBER)
         if observation_filter.clip:
             normalized = np.clip(normalized, -observation_filter.clip, observation_filter.clip)
-        normalized = normalized.astype(observations.dtype)
-        for copy, row in zip(copies, normalized, strict=True):
-            copy.set_observations(at_indices=-1, new_data=row)
-            copy.observation_space = self.observation_space
-        return batch
+        return normalized.astype(observations.dtype)
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
@@ -122,20 +126,26 @@ class UnsquashClipActions(ConnectorV2):
 
     def __call__(self, *, rl_module: Any, batch: dict[str, Any], episodes: list[Any], explore: bool | None = None,
                  shared_data: dict | None = None, **kwargs: Any) -> Any:
-        space = self.action_space
-        if not (self.normalize_actions or self.clip_actions) or isinstance(space, gym.spaces.Discrete):
+        if not self.changes_actions():
             return batch  # the sampled actions go to the env as they are
+        # After UnBatchToIndividualItems: {(episode id,): [action, ...]} for one agent.
+        per_copy = batch[Columns.ACTIONS]
+        rows = iter(self.env_actions(np.stack([action for items in per_copy.values() for action in items])))
+        batch[Columns.ACTIONS_FOR_ENV] = {key: [next(rows) for _ in items] for key, items in per_copy.items()}
+        return batch
+
+    def changes_actions(self) -> bool:
+        """Whether the env's actions differ from the sampled ones (a Box space, unsquashed or clipped)."""
+        return (self.normalize_actions or self.clip_actions) and not isinstance(self.action_space, gym.spaces.Discrete)
+
+    def env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """The env's actions for `actions`, the sampled ones of every copy (one row each)."""
+        space = self.action_space
         if self._unsquash is None:
             if not (isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating)):
                 raise TypeError(f"UnsquashClipActions handles a float Box action space, not {space}")
             bounded = bool(np.all(space.bounded_below) and np.all(space.bounded_above))
             self._unsquash = self.normalize_actions and bounded
-        # After UnBatchToIndividualItems: {(episode id,): [action, ...]} for one agent.
-        per_copy = batch[Columns.ACTIONS]
-        actions = np.stack([action for items in per_copy.values() for action in items])
         if self._unsquash:
             actions = space.low + (actions + 1.0) * (space.high - space.low) / 2.0
-        actions = np.clip(actions, space.low, space.high)
-        rows = iter(actions)
-        batch[Columns.ACTIONS_FOR_ENV] = {key: [next(rows) for _ in items] for key, items in per_copy.items()}
-        return batch
+        return np.clip(actions, space.low, space.high)

@@ -38,6 +38,7 @@ from sagemaker_rl.job.keys import (
     PPO_PREFIX,
     PRESET_KEY,
     RUN_KEY,
+    SAMPLER_KEY,
     SEED_KEY,
     SIMULATOR_KEY,
     STALL_TIMEOUT_KEY,
@@ -221,6 +222,7 @@ class JobConfig:
     # After SIGTERM, the iteration in progress may take this long; then the last completed one is checkpointed
     # instead, leaving the job time to end within the 30 s that a stop gives (docs/training-job.md).
     stop_grace_s: float = 20.0
+    sampler: str = "lean"  # env_runner.LeanEnvRunner, or "rllib": RLlib's own sampling loop
     env_facts: EnvFacts | None = None  # what building the env told, when the job was parsed with it
 
     @property
@@ -476,6 +478,7 @@ _JOB_KEYS: dict[str, FieldSpec] = {
     STALL_TIMEOUT_KEY: FieldSpec((float,), 1.0, 7 * 86_400),
     CLUSTER_TIMEOUT_KEY: FieldSpec((float,), 1.0, 86_400),
     STOP_GRACE_KEY: FieldSpec((float,), 0.0, 3600),
+    SAMPLER_KEY: FieldSpec((str,), choices=("lean", "rllib")),
 }
 _STOP_FIELDS: dict[str, FieldSpec] = {
     "episode_reward_mean": FieldSpec((float,)),

@@ -113,7 +113,7 @@ def _ppo_values(job: JobConfig, *, cpus: int) -> dict[str, Any]:
 
 def _base_config(config: Any, job: JobConfig, *, batch: int, model_config: dict[str, Any]) -> Any:
     """`config` (a new PPOConfig) with the settings every job has, whatever its hyperparameters."""
-    from sagemaker_rl.job.env_runner import SeededEnvRunner
+    from sagemaker_rl.job.env_runner import LeanEnvRunner, SeededEnvRunner
 
     return (
         config
@@ -121,7 +121,7 @@ def _base_config(config: Any, job: JobConfig, *, batch: int, model_config: dict[
         .framework("torch")
         .environment(env_name(job), env_config=dataclasses.asdict(job.env))
         # Seeded from debugging(seed=...) so that no two env copies share a seed (RLlib's runners do).
-        .env_runners(env_runner_cls=SeededEnvRunner)
+        .env_runners(env_runner_cls=LeanEnvRunner if job.sampler == "lean" else SeededEnvRunner)
         .training(train_batch_size_per_learner=batch)
         .rl_module(model_config=model_config)
         .debugging(log_level="ERROR", seed=job.seed)
