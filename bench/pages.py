@@ -372,9 +372,9 @@ of process start; in a median a miss counts as slower than every hit, and a medi
 ends with its policy's deterministic mean return on episode seeds no run trains on (the same for both
 trainers): the figure a user keeps. Times move between hosts more than ratios: compare ratios within a run.""",
     "hopper": """\
-`make bench BENCH_ARGS=--long` adds hopper/roboschool to the time-to-reward part: the `fast` preset with
-2 CPUs, one seed at a time, each up to a long cap and stopping at the top target; timed as on reacher
-(from process start, the mean return over the last 100 episodes).""",
+`make bench BENCH_ARGS=--long` (or `--only hopper`) adds hopper/roboschool to the time-to-reward part: the
+`fast` preset with 2 CPUs, one seed at a time, each up to a long cap and stopping at the top target; timed as on
+reacher (from process start, the mean return over the last 100 episodes).""",
 }
 _REWARD_METHOD_OTHER = "Timed as reacher's time to reward (`bench/time_to_reward.py`)."
 _PEER = "SB3"  # the row a time is compared with: time_to_reward.py's SB3 labels start with it
