@@ -124,10 +124,10 @@ class LeanEnvRunner(SeededEnvRunner):
 
     def _lean_step(self, explore: bool, steps: int, connectors: tuple[Any, Any], done: list[Any]) -> int | None:
         """One step of every env copy, added to its episode; the timesteps added (None: the env step failed)."""
-        import torch
         from ray.rllib.core.columns import Columns
         from ray.rllib.env.env_runner import ENV_STEP_FAILURE
         from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
+        from ray.rllib.utils.torch_utils import convert_to_torch_tensor
 
         observation_filter, to_env = connectors
         outputs = self._module_outputs(explore, steps)
@@ -151,7 +151,8 @@ class LeanEnvRunner(SeededEnvRunner):
             episode.add_env_step(observation=observations[index], action=actions[index], reward=rewards[index],
                                  infos=infos[index], terminated=terminateds[index], truncated=truncateds[index],
                                  extra_model_outputs=extra)
-        self._cached_to_module = cast(Any, {Columns.OBS: torch.from_numpy(observations).to(self._device)})
+        # RLlib's NumpyToTensor conversion (float64 observations, such as MuJoCo's, become float32).
+        self._cached_to_module = cast(Any, {Columns.OBS: convert_to_torch_tensor(observations, device=self._device)})
         for index, episode in enumerate(episodes):
             if episode.is_done:
                 done.append(episode.to_numpy() if self.episodes_to_numpy else episode)

@@ -60,6 +60,7 @@ def described(episode: Any) -> dict[str, Any]:
         "logp": episode.get_extra_model_outputs(Columns.ACTION_LOGP),
         "dist_inputs": episode.get_extra_model_outputs(Columns.ACTION_DIST_INPUTS),
         "infos": len(episode.get_infos()), "lookback": len(episode.observations.data) - len(episode) - 1,
+        "observation_space": episode.observation_space,
     }
 
 
@@ -73,8 +74,9 @@ def assert_same_sampling(rllib: dict[str, Any], lean: dict[str, Any]) -> None:
         assert lean["metrics"][key] == rllib["metrics"][key], key
 
 
-def test_reacher_episodes_filter_and_metrics_are_rllibs_to_the_bit() -> None:
-    job = reacher_job()
+@pytest.mark.parametrize("simulator", ["roboschool", "mujoco"])  # float32 and float64 observations
+def test_reacher_episodes_filter_and_metrics_are_rllibs_to_the_bit(simulator: str) -> None:
+    job = reacher_job(**{"rl.env.simulator": simulator})
     lean, rllib = sampled(LeanEnvRunner, job), sampled(SeededEnvRunner, job)
     assert lean["refusal"] is None
     assert sum(episode.is_done for sample in lean["samples"] for episode in sample) >= 8  # resets were crossed
