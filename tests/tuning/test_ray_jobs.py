@@ -20,7 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sagemaker_rl.job.env_runner import SeededEnvRunner
+from sagemaker_rl.job.env_runner import LeanEnvRunner
 from sagemaker_rl.tuning import ray_jobs
 from sagemaker_rl.tuning.ray_jobs import JOB_FILE
 from tests.conftest import TINY_PPO
@@ -298,7 +298,7 @@ def test_a_trial_with_two_cpus_holds_exactly_two_and_ctrl_c_stops_its_ray_job(cl
     client = _client(cluster)
 
     def runner_actor():
-        options = ListApiOptions(filters=[("class_name", "=", SeededEnvRunner.__name__), ("state", "=", "ALIVE")],
+        options = ListApiOptions(filters=[("class_name", "=", LeanEnvRunner.__name__), ("state", "=", "ALIVE")],
                                  detail=True)
         actors = _state(cluster).list(StateResource.ACTORS, options=options, raise_on_missing_output=True)
         return actors[0] if actors else None
