@@ -150,7 +150,7 @@ def report(results: dict[str, Any]) -> str:
             cap = limit * item["sampling_cores"] if limit else None
             ours = ours_on_its_env(results["throughput"], item)
             versus = ratio(ours["end_to_end_steps_per_s"] / item["end_to_end_steps_per_s"]) \
-                if ours and item is not ours else ""
+                if item is not ours else ""
             rows.append([
                 f"{item['problem']}/{item['simulator']}", item["label"],
                 f"{item['num_env_runners']}x{item['num_envs_per_env_runner']}",

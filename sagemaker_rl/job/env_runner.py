@@ -15,8 +15,14 @@ from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.env.env_runner import ENV_STEP_FAILURE
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.debug import update_global_seed_if_necessary
+from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
+from ray.rllib.utils.numpy import convert_to_numpy
+from ray.rllib.utils.torch_utils import convert_to_torch_tensor
 
 
 def runner_seed(seed: int, worker_index: int, *, evaluation: bool = False) -> int:
@@ -102,8 +108,6 @@ class LeanEnvRunner(SeededEnvRunner):
 
     def _lean_sample(self, num_timesteps: int, *, explore: bool, force_reset: bool) -> list[Any]:
         """RLlib's `_sample` of `num_timesteps` (the same episodes, chunks and metrics), its per-step work batched."""
-        import torch
-
         if force_reset or self._needs_initial_reset:
             self._reset_envs_and_episodes(explore)  # RLlib's: the filter sees the first observations
         connectors = self._lean_connectors()
@@ -124,11 +128,6 @@ class LeanEnvRunner(SeededEnvRunner):
 
     def _lean_step(self, explore: bool, steps: int, connectors: tuple[Any, Any], done: list[Any]) -> int | None:
         """One step of every env copy, added to its episode; the timesteps added (None: the env step failed)."""
-        from ray.rllib.core.columns import Columns
-        from ray.rllib.env.env_runner import ENV_STEP_FAILURE
-        from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
-        from ray.rllib.utils.torch_utils import convert_to_torch_tensor
-
         observation_filter, to_env = connectors
         outputs = self._module_outputs(explore, steps)
         actions = outputs.pop(Columns.ACTIONS)
@@ -169,10 +168,6 @@ class LeanEnvRunner(SeededEnvRunner):
 
     def _module_outputs(self, explore: bool, steps: int) -> dict[str, Any]:
         """The module's outputs for the cached observations with the actions, as numpy: RLlib's GetActions' sampling."""
-        import torch
-        from ray.rllib.core.columns import Columns
-        from ray.rllib.utils.numpy import convert_to_numpy
-
         module: Any = self.module
         if explore:  # the global env step RLlib's loop passes (its lifetime count times the runners)
             runners = self.config.num_env_runners or 1
