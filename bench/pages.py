@@ -97,7 +97,7 @@ def benchmark_page(results: Path = RESULTS) -> str:
 
 
 def headline(results: Path = RESULTS) -> str:
-    """3-6 Markdown bullets of the headline figures for the README, each naming its result file."""
+    """3-7 Markdown bullets of the headline figures for the README, each naming its result file."""
     benchmark_page(results)  # every file's shape checked: a headline comes only from results the page renders
     loaded = _load(results)
     bullets = [line for make in _HEADLINES if (line := make(loaded)) is not None]
@@ -145,6 +145,7 @@ _KINDS = {
     "pbt-vs-search": "bench/pbt_vs_search.py's list of runs",
     "generic-default": "bench/generic_default.py's record",
     "peers": "bench/peers.py's record",
+    "humanoid": "bench/humanoid.py's record",
 }
 
 
@@ -163,6 +164,8 @@ _FIELDS = {  # the top-level fields (of each item, for a list) each kind may hav
                         "choice", "finished"} | _NOTE_KEYS,
     "peers": {"kind", "command", "target", "budget_s", "train_steps", "seeds", "episodes", "tools", "cpus",
               "machine_cores", "parts", "summary"} | _NOTE_KEYS,
+    "humanoid": {"problem", "simulator", "cpus", "choose_cap_s", "cap_s", "targets", "configs", "choose", "curves",
+                 "winner", "fast_is_winner"} | _NOTE_KEYS,
 }
 
 
@@ -177,6 +180,8 @@ def _kind(data: Any) -> str | None:
         return None
     if data.get("kind") == "peers":
         return "peers"
+    if {"choose", "curves", "configs"} <= data.keys():
+        return "humanoid"
     if {"choice_problems", "report_problems", "configs", "runs"} <= data.keys():
         return "generic-default"
     if {"runs", "speedup"} <= data.keys():
@@ -905,6 +910,76 @@ def _kind_section(loaded: list[_Result], kind: str, title: str, method: str, tab
     return _Section(title, "\n\n".join(parts), tuple(result.name for result in used))
 
 
+# ---------------------------------------------------------------------------------------------- humanoid
+
+_HUMANOID_METHOD = """\
+`bench/humanoid.py` chooses humanoid/roboschool's `fast` preset by measurement and then measures it against
+the `seed` preset (the original `train-humanoid.py`'s values) over an hour. Every run is a fresh job with
+both cores, started as a user starts it and stopped by its training clock; its curve is the mean return over
+the last 100 episodes at each iteration, timed from process start. First each candidate runs for the
+choosing cap and the best mean return at its end wins; then the `seed` preset and the `fast` preset (which
+`problems.py` sets to the winner between the stages) run for the full cap. The final policy's return is its
+deterministic return on seeds no run trains on. One seed each: an hour a run is what this machine affords,
+so a gap smaller than a seed's luck on hopper (a few hundred) decides nothing."""
+_CURVE_STEP_S = 300.0  # the curve table's rows: every 5 minutes
+
+
+def _humanoid_tables(result: _Result) -> str:
+    data = result.data
+    state = "finished" if "finished" in data else "running or stopped: the runs done so far"
+    parts = [_from(result, f"started {data['started']}") + f" {data['problem']}/{data['simulator']} on "
+             f"{data['cpus']} CPUs, seed 0 ({state})." + (f" {data['note']}" if "note" in data else "")]
+    winner = data.get("winner")
+    parts.append(f"Choose: each candidate for {_seconds(data['choose_cap_s'])}; "
+                 + (f"the winner is **`{winner}`**." if winner else "no winner yet.") + "\n\n" + _table(
+                     ["candidate", "mean return at the cap", "env steps", "best", "final policy", "exit", "load"],
+                     [_humanoid_row(name, run) for name, run in data["choose"].items()]))
+    if data["curves"]:
+        marks = sorted({int(mark) for run in data["curves"].values() for mark in run["at_marks"]})
+        rows = [[f"`{name}`", *(_at(run["at_marks"].get(str(mark))) for mark in marks),
+                 _number(run["best_mean_return"]), _number(run["final_return"]), str(run["exit_code"]),
+                 _rate(_steps_per_s(run)), _loads([run["load_average"]])]
+                for name, run in data["curves"].items()]
+        same = {True: " The `fast` run's values are the winner's.",
+                False: " **The `fast` run's values are not the winner's.**"}.get(data.get("fast_is_winner"), "")
+        parts.append(f"Curves: each preset for {_seconds(data['cap_s'])}, the mean return at each mark (env steps)."
+                     + same + "\n\n" + _table(["preset", *(f"at {mark / 60:.0f} min" for mark in marks), "best",
+                                                 "final policy", "exit", "env steps/s end to end", "load"], rows))
+        steps = [_CURVE_STEP_S * (k + 1) for k in range(int(data["cap_s"] // _CURVE_STEP_S))]
+        parts.append("The curves:\n\n" + _table(
+            ["minute", *(f"`{name}`" for name in data["curves"])],
+            [[f"{seconds / 60:.0f}", *(_at(_point_at(run["curve"], seconds)) for run in data["curves"].values())]
+             for seconds in steps]))
+    parts.append("The configs, as the file records where their values come from:\n\n" + "\n".join(
+        f"- `{name}`: {config['source']}" for name, config in data["configs"].items()))
+    return "\n\n".join(parts)
+
+
+def _humanoid_row(name: str, run: dict[str, Any]) -> list[str]:
+    last = run["curve"][-1] if run["curve"] else None
+    return [f"`{name}`", _number(last and last[2]), _rate(last and last[1]), _number(run["best_mean_return"]),
+            _number(run["final_return"]), str(run["exit_code"]), _loads([run["load_average"]])]
+
+
+def _point_at(curve: list[list[float]], seconds: float) -> dict[str, float] | None:
+    points = [point for point in curve if point[0] <= seconds]
+    return None if not points else {"env_steps": points[-1][1], "mean_return": points[-1][2]}
+
+
+def _at(point: dict[str, Any] | None) -> str:
+    return "—" if point is None else f"{point['mean_return']:,.1f} ({point['env_steps'] / 1e6:.2f}M)"
+
+
+def _steps_per_s(run: dict[str, Any]) -> float | None:
+    return run["curve"][-1][1] / run["curve"][-1][0] if run["curve"] else None
+
+
+def _humanoid_history_row(result: _Result) -> list[str]:
+    curves = result.data["curves"]
+    return [f"`{result.name}`", result.date, str(result.data.get("winner", "—")),
+            *(_number(curves[name]["best_mean_return"]) if name in curves else "—" for name in ("fast", "seed"))]
+
+
 # (kind, title, method, the newest file's tables, (history header, history row)) of the sections of that shape
 _ONE_KIND_SECTIONS = (
     ("generic-default", "Generic default", _GENERIC_METHOD, _generic_tables,
@@ -915,6 +990,8 @@ _ONE_KIND_SECTIONS = (
      (["file", "date", "load average", "return on fresh seeds, per repeat"], _pbt_history_row)),
     ("peers", "Tuners side by side", _PEERS_METHOD, _peers_tables,
      (["file", "date", "target", "budget per tool", "best answer"], _peers_history_row)),
+    ("humanoid", "Humanoid", _HUMANOID_METHOD, _humanoid_tables,
+     (["file", "date", "winner", "fast: best", "seed: best"], _humanoid_history_row)),
 )
 
 
@@ -1033,12 +1110,29 @@ def _peers_headline(loaded: list[_Result]) -> str | None:
             f"{data['seeds']} fresh seeds, mean return of the final policies: {figures} (`{result.shown}`).")
 
 
+def _humanoid_headline(loaded: list[_Result]) -> str | None:
+    """Only a finished run: both presets at every mark."""
+    used = [result for result in _of(loaded, "humanoid") if "finished" in result.data]
+    if not used:
+        return None
+    result = _newest(used)
+    figures = []
+    for name, run in result.data["curves"].items():
+        marks = [f"{point['mean_return']:,.0f} at {int(mark) / 60:.0f} min"
+                 for mark, point in run["at_marks"].items() if point is not None]
+        figures.append(f"`{name}` preset {' and '.join(marks)}")
+    data = result.data
+    return (f"Humanoid/{data['simulator']} on {data['cpus']} CPUs, one seed, mean return from process start: "
+            f"{'; '.join(figures)} (`{result.shown}`).")
+
+
 _HEADLINES: list[Callable[[list[_Result]], str | None]] = [
     _throughput_headline,
     lambda loaded: _reward_headline(loaded, "reacher"),
     lambda loaded: _peers_headline(loaded) or _gain_headline(loaded),  # tuners side by side, once measured
     _pbt_headline,
     lambda loaded: _reward_headline(loaded, "hopper"),
+    _humanoid_headline,
     _generic_headline,
 ]
 

@@ -17,6 +17,7 @@ from process start and only the reward lines within `cap_s` of it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -78,8 +79,10 @@ def _summary(curve: list[tuple[float, int, float]], targets: list[float], cap_s:
 
 
 def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed: int, *,
-         hyperparameters: dict[str, Any] | None = None, cpus: int | None = None) -> dict[str, Any]:
-    """Our job with `hyperparameters` over its defaults, on `cpus` CPUs (default: the machine's)."""
+         hyperparameters: dict[str, Any] | None = None, cpus: int | None = None,
+         final_episodes: int = FINAL_EPISODES, exit_grace_s: float = EXIT_GRACE_S) -> dict[str, Any]:
+    """Our job with `hyperparameters` over its defaults, on `cpus` CPUs (default: the machine's); with the
+    values it resolved (model/params.json)."""
     with tempfile.TemporaryDirectory() as base:
         hyperparameters = {"rl.env.simulator": simulator, "rl.training.seed": seed,
                            "rl.training.stop.episode_reward_mean": max(targets),
@@ -88,10 +91,12 @@ def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed:
         write_inputs(JobPaths(Path(base)), hyperparameters)  # as SageMaker writes them
         env = child_env(SAGEMAKER_BASE_DIR=base, HOME=base, **({"SM_NUM_CPUS": str(cpus)} if cpus else {}))
         lines, code = _timed_lines([sys.executable, str(REPO / "entrypoints" / f"train-{problem}.py")],
-                                   env, cap_s + EXIT_GRACE_S, base)
+                                   env, cap_s + exit_grace_s, base)
         model = JobPaths(Path(base)).model
-        final = (evaluate(model, episodes=FINAL_EPISODES, seed=FINAL_SEED).mean
+        final = (evaluate(model, episodes=final_episodes, seed=FINAL_SEED).mean
                  if (model / "policy.onnx").is_file() else None)
+        params = model / "params.json"
+        resolved = json.loads(params.read_text()).get("hyperparameters", {}) if params.is_file() else {}
     # One record per iteration: its time is when its last reward line arrived.
     curve: list[tuple[float, int, float]] = []
     reader = metrics.RecordReader(metrics.EPISODE_REWARD_MEAN)
@@ -99,7 +104,8 @@ def ours(problem: str, simulator: str, targets: list[float], cap_s: float, seed:
         record = reader.feed(line)
         if record is not None and record.value is not None and record.env_steps is not None:
             curve.append((seconds, record.env_steps, record.value))
-    return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0, final)}
+    return {"exit_code": code, **_summary(curve, targets, cap_s, lines[-1][0] if lines else 0.0, final),
+            "resolved": resolved}
 
 
 def sb3(problem: str, simulator: str, targets: list[float], cap_s: float, seed: int, *,

@@ -159,6 +159,33 @@ def _peers(*, finished: bool) -> dict[str, Any]:
     return record
 
 
+def _humanoid(*, finished: bool) -> dict[str, Any]:
+    def run(points: list[list[float]], final: float) -> dict[str, Any]:
+        marks = {"1800": None, "3600": None}
+        for mark in marks:
+            before = [point for point in points if point[0] <= int(mark)]
+            marks[mark] = before and {"seconds": before[-1][0], "env_steps": before[-1][1],
+                                      "mean_return": before[-1][2]} or None
+        return {"exit_code": 0, "reached": {}, "best_mean_return": max(point[2] for point in points), "cap_s": 3600.0,
+                "wall_s": 3650.0, "env_steps": points[-1][1], "final_return": final, "curve": points,
+                "resolved": {"rl.training.config.lr": 2.5e-4}, "at_marks": marks, "load_average": 2.1}
+
+    record: dict[str, Any] = {
+        "started": "2026-12-05T07:27:37", "problem": "humanoid", "simulator": "roboschool", "cpus": 2,
+        "choose_cap_s": 600.0, "cap_s": 3600.0, "targets": [500.0, 3500.0],
+        "configs": {name: {"hyperparameters": {}, "source": f"where {name} comes from"}
+                    for name in ("generic", "zoo-row", "seed", "fast")},
+        "choose": {"generic": run([[300.0, 400_000, 40.0], [590.0, 900_000, 61.5]], 55.0),
+                   "zoo-row": run([[300.0, 400_000, 45.0], [595.0, 910_000, 77.25]], 70.0)},
+        "curves": {"seed": run([[400.0, 320_000, 20.0], [1790.0, 1_600_000, 33.3], [3500.0, 3_200_000, 48.8]], 50.0)},
+        "winner": "zoo-row", "note": "a note on the seed run"}
+    if finished:
+        record["curves"]["fast"] = run([[300.0, 400_000, 45.0], [1700.0, 2_500_000, 456.7],
+                                        [3590.0, 5_000_000, 1234.5]], 1300.0)
+        record.update(fast_is_winner=True, finished="2026-12-05T10:00:00")
+    return record
+
+
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     directory = tmp_path / "results"
@@ -170,6 +197,7 @@ def results(tmp_path: Path) -> Path:
     _write(directory, "generic-default-20261205-090000.json", _generic(finished=True))
     _write(directory, "generic-default-20261206-090000.json", _generic(finished=False))
     _write(directory, "peers-Pendulum-v1-20261205-130000.json", _peers(finished=True))
+    _write(directory, "humanoid-20261205.json", _humanoid(finished=True))
     return directory
 
 
@@ -188,9 +216,9 @@ def test_every_result_file_in_bench_results_is_rendered_by_a_section(pages):
         assert page.count(path.name) >= 2  # the index, and the table or caption its figures are in
 
 
-def test_the_headline_of_bench_results_is_3_to_6_bullets_each_naming_its_file(pages):
+def test_the_headline_of_bench_results_is_3_to_7_bullets_each_naming_its_file(pages):
     lines = pages.headline().splitlines()
-    assert 3 <= len(lines) <= 6
+    assert 3 <= len(lines) <= 7
     for line in lines:
         assert line.startswith("- ")
         (name,) = re.findall(r"`bench/results/([^`]+\.json)`", line)
@@ -211,6 +239,10 @@ def test_each_kind_renders_its_figures_and_names_its_file(pages, results):
                    "| ours | 801 s | 16 | -246.1 | 2.8 |  |", "RuntimeError: no trial finished",  # peers: tuning
                    "| ours (default study) | -350.0 | 70.7 | 2 | +700.0 [+65.0, +1335.0] | — |",  # the answers
                    "trained itself (one policy each): ours -250.5",
+                   "the winner is **`zoo-row`**", "| `zoo-row` | 77.2 | 910,000 | 77.2 | 70.0 | 0 | 2.1 |",  # humanoid
+                   "| `fast` | 456.7 (2.50M) | 1,234.5 (5.00M) | 1,234.5 | 1,300.0 | 0 | 1,393 | 2.1 |",
+                   "a note on the seed run",
+                   "| 30 | 33.3 (1.60M) | 456.7 (2.50M) |", "The `fast` run's values are the winner's.",
                    ]:
         assert figure in page, figure
     for name in ["20261205-110000.json", "20261205-120000-hopper.json", "tuning-gain-20261205.json",
@@ -235,10 +267,20 @@ def test_a_finished_generic_default_run_reports_the_choice_against_rllibs_defaul
     assert "Pendulum-v1 -234.5 vs -1200.0" in pages.headline(results)
 
 
+def test_a_running_humanoid_benchmark_shows_the_runs_done_and_no_headline(pages, tmp_path):
+    _write(tmp_path / "results", "20261205-110000.json", _suite())
+    _write(tmp_path / "results", "humanoid-20261205.json", _humanoid(finished=False))
+    page = pages.benchmark_page(tmp_path / "results")
+    assert "(running or stopped: the runs done so far)" in page and "| `seed` | 33.3 (1.60M) | 48.8 (3.20M) |" in page
+    assert "| 60 | 48.8 (3.20M) |" in page
+    assert "Humanoid" not in pages.headline(tmp_path / "results")
+
+
 def test_the_headline_names_each_figures_file(pages, results):
     text = pages.headline(results)
     lines = text.splitlines()
-    assert 3 <= len(lines) <= 6
+    assert 3 <= len(lines) <= 7
+    assert "`seed` preset 33 at 30 min and 49 at 60 min; `fast` preset 457 at 30 min and 1,234 at 60 min" in text
     assert "4,321 env steps/s sampling, 0.22" in lines[0] and "10.0× RLlib's default" in lines[0]
     assert "fast preset, 1 CPU 123 s (0.50 of SB3's time)" in lines[1]
     assert "PBT ends with returns 12.34" in text and "the best search's 7.89" in text

@@ -124,9 +124,10 @@ _FAST_REACHER = {
     "num_epochs": 12,
 }
 _FAST_REACHER_LOG_STD = -0.41
-# Hopper (and, untested, humanoid): the common PPO-on-MuJoCo values over the shared block, with a gradient
-# clip, an initial log std of 0 (it explores longer) and lr annealed to a tenth over 4M steps: without the
-# three, hopper/roboschool's policy collapsed after its std shrank (measured, not a study: docs/problems.md).
+# Hopper and humanoid (chosen over rl-zoo3's row by bench/humanoid.py): the common PPO-on-MuJoCo values over the
+# shared block, with a gradient clip, an initial log std of 0 (it explores longer) and lr annealed to a tenth over
+# 4M steps: without the three, hopper/roboschool's policy collapsed after its std shrank (measured, not a study:
+# docs/problems.md).
 _FAST_LOCOMOTION = {
     **_FAST_SHARED,
     "lr": [[0, 3e-4], [4_000_000, 3e-5]],
@@ -140,6 +141,9 @@ _FAST_LOCOMOTION_LOG_STD = 0.0
 _HOPPER_FAST_NOTE = ("measured here on hopper/roboschool with 2 CPUs: common PPO-on-MuJoCo values (gamma 0.99, lambda "
                      "0.95, clip 0.2, 10 epochs of minibatch 512 from 8192), lr 3e-4 annealed to 3e-5 over 4M steps, "
                      "initial log std 0, gradient clip 0.5, observation filter; not a study")
+_HUMANOID_FAST_NOTE = ("chosen here by bench/humanoid.py on humanoid/roboschool with 2 CPUs: hopper/roboschool's fast "
+                       "values against rl-zoo3's HumanoidBulletEnv-v0 row (lr 2.5e-4, batch 16384, minibatch 256), "
+                       "10 minutes each, one seed; not a study")
 _FAST_NOTE_UNTUNED = ("not tuned for this problem: the generic preset (hopper/roboschool's fast values, chosen by "
                       "bench/generic_default.py on other problems)")
 # The generic preset: where a job on an env without a tuned preset starts (every row's `fast` but reacher's and
@@ -201,7 +205,8 @@ PROBLEMS: dict[str, Problem] = {problem.name: problem for problem in (
         "roboschool": SimulatorEnv("pybullet_envs.gym_locomotion_envs:HumanoidBulletEnv", 1000, 3500.0),
         # gymnasium registers no threshold for Humanoid; 6000 is a commonly quoted "solved" return
         "mujoco": SimulatorEnv("Humanoid-v5", 1000, 6000.0),
-    }, "Original train-humanoid.py: stop at 3500, 10 epochs, minibatch 32768, batch 320000.", seed=_HUMANOID_SEED),
+    }, "Original train-humanoid.py: stop at 3500, 10 epochs, minibatch 32768, batch 320000.", seed=_HUMANOID_SEED,
+        fast={"roboschool": _fast(_FAST_LOCOMOTION, _FAST_LOCOMOTION_LOG_STD, _HUMANOID_FAST_NOTE), "mujoco": GENERIC}),
     _problem("inverted_pendulum", {
         "roboschool": SimulatorEnv("pybullet_envs.gym_pendulum_envs:InvertedPendulumBulletEnv", 1000, 950.0),
         "mujoco": SimulatorEnv("InvertedPendulum-v5", 1000, 950.0),
