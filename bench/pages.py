@@ -920,7 +920,7 @@ the last 100 episodes at each iteration, timed from process start. First each ca
 choosing cap and the best mean return at its end wins; then the `seed` preset and the `fast` preset (which
 `problems.py` sets to the winner between the stages) run for the full cap. The final policy's return is its
 deterministic return on seeds no run trains on. One seed each: an hour a run is what this machine affords,
-so a gap smaller than a seed's luck on hopper (a few hundred) decides nothing."""
+so each figure is a sample, not a distribution, and a close choice between candidates decides little."""
 _CURVE_STEP_S = 300.0  # the curve table's rows: every 5 minutes
 
 
