@@ -146,10 +146,10 @@ _HUMANOID_FAST_NOTE = ("chosen here by bench/humanoid.py on humanoid/roboschool 
                        "10 minutes each, one seed; not a study")
 _FAST_NOTE_UNTUNED = ("not tuned for this problem: the generic preset (hopper/roboschool's fast values, chosen by "
                       "bench/generic_default.py on other problems)")
-# The generic preset: where a job on an env without a tuned preset starts (every row's `fast` but reacher's and
-# hopper/roboschool's). Chosen by bench/generic_default.py among three candidates on two problems no preset was
-# tuned on, and reported against RLlib's defaults and the seed values on three others: hopper's fast values (common
-# PPO-on-MuJoCo values) won. The figures: docs/benchmarks.md, "Generic default".
+# The generic preset: where a job on an env without a tuned preset starts (every row's `fast` but reacher's,
+# hopper/roboschool's and humanoid/roboschool's). Chosen by bench/generic_default.py among three candidates on two
+# problems no preset was tuned on, and reported against RLlib's defaults and the seed values on three others:
+# hopper's fast values (common PPO-on-MuJoCo values) won. The figures: docs/benchmarks.md, "Generic default".
 GENERIC = Preset(_FAST_LOCOMOTION, _FAST_NOTE_UNTUNED,
                  {"num_envs": _FAST_ENVS, "initial_log_std": _FAST_LOCOMOTION_LOG_STD})
 _SEED_ANY = Preset({}, "the original SageMaker RL Roboschool scripts' shared PPO values (SHARED_PPO)")
