@@ -31,10 +31,11 @@ from sagemaker_rl.job.keys import PRESET_KEY
 PROBLEM, SIMULATOR = "humanoid", "roboschool"
 TARGETS = [500.0, 1000.0, 2000.0, 3500.0]  # 3500: the original script's stop
 MARKS_S = (1800.0, 3600.0)  # 30 and 60 minutes from process start
-FINAL_EPISODES = 20  # a standing humanoid's episode is 1,000 steps at ~1,400 steps/s
+FINAL_EPISODES = 20  # a standing humanoid's episode is 1,000 of its slow steps (raw rates: docs/benchmarks.md)
 CPUS = 2
-# Beyond the cap before a run is killed: the job ends the iteration in progress (the seed preset's take ~200 s
-# here), then exports; 120 s (time_to_reward's) cut the first seed run off before its export.
+# Beyond the cap before a run is killed: the job ends the iteration in progress (the seed preset's are minutes
+# long here: the Humanoid section of docs/benchmarks.md), then exports; time_to_reward's grace cut the first seed
+# run off before its export.
 EXIT_GRACE_S = 600.0
 # Candidates over the generic preset (hopper/roboschool's fast values: problems._FAST_LOCOMOTION, initial log
 # std 0, 16 env copies), each with where its values come from; the record holds each run's resolved values.
