@@ -925,6 +925,8 @@ _CURVE_STEP_S = 300.0  # the curve table's rows: every 5 minutes
 
 
 def _humanoid_tables(result: _Result) -> str:
+    from humanoid import at  # the writer's own reading of a curve at a mark
+
     data = result.data
     state = "finished" if "finished" in data else "running or stopped: the runs done so far"
     parts = [_from(result, f"started {data['started']}") + f" {data['problem']}/{data['simulator']} on "
@@ -948,7 +950,7 @@ def _humanoid_tables(result: _Result) -> str:
         steps = [_CURVE_STEP_S * (k + 1) for k in range(int(data["cap_s"] // _CURVE_STEP_S))]
         parts.append("The curves:\n\n" + _table(
             ["minute", *(f"`{name}`" for name in data["curves"])],
-            [[f"{seconds / 60:.0f}", *(_at(_point_at(run["curve"], seconds)) for run in data["curves"].values())]
+            [[f"{seconds / 60:.0f}", *(_at(at(run["curve"], seconds)) for run in data["curves"].values())]
              for seconds in steps]))
     parts.append("The configs, as the file records where their values come from:\n\n" + "\n".join(
         f"- `{name}`: {config['source']}" for name, config in data["configs"].items()))
@@ -959,11 +961,6 @@ def _humanoid_row(name: str, run: dict[str, Any]) -> list[str]:
     last = run["curve"][-1] if run["curve"] else None
     return [f"`{name}`", _number(last and last[2]), _rate(last and last[1]), _number(run["best_mean_return"]),
             _number(run["final_return"]), str(run["exit_code"]), _loads([run["load_average"]])]
-
-
-def _point_at(curve: list[list[float]], seconds: float) -> dict[str, float] | None:
-    points = [point for point in curve if point[0] <= seconds]
-    return None if not points else {"env_steps": points[-1][1], "mean_return": points[-1][2]}
 
 
 def _at(point: dict[str, Any] | None) -> str:
