@@ -52,7 +52,6 @@ from sagemaker_rl.tuning import (
     Runner,
     Scaling,
     SearchSpace,
-    Strategy,
     TuningConfig,
     TuningError,
     TuningResult,
@@ -230,9 +229,9 @@ def _check_strategy(config: TuningConfig, backend: Backend) -> None:
     if config.strategy in LOCAL_STRATEGIES and isinstance(backend, SageMaker):
         raise TuningError(f"strategy {config.strategy} runs locally or on a Ray cluster (--backend local or ray): "
                           "SageMaker AMT does not have it (its Hyperband is the nearest)")
-    if config.strategy is not Strategy.PBT:
+    if not config.strategy.population_based:
         return
-    backends.check_pbt_storage(backend.storage_path if isinstance(backend, Ray) else None)
+    backends.check_pbt_storage(backend.storage_path if isinstance(backend, Ray) else None, config.strategy)
 
 
 def _tune_on_sagemaker(config: TuningConfig, backend: SageMaker, out: IO[str] | None) -> Tuning:

@@ -98,16 +98,17 @@ _OPTIONS = (
     _Option("--static", "a hyperparameter fixed for every trial (default: "
             f"{' '.join(f'{key}={value}' for key, value in _DEFAULTS.space.static.items())})", metavar="KEY=VALUE",
             action="append"),
-    _Option("--max-jobs", f"trials in the run (default: {_DEFAULTS.budget}; Grid: every combination; PBT: jobs, "
+    _Option("--max-jobs", f"trials in the run (default: {_DEFAULTS.budget}; Grid: every combination; PBT, PB2: jobs, "
             f"population x generations, default population x {DEFAULT_GENERATIONS})", int),
     _Option("--max-parallel-jobs", "trials at once; they split the cores (default: {default})", int),
     _Option("--strategy", "search strategy (default: {default})", choices=tuple(map(str, Strategy))),
     _Option("--early-stopping", "stop poor trials early (default: {default})", choices=tuple(map(str, EarlyStopping))),
     _Option("--objective-last-k", "objective = mean of the last K reward values (default: {default}, the last)", int),
-    _Option("--population", "strategy PBT: members of the population (default: one per core, at least "
+    _Option("--population", "strategy PBT or PB2: members of the population (default: one per core, at least "
             f"{MIN_POPULATION})", int),
-    _Option("--perturbation-interval", "strategy PBT: env steps of a generation; at its end the worst members take "
-            "the best's checkpoints and perturb their values (default: {default:,}); a member trains max-jobs / "
+    _Option("--perturbation-interval", "strategy PBT or PB2: env steps of a generation; at its end the worst members "
+            "take the best's checkpoints and perturb their values (PB2: choose them with a bandit) (default: "
+            "{default:,}); a member trains max-jobs / "
             "population generations", int, "ENV_STEPS"),
     _Option("--seeds", "jobs per trial with different seeds; objective = their mean (default: {default})", int),
     _Option("--reevaluate-top", "after the search, train the K best configurations and the default again on fresh "

@@ -123,7 +123,7 @@ def test_a_ray_run_checks_its_cluster_before_the_run_directory_exists(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("strategy", ["PBT", "ASHA"])
+@pytest.mark.parametrize("strategy", ["PBT", "PB2", "ASHA"])
 def test_strategies_sagemaker_lacks_are_refused_before_any_aws_call(tmp_path, strategy):
     backend = api.SageMaker(sm_config(), endpoint_url="http://127.0.0.1:9")
     with pytest.raises(TuningError, match=f"strategy {strategy} runs locally or on a Ray cluster .* SageMaker AMT "

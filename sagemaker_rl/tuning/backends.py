@@ -46,11 +46,12 @@ def cpus_to_share(cluster: RayCluster) -> int:
     return cpus
 
 
-def check_pbt_storage(storage_path: str | None) -> None:
-    """Strategy PBT on a cluster copies checkpoints between a member's jobs: this machine must write the storage."""
+def check_pbt_storage(storage_path: str | None, strategy: str = "PBT") -> None:
+    """Strategy PBT (or PB2) on a cluster copies checkpoints between a member's jobs: this machine must write the
+    storage."""
     storage = Path(storage_path) if storage_path else None
     if storage is not None and not (storage.is_dir() and os.access(storage, os.W_OK)):
-        raise TuningError(f"strategy PBT copies checkpoints between a member's jobs through --storage-path, but "
+        raise TuningError(f"strategy {strategy} copies checkpoints between a member's jobs through --storage-path, but "
                           f"{storage} is not a directory this machine can write: mount the cluster's storage here "
                           "at the same path, or run the tuner on the head node")
 

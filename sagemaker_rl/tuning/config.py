@@ -86,7 +86,7 @@ DEFAULT_HYPERBAND_MIN_ENV_STEPS = 25_000  # about 3 iterations of the fast prese
 # measured (docs/benchmarks.md); the run's budget reserves it for each round of re-evaluation jobs.
 JOB_START_S = 20
 REEVALUATION_SEED_BASE = 10_000  # re-evaluations use the first seeds from here that no trial used
-# Strategy PBT's defaults.
+# Strategy PBT's (and PB2's) defaults.
 DEFAULT_PERTURBATION_INTERVAL = 50_000  # env steps: ~6 iterations of the fast preset, ~30 s on one core
 DEFAULT_GENERATIONS = 10  # the default budget: population x generations segments
 MIN_POPULATION = 4  # fewer members leave nobody to exploit but one
@@ -173,7 +173,7 @@ class TuningConfig:
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
         _check_kinds(self)
         _check_warm_start(self)
-        if self.strategy is Strategy.PBT:
+        if self.strategy.population_based:
             self._check_pbt()
         check_strategy(self.strategy, self.early_stopping, self.space)
         _check_train_budget(self)
@@ -202,22 +202,23 @@ class TuningConfig:
         if parameters == default.parameters:
             parameters = default_pbt_space().parameters
         object.__setattr__(self, "space", SearchSpace(parameters, static))
-        _check_pbt_space(self.space)
+        _check_pbt_space(self.space, self.strategy)
         for name, refused in (("seeds", self.seeds > 1), ("warm_start", bool(self.warm_start))):
             if refused:
-                raise TuningError(f"strategy PBT does not take {name}: each member is one job on its own seed, "
-                                  "trained from scratch; use strategy Bayesian for it")
+                raise TuningError(f"strategy {self.strategy} does not take {name}: each member is one job on its own "
+                                  "seed, trained from scratch; use strategy Bayesian for it")
         if self.completion.any:
-            raise TuningError("strategy PBT trains its whole population to the last generation: completion criteria "
-                              "(target_objective, max_jobs_not_improving, complete_on_convergence) end a search; "
-                              "drop them or use strategy Bayesian")
+            raise TuningError(f"strategy {self.strategy} trains its whole population to the last generation: "
+                              "completion criteria (target_objective, max_jobs_not_improving, complete_on_convergence) "
+                              "end a search; drop them or use strategy Bayesian")
         object.__setattr__(self, "reevaluate_top", 0)  # the answer is a trained member, not a configuration
         if self.max_jobs is not None and (self.max_jobs % self.population_size
                                           or self.max_jobs < 2 * self.population_size):
             size = self.population_size
             raise TuningError(
-                f"max_jobs {self.max_jobs} for strategy PBT must be a multiple of the population ({size}), at least "
-                f"two generations: use {max(2, round(self.max_jobs / size)) * size}, or change population"
+                f"max_jobs {self.max_jobs} for strategy {self.strategy} must be a multiple of the population "
+                f"({size}), at least two generations: use {max(2, round(self.max_jobs / size)) * size}, or change "
+                "population"
             )
 
     @property
@@ -253,7 +254,7 @@ class TuningConfig:
     @property
     def budget(self) -> int:
         """Trials in the run (strategy PBT: segments, population x generations)."""
-        if self.strategy is Strategy.PBT:
+        if self.strategy.population_based:
             return self.max_jobs or self.population_size * DEFAULT_GENERATIONS
         if self.strategy is Strategy.GRID:
             size = self.space.grid_size()
@@ -299,7 +300,7 @@ class TuningConfig:
             storage=storage,
             study_name=self.study_name or run_dir.name,
             sampler_seed=seed,
-            population=self.population_size if self.strategy is Strategy.PBT else self.population,
+            population=self.population_size if self.strategy.population_based else self.population,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -322,9 +323,9 @@ def _check_train_budget(config: TuningConfig) -> None:
         return
     budget = parse_train_budget(config.train_budget)
     object.__setattr__(config, "train_budget", str(config.train_budget).strip())  # a file's 1000000 is text too
-    if config.strategy is Strategy.PBT:
-        raise TuningError("strategy PBT's answer is its best member, trained for the whole run: drop train_budget "
-                          "(a member trains max_jobs / population x perturbation_interval env steps)")
+    if config.strategy.population_based:
+        raise TuningError(f"strategy {config.strategy}'s answer is its best member, trained for the whole run: "
+                          "drop train_budget (a member trains max_jobs / population x perturbation_interval env steps)")
     if not config.reevaluate_top:
         raise TuningError("train_budget is the budget the re-evaluation trains at: set reevaluate_top to 1 or more")
     if config.strategy is Strategy.ASHA:  # a search trial that is not stopped early trains the whole budget
@@ -503,23 +504,23 @@ def record_run(given: TuningConfig, config: TuningConfig, command: list[str] | N
     write_config_file(config.run_dir, data)
 
 
-def _check_pbt_space(space: SearchSpace) -> None:
-    """TuningError when PBT cannot perturb a tuned key live or the static values stop the jobs."""
+def _check_pbt_space(space: SearchSpace, strategy: Strategy) -> None:
+    """TuningError when PBT (or PB2) cannot perturb a tuned key live or the static values stop the jobs."""
     for name in space.names:
         reason = not_live_reason(name)
         if reason is not None:
             raise TuningError(
-                f"strategy PBT cannot change {name} between a member's jobs ({reason}): fix it under static "
+                f"strategy {strategy} cannot change {name} between a member's jobs ({reason}): fix it under static "
                 "or tune it with strategy Bayesian"
             )
     stops = sorted(key for key in space.static if key.startswith(STOP_PREFIX))
     if stops:
         raise TuningError(
-            f"strategy PBT ends every job at a perturbation boundary, so static {stops[0]} has no use: drop it "
+            f"strategy {strategy} ends every job at a perturbation boundary, so static {stops[0]} has no use: drop it "
             "(a member trains max_jobs / population x perturbation_interval env steps)"
         )
     if SEED_KEY in space.names:
-        raise TuningError(f"strategy PBT gives each member its own {SEED_KEY}: it cannot be tuned")
+        raise TuningError(f"strategy {strategy} gives each member its own {SEED_KEY}: it cannot be tuned")
 
 
 def _space(data: Mapping[str, Any], base: SearchSpace) -> SearchSpace:

@@ -35,6 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sagemaker_rl.files import write_atomically
 from sagemaker_rl.job import SEED_KEY, STOP_PREFIX
+from sagemaker_rl.tuning import bandit
 from sagemaker_rl.tuning import direction as objective
 from sagemaker_rl.tuning.ranking import final_member, segments
 from sagemaker_rl.tuning.record import TrialRecord, read, tuned
@@ -47,6 +48,7 @@ from sagemaker_rl.tuning.space import (
     Scaling,
     SearchSpace,
     TuningError,
+    from_unit,
 )
 
 # Ray Tune's PBT defaults, which the paper's experiments used too.
@@ -83,9 +85,11 @@ class Population:
     """Plans the segments of a PBT run from its trials: the next one to start, and when the run is done."""
 
     def __init__(
-        self, space: SearchSpace, *, population: int, generations: int, direction: StudyDirection, seed: int
+        self, space: SearchSpace, *, population: int, generations: int, direction: StudyDirection, seed: int,
+        bandit: bool = False,
     ) -> None:
         self._space = space
+        self._bandit = bandit  # PB2: the explorers' values chosen by bandit.py, not perturbed
         self._population = population
         self._generations = generations
         self._direction = direction
@@ -123,15 +127,47 @@ class Population:
         size = min(max(1, math.ceil(self._population * QUANTILE_FRACTION)), self._population // 2)
         top = ranked[:size]
         continuing -= {trial.number for trial in ranked[max(size, len(ranked) - size):]}  # the bottom, never the top
+        donors = {member: rng.choice(top) for member, trial in enumerate(previous) if trial.number not in continuing}
+        explored = self._explore(generation, planned, donors, rng)
         plan = []
         for member, trial in enumerate(previous):
-            if trial.number in continuing:
+            if member in donors:
+                donor = donors[member]
+                plan.append(Segment(member, generation, explored[member], donor.number,
+                                    exploited=read(donor).member))
+            else:
                 plan.append(Segment(member, generation, tuned(trial), trial.number))
-                continue
-            donor = rng.choice(top)
-            plan.append(Segment(member, generation, explore(self._space, tuned(donor), rng), donor.number,
-                                exploited=read(donor).member))
         return plan
+
+    def _explore(self, generation: int, planned: Mapping[tuple[int, int], FrozenTrial],
+                 donors: Mapping[int, FrozenTrial], rng: random.Random) -> dict[int, dict[str, Any]]:
+        """Each exploring member's values, from its donor's: PB2's bandit where it has data, else perturbed."""
+        if self._bandit:
+            starts = [(generation, float(donor.value)) for donor in donors.values()]  # type: ignore[arg-type]
+            chosen = bandit.choose(self._space, self._history(planned, generation), starts, rng)
+            if chosen is not None:
+                return dict(zip(donors, chosen, strict=True))
+        return {member: explore(self._space, tuned(donor), rng) for member, donor in donors.items()}
+
+    def _history(self, planned: Mapping[tuple[int, int], FrozenTrial], generation: int) -> list[bandit.Observation]:
+        """The complete segments before `generation`: each one's gain over the objective it started from (its
+        parent's; a first segment's first report)."""
+        sign = objective.sign(self._direction)
+        by_number = {trial.number: trial for trial in planned.values()}
+        found = []
+        for (_, ran), trial in sorted(planned.items(), key=lambda item: item[0][::-1]):  # by generation
+            if ran >= generation or trial.state != TrialState.COMPLETE or not _finite(trial.value):
+                continue
+            parent = read(trial).parent
+            start: float | None
+            if parent is None:
+                first = min(trial.intermediate_values, default=None)
+                start = None if first is None else trial.intermediate_values[first]
+            else:
+                start = by_number[parent].value if parent in by_number else None
+            if start is not None and trial.value is not None and _finite(start):
+                found.append(bandit.Observation(ran, start, tuned(trial), sign * (trial.value - start)))
+        return found
 
 
 def explore(space: SearchSpace, values: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -178,16 +214,7 @@ def sample_value(parameter: Parameter, rng: random.Random) -> Any:
     """A value drawn uniformly on the parameter's scale."""
     if isinstance(parameter, CategoricalParameter):
         return rng.choice(parameter.values)
-    low, high = float(parameter.min_value), float(parameter.max_value)
-    if parameter.scale is Scaling.LOGARITHMIC:
-        drawn = math.exp(rng.uniform(math.log(low), math.log(high)))
-    elif parameter.scale is Scaling.REVERSE_LOGARITHMIC:
-        drawn = 1 - math.exp(rng.uniform(math.log(1 - high), math.log(1 - low)))
-    else:
-        drawn = rng.uniform(low, high)
-    if isinstance(parameter, IntegerParameter):
-        return int(min(high, max(low, round(drawn))))
-    return min(high, max(low, drawn))
+    return from_unit(parameter, rng.random())
 
 
 def start_from(parent_dir: Path, job_dir: Path) -> None:

@@ -279,11 +279,12 @@ class Plan:
 
 def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
     """The phases of a run of `config`."""
-    if config.strategy is Strategy.PBT:
+    if config.strategy.population_based:
         population = pbt.Population(config.space, population=config.population_size,
                                     generations=config.generations, direction=direction,
-                                    seed=config.sampler_seed or 0)
-        text = (f"population-based training of {config.label}: {config.population_size} members, "
+                                    seed=config.sampler_seed or 0, bandit=config.strategy is Strategy.PB2)
+        kind = "population-based bandits (PB2)" if config.strategy is Strategy.PB2 else "population-based training"
+        text = (f"{kind} of {config.label}: {config.population_size} members, "
                 f"{config.generations} generations of {config.perturbation_interval:,} env steps "
                 f"({config.budget} jobs)")
         return Plan([Generations(population, text, config.generations)])

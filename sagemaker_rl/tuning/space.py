@@ -289,6 +289,36 @@ _PARAMETER_FIELDS = {
 }
 
 
+def to_unit(parameter: ContinuousParameter | IntegerParameter, value: float) -> float:
+    """Where `value` lies in the parameter's range on its scale, from 0 (min_value) to 1 (max_value)."""
+    low, high = _scaled(parameter, parameter.min_value), _scaled(parameter, parameter.max_value)
+    return min(1.0, max(0.0, (_scaled(parameter, value) - low) / (high - low))) if high != low else 0.5
+
+
+def from_unit(parameter: ContinuousParameter | IntegerParameter, unit: float) -> Any:
+    """The value at `unit` (0 to 1) of the parameter's range on its scale, kept in the range."""
+    low, high = _scaled(parameter, parameter.min_value), _scaled(parameter, parameter.max_value)
+    value = _unscaled(parameter, low + unit * (high - low))
+    value = min(parameter.max_value, max(parameter.min_value, value))
+    return int(round(value)) if isinstance(parameter, IntegerParameter) else float(value)
+
+
+def _scaled(parameter: ContinuousParameter | IntegerParameter, value: float) -> float:
+    if parameter.scale is Scaling.LOGARITHMIC:
+        return math.log(value)
+    if parameter.scale is Scaling.REVERSE_LOGARITHMIC:
+        return -math.log(1 - value)
+    return float(value)
+
+
+def _unscaled(parameter: ContinuousParameter | IntegerParameter, scaled: float) -> float:
+    if parameter.scale is Scaling.LOGARITHMIC:
+        return math.exp(scaled)
+    if parameter.scale is Scaling.REVERSE_LOGARITHMIC:
+        return 1 - math.exp(-scaled)
+    return scaled
+
+
 def parse_parameter(name: str, data: Mapping[str, Any]) -> Parameter:
     """One parameter from its file form, e.g. {type: Continuous, min_value: 0.5, max_value: 1.0}."""
     if not isinstance(data, Mapping):

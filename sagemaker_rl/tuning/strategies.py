@@ -36,10 +36,16 @@ class Strategy(StrEnum):
     GRID = "Grid"
     HYPERBAND = "Hyperband"
     PBT = "PBT"  # population-based training (pbt.py); not a SageMaker strategy: local and Ray runs
+    PB2 = "PB2"  # PBT whose explore is a bandit (bandit.py); local and Ray runs
     ASHA = "ASHA"  # TPE with asynchronous successive halving on env steps; not a SageMaker strategy either
 
+    @property
+    def population_based(self) -> bool:
+        """A population trained in generations (pbt.py) rather than a search of separate trials."""
+        return self in (Strategy.PBT, Strategy.PB2)
 
-LOCAL_STRATEGIES = (Strategy.PBT, Strategy.ASHA)  # strategies SageMaker AMT does not have
+
+LOCAL_STRATEGIES = (Strategy.PBT, Strategy.PB2, Strategy.ASHA)  # strategies SageMaker AMT does not have
 ASHA_REDUCTION_FACTOR = 3  # a third of the trials at a rung go on to the next, three times as long
 
 
@@ -62,7 +68,8 @@ def parse_early_stopping(value: Any) -> EarlyStopping:
 
 def check_strategy(strategy: Strategy, early_stopping: EarlyStopping, space: SearchSpace) -> None:
     """Raise TuningError for a combination SageMaker would reject."""
-    if strategy in (Strategy.HYPERBAND, Strategy.PBT, Strategy.ASHA) and early_stopping is EarlyStopping.AUTO:
+    stops_by_itself = strategy in (Strategy.HYPERBAND, Strategy.ASHA) or strategy.population_based
+    if stops_by_itself and early_stopping is EarlyStopping.AUTO:
         raise TuningError(
             f"strategy {strategy} stops poor trials by itself, so early_stopping must be Off "
             "(as in SageMaker): drop early_stopping Auto or use strategy Bayesian"
@@ -82,7 +89,7 @@ def make_sampler(
     strategy: Strategy, space: SearchSpace, *, seed: int | None, max_jobs: int
 ) -> optuna.samplers.BaseSampler:
     """The Optuna sampler that implements `strategy` on `space`."""
-    if strategy in (Strategy.RANDOM, Strategy.PBT):  # PBT's values are planned (pbt.py) and enqueued
+    if strategy is Strategy.RANDOM or strategy.population_based:  # PBT's values are planned (pbt.py) and enqueued
         return optuna.samplers.RandomSampler(seed=seed)
     if strategy is Strategy.GRID:
         return _GridSampler(space.grid(), seed=seed)

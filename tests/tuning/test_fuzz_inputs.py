@@ -201,6 +201,8 @@ COMMAND_CASES = [
     ["--seeds", "0"],
     ["--population", "1", "--strategy", "PBT"],
     ["--perturbation-interval", "0", "--strategy", "PBT"],
+    ["--population", "1", "--strategy", "PB2"],
+    ["--seeds", "2", "--strategy", "PB2"],
     ["--warm-start", "a", "b", "c", "d", "e", "f"],
     ["--storage", "postgresql://user:secret@127.0.0.1:1/db"],
     ["--run-dir", "tuning.yaml"],

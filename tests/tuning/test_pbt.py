@@ -18,9 +18,9 @@ import pytest
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from sagemaker_rl.tuning import TuningError, load_config, pbt
+from sagemaker_rl.tuning import TuningError, load_config, load_run_config, pbt
 from sagemaker_rl.tuning.ranking import segments
-from sagemaker_rl.tuning.record import TrialRecord, read
+from sagemaker_rl.tuning.record import TrialRecord, read, tuned
 from sagemaker_rl.tuning.runners import _start_time
 from sagemaker_rl.tuning.space import (
     CategoricalParameter,
@@ -104,9 +104,9 @@ def test_pbt_refuses_settings_a_restored_job_does_not_use_and_stop_criteria(tmp_
     assert (config.budget, config.generations, config.reevaluate_top) == (30, 10, 0)
 
 
-TINY_PBT = ["--problem", "reacher", "--strategy", "PBT", "--population", "2", "--perturbation-interval", "4000",
-            "--num-cpus", "2", "--sampler-seed", "3",
-            *[arg for key, value in TINY_PPO.items() for arg in ("--static", f"{key}={value}")]]
+TINY_PBT = ["--problem", "reacher", "--population", "2", "--perturbation-interval", "4000", "--num-cpus", "2",
+            "--sampler-seed", "3", *[arg for key, value in TINY_PPO.items() for arg in ("--static", f"{key}={value}")]]
+POPULATION_STRATEGIES = pytest.mark.parametrize("strategy", ["PBT", "PB2"])  # PB2: PBT with the bandit's explore
 
 
 def _tune(*args: str, **kwargs):
@@ -138,9 +138,11 @@ def _first_row(job_dir: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_a_tiny_pbt_run_exploits_and_the_taker_continues_the_donors_checkpoint_with_its_new_values(tmp_path):
+@POPULATION_STRATEGIES
+def test_a_tiny_pbt_run_exploits_and_the_taker_continues_the_donors_checkpoint_with_its_new_values(tmp_path,
+                                                                                                   strategy):
     run_dir = tmp_path / "run"
-    process = _tune(*TINY_PBT, "--max-jobs", "6", "--run-dir", str(run_dir))
+    process = _tune(*TINY_PBT, "--strategy", strategy, "--max-jobs", "6", "--run-dir", str(run_dir))
     out, _ = process.communicate(timeout=600)
     assert process.returncode == 0, out[-3000:]
     trials = _trials(run_dir)
@@ -171,9 +173,10 @@ def test_a_tiny_pbt_run_exploits_and_the_taker_continues_the_donors_checkpoint_w
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_then_resume_continues_the_population_and_reruns_only_running_segments(tmp_path):
+@POPULATION_STRATEGIES
+def test_kill_9_mid_run_then_resume_continues_the_population_and_reruns_only_running_segments(tmp_path, strategy):
     run_dir = tmp_path / "run"
-    tuner = _tune(*TINY_PBT, "--max-jobs", "6", "--run-dir", str(run_dir))
+    tuner = _tune(*TINY_PBT, "--strategy", strategy, "--max-jobs", "6", "--run-dir", str(run_dir))
     deadline = time.monotonic() + 300
     while not any(read(trial).generation == 1 and trial.state == TrialState.RUNNING
                   for trial in _trials_so_far(run_dir)):
@@ -198,5 +201,11 @@ def test_kill_9_mid_run_then_resume_continues_the_population_and_reruns_only_run
     kept = {trial.number for trial in done.values()}
     rerun = [trial for trial in trials if trial.number not in kept]
     assert 1 <= len(rerun) <= 2  # at most the generation that was running: no member lost more than one interval
+    space = load_run_config(run_dir).space
+    for trial in rerun:  # planned again from the record alone: the same donor and the same explored values
+        again = done[(read(trial).member, read(trial).generation)]
+        values = read(trial).tuned or space.real_values(trial.params)  # killed while asking: the values asked
+        assert read(again).parent == read(trial).parent
+        assert {name: tuned(again)[name] for name in values} == pytest.approx(values)
     for pid_file in run_dir.glob("trials/*/job.pid"):  # the dead tuner's jobs were stopped
         assert _start_time(json.loads(pid_file.read_text())["pid"]) is None  # gone (or a zombie)
