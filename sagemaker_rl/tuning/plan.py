@@ -129,13 +129,34 @@ class SearchEnd:
     def _reevaluation_s(self, finished: Sequence[FrozenTrial], trial_s: float) -> float:
         """The re-evaluation's expected wall time, from the search trials' durations and env-step rates."""
         training = self.training
+        # A trial of several seeds has several jobs, timed together: its curve does not time one job.
+        measured = [cost for trial in finished if self.seeds == 1 and (cost := _job_cost(trial)) is not None]
+        overhead_s = statistics.median(start for start, _ in measured) if measured else JOB_START_S
         if training is not None and training.seconds is not None:
-            return self.rounds * (training.seconds + JOB_START_S)
-        rates = [trial.last_step * self.seeds / (read(trial).duration_s or 1.0)
-                 for trial in finished if trial.last_step]
-        if training is not None and training.env_steps is not None and rates:
-            return self.rounds * (training.env_steps / statistics.median(rates) + JOB_START_S)
+            return self.rounds * (training.seconds + overhead_s)
+        if training is not None and training.env_steps is not None:
+            steps = training.env_steps
+            if measured:  # each trial's own start-up and rate: a job's time is not proportional to its steps
+                return self.rounds * statistics.median(start + steps / rate for start, rate in measured)
+            rates = [trial.last_step * self.seeds / (read(trial).duration_s or 1.0)
+                     for trial in finished if trial.last_step]
+            if rates:
+                return self.rounds * (steps / statistics.median(rates) + JOB_START_S)
         return self.rounds * trial_s / self.seeds  # a re-evaluation job is as long as a trial's
+
+
+def _job_cost(trial: FrozenTrial) -> tuple[float, float] | None:
+    """A finished trial's job as (seconds besides training, env steps per second): the rate between its first and
+    last report, the rest of its wall time start-up and exit; None without two reports."""
+    curve = sorted((int(step), seconds) for step, seconds in (read(trial).curve_s or {}).items())
+    duration = read(trial).duration_s
+    if len(curve) < 2 or not duration:
+        return None
+    (first, first_s), (last, last_s) = curve[0], curve[-1]
+    if last <= first or last_s <= first_s:
+        return None
+    rate = (last - first) / (last_s - first_s)
+    return max(0.0, duration - last / rate), rate
 
 
 @dataclass

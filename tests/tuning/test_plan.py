@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
@@ -134,3 +135,26 @@ def test_the_search_keeps_time_for_a_re_evaluation_at_the_training_budget():
     assert make_plan(stepped, MAX).next(View(finished, MAX, elapsed_s=1000 - 100 - 2 * (400 + JOB_START_S))) == \
         Sample()
     assert isinstance(make_plan(stepped, MAX).next(View(finished, MAX, elapsed_s=61)), Retrain)
+
+
+def test_a_trials_curve_times_its_job_start_up_apart_from_its_env_step_rate():
+    # 100 s of wall time: the first report at 10,000 steps after 25 s, then 50,000 steps in 60 s, 15 s to exit.
+    # After start-up the rate is 833 steps/s: 60,000 steps are 72 s of it, so the job's other 28 s are paid once
+    # and 200,000 steps take 28 + 240 = 268 s (not 400 + JOB_START_S at the whole wall time's rate).
+    curved = [_trial(number, TrialState.COMPLETE, 1.0, duration_s=100.0, curve_s={"10000": 25.0, "60000": 85.0})
+              for number in range(3)]
+    for trial in curved:
+        trial.intermediate_values = {10_000: 0.5, 60_000: 1.0}
+    stepped = TuningConfig(space=SPACE, max_jobs=20, reevaluate_seeds=2, train_budget="200k", max_runtime_s=1000,
+                           check_hyperparameters=False)
+    one_job_s = 100 - 60_000 / (50_000 / 60) + 200_000 / (50_000 / 60)
+    assert one_job_s == pytest.approx(268)
+    assert make_plan(stepped, MAX).next(View(curved, MAX, elapsed_s=1000 - 100 - 2 * one_job_s)) == Sample()
+    assert isinstance(make_plan(stepped, MAX).next(View(curved, MAX, elapsed_s=1000 - 100 - 2 * one_job_s + 1)),
+                      Retrain)
+    # a time budget pays the same measured start-up and exit instead of JOB_START_S
+    timed = TuningConfig(space=SPACE, max_jobs=20, reevaluate_seeds=2, train_budget="300s", max_runtime_s=1000,
+                         check_hyperparameters=False)
+    assert make_plan(timed, MAX).next(View(curved, MAX, elapsed_s=1000 - 100 - 2 * (300 + 28))) == Sample()
+    assert isinstance(make_plan(timed, MAX).next(View(curved, MAX, elapsed_s=1000 - 100 - 2 * (300 + 28) + 1)),
+                      Retrain)
