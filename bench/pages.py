@@ -752,11 +752,15 @@ def _gain_history_row(result: _Result) -> list[str]:
 _PBT_METHOD = """\
 `bench/pbt_vs_search.py` runs whole tuning runs of reacher, one strategy after another (their order turns
 with each repeat), with budgets of about the same wall time: Bayesian and Random search a number of
-fixed-length trials two at a time without re-evaluation, PBT trains a population for a number of
-generations two at a time. The policy each run ends with (PBT: the best final member's `model/`; a search:
-its best trial's `model/`) is then evaluated on fresh episode seeds, deterministic actions: its mean return
-± the spread over episodes. A PBT member's training is not thrown away at the end of a trial, so its policy
-holds its lineage's training time where a search's best holds one trial's."""
+fixed-length trials two at a time without re-evaluation, PBT (and PB2, PBT whose explore is a bandit) trains a
+population for a number of generations two at a time. The policy each run ends with (PBT, PB2: the best final
+member's `model/`; a search: its best trial's `model/`) is then evaluated on fresh episode seeds,
+deterministic actions: its mean return ± the spread over episodes. A PBT member's training is not thrown away
+at the end of a trial, so its policy holds its lineage's training time where a search's best holds one
+trial's."""
+
+
+_POPULATION_STRATEGIES = {"PBT", "PB2"}
 
 
 def _pbt_table(result: _Result) -> str:
@@ -897,13 +901,20 @@ def _peers_history_row(result: _Result) -> list[str]:
 
 
 def _kind_section(loaded: list[_Result], kind: str, title: str, method: str, tables: Any,
-                  history: tuple[list[str], Any]) -> _Section | None:
-    """A section of one result kind: its method, the newest file's tables, then a row per file when there are more."""
+                  history: tuple[list[str], Any], per: str | None = None) -> _Section | None:
+    """A section of one result kind: its method, the newest file's tables (with `per`, a field: the newest of each
+    value of it, under its own heading), then a row per file when there are more."""
     used = _of(loaded, kind)
     if not used:
         return None
-    newest = _newest(used)
-    parts = [method, _checked(newest, tables, newest)]
+    parts = [method]
+    if per is None:
+        newest = _newest(used)
+        parts.append(_checked(newest, tables, newest))
+    else:
+        for value in sorted({str(result.data[per]) for result in used}):
+            newest = _newest([result for result in used if str(result.data[per]) == value])
+            parts.append(f"### {value}\n\n" + _checked(newest, tables, newest))
     header, row = history
     if len(used) > 1:
         parts.append("Every run:\n\n" + _table(header, [_checked(result, row, result) for result in used]))
@@ -986,7 +997,7 @@ _ONE_KIND_SECTIONS = (
     ("pbt-vs-search", "PBT vs search", _PBT_METHOD, _pbt_table,
      (["file", "date", "load average", "return on fresh seeds, per repeat"], _pbt_history_row)),
     ("peers", "Tuners side by side", _PEERS_METHOD, _peers_tables,
-     (["file", "date", "target", "budget per tool", "best answer"], _peers_history_row)),
+     (["file", "date", "target", "budget per tool", "best answer"], _peers_history_row), "target"),
     ("humanoid", "Humanoid", _HUMANOID_METHOD, _humanoid_tables,
      (["file", "date", "winner", "fast: best", "seed: best"], _humanoid_history_row)),
 )
@@ -1063,13 +1074,17 @@ def _pbt_headline(loaded: list[_Result]) -> str | None:
     if not used:
         return None
     result = _newest(used)
-    per_repeat = [row for row in _pbt_by_repeat(result.data).values() if "PBT" in row and len(row) > 1]
+    per_repeat = [row for row in _pbt_by_repeat(result.data).values()
+                  if "PBT" in row and set(row) - _POPULATION_STRATEGIES]
     if not per_repeat:
         return None
     pbt = " and ".join(f"{row['PBT']:.2f}" for row in per_repeat)
-    best = " and ".join(f"{max(v for k, v in row.items() if k != 'PBT'):.2f}" for row in per_repeat)
+    pb2 = [f"{row['PB2']:.2f}" for row in per_repeat if "PB2" in row]
+    best = " and ".join(f"{max(v for k, v in row.items() if k not in _POPULATION_STRATEGIES):.2f}"
+                        for row in per_repeat)
+    with_pb2 = f", PB2's {' and '.join(pb2)}" if pb2 else ""
     return (f"PBT against search on reacher at about equal wall time: the policy PBT ends with returns {pbt} on "
-            f"fresh episode seeds ({len(per_repeat)} repeats), the best search's {best} (`{result.shown}`).")
+            f"fresh episode seeds ({len(per_repeat)} repeats){with_pb2}, the best search's {best} (`{result.shown}`).")
 
 
 def _generic_headline(loaded: list[_Result]) -> str | None:
@@ -1094,17 +1109,36 @@ def _generic_headline(loaded: list[_Result]) -> str | None:
 
 
 def _peers_headline(loaded: list[_Result]) -> str | None:
-    """Only a finished run: the answers' means on fresh seeds, best first, with the default's."""
-    used = [result for result in _of(loaded, "peers") if "finished" in result.data and result.data.get("summary")]
-    if not used:
+    """Only finished runs, the newest of each target: the answers' means on fresh seeds, best first."""
+    newest: dict[str, _Result] = {}
+    for result in _of(loaded, "peers"):
+        if "finished" in result.data and result.data.get("summary"):
+            target = result.data["target"]
+            newest[target] = _newest([result, newest[target]]) if target in newest else result
+    if not newest:
         return None
-    result = _newest(used)
-    data, summary = result.data, result.data["summary"]
-    ranked = sorted(summary.items(), key=lambda item: -item[1]["mean"])
-    figures = ", ".join(f"{_answer_name(name)} {row['mean']:.1f}" for name, row in ranked)
-    return (f"Tuners side by side on {data['target']} (no default of ours chosen on it), {data['budget_s']:g} s each "
-            f"on {data['cpus']} cores, each answer trained again for {data['train_steps']:,} env steps on "
-            f"{data['seeds']} fresh seeds, mean return of the final policies: {figures} (`{result.shown}`).")
+    clauses = []
+    for target, result in sorted(newest.items()):
+        data = result.data
+        ranked = sorted(data["summary"].items(), key=lambda item: -item[1]["mean"])
+        figures = ", ".join(f"{_answer_name(name)} {row['mean']:.1f}" for name, row in ranked)
+        clauses.append(f"on {target} ({_default_of(target)}; {data['budget_s']:g} s each on {data['cpus']} cores, "
+                       f"answers trained again for {data['train_steps']:,} env steps on {data['seeds']} fresh seeds): "
+                       f"{figures} (`{result.shown}`)")
+    return "Tuners side by side, mean return of the final policies " + "; ".join(clauses) + "."
+
+
+def _default_of(label: str) -> str:
+    """Whether the untuned default of a target was chosen on it (a problem's own preset) or not (generic)."""
+    from common import target
+
+    from sagemaker_rl.job.keys import SIMULATOR_KEY
+    from sagemaker_rl.job.problems import GENERIC, default_preset, get_preset
+
+    chosen = target(label)
+    preset = GENERIC if chosen.problem is None else get_preset(chosen.problem, chosen.env[SIMULATOR_KEY],
+                                                                default_preset(chosen.problem))
+    return "no default of ours chosen on it" if preset is GENERIC else "its default is its own `fast` preset"
 
 
 def _humanoid_headline(loaded: list[_Result]) -> str | None:

@@ -99,7 +99,7 @@ def _pbt() -> list[dict[str, Any]]:
     return [{"strategy": strategy, "run_dir": "/tmp/x", "wall_s": 500.0, "load_before": 1.0, "load_after": 2.0,
              "trials": 16, "answer_trial": 3, "answer_objective": 9.5, "policy_env_steps": 327680,
              "policy_training_s": 150.0, "evaluation_mean": mean, "evaluation_std": 5.67, "episodes": 50, "repeat": 0}
-            for strategy, mean in (("PBT", 12.34), ("Bayesian", 4.56), ("Random", 7.89))]
+            for strategy, mean in (("PBT", 12.34), ("PB2", 15.0), ("Bayesian", 4.56), ("Random", 7.89))]
 
 
 def _generic(*, finished: bool) -> dict[str, Any]:
@@ -197,6 +197,10 @@ def results(tmp_path: Path) -> Path:
     _write(directory, "generic-default-20261205-090000.json", _generic(finished=True))
     _write(directory, "generic-default-20261206-090000.json", _generic(finished=False))
     _write(directory, "peers-Pendulum-v1-20261205-130000.json", _peers(finished=True))
+    hopper = _peers(finished=True)
+    hopper.update(target="hopper/roboschool", budget_s=600, train_steps=300000)
+    hopper["summary"]["ours"]["mean"], hopper["summary"]["default"]["mean"] = 1200.0, 1500.0
+    _write(directory, "peers-hopper-roboschool-20261205-150000.json", hopper)
     _write(directory, "humanoid-20261205.json", _humanoid(finished=True))
     return directory
 
@@ -283,10 +287,15 @@ def test_the_headline_names_each_figures_file(pages, results):
     assert "`seed` preset 33 at 30 min and 49 at 60 min; `fast` preset 457 at 30 min and 1,234 at 60 min" in text
     assert "4,321 env steps/s sampling, 0.22" in lines[0] and "10.0× RLlib's default" in lines[0]
     assert "fast preset, 1 CPU 123 s (0.50 of SB3's time)" in lines[1]
-    assert "PBT ends with returns 12.34" in text and "the best search's 7.89" in text
+    assert "PBT ends with returns 12.34" in text and "PB2's 15.00, the best search's 7.89" in text  # PB2 no search
     assert "Pendulum-v1 -234.5 vs -1200.0" in text  # the finished generic run, not the newer partial one
     # in the tuning gain's place:
-    assert "mean return of the final policies: ours (default study) -350.0, untuned default -1050.0" in text
+    assert ("mean return of the final policies on Pendulum-v1 (no default of ours chosen on it; 900 s each on 2 "
+            "cores, answers trained again for 100,000 env steps on 2 fresh seeds): ours (default study) -350.0, "
+            "untuned default -1050.0") in text
+    assert ("; on hopper/roboschool (its default is its own `fast` preset; 600 s each on 2 cores, answers trained "
+            "again for 300,000 env steps on 2 fresh seeds): untuned default 1500.0, ours (default study) "
+            "1200.0") in text
     assert all(f"`{results}/" in line for line in lines)
     assert text == pages.headline(results)
 
