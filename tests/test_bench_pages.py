@@ -225,8 +225,8 @@ def test_the_headline_of_bench_results_is_3_to_7_bullets_each_naming_its_file(pa
     assert 3 <= len(lines) <= 7
     for line in lines:
         assert line.startswith("- ")
-        (name,) = re.findall(r"`bench/results/([^`]+\.json)`", line)
-        assert (BENCH / "results" / name).is_file()
+        names = re.findall(r"`bench/results/([^`]+\.json)`", line)  # the peers bullet names a file per target
+        assert names and all((BENCH / "results" / name).is_file() for name in names), line
 
 
 def test_each_kind_renders_its_figures_and_names_its_file(pages, results):
