@@ -24,9 +24,8 @@ from sagemaker_rl.tuning.space import (
     from_unit,
     to_unit,
 )
+from tests.tuning.test_pbt import GAMMA, LR
 
-LR = ContinuousParameter("rl.training.config.lr", 1e-4, 1e-2, Scaling.LOGARITHMIC)
-GAMMA = ContinuousParameter("rl.training.config.gamma", 0.9, 0.999, Scaling.REVERSE_LOGARITHMIC)
 CLIP = ContinuousParameter("rl.training.config.clip_param", 0.1, 0.4)
 EPOCHS = IntegerParameter("rl.training.config.num_epochs", 1, 30, Scaling.LINEAR)
 MODE = CategoricalParameter("rl.training.config.batch_mode", ("truncate_episodes", "complete_episodes"))
@@ -106,9 +105,7 @@ def test_the_population_gives_the_bandit_each_segments_gain_over_where_it_starte
         (0, 1.0, sign * 4.0), (0, 1.5, sign * 0.5), (1, 5.0, sign * 4.0), (1, 5.0, sign * -2.0)]
     assert population._history(segments(trials), 1) == history[:2]  # only generations before the one planned
     plan = population._plan(2, segments(trials))
-    assert population._plan(2, segments(trials)) == plan
-    taker = next(segment for segment in plan if segment.exploited is not None)
-    assert taker.tuned[LR.name] not in {1e-3 * factor for factor in (0.8, 1.2)} | {4e-3 * 0.8, 4e-3 * 1.2}
+    assert population._plan(2, segments(trials)) == plan  # the same plan on every call (a resumed run)
 
 
 def test_pb2_is_pbt_with_the_bandit_explore_and_refuses_what_pbt_refuses():
