@@ -103,6 +103,7 @@ class SearchEnd:
     rounds: int = 0  # rounds of parallel jobs the re-evaluation needs after the search
     seeds: int = 1  # jobs per search trial
     training: TrainBudget | None = None  # what the re-evaluation trains (None: as long as a trial's job)
+    trials_at_training: bool = False  # a search trial not stopped early trains at `training` too (strategy ASHA)
 
     def has_room(self, view: View) -> bool:
         """A rerun is waiting, or the budget has room for a new search trial and no criterion is met."""
@@ -120,29 +121,39 @@ class SearchEnd:
                     and read(trial).duration_s]
         if self.max_runtime_s is None or not finished:
             return None
-        trial_s = statistics.median(read(trial).duration_s or 0.0 for trial in finished)
-        if view.elapsed_s + trial_s + self._reevaluation_s(finished, trial_s) <= self.max_runtime_s:
+        trial_s = self._trial_s(finished)
+        job_s = self._reevaluation_job_s(finished, trial_s)
+        if self.trials_at_training:  # a trial that is not stopped early trains as long as a re-evaluation job
+            trial_s = max(trial_s, job_s)
+        if view.elapsed_s + trial_s + self.rounds * job_s <= self.max_runtime_s:
             return None
         after = " and the re-evaluation after it" if self.rounds else ""
         return f"the run's max runtime ({self.max_runtime_s:g} s) leaves no time for another trial{after}"
 
-    def _reevaluation_s(self, finished: Sequence[FrozenTrial], trial_s: float) -> float:
-        """The re-evaluation's expected wall time, from the search trials' durations and env-step rates."""
+    @staticmethod
+    def _trial_s(finished: Sequence[FrozenTrial]) -> float:
+        """A new search trial's wall time: as long as the trials that were not stopped early (their median), or,
+        while every one was stopped early, the longest so far (early-stopped ones would underestimate it)."""
+        whole = [read(trial).duration_s or 0.0 for trial in finished if trial.state == TrialState.COMPLETE]
+        return statistics.median(whole) if whole else max(read(trial).duration_s or 0.0 for trial in finished)
+
+    def _reevaluation_job_s(self, finished: Sequence[FrozenTrial], trial_s: float) -> float:
+        """A re-evaluation job's expected wall time, from the search trials' durations and env-step rates."""
         training = self.training
         # A trial of several seeds has several jobs, timed together: its curve does not time one job.
         measured = [cost for trial in finished if self.seeds == 1 and (cost := _job_cost(trial)) is not None]
         overhead_s = statistics.median(start for start, _ in measured) if measured else JOB_START_S
         if training is not None and training.seconds is not None:
-            return self.rounds * (training.seconds + overhead_s)
+            return training.seconds + overhead_s
         if training is not None and training.env_steps is not None:
             steps = training.env_steps
             if measured:  # each trial's own start-up and rate: a job's time is not proportional to its steps
-                return self.rounds * statistics.median(start + steps / rate for start, rate in measured)
+                return statistics.median(start + steps / rate for start, rate in measured)
             rates = [trial.last_step * self.seeds / (read(trial).duration_s or 1.0)
                      for trial in finished if trial.last_step]
             if rates:
-                return self.rounds * (steps / statistics.median(rates) + JOB_START_S)
-        return self.rounds * trial_s / self.seeds  # a re-evaluation job is as long as a trial's
+                return steps / statistics.median(rates) + JOB_START_S
+        return trial_s / self.seeds  # a re-evaluation job is as long as a trial's
 
 
 def _job_cost(trial: FrozenTrial) -> tuple[float, float] | None:
@@ -309,8 +320,9 @@ def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
                 f"{config.generations} generations of {config.perturbation_interval:,} env steps "
                 f"({config.budget} jobs)")
         return Plan([Generations(population, text, config.generations)])
+    asha_at_training = config.strategy is Strategy.ASHA and config.training is not None
     end = SearchEnd(config.budget, config.completion, config.max_runtime_s, config.reevaluation_rounds, config.seeds,
-                    config.training)
+                    config.training, trials_at_training=asha_at_training)
     return Plan([
         Search(config.label, end),
         Reevaluation(config.reevaluate_top, config.reevaluate_seeds, end, dict(config.space.static),

@@ -158,3 +158,36 @@ def test_a_trials_curve_times_its_job_start_up_apart_from_its_env_step_rate():
     assert make_plan(timed, MAX).next(View(curved, MAX, elapsed_s=1000 - 100 - 2 * (300 + 28))) == Sample()
     assert isinstance(make_plan(timed, MAX).next(View(curved, MAX, elapsed_s=1000 - 100 - 2 * (300 + 28) + 1)),
                       Retrain)
+
+
+def _search_ends(config: TuningConfig, trials: list[FrozenTrial], elapsed_s: float) -> bool:
+    """The search started no trial at `elapsed_s` because the max runtime has no room for one."""
+    plan = make_plan(config, MAX)
+    if plan.next(View(trials, MAX, elapsed_s=elapsed_s)) == Sample():
+        return False
+    assert "max runtime" in (plan.stopped() or "")
+    return True
+
+
+def test_trials_stopped_early_do_not_shorten_what_the_search_expects_a_new_trial_to_take():
+    # trials pruned after 10 and 40 s and one that ran its whole 100 s: a new trial may run as long as the whole one
+    config = TuningConfig(space=SPACE, max_jobs=20, reevaluate_seeds=2, max_runtime_s=1000,
+                          check_hyperparameters=False)
+    pruned = [_trial(number, TrialState.PRUNED, duration_s=seconds) for number, seconds in enumerate((10.0, 40.0))]
+    trials = [*pruned, _trial(2, TrialState.COMPLETE, 1.0, duration_s=100.0)]
+    last_start = 1000 - 100 - 2 * 100  # the trial, then two rounds of re-evaluation jobs as long as a whole trial
+    assert not _search_ends(config, trials, last_start) and _search_ends(config, trials, last_start + 1)
+    # while every trial was stopped early, the longest of them is the estimate (not their median, 25 s)
+    last_start = 1000 - 40 - 2 * 40
+    assert not _search_ends(config, pruned, last_start) and _search_ends(config, pruned, last_start + 1)
+
+
+def test_asha_keeps_time_for_a_trial_that_runs_its_whole_training_budget():
+    # ASHA's trials train at the training budget unless stopped early: however short the stopped ones were, a new
+    # trial may take a whole re-evaluation job's time (300 s and its start-up); the bench's ASHA run, estimating
+    # from its stopped trials, started one that ran to the end and left its answer's re-evaluation no time
+    asha = TuningConfig(space=SPACE, strategy="ASHA", max_jobs=50, reevaluate_seeds=2, train_budget="300s",
+                        max_runtime_s=1200, check_hyperparameters=False)
+    pruned = [_trial(number, TrialState.PRUNED, duration_s=10.0) for number in range(5)]
+    last_start = 1200 - 3 * (300 + JOB_START_S)  # the trial, then two rounds of re-evaluation jobs
+    assert not _search_ends(asha, pruned, last_start) and _search_ends(asha, pruned, last_start + 1)
