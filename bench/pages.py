@@ -143,6 +143,7 @@ _KINDS = {
     "ray": "bench/ray_scaling.py's result on its own (<time>-ray.json)",
     "tuning-gain": "bench/tuning_gain.py's list of studies",
     "pbt-vs-search": "bench/pbt_vs_search.py's list of runs",
+    "main-job": "bench/pbt_vs_search.py --suite main-job's list of runs",
     "generic-default": "bench/generic_default.py's record",
     "peers": "bench/peers.py's record",
     "humanoid": "bench/humanoid.py's record",
@@ -159,6 +160,9 @@ _FIELDS = {  # the top-level fields (of each item, for a list) each kind may hav
     "pbt-vs-search": {"strategy", "run_dir", "wall_s", "load_before", "load_after", "trials", "answer_trial",
                       "answer_objective", "policy_env_steps", "policy_training_s", "evaluation_mean",
                       "evaluation_std", "episodes", "repeat", "error"},
+    "main-job": {"strategy", "run_dir", "wall_s", "load_before", "load_after", "trials", "answer_trial",
+                 "answer_objective", "policy_env_steps", "policy_training_s", "evaluation_mean", "evaluation_std",
+                 "episodes", "repeat", "error", "suite", "answer"},
     "generic-default": {"started", "command", "quick", "budget_s", "cpus", "machine_cores", "choose_seeds",
                         "report_seeds", "choice_problems", "report_problems", "discrete", "configs", "runs", "scores",
                         "choice", "finished"} | _NOTE_KEYS,
@@ -174,7 +178,7 @@ def _kind(data: Any) -> str | None:
         if all("study" in item and "reevaluation" in item for item in data):
             return "tuning-gain"
         if all("strategy" in item and "wall_s" in item for item in data):
-            return "pbt-vs-search"
+            return "main-job" if all(item.get("suite") == "main-job" for item in data) else "pbt-vs-search"
         return None
     if not isinstance(data, dict):
         return None
@@ -759,6 +763,18 @@ deterministic actions: its mean return ± the spread over episodes. A PBT member
 at the end of a trial, so its policy holds its lineage's training time where a search's best holds one
 trial's."""
 
+_MAIN_JOB_METHOD = """\
+`bench/pbt_vs_search.py --suite main-job` asks what the README's main job (`make tune`) should do with its ~15
+minutes on 2 cores. It runs whole tuning runs of reacher one after another (their order turns with each
+repeat): the default study as it was (`scripts/tune.py --problem reacher`: 60-s trials, the re-evaluation at
+60 s), and runs planned to end within `--max-runtime 15m`: Bayesian and ASHA searches whose answer is
+re-evaluated at a 150-s training budget (`--train-budget 150s`), and PBT and PB2 with their default population
+and generations. The policy each run ends with (its `model/`) is evaluated on fresh episode seeds,
+deterministic actions: its mean return ± the spread over episodes. "policy's trial" is the run's answer, with
+its objective (a re-evaluation's: the mean over its fresh seeds). The first run's ASHA arm (2026-12-05) lost its
+answer's re-evaluation to the max runtime, so its policy is the default's: the search had timed a new trial by
+its early-stopped ones, and one trained its whole budget; a new trial is now timed as a whole one."""
+
 
 _POPULATION_STRATEGIES = {"PBT", "PB2"}
 
@@ -996,6 +1012,8 @@ _ONE_KIND_SECTIONS = (
      (["file", "date", "load average", "largest gain"], _gain_history_row)),
     ("pbt-vs-search", "PBT vs search", _PBT_METHOD, _pbt_table,
      (["file", "date", "load average", "return on fresh seeds, per repeat"], _pbt_history_row)),
+    ("main-job", "The main job's 15 minutes", _MAIN_JOB_METHOD, _pbt_table,
+     (["file", "date", "load average", "return on fresh seeds, per repeat"], _pbt_history_row)),
     ("peers", "Tuners side by side", _PEERS_METHOD, _peers_tables,
      (["file", "date", "target", "budget per tool", "best answer"], _peers_history_row), "target"),
     ("humanoid", "Humanoid", _HUMANOID_METHOD, _humanoid_tables,
@@ -1067,6 +1085,25 @@ def _gain_headline(loaded: list[_Result]) -> str | None:
     return (f"Tuning gain on reacher: a {best['wall_s'] / 60:.0f}-minute tuning run of the `{best['study']}` study "
             f"found a configuration {best['gain']:+.2f} mean return above the default on {len(best['seeds'])} fresh "
             f"seeds (per seed {per_seed}) (`{result.shown}`).")
+
+
+def _main_job_headline(loaded: list[_Result]) -> str | None:
+    used = _of(loaded, "main-job")
+    if not used:
+        return None
+    result = _newest(used)
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for run in result.data:
+        if "evaluation_mean" in run:
+            arms.setdefault(run["strategy"], []).append(run)
+    if not arms:
+        return None
+    ranked = sorted(arms.items(), key=lambda item: -statistics.mean(run["evaluation_mean"] for run in item[1]))
+    figures = ", ".join(name + " " + " and ".join(f"{run['evaluation_mean']:.2f} ± {run['evaluation_std']:.2f} in "
+                                                    f"{run['wall_s']:.0f} s" for run in runs) for name, runs in ranked)
+    repeats = len({run.get("repeat") for runs in arms.values() for run in runs})
+    return (f"The main job's 15 minutes on reacher, the policy each kind of run ends with on fresh episode seeds "
+            f"(± over episodes; {repeats} repeat{'s' if repeats > 1 else ''}): {figures} (`{result.shown}`).")
 
 
 def _pbt_headline(loaded: list[_Result]) -> str | None:
@@ -1161,7 +1198,7 @@ _HEADLINES: list[Callable[[list[_Result]], str | None]] = [
     _throughput_headline,
     lambda loaded: _reward_headline(loaded, "reacher"),
     lambda loaded: _peers_headline(loaded) or _gain_headline(loaded),  # tuners side by side, once measured
-    _pbt_headline,
+    lambda loaded: _main_job_headline(loaded) or _pbt_headline(loaded),  # the main job's arms, once measured
     lambda loaded: _reward_headline(loaded, "hopper"),
     _humanoid_headline,
     _generic_headline,

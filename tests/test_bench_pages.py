@@ -102,6 +102,11 @@ def _pbt() -> list[dict[str, Any]]:
             for strategy, mean in (("PBT", 12.34), ("PB2", 15.0), ("Bayesian", 4.56), ("Random", 7.89))]
 
 
+def _main_job() -> list[dict[str, Any]]:
+    return [{**run, "strategy": f"{run['strategy']} 15m", "suite": "main-job", "answer": {"rl.training.lr": 1e-3}}
+            for run in _pbt()]
+
+
 def _generic(*, finished: bool) -> dict[str, Any]:
     def run(target: str, config: str, seed: int, final: float | None) -> dict[str, Any]:
         return {"target": target, "config": config, "seed": seed, "final_return": final, "iterations": 30,
@@ -194,6 +199,7 @@ def results(tmp_path: Path) -> Path:
     _write(directory, "20261205-120000-hopper.json", _hopper())
     _write(directory, "tuning-gain-20261205.json", _tuning_gain())
     _write(directory, "pbt-vs-search-20261205.json", _pbt())
+    _write(directory, "main-job-20261205-140000.json", _main_job())
     _write(directory, "generic-default-20261205-090000.json", _generic(finished=True))
     _write(directory, "generic-default-20261206-090000.json", _generic(finished=False))
     _write(directory, "peers-Pendulum-v1-20261205-130000.json", _peers(finished=True))
@@ -239,6 +245,7 @@ def test_each_kind_renders_its_figures_and_names_its_file(pages, results):
                    "**1.87×**", "468 s",  # Ray scaling
                    "**+3.21**", "trial 3: +2.2, +3.2, +4.2",  # tuning gain
                    "12.34 ± 5.67", "4.56 ± 5.67",  # PBT vs search
+                   "| PB2 15m | 0 | 500 s |",  # the main job's arms
                    "**2 of 5 runs done**", "543.2 [543.2..543.2] (1)", "the job diverged",  # generic, partial
                    "| ours | 801 s | 16 | -246.1 | 2.8 |  |", "RuntimeError: no trial finished",  # peers: tuning
                    "| ours (default study) | -350.0 | 70.7 | 2 | +700.0 [+65.0, +1335.0] | — |",  # the answers
@@ -250,7 +257,8 @@ def test_each_kind_renders_its_figures_and_names_its_file(pages, results):
                    ]:
         assert figure in page, figure
     for name in ["20261205-110000.json", "20261205-120000-hopper.json", "tuning-gain-20261205.json",
-                 "pbt-vs-search-20261205.json", "generic-default-20261206-090000.json"]:
+                 "pbt-vs-search-20261205.json", "main-job-20261205-140000.json",
+                 "generic-default-20261206-090000.json"]:
         assert f"From `{results / name}`" in page  # the newest of each kind is the one its tables come from
     assert set(_rendered_in(page)) == {path.name for path in results.glob("*.json")}
     assert page == pages.benchmark_page(results)
@@ -287,7 +295,10 @@ def test_the_headline_names_each_figures_file(pages, results):
     assert "`seed` preset 33 at 30 min and 49 at 60 min; `fast` preset 457 at 30 min and 1,234 at 60 min" in text
     assert "4,321 env steps/s sampling, 0.22" in lines[0] and "10.0× RLlib's default" in lines[0]
     assert "fast preset, 1 CPU 123 s (0.50 of SB3's time)" in lines[1]
-    assert "PBT ends with returns 12.34" in text and "PB2's 15.00, the best search's 7.89" in text  # PB2 no search
+    assert ("The main job's 15 minutes on reacher, the policy each kind of run ends with on fresh episode seeds (± "
+            "over episodes; 1 repeat): PB2 15m 15.00 ± 5.67 in 500 s, PBT 15m 12.34 ± 5.67 in 500 s, Random 15m 7.89 "
+            "± 5.67 in 500 s, Bayesian 15m 4.56 ± 5.67 in 500 s") in text  # best first
+    assert "PBT ends with returns" not in text  # the main job's arms take the PBT-vs-search bullet's place
     assert "Pendulum-v1 -234.5 vs -1200.0" in text  # the finished generic run, not the newer partial one
     # in the tuning gain's place:
     assert ("mean return of the final policies on Pendulum-v1 (no default of ours chosen on it; 900 s each on 2 "
@@ -298,6 +309,13 @@ def test_the_headline_names_each_figures_file(pages, results):
             "1200.0") in text
     assert all(f"`{results}/" in line for line in lines)
     assert text == pages.headline(results)
+
+
+def test_pbt_against_search_is_in_the_headline_until_the_main_jobs_arms_are_measured(pages, results):
+    (results / "main-job-20261205-140000.json").unlink()
+    text = pages.headline(results)
+    assert "PBT ends with returns 12.34" in text and "PB2's 15.00, the best search's 7.89" in text  # PB2 no search
+    assert "The main job's 15 minutes" not in text
 
 
 def test_an_unknown_shape_raises_an_error_naming_the_file(pages, tmp_path):
