@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.files import write_atomically
+from sagemaker_rl.job import STOP_PREFIX
 from sagemaker_rl.tuning import direction as objective_direction
 from sagemaker_rl.tuning import record
 from sagemaker_rl.tuning.ranking import answer, reevaluations
@@ -195,7 +196,17 @@ def summary(
         target = [*(["--problem", problem] if problem else []), *(["--code-dir", str(code_dir)] if code_dir else [])]
         command = shlex.join(["python", "scripts/train.py", *target, "--hp-file", str(best_file)])
         lines.append(f"\ntrain with them: {command}")
+        if best is not None and (length := _length(record.hyperparameters(best))):
+            lines.append(f"(they train for {length}, the training the answer was judged at)")
     return "\n".join(lines)
+
+
+def _length(hyperparameters: dict[str, Any]) -> str | None:
+    """How long a job with these hyperparameters trains, in words (None: until its target return)."""
+    units = {"time_total_s": "{:g} training s", "timesteps_total": "{:,} env steps",
+             "training_iteration": "{} iterations"}
+    return next((unit.format(hyperparameters[STOP_PREFIX + name]) for name, unit in units.items()
+                 if STOP_PREFIX + name in hyperparameters), None)
 
 
 def _answer_text(best: FrozenTrial, objective: str) -> list[str]:

@@ -34,5 +34,6 @@ def test_results_table_and_best_file_are_built_from_the_listed_trials(tuning_res
     assert "best episode_reward_mean: -4.5" in printed
     assert f"train with them: python scripts/train.py --problem reacher --hp-file {files['best_hyperparameters']}" \
         in printed
+    assert "(they train for 20 iterations, the training the answer was judged at)" in printed
     assert re.search(r"^1\s+complete\s+-4\.5\s+92\s+0\.5\s+12\s+0\.995\s+complete_episodes$", printed, re.M)
 
