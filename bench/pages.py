@@ -150,6 +150,10 @@ _KINDS = {
 }
 
 
+# a row of bench/pbt_vs_search.py, either suite (the answer's hyperparameters are kept, not shown)
+_TUNING_RUN_KEYS = {"strategy", "run_dir", "wall_s", "load_before", "load_after", "trials", "answer_trial",
+                    "answer_objective", "policy_env_steps", "policy_training_s", "evaluation_mean", "evaluation_std",
+                    "episodes", "repeat", "error", "suite", "answer"}
 _FIELDS = {  # the top-level fields (of each item, for a list) each kind may have: another is a figure not shown
     "suite": _SUITE_KEYS,
     "time-to-reward": {"problem", "simulator", "targets", "cap_s", "seeds", "runs"} | _NOTE_KEYS,
@@ -157,12 +161,8 @@ _FIELDS = {  # the top-level fields (of each item, for a list) each kind may hav
     "tuning-gain": {"study", "exit_code", "wall_s", "load_average_before", "search_trials", "search_range", "answer",
                     "answer_mean", "default_mean", "gain", "gain_per_seed", "gain_spread", "seeds", "reevaluation",
                     "run_dir"},
-    "pbt-vs-search": {"strategy", "run_dir", "wall_s", "load_before", "load_after", "trials", "answer_trial",
-                      "answer_objective", "policy_env_steps", "policy_training_s", "evaluation_mean",
-                      "evaluation_std", "episodes", "repeat", "error"},
-    "main-job": {"strategy", "run_dir", "wall_s", "load_before", "load_after", "trials", "answer_trial",
-                 "answer_objective", "policy_env_steps", "policy_training_s", "evaluation_mean", "evaluation_std",
-                 "episodes", "repeat", "error", "suite", "answer"},
+    "pbt-vs-search": _TUNING_RUN_KEYS,
+    "main-job": _TUNING_RUN_KEYS,
     "generic-default": {"started", "command", "quick", "budget_s", "cpus", "machine_cores", "choose_seeds",
                         "report_seeds", "choice_problems", "report_problems", "discrete", "configs", "runs", "scores",
                         "choice", "finished"} | _NOTE_KEYS,

@@ -88,8 +88,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes of each final policy")
     parser.add_argument("--strategies", help="the suite's arms run, comma-separated (default: all of them)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/sagemaker_rl-pbt-bench"), help="run directories")
-    parser.add_argument("--out", type=Path, help="results file (default: bench/results/SUITE-DATE.json); an existing "
-                        "one is added to, so that a suite may run in parts (--first-repeat)")
+    parser.add_argument("--out", type=Path, help="results file (default: bench/results/SUITE-DATE-TIME.json); "
+                        "an existing one is added to, so that a suite may run in parts (--first-repeat)")
     args = parser.parse_args()
     arms = SUITES[args.suite]
     out = args.out or BENCH / "results" / f"{args.suite}-{time.strftime('%Y%m%d-%H%M%S')}.json"

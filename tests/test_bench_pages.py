@@ -313,6 +313,8 @@ def test_the_headline_names_each_figures_file(pages, results):
 
 def test_pbt_against_search_is_in_the_headline_until_the_main_jobs_arms_are_measured(pages, results):
     (results / "main-job-20261205-140000.json").unlink()
+    # today's bench writes each row's suite and answer into a pbt-vs-search file too
+    _write(results, "pbt-vs-search-20261205.json", [{**run, "suite": "pbt-vs-search", "answer": {}} for run in _pbt()])
     text = pages.headline(results)
     assert "PBT ends with returns 12.34" in text and "PB2's 15.00, the best search's 7.89" in text  # PB2 no search
     assert "The main job's 15 minutes" not in text
