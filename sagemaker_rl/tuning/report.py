@@ -203,10 +203,13 @@ def summary(
 
 def _length(hyperparameters: dict[str, Any]) -> str | None:
     """How long a job with these hyperparameters trains, in words (None: until its target return)."""
-    units = {"time_total_s": "{:g} training s", "timesteps_total": "{:,} env steps",
-             "training_iteration": "{} iterations"}
-    return next((unit.format(hyperparameters[STOP_PREFIX + name]) for name, unit in units.items()
-                 if STOP_PREFIX + name in hyperparameters), None)
+    units = {"time_total_s": "training s", "timesteps_total": "env steps", "training_iteration": "iterations"}
+    for name, unit in units.items():
+        value = hyperparameters.get(STOP_PREFIX + name)
+        if value is not None:  # a value as a tuning file wrote it (text, say) is shown as it is
+            number = f"{value:,}" if isinstance(value, int) else f"{value:g}" if isinstance(value, float) else value
+            return f"{number} {unit}"
+    return None
 
 
 def _answer_text(best: FrozenTrial, objective: str) -> list[str]:
