@@ -21,6 +21,7 @@ _TIME_UNITS = {"s": 1, "sec": 1, "min": 60, "h": 3600}
 _STEP_UNITS = {"": 1, "k": 1_000, "K": 1_000, "M": 1_000_000}
 # Stops that bound how long a job trains: a training budget replaces them (a target-return stop stays).
 LENGTH_STOPS = tuple(STOP_PREFIX + name for name in ("time_total_s", "timesteps_total", "training_iteration"))
+_LENGTH_UNITS = dict(zip(LENGTH_STOPS, ("training s", "env steps", "iterations"), strict=True))
 _NUMBER = r"(\d+(?:\.\d*)?(?:e\d+)?|\.\d+)"
 
 
@@ -56,7 +57,18 @@ class TrainBudget:
         return {**kept, **self.stop}
 
     def describe(self) -> str:
-        return f"{self.env_steps:,} env steps" if self.env_steps is not None else f"{self.seconds:,} training s"
+        return describe_length(self.stop) or ""
+
+
+def describe_length(hyperparameters: Mapping[str, Any]) -> str | None:
+    """How long a job with these hyperparameters trains, in words, e.g. `150 training s` (None: no length stop, it
+    trains until its target return); a value as a tuning file wrote it (text, say) is shown as it is."""
+    for key, unit in _LENGTH_UNITS.items():
+        value = hyperparameters.get(key)
+        if value is not None:
+            number = f"{value:,}" if isinstance(value, int) else f"{value:g}" if isinstance(value, float) else value
+            return f"{number} {unit}"
+    return None
 
 
 def parse_train_budget(value: Any) -> TrainBudget:

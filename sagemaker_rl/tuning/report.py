@@ -28,9 +28,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.files import write_atomically
-from sagemaker_rl.job import STOP_PREFIX
 from sagemaker_rl.tuning import direction as objective_direction
 from sagemaker_rl.tuning import record
+from sagemaker_rl.tuning.budget import describe_length
 from sagemaker_rl.tuning.ranking import answer, reevaluations
 from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, Role, Status, read
 from sagemaker_rl.tuning.rundir import BEST_FILE, REPORT_FILE, TRIALS_FILE
@@ -196,20 +196,9 @@ def summary(
         target = [*(["--problem", problem] if problem else []), *(["--code-dir", str(code_dir)] if code_dir else [])]
         command = shlex.join(["python", "scripts/train.py", *target, "--hp-file", str(best_file)])
         lines.append(f"\ntrain with them: {command}")
-        if best is not None and (length := _length(record.hyperparameters(best))):
+        if best is not None and (length := describe_length(record.hyperparameters(best))):
             lines.append(f"(they train for {length}, the training the answer was judged at)")
     return "\n".join(lines)
-
-
-def _length(hyperparameters: dict[str, Any]) -> str | None:
-    """How long a job with these hyperparameters trains, in words (None: until its target return)."""
-    units = {"time_total_s": "training s", "timesteps_total": "env steps", "training_iteration": "iterations"}
-    for name, unit in units.items():
-        value = hyperparameters.get(STOP_PREFIX + name)
-        if value is not None:  # a value as a tuning file wrote it (text, say) is shown as it is
-            number = f"{value:,}" if isinstance(value, int) else f"{value:g}" if isinstance(value, float) else value
-            return f"{number} {unit}"
-    return None
 
 
 def _answer_text(best: FrozenTrial, objective: str) -> list[str]:

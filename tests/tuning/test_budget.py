@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sagemaker_rl.tuning import TuningError
-from sagemaker_rl.tuning.budget import TrainBudget, parse_duration, parse_train_budget
+from sagemaker_rl.tuning.budget import TrainBudget, describe_length, parse_duration, parse_train_budget
 
 STOP = "rl.training.stop."
 
@@ -55,3 +55,15 @@ def test_durations(text, seconds):
 def test_what_is_not_a_duration(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(("hyperparameters", "length"), [
+    ({"rl.training.stop.time_total_s": 150}, "150 training s"),
+    ({"rl.training.stop.timesteps_total": 1_000_000, "rl.training.config.lr": 1e-3}, "1,000,000 env steps"),
+    ({"rl.training.stop.training_iteration": 20}, "20 iterations"),
+    ({"rl.training.stop.time_total_s": 90.5}, "90.5 training s"),
+    ({"rl.training.stop.time_total_s": "120"}, "120 training s"),  # as text, it is shown as it is
+    ({"rl.training.stop.episode_reward_mean": 18}, None),  # a target return is no length: it trains until then
+])
+def test_a_length_stop_in_words_says_how_long_a_job_trains(hyperparameters, length):
+    assert describe_length(hyperparameters) == length

@@ -7,7 +7,6 @@ import json
 import re
 
 import optuna
-import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -137,14 +136,3 @@ def test_the_best_so_far_line_of_a_minimizing_study_tracks_the_minimum(tmp_path)
     xs, ys = _best_so_far(report.write_html(study, tmp_path / "report.html").read_text())
     assert (xs, ys) == ([0, 1, 4], [-8.0, -8.0, -11.0])
 
-
-@pytest.mark.parametrize(("hyperparameters", "length"), [
-    ({"rl.training.stop.time_total_s": 150}, "150 training s"),
-    ({"rl.training.stop.timesteps_total": 1_000_000, "rl.training.config.lr": 1e-3}, "1,000,000 env steps"),
-    ({"rl.training.stop.training_iteration": 20}, "20 iterations"),
-    ({"rl.training.stop.time_total_s": 90.5}, "90.5 training s"),
-    ({"rl.training.stop.time_total_s": "120"}, "120 training s"),  # as text, it is shown as it is
-    ({"rl.training.stop.episode_reward_mean": 18}, None),  # a target return is no length: it trains until then
-])
-def test_the_train_with_them_hint_says_how_long_the_answer_trains(hyperparameters, length):
-    assert report._length(hyperparameters) == length
