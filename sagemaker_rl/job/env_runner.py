@@ -63,9 +63,15 @@ class LeanEnvRunner(SeededEnvRunner):
     callbacks; anything else, episode sampling (evaluation) and random actions use RLlib's loop.
     """
 
+    numpy_policy = True  # explore with NumpyPolicy where it serves the module (False: torch, as RLlib does)
+
     def __init__(self, *, config: Any, **kwargs: Any) -> None:
+        from sagemaker_rl.job.numpy_policy import NumpyPolicy
+
         super().__init__(config=config, **kwargs)
         self.lean_refusal = self._lean_refusal()
+        self._numpy_policy = NumpyPolicy.of(self.module, self._seed) \
+            if self.lean_refusal is None and self.module is not None and self.numpy_policy else None
 
     def _lean_refusal(self) -> str | None:
         """Why this runner samples with RLlib's loop, in a few words (None: it samples with the lean loop)."""
@@ -111,6 +117,9 @@ class LeanEnvRunner(SeededEnvRunner):
         if force_reset or self._needs_initial_reset:
             self._reset_envs_and_episodes(explore)  # RLlib's: the filter sees the first observations
         connectors = self._lean_connectors()
+        policy = self._numpy_policy if explore else None
+        if policy is not None:
+            policy.refresh()
         # RLlib's forward passes switch the module to eval mode and back at every step (a walk over its
         # submodules); a runner's module never trains, so it stays in eval mode here.
         module: Any = self.module
@@ -118,7 +127,7 @@ class LeanEnvRunner(SeededEnvRunner):
         steps, done = 0, cast(list[Any], [])
         with torch.no_grad():
             while steps < num_timesteps:
-                added = self._lean_step(explore, steps, connectors, done)
+                added = self._lean_step(explore, steps, connectors, policy, done)
                 if added is None:  # as RLlib's loop: the envs and their episodes start again
                     steps = 0
                     self._reset_envs_and_episodes(explore)
@@ -126,10 +135,14 @@ class LeanEnvRunner(SeededEnvRunner):
                     steps += added
         return self._hand_over(done, steps)
 
-    def _lean_step(self, explore: bool, steps: int, connectors: tuple[Any, Any], done: list[Any]) -> int | None:
+    def _lean_step(self, explore: bool, steps: int, connectors: tuple[Any, Any], policy: Any,
+                   done: list[Any]) -> int | None:
         """One step of every env copy, added to its episode; the timesteps added (None: the env step failed)."""
         observation_filter, to_env = connectors
-        outputs = self._module_outputs(explore, steps)
+        if policy is not None:
+            outputs = policy.outputs(cast(Any, self._cached_to_module)[Columns.OBS].numpy())
+        else:
+            outputs = self._module_outputs(explore, steps)
         actions = outputs.pop(Columns.ACTIONS)
         results = self._try_env_step(actions if to_env is None else to_env.env_actions(actions))
         if results == ENV_STEP_FAILURE:

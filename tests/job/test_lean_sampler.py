@@ -3,7 +3,9 @@
 Both runners are built from one job config and sample with the same seeds, so every random draw
 (the env copies' seeds, the torch stream the actions are sampled from) is the same: the episodes
 must agree to the bit, on a Box env with the observation filter and unsquashed actions (reacher)
-and on a Discrete one whose episodes end at every length (CartPole).
+and on a Discrete one whose episodes end at every length (CartPole). Where the lean loop explores
+with NumpyPolicy (its own draws; tests/job/test_numpy_policy.py), these tests sample with the torch
+module as RLlib does, so the loop's own work is compared to the bit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from sagemaker_rl.job import ppo_config, ray_session, training
 from sagemaker_rl.job.env_runner import LeanEnvRunner, SeededEnvRunner
 from sagemaker_rl.job.envs import EnvSettings, env_creator, probe
 from sagemaker_rl.job.hyperparameters import JobConfig, parse_hyperparameters
+
+
+class TorchPolicyLeanEnvRunner(LeanEnvRunner):
+    """The lean loop sampling with the torch module and RLlib's distribution (modules NumpyPolicy does not serve)."""
+
+    numpy_policy = False
+
 
 REACHER = {"rl.training.seed": 3, "rl.training.num_envs": 8, "rl.env.max_episode_steps": 40}
 CARTPOLE = {"rl.env.id": "CartPole-v1", "rl.training.seed": 5, "rl.training.num_envs": 6}
@@ -77,7 +86,7 @@ def assert_same_sampling(rllib: dict[str, Any], lean: dict[str, Any]) -> None:
 @pytest.mark.parametrize("simulator", ["roboschool", "mujoco"])  # float32 and float64 observations
 def test_reacher_episodes_filter_and_metrics_are_rllibs_to_the_bit(simulator: str) -> None:
     job = reacher_job(**{"rl.env.simulator": simulator})
-    lean, rllib = sampled(LeanEnvRunner, job), sampled(SeededEnvRunner, job)
+    lean, rllib = sampled(TorchPolicyLeanEnvRunner, job), sampled(SeededEnvRunner, job)
     assert lean["refusal"] is None
     assert sum(episode.is_done for sample in lean["samples"] for episode in sample) >= 8  # resets were crossed
     assert any(episode.t_started > 0 for episode in lean["samples"][1])  # episodes continued from a chunk
@@ -87,7 +96,7 @@ def test_reacher_episodes_filter_and_metrics_are_rllibs_to_the_bit(simulator: st
 
 def test_cartpoles_discrete_episodes_of_every_length_are_rllibs_to_the_bit() -> None:
     job = cartpole_job()
-    lean, rllib = sampled(LeanEnvRunner, job), sampled(SeededEnvRunner, job)
+    lean, rllib = sampled(TorchPolicyLeanEnvRunner, job), sampled(SeededEnvRunner, job)
     lengths = {len(episode) for sample in lean["samples"] for episode in sample if episode.is_done}
     assert len(lengths) > 3
     assert lean["samples"][0][0].get_actions().dtype.kind == "i"
