@@ -54,11 +54,13 @@ class LeanEnvRunner(SeededEnvRunner):
     RLlib's loop runs two connector pipelines, a metrics timer and three callbacks per env copy at
     every vector step; on reacher they cost more than the simulator (docs/benchmarks.md, "Sampling").
     This loop does the same work once per vector step on arrays: the observation filter on all copies
-    (connectors.MeanStdFilter.filtered), the module's forward pass, RLlib's action distribution
-    sampled as its GetActions connector samples it (same calls, same torch random stream), the env's
-    actions unsquashed and clipped (connectors.UnsquashClipActions.env_actions). Episodes are RLlib's
-    own objects, built by its own calls, so the learner, the metrics, checkpoints and the filter's
-    merge see what RLlib's loop gives them (tests/job/test_lean_sampler.py compares the two).
+    (connectors.MeanStdFilter.filtered), the policy, the env's actions unsquashed and clipped
+    (connectors.UnsquashClipActions.env_actions). The policy is NumpyPolicy when exploring with a
+    module it serves (RLlib's default PPO MLP: its own draws, torch's distribution), else the module's
+    forward pass and RLlib's action distribution sampled as its GetActions connector samples it (same
+    calls, same torch random stream). Episodes are RLlib's own objects, built by its own calls, so the
+    learner, the metrics, checkpoints and the filter's merge see what RLlib's loop gives them
+    (tests/job/test_lean_sampler.py compares the two to the bit with the torch policy).
     It serves Box observations with Box or Discrete actions, a module without state and no user
     callbacks; anything else, episode sampling (evaluation) and random actions use RLlib's loop.
     """

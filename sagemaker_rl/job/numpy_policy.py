@@ -1,9 +1,9 @@
 """The default PPO module's exploration step in numpy: the lean sampler's actions for a vector of env copies.
 
 On the handful of rows a runner steps at a time, torch's per-op overhead, not arithmetic, is the
-cost: the module's forward pass and its action distribution took more of a reacher sampling step
-than the simulator's own work (docs/benchmarks.md, "Sampling"). The same layers as numpy products,
-and the same distributions drawn with numpy, do it at a fraction of that. The module stays the one
+cost: the module's forward pass and its action distribution were the largest part of a reacher
+sampling step after the simulator's own work (docs/benchmarks.md, "Sampling"). The same layers as
+numpy products, and the same distributions drawn with numpy, do it at a fraction of that. The module stays the one
 owner of the weights: they are read again at the start of each sample call, after any weight sync.
 
 It serves RLlib's default PPO module with an MLP encoder and head of Linear, Tanh and ReLU layers
