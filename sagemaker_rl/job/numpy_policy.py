@@ -7,8 +7,8 @@ numpy products, and the same distributions drawn with numpy, do it at a fraction
 owner of the weights: they are read again at the start of each sample call, after any weight sync.
 
 It serves RLlib's default PPO module with an MLP encoder and head of Linear, Tanh and ReLU layers
-(a free log std or not) and a diagonal Gaussian or categorical action distribution; for any other
-module (gSDE's, a stateful one) the runner samples with torch as RLlib does.
+(a free log std or not) and a diagonal Gaussian or categorical action distribution, on the CPU; for
+any other module (gSDE's, a stateful one, one on a GPU) the runner samples with torch as RLlib does.
 
 Draws come from the runner's own numpy generator (seeded from the runner's seed), not torch's global
 stream, so the episodes differ from RLlib's loop with the same seed but come from the same
@@ -54,6 +54,8 @@ class NumpyPolicy:
 
         if type(module) is not DefaultPPOTorchRLModule or module.is_stateful():
             return None
+        if any(parameter.device.type != "cpu" for parameter in module.parameters()):
+            return None  # a runner given a GPU (num_gpus_per_env_runner) samples there, with torch
         distribution = module.get_exploration_action_dist_cls()
         if distribution not in (TorchDiagGaussian, TorchCategorical):
             return None

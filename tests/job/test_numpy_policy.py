@@ -114,6 +114,8 @@ def test_it_reads_the_weights_again_at_each_refresh() -> None:
 
 def test_a_module_it_does_not_serve_samples_with_torch() -> None:
     assert NumpyPolicy.of(module_of(reacher_job(**{"rl.training.gsde_resample_steps": 4})), seed=1) is None
+    off_the_cpu = module_of(reacher_job()).to("meta")  # no GPU here: a device numpy cannot read stands in for one
+    assert NumpyPolicy.of(off_the_cpu, seed=1) is None
 
 
 def test_the_lean_loops_episodes_hold_their_actions_log_probs_and_are_seeded() -> None:
