@@ -49,13 +49,28 @@ def perturbed(module: Any, seed: int) -> None:
     module.load_state_dict(state)
 
 
-@pytest.mark.parametrize("job", [reacher_job(), cartpole_job()], ids=["box", "discrete"])
-def test_distribution_inputs_and_log_probs_are_the_modules_and_torchs(job: JobConfig) -> None:
+def ready(job: JobConfig, weights_seed: int, policy_seed: int) -> tuple[Any, NumpyPolicy]:
+    """`job`'s module with new weights (away from the initial near-zero output layer) and its NumpyPolicy, synced."""
     module = module_of(job)
-    perturbed(module, 0)  # away from the initial near-zero output layer
-    policy = NumpyPolicy.of(module, seed=1)
+    perturbed(module, weights_seed)
+    policy = NumpyPolicy.of(module, seed=policy_seed)
     assert policy is not None
     policy.refresh()
+    return module, policy
+
+
+DRAWS = 20_000
+
+
+def drawn_at_one_observation(module: Any, policy: NumpyPolicy, seed: int) -> dict[str, np.ndarray]:
+    """DRAWS outputs of `policy` for one random observation."""
+    observation = np.random.default_rng(seed).normal(size=(1, module.observation_space.shape[0])).astype(np.float32)
+    return policy.outputs(np.repeat(observation, DRAWS, axis=0))
+
+
+@pytest.mark.parametrize("job", [reacher_job(), cartpole_job()], ids=["box", "discrete"])
+def test_distribution_inputs_and_log_probs_are_the_modules_and_torchs(job: JobConfig) -> None:
+    module, policy = ready(job, weights_seed=0, policy_seed=1)
     observations = np.random.default_rng(2).normal(0, 2, (64, module.observation_space.shape[0])).astype(np.float32)
     outputs = policy.outputs(observations)
     inputs, logp = torch_outputs(module, observations, outputs[Columns.ACTIONS])
@@ -65,35 +80,21 @@ def test_distribution_inputs_and_log_probs_are_the_modules_and_torchs(job: JobCo
 
 
 def test_gaussian_draws_have_the_modules_mean_and_std() -> None:
-    module = module_of(reacher_job())
-    perturbed(module, 3)
-    policy = NumpyPolicy.of(module, seed=4)
-    assert policy is not None
-    policy.refresh()
-    draws = 20_000
-    observations = np.repeat(np.random.default_rng(5).normal(size=(1, 9)).astype(np.float32), draws, axis=0)
-    outputs = policy.outputs(observations)
+    outputs = drawn_at_one_observation(*ready(reacher_job(), weights_seed=3, policy_seed=4), seed=5)
     mean, log_std = np.split(outputs[Columns.ACTION_DIST_INPUTS], 2, axis=-1)
     noise = (outputs[Columns.ACTIONS] - mean) / np.exp(log_std)
-    assert np.all(np.abs(noise.mean(axis=0)) < 5 / np.sqrt(draws))
+    assert np.all(np.abs(noise.mean(axis=0)) < 5 / np.sqrt(DRAWS))
     assert np.all(np.abs(noise.std(axis=0) - 1) < 0.03)
-    assert abs(np.corrcoef(noise.T)[0, 1]) < 5 / np.sqrt(draws)  # independent per dimension
+    assert abs(np.corrcoef(noise.T)[0, 1]) < 5 / np.sqrt(DRAWS)  # independent per dimension
 
 
 def test_categorical_draws_follow_the_modules_probabilities() -> None:
-    module = module_of(cartpole_job())
-    perturbed(module, 6)
-    policy = NumpyPolicy.of(module, seed=7)
-    assert policy is not None
-    policy.refresh()
-    draws = 20_000
-    observations = np.repeat(np.random.default_rng(8).normal(size=(1, 4)).astype(np.float32), draws, axis=0)
-    outputs = policy.outputs(observations)
+    outputs = drawn_at_one_observation(*ready(cartpole_job(), weights_seed=6, policy_seed=7), seed=8)
     logits = outputs[Columns.ACTION_DIST_INPUTS][0]
     probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     assert 0.05 < probabilities.min()  # both actions are drawn often enough to test
-    frequencies = np.bincount(outputs[Columns.ACTIONS], minlength=2) / draws
-    assert np.all(np.abs(frequencies - probabilities) < 5 * np.sqrt(probabilities * (1 - probabilities) / draws))
+    frequencies = np.bincount(outputs[Columns.ACTIONS], minlength=2) / DRAWS
+    assert np.all(np.abs(frequencies - probabilities) < 5 * np.sqrt(probabilities * (1 - probabilities) / DRAWS))
     assert outputs[Columns.ACTIONS].dtype == np.int64
 
 

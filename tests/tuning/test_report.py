@@ -135,4 +135,3 @@ def test_the_best_so_far_line_of_a_minimizing_study_tracks_the_minimum(tmp_path)
         study.add_trial(trial)
     xs, ys = _best_so_far(report.write_html(study, tmp_path / "report.html").read_text())
     assert (xs, ys) == ([0, 1, 4], [-8.0, -8.0, -11.0])
-
