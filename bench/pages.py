@@ -862,23 +862,29 @@ def _ray_table(result: _Result, entry: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------- peers
 
 _PEERS_METHOD = """\
-`bench/peers.py` runs tuners side by side on a job none of them was tuned on, each with the same wall-clock
-budget on the same cores, one at a time: ours (`scripts/tune.py` with its default study, `--max-runtime` and
-`--train-budget`, and the same with `--strategy ASHA`), rl-zoo3's optimizer (`bench/peer_zoo.py`: its PPO
-sampler, TPE and median pruner) and Ray Tune with ASHA over our default space (`bench/peer_raytune.py`). Then
-every answer is trained again for the user's training budget on fresh seeds no tool tuned on, two at a time on
-one CPU each (a budget of env steps makes a result independent of speed): the untuned default, ours, Ray Tune's
-and rl-zoo3's values where our names map with our job (RLlib); rl-zoo3's answer and its hand-tuned `ppo.yml` row
-with SB3, their own trainer. Each final policy runs deterministic episodes on the same seeds; a figure is the
-mean over the training seeds of the policies' mean returns, with their spread (sample standard deviation) and
-the paired difference to the default and to ours (95% t interval over the seeds). Last, the policy each of our
-runs trained itself. rl-zoo3's optimizer trains every trial for the whole budget, its two jobs as threads of
-one process; Ray Tune's trials are actors of one Ray instance, ours a process each (a start-up per trial)."""
+`bench/peers.py` runs tuners side by side on a job none of them was tuned on, each with the same wall-clock budget
+on the same cores, one at a time: ours (`scripts/tune.py` with its default space, `--max-runtime` and
+`--train-budget`, with `--strategy Bayesian` and with `--strategy ASHA`), rl-zoo3's optimizer (`bench/peer_zoo.py`:
+its PPO sampler, TPE and median pruner), Ray Tune with ASHA over our default space and Ray Tune with PBT over our
+PBT's space and population (`bench/peer_raytune.py`). Then every answer is trained again for the user's training
+budget on fresh seeds no tool tuned on, two at a time on one CPU each (a budget of env steps makes a result
+independent of speed): the untuned default, ours, Ray Tune's (PBT's: its best member's last values) and rl-zoo3's
+values where our names map with our job (RLlib); rl-zoo3's answer and its hand-tuned `ppo.yml` row with SB3, their
+own trainer. Each final policy runs deterministic episodes on the same seeds; a figure is the mean over the training
+seeds of the policies' mean returns, with their spread (sample standard deviation) and the paired difference to the
+default and to ours (ASHA), our default strategy with a training budget (95% t interval over the seeds). Last, the
+policy each of our runs trained itself. rl-zoo3's optimizer trains every trial for the whole budget, its two jobs as
+threads of one process; Ray Tune's trials are actors of one Ray instance, ours a process each (a start-up per
+trial)."""
 
 
-_ANSWER_NAMES = {"default": "untuned default", "ours": "ours (default study)", "ours-asha": "ours (ASHA)",
-                 "ray-tune-asha": "Ray Tune ASHA", "rl-zoo3": "rl-zoo3's optimizer (SB3)",
-                 "rl-zoo3-in-our-job": "rl-zoo3's answer in our job", "zoo-row": "rl-zoo3's hand-tuned row (SB3)"}
+_ANSWER_NAMES = {"default": "untuned default", "ours": "ours (Bayesian)", "ours-asha": "ours (ASHA)",
+                 "ray-tune-asha": "Ray Tune ASHA", "ray-tune-pbt": "Ray Tune PBT",
+                 "rl-zoo3": "rl-zoo3's optimizer (SB3)", "rl-zoo3-in-our-job": "rl-zoo3's answer in our job",
+                 "zoo-row": "rl-zoo3's hand-tuned row (SB3)"}
+
+
+_DEFAULT_STRATEGY_ANSWER = "ours-asha"  # the answer of our default strategy with a training budget
 
 
 def _answer_name(name: str) -> str:
@@ -895,14 +901,15 @@ def _peers_tables(result: _Result) -> str:
                _loads([part.get("load_average_after")]), part.get("failure", "")]
               for tool in data["tools"] if (part := parts.get(f"tune:{tool}")) is not None]
     rows = [[_answer_name(name), _number(row["mean"]), _number(row["spread"]), str(row["seeds"]),
-             _interval(row["versus"].get("default")), _interval(row["versus"].get("ours"))]
+             _interval(row["versus"].get("default")), _interval(row["versus"].get(_DEFAULT_STRATEGY_ANSWER))]
             for name, row in sorted(data.get("summary", {}).items(), key=lambda item: -item[1]["mean"])]
     own = [f"{key.split(':', 1)[1]} {part['mean_return']:.1f}" for key, part in parts.items()
            if key.startswith("own-policy:") and "mean_return" in part]
     tail = f"The policy our run trained itself (one policy each): {', '.join(own)}." if own else ""
     return "\n\n".join(filter(None, [head, _table(["tool", "wall", "trials", "its own best", "load after", "failure"],
                                                   tuning),
-                                      _table(["answer", "mean return", "spread", "seeds", "− default", "− ours"],
+                                      _table(["answer", "mean return", "spread", "seeds", "− default",
+                                              f"− {_answer_name(_DEFAULT_STRATEGY_ANSWER)}"],
                                              rows) if rows else "", tail]))
 
 

@@ -10,13 +10,16 @@ default). The run is made of parts, each saved to the JSON (bench/results/peers-
 ends, so a stopped run resumes where it was:
 
 1. `tune:TOOL`, one tool at a time on `--cpus` cores for `--budget-s` seconds of wall time:
-   - `ours`: `scripts/tune.py` with its default strategy and space, `--max-runtime BUDGET --train-budget STEPS`:
-     its answer and the policy its run trained (model/); `ours-asha`: the same with `--strategy ASHA`;
+   - `ours`: `scripts/tune.py --strategy Bayesian` with its default space, `--max-runtime BUDGET --train-budget
+     STEPS`: its answer and the policy its run trained (model/); `ours-asha`: the same with `--strategy ASHA`, the
+     default strategy of a run with a training budget (`tuning.config.default_strategy`);
    - `rl-zoo3`: `bench/peer_zoo.py optimize` (rl-zoo3's PPO sampler, TPE and median pruner, two jobs at a time);
-   - `ray-tune-asha`: `bench/peer_raytune.py` (ASHA on env steps over our default space).
+   - `ray-tune-asha`: `bench/peer_raytune.py` (ASHA on env steps over our default space);
+   - `ray-tune-pbt`: `bench/peer_raytune.py --scheduler PBT` (Ray Tune's PBT over our PBT's space and population).
 2. `train:ANSWER:SEED`: each answer trained again for `--train-steps` env steps on seeds 20000.. (no tool tuned
    on them), two at a time on one CPU each (a budget of env steps makes a result independent of speed):
-   `default` (the job's own default), `ours`, `ours-asha`, `ray-tune-asha` and `rl-zoo3-in-our-job` (its values
+   `default` (the job's own default), `ours`, `ours-asha`, `ray-tune-asha`, `ray-tune-pbt` (its best member's
+   last values) and `rl-zoo3-in-our-job` (its values
    where our names map) with our job (RLlib); `rl-zoo3` and `zoo-row` (rl-zoo3's hand-tuned ppo.yml row, when it
    has one) with SB3, their own trainer. Each final policy is run for `--episodes` deterministic episodes from
    seed 30000; `own-policy:TOOL` is our run's own model/ on the same episodes.
@@ -45,7 +48,7 @@ from sagemaker_rl.files import write_atomically
 from sagemaker_rl.job import SEED_KEY, SIMULATOR_KEY, STOP_PREFIX
 from sagemaker_rl.job.keys import CHECKPOINT_FREQ_KEY
 
-TOOLS = ("ours", "ours-asha", "rl-zoo3", "ray-tune-asha")
+TOOLS = ("ours", "ours-asha", "rl-zoo3", "ray-tune-asha", "ray-tune-pbt")
 TRAIN_SEED_BASE = 20_000  # above every seed the tools tune on (ours: < 10,000 in the search, 10,000.. re-evaluating)
 EVALUATION_SEED = 30_000
 JOB_TIMEOUT_S = 3600.0
@@ -118,11 +121,10 @@ def _short(value: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------- tuning
 
 
-def tune_ours(where: Target, record: Record, *, strategy: str | None = None) -> dict[str, Any]:
-    run_dir = record.work_dir / ("ours" if strategy is None else f"ours-{strategy.lower()}")
+def tune_ours(where: Target, record: Record, *, strategy: str) -> dict[str, Any]:
+    run_dir = record.work_dir / ("ours" if strategy == "Bayesian" else f"ours-{strategy.lower()}")
     wall_s, code, _ = tune([*_child_target(where), "--max-runtime", f"{record.data['budget_s']:.0f}",
-                            "--train-budget", str(record.data["train_steps"]),
-                            *(["--strategy", strategy] if strategy else [])], run_dir)
+                            "--train-budget", str(record.data["train_steps"]), "--strategy", strategy], run_dir)
     best = run_dir / "best_hyperparameters.json"
     return {"exit_code": code, "wall_s": round(wall_s, 1), "run_dir": str(run_dir),
             "job_hyperparameters": json.loads(best.read_text()) if best.is_file() else None,
@@ -151,16 +153,21 @@ def tune_zoo(where: Target, record: Record) -> dict[str, Any]:
                                      "--out", str(record.work_dir / "rl-zoo3")], timeout=data["budget_s"] + 900)
 
 
-def tune_ray(where: Target, record: Record) -> dict[str, Any]:
+def tune_ray(where: Target, record: Record, *, scheduler: str) -> dict[str, Any]:
     data = record.data
     return run_child("peer_raytune.py", [*_child_target(where), "--budget-s", str(data["budget_s"]),
                                          "--cpus", str(data["cpus"]), "--train-steps", str(data["train_steps"]),
-                                         "--out", str(record.work_dir / "ray-tune")], timeout=data["budget_s"] + 900)
+                                         "--scheduler", scheduler,
+                                         "--out", str(record.work_dir / f"ray-tune-{scheduler.lower()}")],
+                     timeout=data["budget_s"] + 900)
 
 
 TUNERS: dict[str, Callable[[Target, Record], dict[str, Any]]] = {
-    "ours": tune_ours, "ours-asha": functools.partial(tune_ours, strategy="ASHA"), "rl-zoo3": tune_zoo,
-    "ray-tune-asha": tune_ray}
+    "ours": functools.partial(tune_ours, strategy="Bayesian"),
+    "ours-asha": functools.partial(tune_ours, strategy="ASHA"),
+    "rl-zoo3": tune_zoo,
+    "ray-tune-asha": functools.partial(tune_ray, scheduler="ASHA"),
+    "ray-tune-pbt": functools.partial(tune_ray, scheduler="PBT")}
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -172,7 +179,7 @@ def answers(record: Record) -> dict[str, tuple[str, Any]]:
     parts = record.data["parts"]
     found: dict[str, tuple[str, Any]] = {"default": ("job", {})}
     for tool, name in (("ours", "ours"), ("ours-asha", "ours-asha"), ("ray-tune-asha", "ray-tune-asha"),
-                       ("rl-zoo3", "rl-zoo3-in-our-job")):
+                       ("ray-tune-pbt", "ray-tune-pbt"), ("rl-zoo3", "rl-zoo3-in-our-job")):
         values = parts.get(f"tune:{tool}", {}).get("job_hyperparameters")
         if values is not None:
             found[name] = ("job", {key: value for key, value in values.items() if not key.startswith(STOP_PREFIX)})

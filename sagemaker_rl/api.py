@@ -165,7 +165,7 @@ def tune(config: TuningConfig | None = None, *, backend: Backend = LOCAL, runner
     """
     config = config or TuningConfig()
     if "space" in settings:
-        config = dataclasses.replace(config, space=settings.pop("space"))
+        config = config.rebuilt(space=settings.pop("space"))
     config = config_from_mapping(settings, base=config) if settings else config
     if isinstance(backend, SageMaker):
         return _tune_on_sagemaker(config.resolved(), backend, out)
@@ -226,7 +226,8 @@ def reopen_tuning(run_dir: str | Path, *, address: str | None = None, max_jobs: 
 def _check_strategy(config: TuningConfig, backend: Backend) -> None:
     """PBT and ASHA are not SageMaker AMT's strategies; PBT copies checkpoints between a member's jobs, on a cluster
     through storage seen here."""
-    if config.strategy in LOCAL_STRATEGIES and isinstance(backend, SageMaker):
+    # A default ASHA comes with a training budget, which the SageMaker checks refuse in their own words.
+    if config.strategy in LOCAL_STRATEGIES and isinstance(backend, SageMaker) and config.named_strategy:
         raise TuningError(f"strategy {config.strategy} runs locally or on a Ray cluster (--backend local or ray): "
                           "SageMaker AMT does not have it (its Hyperband is the nearest)")
     if not config.strategy.population_based:

@@ -101,7 +101,8 @@ _OPTIONS = (
     _Option("--max-jobs", f"trials in the run (default: {_DEFAULTS.budget}; Grid: every combination; PBT, PB2: jobs, "
             f"population x generations, default population x {DEFAULT_GENERATIONS})", int),
     _Option("--max-parallel-jobs", "trials at once; they split the cores (default: {default})", int),
-    _Option("--strategy", "search strategy (default: {default})", choices=tuple(map(str, Strategy))),
+    _Option("--strategy", "search strategy (default: ASHA with --train-budget, as measured best on problems no "
+            "default of ours was chosen on; else Bayesian)", choices=tuple(map(str, Strategy))),
     _Option("--early-stopping", "stop poor trials early (default: {default})", choices=tuple(map(str, EarlyStopping))),
     _Option("--objective-last-k", "objective = mean of the last K reward values (default: {default}, the last)", int),
     _Option("--population", "strategy PBT or PB2: members of the population (default: one per core, at least "

@@ -16,7 +16,7 @@ import pytest
 import sagemaker_rl
 from sagemaker_rl import api, sagemaker
 from sagemaker_rl.errors import UserError
-from sagemaker_rl.tuning import LocalProcessRunner, TuningError
+from sagemaker_rl.tuning import LocalProcessRunner, Strategy, TuningError
 from sagemaker_rl.tuning.container_runner import ContainerRunner
 from tests.sagemaker.helpers import sm_config
 
@@ -130,6 +130,15 @@ def test_strategies_sagemaker_lacks_are_refused_before_any_aws_call(tmp_path, st
                                           "does not have it"):
         api.tune(_config(tmp_path, strategy=strategy, space=api.SearchSpace((api.ContinuousParameter(KL, 0.5, 2.0),)),
                          max_jobs=None), backend=backend)
+
+
+def test_a_sagemaker_run_with_a_training_budget_is_refused_for_the_budget_not_for_a_strategy_it_never_named(
+        tmp_path, endpoint):
+    backend = api.SageMaker(sm_config(), endpoint_url=endpoint)
+    config = _config(tmp_path, reevaluate_top=1, train_budget="1M")  # the default strategy with it: ASHA
+    assert config.strategy is Strategy.ASHA
+    with pytest.raises(UserError, match="train_budget is 1M, but a SageMaker tuning job has no re-evaluation"):
+        api.tune(config, backend=backend)
 
 
 def test_a_sagemaker_run_is_one_tuning_job_started_from_the_same_config(tmp_path, endpoint):

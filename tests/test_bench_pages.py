@@ -248,7 +248,7 @@ def test_each_kind_renders_its_figures_and_names_its_file(pages, results):
                    "| PB2 15m | 0 | 500 s |",  # the main job's arms
                    "**2 of 5 runs done**", "543.2 [543.2..543.2] (1)", "the job diverged",  # generic, partial
                    "| ours | 801 s | 16 | -246.1 | 2.8 |  |", "RuntimeError: no trial finished",  # peers: tuning
-                   "| ours (default study) | -350.0 | 70.7 | 2 | +700.0 [+65.0, +1335.0] | — |",  # the answers
+                   "| ours (Bayesian) | -350.0 | 70.7 | 2 | +700.0 [+65.0, +1335.0] | — |",  # the answers
                    "trained itself (one policy each): ours -250.5",
                    "the winner is **`zoo-row`**", "| `zoo-row` | 77.2 | 910,000 | 77.2 | 70.0 | 0 | 2.1 |",  # humanoid
                    "| `fast` | 456.7 (2.50M) | 1,234.5 (5.00M) | 1,234.5 | 1,300.0 | 0 | 1,393 | 2.1 |",
@@ -302,10 +302,10 @@ def test_the_headline_names_each_figures_file(pages, results):
     assert "Pendulum-v1 -234.5 vs -1200.0" in text  # the finished generic run, not the newer partial one
     # in the tuning gain's place:
     assert ("mean return of the final policies on Pendulum-v1 (no default of ours chosen on it; 900 s each on 2 "
-            "cores, answers trained again for 100,000 env steps on 2 fresh seeds): ours (default study) -350.0, "
+            "cores, answers trained again for 100,000 env steps on 2 fresh seeds): ours (Bayesian) -350.0, "
             "untuned default -1050.0") in text
     assert ("; on hopper/roboschool (its default is its own `fast` preset; 600 s each on 2 cores, answers trained "
-            "again for 300,000 env steps on 2 fresh seeds): untuned default 1500.0, ours (default study) "
+            "again for 300,000 env steps on 2 fresh seeds): untuned default 1500.0, ours (Bayesian) "
             "1200.0") in text
     assert all(f"`{results}/" in line for line in lines)
     assert text == pages.headline(results)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import optuna
 
@@ -130,9 +130,10 @@ class TuningConfig:
 
     problem: str | None = "reacher"  # key of problems.PROBLEMS (None: the env the static rl.env.* keys name)
     space: SearchSpace = field(default_factory=default_space)  # ranges and static hyperparameters
-    max_jobs: int | None = None  # trials in the run (None: 8, or every combination for Grid)
+    max_jobs: int | None = None  # trials in the run (None: see budget)
     max_parallel_jobs: int = DEFAULT_MAX_PARALLEL_JOBS  # jobs running at once; they share the cores
-    strategy: Strategy = Strategy.BAYESIAN  # Bayesian, Random, Grid, Hyperband, PBT or ASHA
+    # Bayesian, Random, Grid, Hyperband, PBT, PB2 or ASHA (None: default_strategy's choice, made when built)
+    strategy: Strategy = None  # type: ignore[assignment]
     early_stopping: EarlyStopping = EarlyStopping.OFF  # Off, or Auto (median of running averages)
     objective_metric: str = metrics.EPISODE_REWARD_MEAN  # the reward line the objective is read from
     objective_type: str = "Maximize"  # Maximize or Minimize
@@ -162,6 +163,7 @@ class TuningConfig:
     code_dir: Path | None = None  # the user's code (their env), travelling with every job as SageMaker's source_dir
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_given_space", self.space)  # before the strategy's checks adapt it (PBT, ASHA)
         if self.problem is not None:
             get_problem(self.problem)
         elif ENV_ID_KEY not in self.space.static:
@@ -169,8 +171,10 @@ class TuningConfig:
                               "the static values)")
         if self.code_dir is not None:
             object.__setattr__(self, "code_dir", Path(self.code_dir))
-        object.__setattr__(self, "strategy", parse_strategy(self.strategy))
         object.__setattr__(self, "early_stopping", parse_early_stopping(self.early_stopping))
+        named = None if self.strategy is None else parse_strategy(self.strategy)
+        object.__setattr__(self, "_named_strategy", named)
+        object.__setattr__(self, "strategy", named or default_strategy(self.train_budget, self.early_stopping))
         _check_kinds(self)
         _check_warm_start(self)
         if self.strategy.population_based:
@@ -220,6 +224,21 @@ class TuningConfig:
                 f"({size}), at least two generations: use {max(2, round(self.max_jobs / size)) * size}, or change "
                 "population"
             )
+
+    _named_strategy: ClassVar[Strategy | None]  # each config's own, set by __post_init__
+    _given_space: ClassVar[SearchSpace]  # likewise
+
+    @property
+    def named_strategy(self) -> Strategy | None:
+        """The strategy this config was given (None: `strategy` is default_strategy's choice)."""
+        return self._named_strategy
+
+    def rebuilt(self, **changes: Any) -> TuningConfig:
+        """This config with `changes`, built from what it was given: a strategy it was not given is chosen again,
+        and the space is adapted to the strategy anew."""
+        changes.setdefault("strategy", self.named_strategy)
+        changes.setdefault("space", self._given_space)
+        return dataclasses.replace(self, **changes)
 
     @property
     def completion(self) -> Criteria:
@@ -294,8 +313,7 @@ class TuningConfig:
         run_dir = self.run_dir or Path("runs", f"tune-{self.label}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
         storage = self.storage or default_storage(run_dir)
         seed = self.sampler_seed if self.sampler_seed is not None else int.from_bytes(os.urandom(4), "big") >> 1
-        return dataclasses.replace(
-            self,
+        return self.rebuilt(
             run_dir=run_dir,
             storage=storage,
             study_name=self.study_name or run_dir.name,
@@ -314,6 +332,20 @@ class TuningConfig:
                 value = list(value)
             data[item.name] = str(value) if isinstance(value, Path | Strategy | EarlyStopping) else value
         return data
+
+
+def default_strategy(train_budget: str | None, early_stopping: EarlyStopping) -> Strategy:
+    """The strategy of a run that names none: ASHA when it has a training budget to judge trials at (its rungs
+    are fractions of it) and does not ask for early stopping Auto (which ASHA replaces), else Bayesian.
+
+    Chosen by measurement on problems no default of ours was chosen on (bench/peers.py; docs/benchmarks.md,
+    "Tuners side by side"). Without a training budget, trials have the space's own length, where the default
+    study was chosen with Bayesian (bench/tuning_gain.py); a SageMaker tuning job takes no training budget, so
+    it keeps SageMaker's own default, Bayesian.
+    """
+    if train_budget is not None and early_stopping is EarlyStopping.OFF:
+        return Strategy.ASHA
+    return Strategy.BAYESIAN
 
 
 def _check_train_budget(config: TuningConfig) -> None:
@@ -413,9 +445,9 @@ def config_from_mapping(data: Mapping[str, Any], *, base: TuningConfig | None = 
             raise TuningError(f"objective must be a mapping with 'metric' and 'type', got {objective!r}")
         changes.setdefault("objective_metric", objective.get("metric", base.objective_metric))
         changes.setdefault("objective_type", objective.get("type", base.objective_type))
-    changes["space"] = _space(data, base.space)
+    changes["space"] = _space(data, base._given_space)
     try:
-        return dataclasses.replace(base, **changes)
+        return base.rebuilt(**changes)
     except TypeError as error:
         raise TuningError(f"invalid tuning setting: {error}") from None
 

@@ -81,7 +81,8 @@ def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
     trains with train.py."""
     config = tmp_path / "tiny.yaml"
     config.write_text(
-        "max_jobs: 2\nmax_parallel_jobs: 2\nreevaluate_top: 1\nreevaluate_seeds: 2\ntrain_budget: 4000\n"
+        "strategy: Bayesian\nmax_jobs: 2\nmax_parallel_jobs: 2\nreevaluate_top: 1\nreevaluate_seeds: 2\n"
+        "train_budget: 4000\n"
         "parameters:\n  rl.training.config.kl_coeff: {type: Continuous, min_value: 0.5, max_value: 1.0}\n"
         "static:\n"
         "  rl.training.stop.training_iteration: 1\n"

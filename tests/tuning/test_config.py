@@ -123,6 +123,37 @@ def test_asha_trains_unstopped_trials_to_the_training_budget_with_three_rungs():
     assert config_from_mapping({"strategy": "ASHA"}).space.static == {"rl.training.stop.time_total_s": 60}
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({}, Strategy.BAYESIAN),  # trials of the space's own length: the default study's strategy
+        ({"train_budget": "1M"}, Strategy.ASHA),  # a budget to judge at: ASHA's rungs are fractions of it
+        ({"train_budget": "1M", "early_stopping": "Auto"}, Strategy.BAYESIAN),  # Auto is a search's early stopping
+        ({"train_budget": "1M", "strategy": "Random"}, Strategy.RANDOM),  # a named strategy is kept
+    ],
+)
+def test_a_run_that_names_no_strategy_gets_the_default_for_its_training_budget(data, expected):
+    assert config_from_mapping(data).strategy is expected
+
+
+def test_a_default_strategy_is_chosen_again_when_a_later_layer_changes_what_it_depends_on(tmp_path):
+    # a tuning file without a strategy, then flags: the training budget the flags add makes the default ASHA, and
+    # early stopping Auto added after that makes it Bayesian again, with the space of a search at its own length
+    file = tmp_path / "tuning.yaml"
+    file.write_text("max_jobs: 6\n")
+    asha = load_config(file, {"train_budget": "90k"})
+    assert asha.strategy is Strategy.ASHA and asha.named_strategy is None
+    assert asha.space.static == {"rl.training.stop.timesteps_total": 90_000}
+    searched = config_from_mapping({"early_stopping": "Auto"}, base=asha)
+    assert searched.strategy is Strategy.BAYESIAN and searched.space.static == {"rl.training.stop.time_total_s": 60}
+    assert asha.resolved().strategy is Strategy.ASHA  # filling in the run's paths keeps the choice
+    # a strategy named in the file stays through the flags' training budget
+    file.write_text("strategy: Bayesian\n")
+    assert load_config(file, {"train_budget": "90k"}).strategy is Strategy.BAYESIAN
+    # and the recorded config names the strategy it ran with: a resume keeps it whatever the defaults become
+    assert config_from_mapping(asha.to_dict()).named_strategy is Strategy.ASHA
+
+
 def test_grid_budget_is_the_number_of_combinations():
     config = config_from_mapping(
         {

@@ -105,7 +105,7 @@ def test_a_search_that_used_its_whole_budget_did_not_end_early():
 
 def test_the_re_evaluation_trains_at_the_training_budget_and_says_so():
     config = TuningConfig(space=SPACE, max_jobs=3, reevaluate_top=1, reevaluate_seeds=2, train_budget="200k",
-                          check_hyperparameters=False)
+                          check_hyperparameters=False, strategy="Bayesian")
     plan = make_plan(config, MAX)
     work = plan.next(View(_search([1.0, 3.0, 2.0]), MAX))
     assert isinstance(work, Retrain)
@@ -125,13 +125,13 @@ def _timed(count: int, duration_s: float, env_steps: int) -> list[FrozenTrial]:
 def test_the_search_keeps_time_for_a_re_evaluation_at_the_training_budget():
     # 4 re-evaluation jobs on 2 slots: two rounds at the budget, each with a job's start-up (JOB_START_S)
     timed = TuningConfig(space=SPACE, max_jobs=20, reevaluate_seeds=2, train_budget="300s", max_runtime_s=1000,
-                         check_hyperparameters=False)
+                         check_hyperparameters=False, strategy="Bayesian")
     finished = _timed(3, 100.0, 50_000)
     assert make_plan(timed, MAX).next(View(finished, MAX, elapsed_s=1000 - 100 - 2 * (300 + JOB_START_S))) == Sample()
     assert isinstance(make_plan(timed, MAX).next(View(finished, MAX, elapsed_s=261)), Retrain)
     # an env-step budget's time comes from the trials' rate: 50,000 steps in 100 s, so 200,000 take ~400 s
     stepped = TuningConfig(space=SPACE, max_jobs=20, reevaluate_seeds=2, train_budget="200k", max_runtime_s=1000,
-                           check_hyperparameters=False)
+                           check_hyperparameters=False, strategy="Bayesian")
     assert make_plan(stepped, MAX).next(View(finished, MAX, elapsed_s=1000 - 100 - 2 * (400 + JOB_START_S))) == \
         Sample()
     assert isinstance(make_plan(stepped, MAX).next(View(finished, MAX, elapsed_s=61)), Retrain)
@@ -146,7 +146,7 @@ def test_a_trials_curve_times_its_job_start_up_apart_from_its_env_step_rate():
     for trial in curved:
         trial.intermediate_values = {10_000: 0.5, 60_000: 1.0}
     stepped = TuningConfig(space=SPACE, max_jobs=20, reevaluate_seeds=2, train_budget="200k", max_runtime_s=1000,
-                           check_hyperparameters=False)
+                           check_hyperparameters=False, strategy="Bayesian")
     one_job_s = 100 - 60_000 / (50_000 / 60) + 200_000 / (50_000 / 60)
     assert one_job_s == pytest.approx(268)
     assert make_plan(stepped, MAX).next(View(curved, MAX, elapsed_s=1000 - 100 - 2 * one_job_s)) == Sample()
@@ -154,7 +154,7 @@ def test_a_trials_curve_times_its_job_start_up_apart_from_its_env_step_rate():
                       Retrain)
     # a time budget pays the same measured start-up and exit instead of JOB_START_S
     timed = TuningConfig(space=SPACE, max_jobs=20, reevaluate_seeds=2, train_budget="300s", max_runtime_s=1000,
-                         check_hyperparameters=False)
+                         check_hyperparameters=False, strategy="Bayesian")
     assert make_plan(timed, MAX).next(View(curved, MAX, elapsed_s=1000 - 100 - 2 * (300 + 28))) == Sample()
     assert isinstance(make_plan(timed, MAX).next(View(curved, MAX, elapsed_s=1000 - 100 - 2 * (300 + 28) + 1)),
                       Retrain)
