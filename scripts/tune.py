@@ -39,6 +39,7 @@ from sagemaker_rl.tuning import (
 )
 from sagemaker_rl.tuning.budget import parse_duration
 from sagemaker_rl.tuning.config import (
+    DEFAULT_ASHA_MAX_JOBS,
     DEFAULT_GENERATIONS,
     MAX_WARM_START_PARENTS,
     MIN_POPULATION,
@@ -98,7 +99,8 @@ _OPTIONS = (
     _Option("--static", "a hyperparameter fixed for every trial (default: "
             f"{' '.join(f'{key}={value}' for key, value in _DEFAULTS.space.static.items())})", metavar="KEY=VALUE",
             action="append"),
-    _Option("--max-jobs", f"trials in the run (default: {_DEFAULTS.budget}; Grid: every combination; PBT, PB2: jobs, "
+    _Option("--max-jobs", f"trials in the run (default: {_DEFAULTS.budget}; ASHA: {DEFAULT_ASHA_MAX_JOBS}; Grid: every "
+            f"combination; PBT, PB2: jobs, "
             f"population x generations, default population x {DEFAULT_GENERATIONS})", int),
     _Option("--max-parallel-jobs", "trials at once; they split the cores (default: {default})", int),
     _Option("--strategy", "search strategy (default: ASHA with --train-budget, as measured best on problems no "
