@@ -22,7 +22,9 @@ ends, so a stopped run resumes where it was:
    last values) and `rl-zoo3-in-our-job` (its values
    where our names map) with our job (RLlib); `rl-zoo3` and `zoo-row` (rl-zoo3's hand-tuned ppo.yml row, when it
    has one) with SB3, their own trainer. Each final policy is run for `--episodes` deterministic episodes from
-   seed 30000; `own-policy:TOOL` is our run's own model/ on the same episodes.
+   seed 30000; `own-policy:TOOL` is our run's own model/ on the same episodes. An answer with an earlier one's
+   trainer and values (ours, when its re-evaluation kept the default) takes that one's figures (`same_as`): a
+   job on one CPU with a seed trains the same policy again.
 3. `summary`: per answer the mean over seeds of the policies' mean returns, their spread (sample standard
    deviation), and the paired difference to the default and to every other answer with a 95% t interval.
 """
@@ -190,6 +192,18 @@ def answers(record: Record) -> dict[str, tuple[str, Any]]:
     return found
 
 
+def same_values(found: dict[str, tuple[str, Any]]) -> dict[str, str]:
+    """Each answer whose trainer and values an earlier answer has -> that answer (ours, when the re-evaluation kept
+    the default). A job trained on one CPU with a seed gives the same policy again, so it is trained once."""
+    first: dict[str, str] = {}
+    same = {}
+    for name, (trainer, values) in found.items():
+        original = first.setdefault(json.dumps([trainer, values], sort_keys=True), name)
+        if original != name:
+            same[name] = original
+    return same
+
+
 def train_with_job(where: Target, values: dict[str, Any], seed: int, record: Record) -> dict[str, Any]:
     from sagemaker_rl.api import evaluate
 
@@ -288,11 +302,18 @@ def main() -> int:
                                          "load_average_after": load_average()})
     evaluate_own_policies(record)
     seeds = range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + record.data["seeds"])
-    pending = [(name, trainer, values, seed) for seed in seeds for name, (trainer, values) in answers(record).items()
-               if not record.has(f"train:{name}:{seed}")]
+    found = answers(record)
+    same = same_values(found)
+    pending = [(name, trainer, values, seed) for seed in seeds for name, (trainer, values) in found.items()
+               if name not in same and not record.has(f"train:{name}:{seed}")]
     with ThreadPoolExecutor(max_workers=2) as pool:
         for future in [pool.submit(_train, where, record, *item) for item in pending]:
             future.result()
+    for seed in seeds:
+        for name, original in same.items():
+            trained = record.data["parts"].get(f"train:{original}:{seed}")
+            if not record.has(f"train:{name}:{seed}") and trained is not None and "failure" not in trained:
+                record.keep(f"train:{name}:{seed}", {**trained, "answer": name, "same_as": original})
     record.finish(summary(record))
     print(json.dumps(record.data["summary"], indent=1))
     return 0
