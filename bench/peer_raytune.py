@@ -148,8 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                         num_samples=max(MIN_POPULATION, args.cpus) if pbt else 100_000,
                                         search_alg=BasicVariantGenerator(random_state=args.seed),
                                         max_concurrent_trials=args.cpus, time_budget_s=args.budget_s),
-            run_config=tune.RunConfig(storage_path=str(args.out.absolute()), name="ray-tune", verbose=0,
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=4)),
+            run_config=tune.RunConfig(storage_path=str(args.out.absolute()), name="ray-tune", verbose=0),
         )
         results = tuner.fit()
         return _answer(results, args.scheduler, time.monotonic() - started)
@@ -167,6 +166,8 @@ def _scheduler(args: argparse.Namespace, space: dict[str, Any]) -> Any:
                              grace_period=max(1, args.train_steps // REDUCTION_FACTOR**2))
     # Synchronous: with more members than cores, asynchronous PBT pauses members to share the cores and then
     # finds no checkpoint to clone at most of its perturbations (Ray's "[pbt]: no checkpoint ... Skip exploit").
+    # Every checkpoint is kept: with a limit (CheckpointConfig.num_to_keep) the one a member clones can be deleted
+    # while it waits for a core, the member fails, and the synchronous population waits for it to the end.
     return PopulationBasedTraining(time_attr=STEPS, perturbation_interval=DEFAULT_PERTURBATION_INTERVAL, synch=True,
                                    hyperparam_mutations={key: value for key, value in space.items()
                                                          if key != SEED_KEY})
