@@ -176,12 +176,14 @@ def _scheduler(args: argparse.Namespace, space: dict[str, Any]) -> Any:
 def _answer(results: Any, scheduler: str, wall_s: float) -> dict[str, Any]:
     """What the run found: the best trial's values in our names, and how the trials went."""
     best = results.get_best_result(metric=METRIC, mode="max", scope="last", filter_nan_and_inf=True)
-    steps = [result.metrics.get(STEPS, 0) for result in results]
+    # Ray Tune creates trials ahead of the free cores: those the time budget ended before they started have no result
+    steps = [result.metrics[STEPS] for result in results if result.metrics.get(STEPS)]
     tuned = {key: value for key, value in job_values(best.config).items() if key != SEED_KEY}
     finished = sum(value >= best.metrics[STEPS] for value in steps)
     return {"tool": f"ray-tune-{scheduler.lower()}", "job_hyperparameters": tuned,
             "best_value": best.metrics.get(METRIC), "best_env_steps": best.metrics.get(STEPS), "trials": len(steps),
-            "trials_at_max": finished, "errors": len(results.errors), "wall_s": round(wall_s, 1)}
+            "trials_created": len(results), "trials_at_max": finished, "errors": len(results.errors),
+            "wall_s": round(wall_s, 1)}
 
 
 def main() -> int:
