@@ -192,13 +192,14 @@ def answers(record: Record) -> dict[str, tuple[str, Any]]:
     return found
 
 
-def same_values(found: dict[str, tuple[str, Any]]) -> dict[str, str]:
+def same_values(found: dict[str, tuple[str, Any]], where: Target) -> dict[str, str]:
     """Each answer whose trainer and values an earlier answer has -> that answer (ours, when the re-evaluation kept
     the default). A job trained on one CPU with a seed gives the same policy again, so it is trained once."""
     first: dict[str, str] = {}
     same = {}
     for name, (trainer, values) in found.items():
-        original = first.setdefault(json.dumps([trainer, values], sort_keys=True), name)
+        sent = {**where.env, **values} if trainer == "job" else values  # as train_with_job sends them
+        original = first.setdefault(json.dumps([trainer, sent], sort_keys=True), name)
         if original != name:
             same[name] = original
     return same
@@ -303,7 +304,7 @@ def main() -> int:
     evaluate_own_policies(record)
     seeds = range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + record.data["seeds"])
     found = answers(record)
-    same = same_values(found)
+    same = same_values(found, where)
     pending = [(name, trainer, values, seed) for seed in seeds for name, (trainer, values) in found.items()
                if name not in same and not record.has(f"train:{name}:{seed}")]
     with ThreadPoolExecutor(max_workers=2) as pool:
