@@ -178,7 +178,7 @@ class TuningConfig:
         _check_kinds(self)
         _check_warm_start(self)
         if self.strategy.population_based:
-            self._check_pbt()
+            _check_pbt(self)
         check_strategy(self.strategy, self.early_stopping, self.space)
         _check_train_budget(self)
         if self.objective_metric not in OBJECTIVE_METRICS:
@@ -196,34 +196,6 @@ class TuningConfig:
             raise TuningError(f"{SEED_KEY} cannot be tuned when seeds > 1: each trial sets it per seed")
         if self.run_dir is not None:
             object.__setattr__(self, "run_dir", Path(self.run_dir).absolute())
-
-    def _check_pbt(self) -> None:
-        # The default space's parameters and trial time stand for "not given" (a tuning file's static values
-        # are added to the defaults'): PBT has its own parameters (initial_log_std is not live) and no stop.
-        default = default_space()
-        static = {key: value for key, value in self.space.static.items() if default.static.get(key) != value}
-        parameters = self.space.parameters
-        if parameters == default.parameters:
-            parameters = default_pbt_space().parameters
-        object.__setattr__(self, "space", SearchSpace(parameters, static))
-        _check_pbt_space(self.space, self.strategy)
-        for name, refused in (("seeds", self.seeds > 1), ("warm_start", bool(self.warm_start))):
-            if refused:
-                raise TuningError(f"strategy {self.strategy} does not take {name}: each member is one job on its own "
-                                  "seed, trained from scratch; use strategy Bayesian for it")
-        if self.completion.any:
-            raise TuningError(f"strategy {self.strategy} trains its whole population to the last generation: "
-                              "completion criteria (target_objective, max_jobs_not_improving, complete_on_convergence) "
-                              "end a search; drop them or use strategy Bayesian")
-        object.__setattr__(self, "reevaluate_top", 0)  # the answer is a trained member, not a configuration
-        if self.max_jobs is not None and (self.max_jobs % self.population_size
-                                          or self.max_jobs < 2 * self.population_size):
-            size = self.population_size
-            raise TuningError(
-                f"max_jobs {self.max_jobs} for strategy {self.strategy} must be a multiple of the population "
-                f"({size}), at least two generations: use {max(2, round(self.max_jobs / size)) * size}, or change "
-                "population"
-            )
 
     _named_strategy: ClassVar[Strategy | None]  # each config's own, set by __post_init__
     _given_space: ClassVar[SearchSpace]  # likewise
@@ -534,6 +506,36 @@ def record_run(given: TuningConfig, config: TuningConfig, command: list[str] | N
     }
     data["reproduce"] = reproduce
     write_config_file(config.run_dir, data)
+
+
+def _check_pbt(config: TuningConfig) -> None:
+    """Strategy PBT's (and PB2's) space, and the settings it refuses."""
+    # The default space's parameters and trial time stand for "not given" (a tuning file's static values
+    # are added to the defaults'): PBT has its own parameters (initial_log_std is not live) and no stop.
+    default = default_space()
+    static = {key: value for key, value in config.space.static.items() if default.static.get(key) != value}
+    parameters = config.space.parameters
+    if parameters == default.parameters:
+        parameters = default_pbt_space().parameters
+    object.__setattr__(config, "space", SearchSpace(parameters, static))
+    _check_pbt_space(config.space, config.strategy)
+    for name, refused in (("seeds", config.seeds > 1), ("warm_start", bool(config.warm_start))):
+        if refused:
+            raise TuningError(f"strategy {config.strategy} does not take {name}: each member is one job on its own "
+                              "seed, trained from scratch; use strategy Bayesian for it")
+    if config.completion.any:
+        raise TuningError(f"strategy {config.strategy} trains its whole population to the last generation: "
+                          "completion criteria (target_objective, max_jobs_not_improving, complete_on_convergence) "
+                          "end a search; drop them or use strategy Bayesian")
+    object.__setattr__(config, "reevaluate_top", 0)  # the answer is a trained member, not a configuration
+    if config.max_jobs is not None and (config.max_jobs % config.population_size
+                                      or config.max_jobs < 2 * config.population_size):
+        size = config.population_size
+        raise TuningError(
+            f"max_jobs {config.max_jobs} for strategy {config.strategy} must be a multiple of the population "
+            f"({size}), at least two generations: use {max(2, round(config.max_jobs / size)) * size}, or change "
+            "population"
+        )
 
 
 def _check_pbt_space(space: SearchSpace, strategy: Strategy) -> None:
