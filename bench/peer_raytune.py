@@ -95,6 +95,7 @@ def trial(params: dict[str, Any], *, base: dict[str, Any], problem: str | None, 
     from sagemaker_rl.job.checkpoints import JobState, latest_checkpoint, restore, save_checkpoint, snapshot
     from sagemaker_rl.job.entry import job_config
     from sagemaker_rl.job.ppo_config import build_algorithm, build_ppo_config
+    from sagemaker_rl.job.training import record_iteration
 
     job = job_config({**base, **job_values(params)}, problem)  # as the job parses it, its env's facts included
     algo = build_algorithm(build_ppo_config(job, cpus=1), job)
@@ -110,8 +111,7 @@ def trial(params: dict[str, Any], *, base: dict[str, Any], problem: str | None, 
     try:
         while True:
             last = progress.over_recent_episodes(progress.read_progress(algo.train(), time_offset), state)
-            state.training_iteration, state.timesteps_total = last.training_iteration, last.timesteps_total
-            state.time_total_s = last.time_total_s
+            record_iteration(state, last, job)  # what the job's own checkpoint carries
             reward = last.episode_reward_mean
             values = {METRIC: reward if reward is not None else float("nan"), STEPS: last.timesteps_total}
             if not checkpoints:

@@ -120,7 +120,7 @@ def _loop(
                 print(metrics.diverged_line(), flush=True)
                 raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
                                f"({last.timesteps_total:,} env steps): {progress.divergence_hint(diverged, job.ppo)}")
-            _record(state, last, job)
+            record_iteration(state, last, job)
             progress.report(job.label, last, best_reward=state.best_reward)
             progress_log.write(last)
             completed = snapshot(algo, state)
@@ -145,7 +145,7 @@ def _cut_short_reason(kept: int, grace_s: float) -> str:
             "to resume")
 
 
-def _record(state: JobState, last: Progress, job: JobConfig) -> None:
+def record_iteration(state: JobState, last: Progress, job: JobConfig) -> None:
     """Carry the iteration's counters and rewards into the state the next checkpoint saves."""
     state.training_iteration = last.training_iteration
     state.timesteps_total = last.timesteps_total
