@@ -41,8 +41,10 @@ from sagemaker_rl.tuning.budget import parse_duration
 from sagemaker_rl.tuning.config import (
     DEFAULT_ASHA_MAX_JOBS,
     DEFAULT_GENERATIONS,
+    DEFAULT_REEVALUATE_SEEDS,
     MAX_WARM_START_PARENTS,
     MIN_POPULATION,
+    REEVALUATION_SHARE,
     config_from_mapping,
     file_keys,
 )
@@ -116,7 +118,9 @@ _OPTIONS = (
     _Option("--seeds", "jobs per trial with different seeds; objective = their mean (default: {default})", int),
     _Option("--reevaluate-top", "after the search, train the K best configurations and the default again on fresh "
             "seeds; the best by that is the answer (default: {default}; 0: off; local runs only)", int, "K"),
-    _Option("--reevaluate-seeds", "fresh seeds per re-evaluated configuration (default: {default})", int, "N"),
+    _Option("--reevaluate-seeds", f"fresh seeds per re-evaluated configuration (default: {DEFAULT_REEVALUATE_SEEDS}; "
+            f"with --max-runtime, as many from 1 to {DEFAULT_REEVALUATE_SEEDS} as fit in {REEVALUATION_SHARE} of it)",
+            int, "N"),
     _Option("--target-objective", "end the search when a trial's objective reaches this value (SageMaker's "
             "TargetObjectiveMetricValue); the re-evaluation follows", float, "VALUE"),
     _Option("--max-jobs-not-improving", "end the search when this many finished trials in a row did not improve the "

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -77,6 +78,10 @@ DEFAULT_MAX_PARALLEL_JOBS = 2
 DEFAULT_TIME_PER_TRIAL_S = 60
 DEFAULT_REEVALUATE_TOP = 1
 DEFAULT_REEVALUATE_SEEDS = 3
+# A run with a max runtime and no reevaluate_seeds re-evaluates on as many seeds (1 to 3) as fit in this share of it:
+# at three seeds a short run spent most of its time re-evaluating and left its search few trials, and its answer
+# trailed the peers' (docs/benchmarks.md, "Tuners side by side, half_cheetah").
+REEVALUATION_SHARE = Fraction(1, 3)
 MAX_WARM_START_PARENTS = 5  # SageMaker's limit
 MAX_SEEDS = 100  # seeds a trial or a re-evaluated configuration trains on, and configurations re-evaluated
 OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN)
@@ -148,7 +153,9 @@ class TuningConfig:
     hyperband_min_resource: int | None = None  # fewest a trial gets (None: 25,000 env steps; SageMaker: 1)
     hyperband_max_resource: int | None = None  # most (None: the first finished trial's)
     reevaluate_top: int = DEFAULT_REEVALUATE_TOP  # re-evaluate the K best configurations and the default (0: off)
-    reevaluate_seeds: int = DEFAULT_REEVALUATE_SEEDS  # fresh seeds each re-evaluated configuration trains on
+    # fresh seeds each re-evaluated configuration trains on (None: with max_runtime_s, as many as fit in
+    # REEVALUATION_SHARE of it, 1 to DEFAULT_REEVALUATE_SEEDS, decided once trials have timed a job; else the latter)
+    reevaluate_seeds: int | None = None
     warm_start: tuple[str, ...] = ()  # parent run directories whose finished trials seed the study
     warm_start_type: str = IDENTICAL  # IdenticalDataAndAlgorithm or TransferLearning (SageMaker's types)
     population: int | None = None  # strategy PBT: members (None: one per core, at least 4)
@@ -218,14 +225,12 @@ class TuningConfig:
         return Criteria(self.target_objective, self.max_jobs_not_improving, self.complete_on_convergence)
 
     @property
-    def reevaluation_jobs(self) -> int:
-        """Jobs the re-evaluation adds after the search: (top + the default) x seeds."""
-        return (self.reevaluate_top + 1) * self.reevaluate_seeds if self.reevaluate_top else 0
+    def reevaluation_seeds(self) -> tuple[int, int]:
+        """The fewest and the most fresh seeds a re-evaluated configuration trains on (the same when fixed)."""
+        if self.reevaluate_seeds is not None:
+            return self.reevaluate_seeds, self.reevaluate_seeds
+        return (1 if self.max_runtime_s is not None else DEFAULT_REEVALUATE_SEEDS), DEFAULT_REEVALUATE_SEEDS
 
-    @property
-    def reevaluation_rounds(self) -> int:
-        """Rounds of parallel jobs the re-evaluation takes."""
-        return math.ceil(self.reevaluation_jobs / self.max_parallel_jobs)
 
     @property
     def training(self) -> TrainBudget | None:
@@ -320,6 +325,16 @@ def default_strategy(train_budget: str | None, early_stopping: EarlyStopping) ->
     return Strategy.BAYESIAN
 
 
+def reevaluation_jobs(top: int, seeds: int) -> int:
+    """Jobs a re-evaluation of the `top` best and the default on `seeds` seeds adds after the search."""
+    return (top + 1) * seeds if top else 0
+
+
+def reevaluation_rounds(top: int, seeds: int, parallel: int) -> int:
+    """Rounds of `parallel` jobs that re-evaluation takes."""
+    return math.ceil(reevaluation_jobs(top, seeds) / parallel)
+
+
 def _check_train_budget(config: TuningConfig) -> None:
     """A training budget is one, the run has a re-evaluation to train at it, and (a time) it fits the max runtime;
     with strategy ASHA it is also the search trials' full length."""
@@ -336,12 +351,15 @@ def _check_train_budget(config: TuningConfig) -> None:
         object.__setattr__(config, "space", SearchSpace(config.space.parameters, budget.apply(config.space.static)))
     if config.max_runtime_s is None or budget.seconds is None:
         return  # an env-step budget's time is known once trials ran (plan.SearchEnd)
-    needed = config.reevaluation_rounds * (budget.seconds + JOB_START_S)
+    fewest = config.reevaluation_seeds[0]
+    rounds = reevaluation_rounds(config.reevaluate_top, fewest, config.max_parallel_jobs)
+    needed = rounds * (budget.seconds + JOB_START_S)
     if needed > config.max_runtime_s:
+        lower = "train_budget or reevaluate_seeds" if fewest > 1 else "train_budget"
         raise TuningError(
             f"train_budget {config.train_budget} does not fit in max_runtime_s {config.max_runtime_s}: the "
-            f"re-evaluation alone ({config.reevaluation_jobs} jobs, {config.max_parallel_jobs} at a time) takes "
-            f"~{needed:,} s; lower train_budget or reevaluate_seeds, or raise max_runtime_s")
+            f"re-evaluation alone ({reevaluation_jobs(config.reevaluate_top, fewest)} jobs, {config.max_parallel_jobs} "
+            f"at a time) takes ~{needed:,} s; lower {lower}, or raise max_runtime_s")
 
 
 def _check_warm_start(config: TuningConfig) -> None:
@@ -370,7 +388,8 @@ def _check_kinds(config: TuningConfig) -> None:
     for name in ("max_parallel_jobs", "objective_last_k", "perturbation_interval"):
         check_count(name, getattr(config, name))
     for name in ("seeds", "reevaluate_seeds", "reevaluate_top"):
-        check_count(name, getattr(config, name), minimum=0 if name == "reevaluate_top" else 1, maximum=MAX_SEEDS)
+        check_count(name, getattr(config, name), minimum=0 if name == "reevaluate_top" else 1, maximum=MAX_SEEDS,
+                    optional=name == "reevaluate_seeds")
     for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource", "max_runtime_s"):
         check_count(name, getattr(config, name), optional=True)
     check_count("population", config.population, minimum=2, optional=True)

@@ -24,7 +24,14 @@ from sagemaker_rl.tuning import direction as objective
 from sagemaker_rl.tuning import pbt
 from sagemaker_rl.tuning.budget import TrainBudget
 from sagemaker_rl.tuning.completion import Criteria, completion_reason
-from sagemaker_rl.tuning.config import JOB_START_S, REEVALUATION_SEED_BASE, TuningConfig
+from sagemaker_rl.tuning.config import (
+    JOB_START_S,
+    REEVALUATION_SEED_BASE,
+    REEVALUATION_SHARE,
+    TuningConfig,
+    reevaluation_jobs,
+    reevaluation_rounds,
+)
 from sagemaker_rl.tuning.ranking import Candidate, answer, candidates, fresh_seeds, reevaluations, segments
 from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, counted, read
 from sagemaker_rl.tuning.rundir import publish_model
@@ -100,7 +107,9 @@ class SearchEnd:
     budget: int
     criteria: Criteria = Criteria()
     max_runtime_s: float | None = None  # the run's wall-clock budget
-    rounds: int = 0  # rounds of parallel jobs the re-evaluation needs after the search
+    top: int = 0  # configurations the re-evaluation trains after the search besides the default (0: no re-evaluation)
+    reevaluation_seeds: tuple[int, int] = (1, 1)  # the fewest and the most fresh seeds it trains each on
+    parallel: int = 1  # jobs at a time
     seeds: int = 1  # jobs per search trial
     training: TrainBudget | None = None  # what the re-evaluation trains (None: as long as a trial's job)
     trials_at_training: bool = False  # a search trial not stopped early trains at `training` too (strategy ASHA)
@@ -115,19 +124,36 @@ class SearchEnd:
         return completion_reason(view.trials, view.direction, self.criteria, budget=self.budget) or \
             self._out_of_time(view)
 
+    def reevaluation_seed_count(self, view: View) -> int:
+        """Fresh seeds per re-evaluated configuration: a started re-evaluation's; else, within the configured range,
+        the most whose rounds of jobs fit in REEVALUATION_SHARE of the max runtime, timed by the search's trials."""
+        finished = _timed_search_trials(view.trials)
+        job_s = self._reevaluation_job_s(finished, self._trial_s(finished)) if finished else None
+        return self._seed_count(view.trials, job_s)
+
+    def _seed_count(self, trials: Sequence[FrozenTrial], job_s: float | None) -> int:
+        fewest, most = self.reevaluation_seeds
+        started = reevaluations(trials)
+        if started:
+            return len(next(iter(started.values())).seeds)
+        if fewest == most or self.max_runtime_s is None or job_s is None:
+            return most
+        rounds = int(self.max_runtime_s * REEVALUATION_SHARE // job_s)
+        return min(most, max(fewest, rounds * self.parallel // (self.top + 1)))
+
     def _out_of_time(self, view: View) -> str | None:
         """Another trial (and the re-evaluation after it) would not end within the run's max runtime."""
-        finished = [trial for trial in view.trials if trial.state.is_finished() and read(trial).is_search
-                    and read(trial).duration_s]
+        finished = _timed_search_trials(view.trials)
         if self.max_runtime_s is None or not finished:
             return None
         trial_s = self._trial_s(finished)
         job_s = self._reevaluation_job_s(finished, trial_s)
         if self.trials_at_training:  # a trial that is not stopped early trains as long as a re-evaluation job
             trial_s = max(trial_s, job_s)
-        if view.elapsed_s + trial_s + self.rounds * job_s <= self.max_runtime_s:
+        rounds = reevaluation_rounds(self.top, self._seed_count(view.trials, job_s), self.parallel)
+        if view.elapsed_s + trial_s + rounds * job_s <= self.max_runtime_s:
             return None
-        after = " and the re-evaluation after it" if self.rounds else ""
+        after = " and the re-evaluation after it" if rounds else ""
         return f"the run's max runtime ({self.max_runtime_s:g} s) leaves no time for another trial{after}"
 
     @staticmethod
@@ -154,6 +180,11 @@ class SearchEnd:
             if rates:
                 return steps / statistics.median(rates) + JOB_START_S
         return trial_s / self.seeds  # a re-evaluation job is as long as a trial's
+
+
+def _timed_search_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The search's finished trials with a recorded wall time."""
+    return [trial for trial in trials if trial.state.is_finished() and read(trial).is_search and read(trial).duration_s]
 
 
 def _job_cost(trial: FrozenTrial) -> tuple[float, float] | None:
@@ -197,10 +228,8 @@ class Reevaluation(Phase):
     """The search's `top` best configurations and the default, trained again on the same fresh seeds."""
 
     top: int
-    seeds: int
     end: SearchEnd
     default: dict[str, object]
-    jobs: int = 0
     training: TrainBudget | None = None  # trained at this budget (None: as the search's trials are)
 
     def _due(self, view: View) -> bool:
@@ -222,13 +251,18 @@ class Reevaluation(Phase):
         if self.training is not None:
             due = [dataclasses.replace(candidate, hyperparameters=self.training.apply(candidate.hyperparameters))
                    for candidate in due]
-        return Retrain(due, fresh_seeds(view.trials, self.seeds, base=REEVALUATION_SEED_BASE))
+        seeds = self.end.reevaluation_seed_count(view)
+        return Retrain(due, fresh_seeds(view.trials, seeds, base=REEVALUATION_SEED_BASE))
 
     def describe(self) -> str:
         if not self.top:
             return ""
         at = f" at {self.training.describe()}" if self.training else ""
-        return f", then the best {self.top} and the default on {self.seeds} fresh seeds{at} ({self.jobs} jobs)"
+        fewest, most = self.end.reevaluation_seeds
+        which = f", then the best {self.top} and the default on"
+        if fewest == most:
+            return f"{which} {most} fresh seeds{at} ({reevaluation_jobs(self.top, most)} jobs)"
+        return f"{which} {fewest} to {most} fresh seeds{at} (as many as fit in {REEVALUATION_SHARE} of the max runtime)"
 
     def progress(self, view: View) -> str:
         if not self._due(view):
@@ -321,10 +355,10 @@ def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
                 f"({config.budget} jobs)")
         return Plan([Generations(population, text, config.generations)])
     asha_at_training = config.strategy is Strategy.ASHA and config.training is not None
-    end = SearchEnd(config.budget, config.completion, config.max_runtime_s, config.reevaluation_rounds, config.seeds,
-                    config.training, trials_at_training=asha_at_training)
+    end = SearchEnd(config.budget, config.completion, config.max_runtime_s, config.reevaluate_top,
+                    config.reevaluation_seeds, config.max_parallel_jobs, config.seeds, config.training,
+                    trials_at_training=asha_at_training)
     return Plan([
         Search(config.label, end),
-        Reevaluation(config.reevaluate_top, config.reevaluate_seeds, end, dict(config.space.static),
-                     config.reevaluation_jobs, config.training),
+        Reevaluation(config.reevaluate_top, end, dict(config.space.static), config.training),
     ])

@@ -1,18 +1,18 @@
 """The tuning loop: an Optuna study whose trials are jobs, run in parallel within a budget.
 
-The study lives in SQLite inside the run directory (or any SQLAlchemy URL). Each trial is one job
-per seed under the job contract, in `trials/NNNN` of the run directory. Every trial ends complete,
-pruned or failed (with its reason). A run has two phases: the search (the budget's trials, sampled
-by the strategy; a warm start first copies in its parents' results), then the re-evaluation: the
-search's `reevaluate_top` best configurations and the default, each trained again on the same
-`reevaluate_seeds` fresh seeds, so that the answer written to best_hyperparameters.json is the best
-by re-evaluation, not the luckiest trial. Strategy PBT replaces both phases with a population's
-generations of job segments (`pbt.py` plans them; each starts from its parent's checkpoint). A run
-stopped by Ctrl-C, SIGTERM or kill -9 resumes from its storage: finished trials are kept, trials
-that were running are run again as new trials with the same parameters, and only the reruns count
-against the budget. This module is the tuner's face: it claims a run directory, then runs the
-plan's work (`plan.py`: what to start next) through the scheduler (`scheduler.py`: jobs in slots,
-the pruner, each trial's end) after the start-up recovery (`recovery.py`), and says how the run
+The study lives in SQLite inside the run directory (or any SQLAlchemy URL). Each trial is one job per
+seed under the job contract, in `trials/NNNN` of the run directory. Every trial ends complete, pruned or
+failed (with its reason). A run has two phases: the search (the budget's trials, sampled by the
+strategy; a warm start first copies in its parents' results), then the re-evaluation: the search's
+`reevaluate_top` best configurations and the default, each trained again on the same fresh seeds
+(`reevaluate_seeds`, or what fits in a share of the max runtime), so that the answer written to
+best_hyperparameters.json is the best by re-evaluation, not the luckiest trial. Strategy PBT replaces
+both phases with a population's generations of job segments (`pbt.py` plans them; each starts from its
+parent's checkpoint). A run stopped by Ctrl-C, SIGTERM or kill -9 resumes from its storage: finished
+trials are kept, trials that were running are run again as new trials with the same parameters, and only
+the reruns count against the budget. This module is the tuner's face: it claims a run directory, then
+runs the plan's work (`plan.py`: what to start next) through the scheduler (`scheduler.py`: jobs in
+slots, the pruner, each trial's end) after the start-up recovery (`recovery.py`), and says how the run
 goes. The trial record is `record.py`'s, the study's writer `trials.py`, the run directory's layout
 `rundir.py`'s. Local jobs share one Ray instance per run (`shared_ray.py`).
 """

@@ -16,6 +16,7 @@ from sagemaker_rl.tuning import (
     config_from_mapping,
     load_config,
 )
+from sagemaker_rl.tuning.config import reevaluation_jobs
 from sagemaker_rl.tuning.strategies import EarlyStopping, Strategy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +26,8 @@ def test_default_run_is_the_measured_study_in_a_15_minute_budget():
     config = TuningConfig()
     assert config.problem == "reacher"
     assert config.budget == 20 and config.max_parallel_jobs == 2
-    assert (config.reevaluate_top, config.reevaluate_seeds, config.reevaluation_jobs) == (1, 3, 6)
+    assert (config.reevaluate_top, config.reevaluation_seeds) == (1, (3, 3))
+    assert reevaluation_jobs(config.reevaluate_top, 3) == 6
     assert config.strategy is Strategy.BAYESIAN and config.early_stopping is EarlyStopping.OFF
     assert config.space.names == ["rl.training.config.lr", "rl.training.initial_log_std", "rl.training.config.gamma"]
     assert config.space.static == {"rl.training.stop.time_total_s": 60}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState, create_trial
@@ -191,3 +193,36 @@ def test_asha_keeps_time_for_a_trial_that_runs_its_whole_training_budget():
     pruned = [_trial(number, TrialState.PRUNED, duration_s=10.0) for number in range(5)]
     last_start = 1200 - 3 * (300 + JOB_START_S)  # the trial, then two rounds of re-evaluation jobs
     assert not _search_ends(asha, pruned, last_start) and _search_ends(asha, pruned, last_start + 1)
+
+
+@pytest.mark.parametrize(("max_runtime_s", "seeds", "last_start"), [
+    # a job at the 300-s budget is 320 s with its start-up; 2 at a time, the best and the default: a round a seed
+    (900, 1, 900 - 100 - 320),  # a third of 900 s holds no round: the fewest, one seed
+    (2000, 2, 2000 - 100 - 2 * 320),  # 666 s: two rounds
+    (3000, 3, 3000 - 100 - 3 * 320),  # 1,000 s: three, the most
+    (9000, 3, 9000 - 100 - 3 * 320),
+])
+def test_without_reevaluate_seeds_the_re_evaluation_takes_the_seeds_that_fit_in_a_third_of_the_max_runtime(
+        max_runtime_s, seeds, last_start):
+    config = TuningConfig(space=SPACE, max_jobs=50, train_budget="300s", max_runtime_s=max_runtime_s,
+                          check_hyperparameters=False, strategy="Bayesian")
+    finished = _timed(3, 100.0, 50_000)
+    assert not _search_ends(config, finished, last_start) and _search_ends(config, finished, last_start + 1)
+    work = make_plan(config, MAX).next(View(finished, MAX, elapsed_s=last_start + 1))
+    assert isinstance(work, Retrain) and len(work.seeds) == seeds
+    assert make_plan(config, MAX).describe() == (
+        "tuning reacher: 50 trials, then the best 1 and the default on 1 to 3 fresh seeds at 300 training s (as many "
+        "as fit in 1/3 of the max runtime)")
+
+
+def test_a_started_re_evaluation_fixes_the_seed_count_and_a_run_without_a_max_runtime_takes_three():
+    config = TuningConfig(space=SPACE, max_jobs=3, train_budget="300s", max_runtime_s=900, check_hyperparameters=False,
+                          strategy="Bayesian")
+    finished = _timed(3, 100.0, 50_000)  # the estimate alone would give one seed (above)
+    seeds = [REEVALUATION_SEED_BASE + n for n in range(2)]
+    started = [*finished, _trial(3, TrialState.COMPLETE, 1.0, reevaluation_of="default", seeds=seeds)]
+    work = make_plan(config, MAX).next(View(started, MAX, elapsed_s=500))
+    assert isinstance(work, Retrain) and [c.key for c in work.candidates] == [0] and work.seeds == seeds
+    unbounded = dataclasses.replace(config, max_runtime_s=None)
+    work = make_plan(unbounded, MAX).next(View(finished, MAX))
+    assert isinstance(work, Retrain) and len(work.seeds) == 3
