@@ -167,7 +167,7 @@ _FIELDS = {  # the top-level fields (of each item, for a list) each kind may hav
                         "report_seeds", "choice_problems", "report_problems", "discrete", "configs", "runs", "scores",
                         "choice", "finished"} | _NOTE_KEYS,
     "peers": {"kind", "command", "target", "budget_s", "train_steps", "seeds", "episodes", "tools", "cpus",
-              "machine_cores", "parts", "summary"} | _NOTE_KEYS,
+              "machine_cores", "parts", "summary", "ours_config"} | _NOTE_KEYS,
     "humanoid": {"problem", "simulator", "cpus", "choose_cap_s", "cap_s", "targets", "configs", "choose", "curves",
                  "winner", "fast_is_winner"} | _NOTE_KEYS,
 }
@@ -896,7 +896,9 @@ def _peers_tables(result: _Result) -> str:
     state = "finished" if "finished" in data else "running or stopped: the parts done so far"
     head = (_from(result, f"started {data['started']}") + f" {data['target']}, {data['budget_s']:g} s of tuning per "
             f"tool on {data['cpus']} CPUs, answers trained for {data['train_steps']:,} env steps on {data['seeds']} "
-            f"fresh seeds, {data['episodes']} deterministic episodes per policy ({state}).")
+            f"fresh seeds, {data['episodes']} deterministic episodes per policy ({state})."
+            + (f" Our runs searched the space of `{data['ours_config']}`." if data.get("ours_config") else "")
+            + (f" {data['note']}" if data.get("note") else ""))
     tuning = [[tool, _seconds(part.get("wall_s")), str(part.get("trials", "—")), _number(part.get("best_value")),
                _loads([part.get("load_average_after")]), part.get("failure", "")]
               for tool in data["tools"] if (part := parts.get(f"tune:{tool}")) is not None]
@@ -1153,12 +1155,15 @@ def _generic_headline(loaded: list[_Result]) -> str | None:
 
 
 def _peers_headline(loaded: list[_Result]) -> str | None:
-    """Only finished runs, the newest of each target: the answers' means on fresh seeds, best first."""
+    """Only finished runs, the newest of each target: the answers' means on fresh seeds, best first. A run whose arms
+    searched another space than ours by default (`ours_config`) is shown only for a target without another."""
     newest: dict[str, _Result] = {}
-    for result in _of(loaded, "peers"):
-        if "finished" in result.data and result.data.get("summary"):
+    finished = [result for result in _of(loaded, "peers") if "finished" in result.data and result.data.get("summary")]
+    shipped = {result.data["target"] for result in finished if not result.data.get("ours_config")}
+    for result in finished:
+        if not result.data.get("ours_config") or result.data["target"] not in shipped:
             target = result.data["target"]
-            newest[target] = _newest([result, newest[target]]) if target in newest else result
+            newest[target] = _newest([newest[target], result]) if target in newest else result
     if not newest:
         return None
     clauses = []
@@ -1166,9 +1171,10 @@ def _peers_headline(loaded: list[_Result]) -> str | None:
         data = result.data
         ranked = sorted(data["summary"].items(), key=lambda item: -item[1]["mean"])
         figures = ", ".join(f"{_answer_name(name)} {row['mean']:.1f}" for name, row in ranked)
+        space = f"; our runs searched `{data['ours_config']}`'s space" if data.get("ours_config") else ""
         clauses.append(f"on {target} ({_default_of(target)}; {data['budget_s']:g} s each on {data['cpus']} cores, "
-                       f"answers trained again for {data['train_steps']:,} env steps on {data['seeds']} fresh seeds): "
-                       f"{figures} (`{result.shown}`)")
+                       f"answers trained again for {data['train_steps']:,} env steps on {data['seeds']} fresh "
+                       f"seeds{space}): {figures} (`{result.shown}`)")
     return "Tuners side by side, mean return of the final policies " + "; ".join(clauses) + "."
 
 

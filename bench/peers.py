@@ -10,9 +10,10 @@ default). The run is made of parts, each saved to the JSON (bench/results/peers-
 ends, so a stopped run resumes where it was:
 
 1. `tune:TOOL`, one tool at a time on `--cpus` cores for `--budget-s` seconds of wall time:
-   - `ours`: `scripts/tune.py --strategy Bayesian` with its default space, `--max-runtime BUDGET --train-budget
-     STEPS`: its answer and the policy its run trained (model/); `ours-asha`: the same with `--strategy ASHA`, the
-     default strategy of a run with a training budget (`tuning.config.default_strategy`);
+   - `ours`: `scripts/tune.py --strategy Bayesian` with its default space (`--ours-config FILE`: that file's),
+     `--max-runtime BUDGET --train-budget STEPS`: its answer and the policy its run trained (model/); `ours-asha`:
+     the same with `--strategy ASHA`, the default strategy of a run with a training budget
+     (`tuning.config.default_strategy`);
    - `rl-zoo3`: `bench/peer_zoo.py optimize` (rl-zoo3's PPO sampler, TPE and median pruner, two jobs at a time);
    - `ray-tune-asha`: `bench/peer_raytune.py` (ASHA on env steps over our default space);
    - `ray-tune-pbt`: `bench/peer_raytune.py --scheduler PBT` (Ray Tune's PBT over our PBT's space and population).
@@ -68,6 +69,8 @@ def _arguments() -> argparse.Namespace:
                         "these, e.g. to add one)")
     parser.add_argument("--cpus", type=int, default=cores(), help="cores each tool tunes on (default: all)")
     parser.add_argument("--resume", type=Path, help="a results file of an unfinished run: do the parts it lacks")
+    parser.add_argument("--ours-config", help="a tuning file (its space) our runs use instead of the default space, "
+                        "e.g. bench/studies/pbt-space.yaml")
     return parser.parse_args()
 
 
@@ -89,6 +92,8 @@ class Record:
                 "budget_s": args.budget_s, "train_steps": args.train_steps, "seeds": args.seeds,
                 "episodes": args.episodes, "tools": (args.tools or ",".join(TOOLS)).split(","), "cpus": args.cpus,
                 "machine_cores": cores(), "parts": {}}
+        if args.ours_config:
+            data["ours_config"] = args.ours_config
         return cls(BENCH / "results" / f"peers-{args.target.replace('/', '-')}-{stamp}.json", data)
 
     @property
@@ -125,7 +130,8 @@ def _short(value: dict[str, Any]) -> str:
 
 def tune_ours(where: Target, record: Record, *, strategy: str) -> dict[str, Any]:
     run_dir = record.work_dir / ("ours" if strategy == "Bayesian" else f"ours-{strategy.lower()}")
-    wall_s, code, _ = tune([*_child_target(where), "--max-runtime", f"{record.data['budget_s']:.0f}",
+    space = ["--config", str(REPO / record.data["ours_config"])] if record.data.get("ours_config") else []
+    wall_s, code, _ = tune([*_child_target(where), *space, "--max-runtime", f"{record.data['budget_s']:.0f}",
                             "--train-budget", str(record.data["train_steps"]), "--strategy", strategy], run_dir)
     best = run_dir / "best_hyperparameters.json"
     return {"exit_code": code, "wall_s": round(wall_s, 1), "run_dir": str(run_dir),

@@ -362,3 +362,19 @@ def test_a_newer_quick_run_goes_to_the_history_and_the_tables_come_from_the_full
     assert f"From `{tmp_path / 'results' / '20261205-110000.json'}` (commit abc1234; 2 cores, Test CPU)" in page
     assert "| `20261206-110000-quick.json` | 2026-12-06 11:00 |" in page and "999 (0.05)" in page
     assert "4,321 env steps/s" in pages.headline(tmp_path / "results")
+
+
+def test_the_peers_headline_takes_the_newest_finished_run_of_each_target(pages, results):
+    newer = _peers(finished=True)
+    newer["summary"]["ours"]["mean"] = -111.0
+    _write(results, "peers-Pendulum-v1-20261206-130000.json", newer)
+    _write(results, "peers-Pendulum-v1-20261207-130000.json", _peers(finished=False))  # running: not a headline
+    text = pages.headline(results)
+    assert "ours (Bayesian) -111.0" in text and "peers-Pendulum-v1-20261206-130000.json" in text
+    assert "peers-Pendulum-v1-20261205-130000.json" not in text
+    assert "searched" not in text
+    newer["ours_config"] = "bench/studies/pbt-space.yaml"  # our arms on another space: the shipped run's figures
+    _write(results, "peers-Pendulum-v1-20261206-130000.json", newer)
+    assert "peers-Pendulum-v1-20261205-130000.json" in pages.headline(results)
+    (results / "peers-Pendulum-v1-20261205-130000.json").unlink()  # none other: shown, and its space said
+    assert "2 fresh seeds; our runs searched `bench/studies/pbt-space.yaml`'s space): " in pages.headline(results)
