@@ -879,7 +879,7 @@ trial)."""
 
 
 _ANSWER_NAMES = {"default": "untuned default", "ours": "ours (Bayesian)", "ours-asha": "ours (ASHA)",
-                 "ray-tune-asha": "Ray Tune ASHA", "ray-tune-pbt": "Ray Tune PBT",
+                 "ours-pbt": "ours (PBT)", "ray-tune-asha": "Ray Tune ASHA", "ray-tune-pbt": "Ray Tune PBT",
                  "rl-zoo3": "rl-zoo3's optimizer (SB3)", "rl-zoo3-in-our-job": "rl-zoo3's answer in our job",
                  "zoo-row": "rl-zoo3's hand-tuned row (SB3)"}
 

@@ -13,19 +13,19 @@ ends, so a stopped run resumes where it was:
    - `ours`: `scripts/tune.py --strategy Bayesian` with its default space (`--ours-config FILE`: that file's),
      `--max-runtime BUDGET --train-budget STEPS`: its answer and the policy its run trained (model/); `ours-asha`:
      the same with `--strategy ASHA`, the default strategy of a run with a training budget
-     (`tuning.config.default_strategy`);
+     (`tuning.config.default_strategy`); `ours-pbt`: the same with `--strategy PBT` (each member trains the
+     training budget; the answer is its best member's last values, as Ray Tune PBT's);
    - `rl-zoo3`: `bench/peer_zoo.py optimize` (rl-zoo3's PPO sampler, TPE and median pruner, two jobs at a time);
    - `ray-tune-asha`: `bench/peer_raytune.py` (ASHA on env steps over our default space);
    - `ray-tune-pbt`: `bench/peer_raytune.py --scheduler PBT` (Ray Tune's PBT over our PBT's space and population).
-2. `train:ANSWER:SEED`: each answer trained again for `--train-steps` env steps on seeds 20000.. (no tool tuned
-   on them), two at a time on one CPU each (a budget of env steps makes a result independent of speed):
-   `default` (the job's own default), `ours`, `ours-asha`, `ray-tune-asha`, `ray-tune-pbt` (its best member's
-   last values) and `rl-zoo3-in-our-job` (its values
-   where our names map) with our job (RLlib); `rl-zoo3` and `zoo-row` (rl-zoo3's hand-tuned ppo.yml row, when it
-   has one) with SB3, their own trainer. Each final policy is run for `--episodes` deterministic episodes from
-   seed 30000; `own-policy:TOOL` is our run's own model/ on the same episodes. An answer with an earlier one's
-   trainer and values (ours, when its re-evaluation kept the default) takes that one's figures (`same_as`): a
-   job on one CPU with a seed trains the same policy again.
+2. `train:ANSWER:SEED`: each answer trained again for `--train-steps` env steps on seeds 20000.. (no tool tuned on
+   them), two at a time on one CPU each (a budget of env steps makes a result independent of speed): `default` (the
+   job's own default), `ours`, `ours-asha`, `ours-pbt`, `ray-tune-asha`, `ray-tune-pbt` (its best member's last
+   values) and `rl-zoo3-in-our-job` (its values where our names map) with our job (RLlib); `rl-zoo3` and `zoo-row`
+   (rl-zoo3's hand-tuned ppo.yml row, when it has one) with SB3, their own trainer. Each final policy is run for
+   `--episodes` deterministic episodes from seed 30000; `own-policy:TOOL` is our run's own model/ on the same
+   episodes. An answer with an earlier one's trainer and values (ours, when its re-evaluation kept the default) takes
+   that one's figures (`same_as`): a job on one CPU with a seed trains the same policy again.
 3. `summary`: per answer the mean over seeds of the policies' mean returns, their spread (sample standard
    deviation), and the paired difference to the default and to every other answer with a 95% t interval.
 """
@@ -51,7 +51,8 @@ from sagemaker_rl.files import write_atomically
 from sagemaker_rl.job import SEED_KEY, SIMULATOR_KEY, STOP_PREFIX
 from sagemaker_rl.job.keys import CHECKPOINT_FREQ_KEY
 
-TOOLS = ("ours", "ours-asha", "rl-zoo3", "ray-tune-asha", "ray-tune-pbt")
+OURS = {"ours": "Bayesian", "ours-asha": "ASHA", "ours-pbt": "PBT"}  # our tools and the strategy each runs
+TOOLS = (*OURS, "rl-zoo3", "ray-tune-asha", "ray-tune-pbt")
 TRAIN_SEED_BASE = 20_000  # above every seed the tools tune on (ours: < 10,000 in the search, 10,000.. re-evaluating)
 EVALUATION_SEED = 30_000
 JOB_TIMEOUT_S = 3600.0
@@ -128,11 +129,11 @@ def _short(value: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------- tuning
 
 
-def tune_ours(where: Target, record: Record, *, strategy: str) -> dict[str, Any]:
-    run_dir = record.work_dir / ("ours" if strategy == "Bayesian" else f"ours-{strategy.lower()}")
+def tune_ours(where: Target, record: Record, *, tool: str) -> dict[str, Any]:
+    run_dir = record.work_dir / tool
     space = ["--config", str(REPO / record.data["ours_config"])] if record.data.get("ours_config") else []
     wall_s, code, _ = tune([*_child_target(where), *space, "--max-runtime", f"{record.data['budget_s']:.0f}",
-                            "--train-budget", str(record.data["train_steps"]), "--strategy", strategy], run_dir)
+                            "--train-budget", str(record.data["train_steps"]), "--strategy", OURS[tool]], run_dir)
     best = run_dir / "best_hyperparameters.json"
     return {"exit_code": code, "wall_s": round(wall_s, 1), "run_dir": str(run_dir),
             "job_hyperparameters": json.loads(best.read_text()) if best.is_file() else None,
@@ -140,10 +141,12 @@ def tune_ours(where: Target, record: Record, *, strategy: str) -> dict[str, Any]
 
 
 def _search_figures(run_dir: Path) -> dict[str, Any]:
-    """Our run's search trials finished and its best objective in the search (its own figure, as the peers')."""
+    """Our run's search trials (PBT: segments) finished and its best objective in the search (its own figure, as
+    the peers')."""
     import csv
 
-    rows = [row for row in csv.DictReader(open(run_dir / "trials.csv")) if row["role"] == "search"]
+    rows = [row for row in csv.DictReader(open(run_dir / "trials.csv"))
+            if row["role"] == "search" or row["role"].startswith("member ")]  # record.TrialRecord.describe
     values = [float(row["objective"]) for row in rows if row["status"] == "complete" and row["objective"]]
     return {"trials": len(rows), "pruned": sum(row["status"] == "pruned" for row in rows),
             "best_value": max(values, default=None)}
@@ -171,8 +174,7 @@ def tune_ray(where: Target, record: Record, *, scheduler: str) -> dict[str, Any]
 
 
 TUNERS: dict[str, Callable[[Target, Record], dict[str, Any]]] = {
-    "ours": functools.partial(tune_ours, strategy="Bayesian"),
-    "ours-asha": functools.partial(tune_ours, strategy="ASHA"),
+    **{tool: functools.partial(tune_ours, tool=tool) for tool in OURS},
     "rl-zoo3": tune_zoo,
     "ray-tune-asha": functools.partial(tune_ray, scheduler="ASHA"),
     "ray-tune-pbt": functools.partial(tune_ray, scheduler="PBT")}
@@ -186,8 +188,8 @@ def answers(record: Record) -> dict[str, tuple[str, Any]]:
     row's values, or "zoo" for rl-zoo3's own row)."""
     parts = record.data["parts"]
     found: dict[str, tuple[str, Any]] = {"default": ("job", {})}
-    for tool, name in (("ours", "ours"), ("ours-asha", "ours-asha"), ("ray-tune-asha", "ray-tune-asha"),
-                       ("ray-tune-pbt", "ray-tune-pbt"), ("rl-zoo3", "rl-zoo3-in-our-job")):
+    in_our_job = {**{tool: tool for tool in (*OURS, "ray-tune-asha", "ray-tune-pbt")}, "rl-zoo3": "rl-zoo3-in-our-job"}
+    for tool, name in in_our_job.items():
         values = parts.get(f"tune:{tool}", {}).get("job_hyperparameters")
         if values is not None:
             found[name] = ("job", {key: value for key, value in values.items() if not key.startswith(STOP_PREFIX)})
@@ -256,7 +258,7 @@ def evaluate_own_policies(record: Record) -> None:
     """The policy each of our runs trained itself, on the same episodes as the retrained ones."""
     from sagemaker_rl.api import evaluate
 
-    for tool in ("ours", "ours-asha"):
+    for tool in OURS:
         model = record.data["parts"].get(f"tune:{tool}", {}).get("own_policy")
         if model is None or record.has(f"own-policy:{tool}"):
             continue

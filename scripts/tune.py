@@ -113,8 +113,8 @@ _OPTIONS = (
             f"{MIN_POPULATION})", int),
     _Option("--perturbation-interval", "strategy PBT or PB2: env steps of a generation; at its end the worst members "
             "take the best's checkpoints and perturb their values (PB2: choose them with a bandit) (default: "
-            "{default:,}); a member trains max-jobs / "
-            "population generations", int, "ENV_STEPS"),
+            "{default:,}; with --train-budget: it / generations); a member trains "
+            "max-jobs / population generations", int, "ENV_STEPS"),
     _Option("--seeds", "jobs per trial with different seeds; objective = their mean (default: {default})", int),
     _Option("--reevaluate-top", "after the search, train the K best configurations and the default again on fresh "
             "seeds; the best by that is the answer (default: {default}; 0: off; local runs only)", int, "K"),
@@ -131,8 +131,9 @@ _OPTIONS = (
             "would not end in it with the re-evaluation after it, and what still runs then is stopped (SageMaker's "
             "MaxRuntimeInSeconds)", _seconds, "DURATION", dest="max_runtime_s"),
     _Option("--train-budget", "the training the answer is for: env steps (1M, 500k) or training time (30min, 2h); "
-            "trials may be shorter, the re-evaluation trains at it, and its best job's policy is the run's model/ "
-            "(default: the trials' own stop; not with --backend sagemaker)", metavar="BUDGET"),
+            "trials may be shorter, the re-evaluation trains at it, and its best job's policy is the run's model/; "
+            "strategy PBT, PB2: env steps, each member's whole training (default: the trials' own stop; not with "
+            "--backend sagemaker)", metavar="BUDGET"),
     _Option("--warm-start", f"start from the finished trials of up to {MAX_WARM_START_PARENTS} earlier runs: run "
             "directories (local) or tuning job names (--backend sagemaker)", metavar="PARENT", nargs="+"),
     _Option("--warm-start-type", f"SageMaker's warm-start types: {WARM_START_TYPES[0]} (same problem; parents' "

@@ -343,8 +343,8 @@ def _check_train_budget(config: TuningConfig) -> None:
     budget = parse_train_budget(config.train_budget)
     object.__setattr__(config, "train_budget", str(config.train_budget).strip())  # a file's 1000000 is text too
     if config.strategy.population_based:
-        raise TuningError(f"strategy {config.strategy}'s answer is its best member, trained for the whole run: "
-                          "drop train_budget (a member trains max_jobs / population x perturbation_interval env steps)")
+        _check_members_train_budget(config, budget)
+        return
     if not config.reevaluate_top:
         raise TuningError("train_budget is the budget the re-evaluation trains at: set reevaluate_top to 1 or more")
     if config.strategy is Strategy.ASHA:  # a search trial that is not stopped early trains the whole budget
@@ -360,6 +360,19 @@ def _check_train_budget(config: TuningConfig) -> None:
             f"train_budget {config.train_budget} does not fit in max_runtime_s {config.max_runtime_s}: the "
             f"re-evaluation alone ({reevaluation_jobs(config.reevaluate_top, fewest)} jobs, {config.max_parallel_jobs} "
             f"at a time) takes ~{needed:,} s; lower {lower}, or raise max_runtime_s")
+
+
+def _check_members_train_budget(config: TuningConfig, budget: TrainBudget) -> None:
+    """Strategy PBT's answer is its best member, so a training budget is each member's whole training: the
+    generations split it into the perturbation interval."""
+    if budget.env_steps is None:
+        raise TuningError(f"strategy {config.strategy} splits a member's training into generations of env steps: "
+                          f"give train_budget in env steps (e.g. 300k), not {config.train_budget}")
+    interval = math.ceil(budget.env_steps / config.generations)
+    if config.perturbation_interval not in (DEFAULT_PERTURBATION_INTERVAL, interval):  # the latter: read back
+        raise TuningError(f"train_budget sets strategy {config.strategy}'s perturbation_interval (train_budget / "
+                          f"generations: {interval:,}): give one of the two")
+    object.__setattr__(config, "perturbation_interval", interval)
 
 
 def _check_warm_start(config: TuningConfig) -> None:

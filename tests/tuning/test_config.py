@@ -16,7 +16,7 @@ from sagemaker_rl.tuning import (
     config_from_mapping,
     load_config,
 )
-from sagemaker_rl.tuning.config import reevaluation_jobs
+from sagemaker_rl.tuning.config import default_pbt_space, reevaluation_jobs
 from sagemaker_rl.tuning.strategies import EarlyStopping, Strategy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,9 @@ def test_sagemaker_parameter_ranges_are_accepted_in_a_file():
         ({"strategy": "Grid"}, "Categorical parameters only"),
         ({"strategy": "Hyperband", "early_stopping": "Auto"}, "early_stopping must be Off"),
         ({"train_budget": "5m"}, "ambiguous: write 5min for minutes or 5M for million env steps"),
-        ({"train_budget": "1M", "strategy": "PBT"}, "strategy PBT's answer is its best member"),
+        ({"train_budget": "5min", "strategy": "PBT"}, "give train_budget in env steps"),
+        ({"train_budget": "1M", "strategy": "PBT", "perturbation_interval": 20_000},
+         r"train_budget sets strategy PBT's perturbation_interval \(train_budget / generations: 100,000\)"),
         ({"train_budget": "1M", "reevaluate_top": 0}, "the budget the re-evaluation trains at: set reevaluate_top"),
         # 4 re-evaluation jobs (the best and the default on 2 seeds), 2 at a time: 2 rounds of 600 + 20 s
         ({"train_budget": "10min", "reevaluate_seeds": 2, "max_runtime_s": 1239},
@@ -123,6 +125,14 @@ def test_asha_trains_unstopped_trials_to_the_training_budget_with_three_rungs():
     timed = config_from_mapping({"strategy": "ASHA", "train_budget": "5min"})
     assert timed.space.static == {"rl.training.stop.time_total_s": 300} and timed.hyperband_min_env_steps == 25_000
     assert config_from_mapping({"strategy": "ASHA"}).space.static == {"rl.training.stop.time_total_s": 60}
+
+
+def test_pbt_members_train_the_training_budget_in_their_generations():
+    config = config_from_mapping({"strategy": "PBT", "train_budget": "300k", "population": 4, "max_jobs": 32})
+    assert (config.generations, config.perturbation_interval) == (8, 37_500)  # 8 x 37,500 = 300,000 env steps
+    assert config.reevaluate_top == 0 and config.space.names == default_pbt_space().names
+    assert config_from_mapping(config.to_dict()) == config  # its record (a resume) reads back the same
+    assert config_from_mapping({"strategy": "PB2", "train_budget": "100k"}).perturbation_interval == 10_000
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,7 @@ def test_pbt_refuses_settings_a_restored_job_does_not_use_and_stop_criteria(tmp_
     assert (config.budget, config.generations, config.reevaluate_top) == (30, 10, 0)
 
 
-TINY_PBT = ["--problem", "reacher", "--population", "2", "--perturbation-interval", "4000", "--num-cpus", "2",
+TINY_PBT = ["--problem", "reacher", "--population", "2", "--num-cpus", "2",
             "--sampler-seed", "3", *[arg for key, value in TINY_PPO.items() for arg in ("--static", f"{key}={value}")]]
 POPULATION_STRATEGIES = pytest.mark.parametrize("strategy", ["PBT", "PB2"])  # PB2: PBT with the bandit's explore
 
@@ -142,7 +142,9 @@ def _first_row(job_dir: Path) -> dict[str, str]:
 def test_a_tiny_pbt_run_exploits_and_the_taker_continues_the_donors_checkpoint_with_its_new_values(tmp_path,
                                                                                                    strategy):
     run_dir = tmp_path / "run"
-    process = _tune(*TINY_PBT, "--strategy", strategy, "--max-jobs", "6", "--run-dir", str(run_dir))
+    # PB2's run states each member's training instead of the interval: 3 generations of 4,000 env steps either way.
+    length = ["--train-budget", "12k"] if strategy == "PB2" else ["--perturbation-interval", "4000"]
+    process = _tune(*TINY_PBT, *length, "--strategy", strategy, "--max-jobs", "6", "--run-dir", str(run_dir))
     out, _ = process.communicate(timeout=600)
     assert process.returncode == 0, out[-3000:]
     trials = _trials(run_dir)
@@ -176,7 +178,8 @@ def test_a_tiny_pbt_run_exploits_and_the_taker_continues_the_donors_checkpoint_w
 @POPULATION_STRATEGIES
 def test_kill_9_mid_run_then_resume_continues_the_population_and_reruns_only_running_segments(tmp_path, strategy):
     run_dir = tmp_path / "run"
-    tuner = _tune(*TINY_PBT, "--strategy", strategy, "--max-jobs", "6", "--run-dir", str(run_dir))
+    tuner = _tune(*TINY_PBT, "--perturbation-interval", "4000", "--strategy", strategy, "--max-jobs", "6", "--run-dir",
+                  str(run_dir))
     deadline = time.monotonic() + 300
     while not any(read(trial).generation == 1 and trial.state == TrialState.RUNNING
                   for trial in _trials_so_far(run_dir)):
