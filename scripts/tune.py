@@ -41,6 +41,7 @@ from sagemaker_rl.tuning.budget import parse_duration
 from sagemaker_rl.tuning.config import (
     DEFAULT_ASHA_MAX_JOBS,
     DEFAULT_GENERATIONS,
+    DEFAULT_PERTURBATION_INTERVAL,
     DEFAULT_REEVALUATE_SEEDS,
     MAX_WARM_START_PARENTS,
     MIN_POPULATION,
@@ -113,7 +114,7 @@ _OPTIONS = (
             f"{MIN_POPULATION})", int),
     _Option("--perturbation-interval", "strategy PBT or PB2: env steps of a generation; at its end the worst members "
             "take the best's checkpoints and perturb their values (PB2: choose them with a bandit) (default: "
-            "{default:,}; with --train-budget: it / generations); a member trains "
+            f"{DEFAULT_PERTURBATION_INTERVAL:,}; with --train-budget: it / generations); a member trains "
             "max-jobs / population generations", int, "ENV_STEPS"),
     _Option("--seeds", "jobs per trial with different seeds; objective = their mean (default: {default})", int),
     _Option("--reevaluate-top", "after the search, train the K best configurations and the default again on fresh "

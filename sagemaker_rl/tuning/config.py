@@ -159,7 +159,7 @@ class TuningConfig:
     warm_start: tuple[str, ...] = ()  # parent run directories whose finished trials seed the study
     warm_start_type: str = IDENTICAL  # IdenticalDataAndAlgorithm or TransferLearning (SageMaker's types)
     population: int | None = None  # strategy PBT: members (None: one per core, at least 4)
-    perturbation_interval: int = DEFAULT_PERTURBATION_INTERVAL  # strategy PBT: env steps of a generation
+    perturbation_interval: int | None = None  # strategy PBT: env steps of a generation (None: generation_env_steps)
     check_hyperparameters: bool = True  # check every key with the job's own parser before starting
     # Completion criteria (SageMaker's TuningJobCompletionCriteria): the search may end before its budget.
     target_objective: float | None = None  # a trial reaching this objective ends the search
@@ -246,6 +246,15 @@ class TuningConfig:
     def generations(self) -> int:
         """Strategy PBT's generations: the budget's segments, a member's each."""
         return self.budget // self.population_size
+
+    @property
+    def generation_env_steps(self) -> int:
+        """Strategy PBT's env steps per generation: perturbation_interval, else an env-step training budget split
+        over the generations (a member trains the budget), else DEFAULT_PERTURBATION_INTERVAL."""
+        if self.perturbation_interval is not None:
+            return self.perturbation_interval
+        steps = self.training.env_steps if self.training is not None else None
+        return DEFAULT_PERTURBATION_INTERVAL if steps is None else math.ceil(steps / self.generations)
 
     @property
     def budget(self) -> int:
@@ -368,11 +377,9 @@ def _check_members_train_budget(config: TuningConfig, budget: TrainBudget) -> No
     if budget.env_steps is None:
         raise TuningError(f"strategy {config.strategy} splits a member's training into generations of env steps: "
                           f"give train_budget in env steps (e.g. 300k), not {config.train_budget}")
-    interval = math.ceil(budget.env_steps / config.generations)
-    if config.perturbation_interval not in (DEFAULT_PERTURBATION_INTERVAL, interval):  # the latter: read back
+    if config.perturbation_interval is not None:
         raise TuningError(f"train_budget sets strategy {config.strategy}'s perturbation_interval (train_budget / "
-                          f"generations: {interval:,}): give one of the two")
-    object.__setattr__(config, "perturbation_interval", interval)
+                          f"generations: {math.ceil(budget.env_steps / config.generations):,}): give one of the two")
 
 
 def _check_warm_start(config: TuningConfig) -> None:
@@ -398,12 +405,13 @@ def _check_warm_start(config: TuningConfig) -> None:
 
 def _check_kinds(config: TuningConfig) -> None:
     """Each setting has the kind of value its field says (a tuning file may hold anything)."""
-    for name in ("max_parallel_jobs", "objective_last_k", "perturbation_interval"):
+    for name in ("max_parallel_jobs", "objective_last_k"):
         check_count(name, getattr(config, name))
     for name in ("seeds", "reevaluate_seeds", "reevaluate_top"):
         check_count(name, getattr(config, name), minimum=0 if name == "reevaluate_top" else 1, maximum=MAX_SEEDS,
                     optional=name == "reevaluate_seeds")
-    for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource", "max_runtime_s"):
+    for name in ("max_jobs", "num_cpus", "hyperband_min_resource", "hyperband_max_resource", "max_runtime_s",
+                 "perturbation_interval"):
         check_count(name, getattr(config, name), optional=True)
     check_count("population", config.population, minimum=2, optional=True)
     check_count("sampler_seed", config.sampler_seed, minimum=0, maximum=2**32 - 1, optional=True)

@@ -351,7 +351,7 @@ def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
                                     seed=config.sampler_seed or 0, bandit=config.strategy is Strategy.PB2)
         kind = "population-based bandits (PB2)" if config.strategy is Strategy.PB2 else "population-based training"
         text = (f"{kind} of {config.label}: {config.population_size} members, "
-                f"{config.generations} generations of {config.perturbation_interval:,} env steps "
+                f"{config.generations} generations of {config.generation_env_steps:,} env steps "
                 f"({config.budget} jobs)")
         return Plan([Generations(population, text, config.generations)])
     asha_at_training = config.strategy is Strategy.ASHA and config.training is not None

@@ -327,7 +327,7 @@ class _Tuner:
     def _start_segment(self, segment: pbt.Segment) -> bool:
         """A PBT segment, started from its parent's final checkpoint."""
         config = self._config
-        extra = pbt.segment_hyperparameters(config.space, segment, interval=config.perturbation_interval)
+        extra = pbt.segment_hyperparameters(config.space, segment, interval=config.generation_env_steps)
         trial, directory, flat = self._trials.ask(config.space, planned=segment.tuned, record=segment.record,
                                                   extra=extra)
         if segment.parent is not None:

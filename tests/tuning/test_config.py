@@ -16,7 +16,7 @@ from sagemaker_rl.tuning import (
     config_from_mapping,
     load_config,
 )
-from sagemaker_rl.tuning.config import default_pbt_space, reevaluation_jobs
+from sagemaker_rl.tuning.config import DEFAULT_PERTURBATION_INTERVAL, default_pbt_space, reevaluation_jobs
 from sagemaker_rl.tuning.strategies import EarlyStopping, Strategy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,10 +129,13 @@ def test_asha_trains_unstopped_trials_to_the_training_budget_with_three_rungs():
 
 def test_pbt_members_train_the_training_budget_in_their_generations():
     config = config_from_mapping({"strategy": "PBT", "train_budget": "300k", "population": 4, "max_jobs": 32})
-    assert (config.generations, config.perturbation_interval) == (8, 37_500)  # 8 x 37,500 = 300,000 env steps
+    assert (config.generations, config.generation_env_steps) == (8, 37_500)  # 8 x 37,500 = 300,000 env steps
     assert config.reevaluate_top == 0 and config.space.names == default_pbt_space().names
     assert config_from_mapping(config.to_dict()) == config  # its record (a resume) reads back the same
-    assert config_from_mapping({"strategy": "PB2", "train_budget": "100k"}).perturbation_interval == 10_000
+    more = config_from_mapping({"max_jobs": 80}, base=config)  # a later layer (flags over a file) splits it anew
+    assert (more.generations, more.generation_env_steps) == (20, 15_000)
+    assert config_from_mapping({"strategy": "PB2", "train_budget": "100k"}).generation_env_steps == 10_000
+    assert config_from_mapping({"strategy": "PBT"}).generation_env_steps == DEFAULT_PERTURBATION_INTERVAL
 
 
 @pytest.mark.parametrize(
