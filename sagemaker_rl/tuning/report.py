@@ -197,7 +197,11 @@ def summary(
         command = shlex.join(["python", "scripts/train.py", *target, "--hp-file", str(best_file)])
         lines.append(f"\ntrain with them: {command}")
         if best is not None and (length := describe_length(record.hyperparameters(best))):
-            lines.append(f"(they train for {length}, the training the answer was judged at)")
+            if read(best).role is Role.SEGMENT:  # the member learned on a schedule of values, not on these alone
+                lines.append(f"(they train the best member's last values for {length} from scratch; the member "
+                             "itself learned on schedule.json's values)")
+            else:
+                lines.append(f"(they train for {length}, the training the answer was judged at)")
     return "\n".join(lines)
 
 

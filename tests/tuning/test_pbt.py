@@ -172,6 +172,8 @@ def test_a_tiny_pbt_run_exploits_and_the_taker_continues_the_donors_checkpoint_w
                                     key=lambda trial: trial.value).number
     assert (run_dir / "model" / "policy.onnx").is_file()
     assert "exploit" in (run_dir / "report.html").read_text()
+    assert ("(they train the best member's last values for 12,000 env steps from scratch; the member itself learned "
+            "on schedule.json's values)") in out
 
 
 @pytest.mark.slow
