@@ -185,7 +185,12 @@ def reopen_run(
         for key, value in (("max_jobs", max_jobs), ("max_parallel_jobs", max_parallel_jobs))
         if value is not None
     }
-    config = _within_cpus(dataclasses.replace(config, **changes))
+    resized = _within_cpus(dataclasses.replace(config, **changes))
+    if config.strategy.population_based and resized.generation_env_steps != config.generation_env_steps:
+        raise TuningError(f"max_jobs {max_jobs} would change the length of this run's generations (its train_budget "
+                          f"{config.train_budget} over {config.generations} of {config.generation_env_steps:,} env "
+                          "steps), which its members' checkpoints end at: resume without --max-jobs")
+    config = resized
     assert config.run_dir is not None
     with locked(config.run_dir):
         if changes:

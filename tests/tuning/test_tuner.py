@@ -20,7 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sagemaker_rl.tuning import TuningError, config_from_mapping, open_run, run_tuning
+from sagemaker_rl.tuning import TuningError, config_from_mapping, open_run, reopen_run, run_tuning
 from sagemaker_rl.tuning.runners import PID_FILE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -385,6 +385,18 @@ def test_more_parallel_jobs_than_cpus_run_one_per_cpu_with_a_warning(tmp_path, c
         assert run.config.max_parallel_jobs == 2
     assert json.loads((tmp_path / "run" / "tuning.json").read_text())["max_parallel_jobs"] == 2
     assert "max_parallel_jobs 1000 is more than the 2 CPUs the jobs share: running 2 at a time" in caplog.text
+
+
+def test_a_pbt_run_with_a_training_budget_keeps_its_generations_length_on_resume(tmp_path):
+    config = _config(tmp_path, strategy="PBT", population=2, max_jobs=4, train_budget="20k")
+    with open_run(config) as run:
+        assert run.config.generation_env_steps == 10_000  # 2 generations
+    with pytest.raises(TuningError, match=r"max_jobs 8 would change the length of this run's generations \(its "
+                       r"train_budget 20k over 2 of 10,000 env steps\)"):
+        with reopen_run(tmp_path / "run", max_jobs=8):
+            pass
+    with reopen_run(tmp_path / "run", max_parallel_jobs=1) as run:  # what does not change the generations
+        assert run.config.generation_env_steps == 10_000
 
 
 def test_a_search_that_reaches_its_target_ends_before_its_budget_and_is_still_re_evaluated(tmp_path, fake_runner):
