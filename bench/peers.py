@@ -141,14 +141,18 @@ def tune_ours(where: Target, record: Record, *, tool: str) -> dict[str, Any]:
 
 
 def _search_figures(run_dir: Path) -> dict[str, Any]:
-    """Our run's search trials (PBT: segments) finished and its best objective in the search (its own figure, as
-    the peers')."""
-    import csv
+    """Our run's search trials (PBT: segments) and its best objective in the search (its own figure, as the
+    peers')."""
+    import optuna
+    from optuna.trial import TrialState
 
-    rows = [row for row in csv.DictReader(open(run_dir / "trials.csv"))
-            if row["role"] == "search" or row["role"].startswith("member ")]  # record.TrialRecord.describe
-    values = [float(row["objective"]) for row in rows if row["status"] == "complete" and row["objective"]]
-    return {"trials": len(rows), "pruned": sum(row["status"] == "pruned" for row in rows),
+    from sagemaker_rl.tuning.record import read
+    from sagemaker_rl.tuning.rundir import default_storage
+
+    study = optuna.load_study(study_name=run_dir.name, storage=default_storage(run_dir))  # tune.py names it so
+    searched = [trial for trial in study.get_trials(deepcopy=False) if read(trial).is_search]
+    values = [trial.value for trial in searched if trial.state is TrialState.COMPLETE and trial.value is not None]
+    return {"trials": len(searched), "pruned": sum(trial.state is TrialState.PRUNED for trial in searched),
             "best_value": max(values, default=None)}
 
 

@@ -231,7 +231,6 @@ class TuningConfig:
             return self.reevaluate_seeds, self.reevaluate_seeds
         return (1 if self.max_runtime_s is not None else DEFAULT_REEVALUATE_SEEDS), DEFAULT_REEVALUATE_SEEDS
 
-
     @property
     def training(self) -> TrainBudget | None:
         """The parsed train_budget (None: the trials' own stop)."""
@@ -254,7 +253,7 @@ class TuningConfig:
         if self.perturbation_interval is not None:
             return self.perturbation_interval
         steps = self.training.env_steps if self.training is not None else None
-        return DEFAULT_PERTURBATION_INTERVAL if steps is None else math.ceil(steps / self.generations)
+        return DEFAULT_PERTURBATION_INTERVAL if steps is None else _members_interval(steps, self.generations)
 
     @property
     def budget(self) -> int:
@@ -378,8 +377,14 @@ def _check_members_train_budget(config: TuningConfig, budget: TrainBudget) -> No
         raise TuningError(f"strategy {config.strategy} splits a member's training into generations of env steps: "
                           f"give train_budget in env steps (e.g. 300k), not {config.train_budget}")
     if config.perturbation_interval is not None:
+        interval = _members_interval(budget.env_steps, config.generations)
         raise TuningError(f"train_budget sets strategy {config.strategy}'s perturbation_interval (train_budget / "
-                          f"generations: {math.ceil(budget.env_steps / config.generations):,}): give one of the two")
+                          f"generations: {interval:,}): give one of the two")
+
+
+def _members_interval(env_steps: int, generations: int) -> int:
+    """A generation's env steps when each member trains `env_steps` in `generations` (rounded up: at least all)."""
+    return math.ceil(env_steps / generations)
 
 
 def _check_warm_start(config: TuningConfig) -> None:
