@@ -26,8 +26,8 @@ from common import BENCH, REPO, ours_on_its_env
 
 RESULTS = BENCH / "results"
 _T = TypeVar("_T")
-_SUITE_KEYS = {"started", "quick", "machine", "commit", "load_average", "raw", "throughput", "time_to_reward",
-               "tuner", "trial_start", "ray", "finished"}  # bench/run.py's record
+_SUITE_KEYS = {"started", "quick", "machine", "commit", "load_average", "raw", "throughput", "learner",
+               "time_to_reward", "tuner", "trial_start", "ray", "finished"}  # bench/run.py's record
 _NOTE_KEYS = {"note", "how", "commit", "started", "finished"}  # added by hand to a part run on its own
 _OLD_REWARD_KEYS = {"problem", "simulator", "targets", "ours", "sb3"}  # time to reward before the seeds (Nov 2026)
 _REREAD_S = 0.5  # generic_default.py rewrites its file in place after every run: a read may catch it half written
@@ -552,6 +552,37 @@ trial of each slot also waits for the run's Ray instance and finds no spare yet,
 trials after them. Goal (issue 30): at most 2 s."""
 
 
+_LEARNER_METHOD = """\
+`bench/learner.py` (part `learner` of `bench/run.py`) times the job's PPO update alone: the learner built as
+the job builds it for the problem's `fast` preset, once with the lean minibatch loop (`rl.training.learner`,
+the default) and once with RLlib's, with the same weights, in one process with the job's one learner thread.
+Each updates from the same sampled batches, from the same state every time, the two in turn (so a change in
+the machine's load falls on both alike). Both give the same weights to the bit
+(`tests/job/test_lean_learner.py`); a figure is the median seconds of `learner.update`, the learner
+connectors' advantage estimation included. The batches come from a freshly built policy: short episodes
+(hopper's fall within tens of steps) make the connectors' share larger than later in training."""
+
+
+def _learner_section(loaded: list[_Result]) -> _Section | None:
+    used = _of(loaded, "suite", "learner")
+    if not used:
+        return None
+    rows = [row for result in used for row in _checked(result, _learner_rows, result)]
+    body = f"{_LEARNER_METHOD}\n\nEvery run, the newest last:\n\n" + _table(
+        ["file", "date", "commit", "problem", "batch/epochs/minibatch", "lean s per update", "RLlib's s per update",
+         "lean ÷ RLlib's", "load average"], rows)
+    return _Section("The learner's update", body, tuple(result.name for result in used))
+
+
+def _learner_rows(result: _Result) -> list[list[str]]:
+    loads = result.data["load_average"]
+    return [[f"`{result.name}`", result.date, result.commit, f"{item['problem']}/{item['simulator']}",
+             f"{item['train_batch_size_per_learner']}/{item['num_epochs']}/{item['minibatch_size']}",
+             _spread(item["update_s"]["lean"], 3), _spread(item["update_s"]["rllib"], 3),
+             _ratio(item["lean_over_rllib"]), _loads([loads.get(f"learner {item['problem']}")])]
+            for item in result.data["learner"]]
+
+
 def _trial_start_section(loaded: list[_Result]) -> _Section | None:
     used = _of(loaded, "suite", "trial_start")
     if not used:
@@ -1031,7 +1062,8 @@ _ONE_KIND_SECTIONS = (
 
 
 def _all_sections(loaded: list[_Result]) -> list[_Section]:
-    return [section for section in (_throughput_section(loaded), *_reward_sections(loaded), _tuner_section(loaded),
+    return [section for section in (_throughput_section(loaded), _learner_section(loaded), *_reward_sections(loaded),
+                                    _tuner_section(loaded),
                                     _trial_start_section(loaded),
                                     *(_kind_section(loaded, *kind) for kind in _ONE_KIND_SECTIONS),
                                     _ray_section(loaded)) if section is not None]

@@ -1,6 +1,6 @@
 """The benchmark suite (`make bench`): one run, every figure side by side, a table and a JSON file.
 
-    .venv/bin/python bench/run.py [--quick] [--only raw,throughput,reward,hopper,tuner,ray] [--cap-s 600]
+    .venv/bin/python bench/run.py [--quick] [--only raw,throughput,learner,reward,hopper,tuner,ray] [--cap-s 600]
 
 1. raw simulator steps/s per problem and simulator (bench/raw.py): the limit;
 2. our job's env steps/s, sampling only and end to end, and their ratio to raw x sampling cores
@@ -30,20 +30,23 @@ from typing import Any
 
 from common import BENCH, REPO, cores, load_average, ours_on_its_env, rate, ratio, run_child
 
-PARTS = ("raw", "throughput", "reward", "hopper", "tuner", "ray")
+PARTS = ("raw", "throughput", "learner", "reward", "hopper", "tuner", "ray")
 DEFAULT_PARTS = tuple(part for part in PARTS if part != "hopper")  # hopper's runs take up to 30 min a seed
 # Throughput runs on reacher: (label, bench/throughput.py setting, extra arguments). Variants of ours
 # show what a default bought, measured in the same run.
 THROUGHPUT_RUNS = (
     ("ours (fast preset)", "ours", ()),
     ("ours with RLlib's sampling loop", "ours", ("--hp", "rl.training.sampler=rllib")),
+    ("ours with RLlib's learner loop", "ours", ("--hp", "rl.training.learner=rllib")),
     ("ours (fast preset), hopper", "ours", ("--problem", "hopper")),
     ("hopper with RLlib's sampling loop", "ours", ("--problem", "hopper", "--hp", "rl.training.sampler=rllib")),
+    ("hopper with RLlib's learner loop", "ours", ("--problem", "hopper", "--hp", "rl.training.learner=rllib")),
     ("ours without the observation filter", "ours", ("--hp", "rl.training.config.observation_filter=NoFilter")),
     ("ours, sampling in the driver", "ours", ("--hp", "rl.training.config.num_env_runners=0")),
     ("seed preset (before)", "ours", ("--hp", "rl.training.preset=seed")),
     ("RLlib defaults", "rllib", ()),
 )
+LEARNER_PROBLEMS = ("reacher", "hopper")  # the learner's update, lean and RLlib's (bench/learner.py)
 # Targets on roboschool: reacher's 17 is rl-zoo3's reported PPO score (the stop target is 18);
 # hopper's 2,500 is the seed's stop target (rl-zoo3 reports 2,575 after 2M steps).
 REWARD_TARGETS = {"reacher": [10.0, 15.0, 17.0], "hopper": [1000.0, 2000.0, 2500.0]}
@@ -94,6 +97,13 @@ def main() -> None:
                 arguments = ["--setting", setting, "--problem", "reacher", "--simulator", simulator,
                              *iterations[setting], *extra, *(quick_hp if setting == "ours" else [])]
                 results["throughput"].append({"label": label, **run_child("throughput.py", arguments, timeout=1800)})
+    if "learner" in parts:
+        results["learner"] = []
+        for problem in LEARNER_PROBLEMS:
+            section(f"learner {problem}")
+            results["learner"].append(run_child("learner.py", ["--problem", problem, "--batches", "1" if args.quick
+                                                               else "3", "--repeats", "1" if args.quick else "3"],
+                                                timeout=1800))
     if "reward" in parts:
         from time_to_reward import measure, rounds
 
@@ -158,13 +168,21 @@ def report(results: dict[str, Any]) -> str:
                 str(item["torch_threads"]),
                 rate(item["sampling_steps_per_s"]), ratio(item["sampling_steps_per_s"] / cap if cap else None),
                 rate(item["end_to_end_steps_per_s"]), ratio(item["end_to_end_steps_per_s"] / cap if cap else None),
-                f"{item['learning_s_per_iteration']:.1f}", versus])
+                f"{item['learning_s_per_iteration']:.2f}", versus])
         lines += ["", "2-3. PPO job env steps/s (sampling: PPO's sample call timed in-process; end to end: "
                   "algo.train() wall time; steady iterations)",
                   "     ratio = rate / (raw rate x cores sampling); ours/it = end-to-end rate of ours (the env's "
                   "first row) / this row's",
                   _table(["env", "settings", "runners x envs", "batch/epochs/minibatch", "threads", "sampling/s",
                           "ratio", "end to end/s", "ratio", "learn s/iter", "ours/it"], rows)]
+    if results.get("learner"):
+        lines += ["", "3b. The learner's seconds per update on the same batches, lean loop and RLlib's "
+                  "(bench/learner.py)",
+                  _table(["problem", "batch/epochs/minibatch", "lean s", "RLlib's s", "lean / RLlib's"],
+                         [[f"{item['problem']}/{item['simulator']}",
+                           f"{item['train_batch_size_per_learner']}/{item['num_epochs']}/{item['minibatch_size']}",
+                           f"{item['median_update_s']['lean']:.3f}", f"{item['median_update_s']['rllib']:.3f}",
+                           f"{item['lean_over_rllib']:.2f}"] for item in results["learner"]])]
     for reward in results.get("time_to_reward", []):
         where = f"{reward['problem']}/{reward['simulator']}"
         lines += ["", f"4. Wall time to a mean return (last 100 episodes) on {where}, "

@@ -30,6 +30,7 @@ from sagemaker_rl.job.keys import (
     INITIAL_LOG_STD_KEY,
     KEEP_CHECKPOINTS_KEY,
     KEY_ROOT,
+    LEARNER_KEY,
     LEGACY_NAMES,
     MAX_EPISODE_STEPS_KEY,
     NUM_ENVS_KEY,
@@ -223,6 +224,7 @@ class JobConfig:
     # instead, leaving the job time to end within the 30 s that a stop gives (docs/training-job.md).
     stop_grace_s: float = 20.0
     sampler: str = "lean"  # env_runner.LeanEnvRunner, or "rllib": RLlib's own sampling loop
+    learner: str = "lean"  # lean_learner.LeanPPOLearner, or "rllib": RLlib's own PPO learner
     env_facts: EnvFacts | None = None  # what building the env told, when the job was parsed with it
 
     @property
@@ -479,6 +481,7 @@ _JOB_KEYS: dict[str, FieldSpec] = {
     CLUSTER_TIMEOUT_KEY: FieldSpec((float,), 1.0, 86_400),
     STOP_GRACE_KEY: FieldSpec((float,), 0.0, 3600),
     SAMPLER_KEY: FieldSpec((str,), choices=("lean", "rllib")),
+    LEARNER_KEY: FieldSpec((str,), choices=("lean", "rllib")),
 }
 _STOP_FIELDS: dict[str, FieldSpec] = {
     "episode_reward_mean": FieldSpec((float,)),

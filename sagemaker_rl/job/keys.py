@@ -38,6 +38,7 @@ STALL_TIMEOUT_KEY = TRAINING_PREFIX + "stall_timeout_s"
 CLUSTER_TIMEOUT_KEY = TRAINING_PREFIX + "cluster_timeout_s"
 STOP_GRACE_KEY = TRAINING_PREFIX + "stop_grace_s"
 SAMPLER_KEY = TRAINING_PREFIX + "sampler"
+LEARNER_KEY = TRAINING_PREFIX + "learner"
 PER_RUNNER_ENVS_KEY = PPO_PREFIX + "num_envs_per_env_runner"
 
 # Old RLlib (and the seed's) names -> RLlib 2.60 names (a dotted target sets a nested key).
@@ -117,6 +118,9 @@ MEANINGS: dict[str, str] = {
     SAMPLER_KEY: "how env runners step their env copies: `lean` (the job's loop, one array operation per vector "
                  "step where RLlib's runs its connectors per copy; it falls back to RLlib's for what it does not "
                  "serve, and says so) or `rllib` (RLlib's own loop)",
+    LEARNER_KEY: "how the learner loops over minibatches: `lean` (RLlib's update with less bookkeeping per minibatch, "
+                 "the same weights to the bit; it falls back to RLlib's for what it does not serve, and says so) or "
+                 "`rllib` (RLlib's own learner)",
     STOP_PREFIX + "episode_reward_mean": "stop when the mean return over the last 100 episodes reaches this",
     STOP_PREFIX + "time_total_s": "stop after this many training seconds, summed across restarts",
     STOP_PREFIX + "timesteps_total": "stop after this many env steps, summed across restarts",

@@ -114,6 +114,7 @@ def _ppo_values(job: JobConfig, *, cpus: int) -> dict[str, Any]:
 def _base_config(config: Any, job: JobConfig, *, batch: int, model_config: dict[str, Any]) -> Any:
     """`config` (a new PPOConfig) with the settings every job has, whatever its hyperparameters."""
     from sagemaker_rl.job.env_runner import LeanEnvRunner, SeededEnvRunner
+    from sagemaker_rl.job.lean_learner import LeanPPOLearner
 
     return (
         config
@@ -122,7 +123,7 @@ def _base_config(config: Any, job: JobConfig, *, batch: int, model_config: dict[
         .environment(env_name(job), env_config=dataclasses.asdict(job.env))
         # Seeded from debugging(seed=...) so that no two env copies share a seed (RLlib's runners do).
         .env_runners(env_runner_cls=LeanEnvRunner if job.sampler == "lean" else SeededEnvRunner)
-        .training(train_batch_size_per_learner=batch)
+        .training(train_batch_size_per_learner=batch, learner_class=LeanPPOLearner if job.learner == "lean" else None)
         .rl_module(model_config=model_config)
         .debugging(log_level="ERROR", seed=job.seed)
         # Actors without restarts: no "max_restarts > 0" noise, and a broken env fails the job

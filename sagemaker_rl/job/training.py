@@ -27,7 +27,7 @@ from sagemaker_rl.errors import JobError, UserError
 from sagemaker_rl.job import learner, progress, ray_session
 from sagemaker_rl.job.checkpoints import JobState, Snapshot, latest_checkpoint, restore, save_checkpoint, snapshot
 from sagemaker_rl.job.hyperparameters import JobConfig, StopCriteria
-from sagemaker_rl.job.keys import SAMPLER_KEY, STOP_GRACE_KEY, STOP_PREFIX
+from sagemaker_rl.job.keys import LEARNER_KEY, SAMPLER_KEY, STOP_GRACE_KEY, STOP_PREFIX
 from sagemaker_rl.job.model import model_written, write_model
 from sagemaker_rl.job.ppo_config import build_algorithm, build_ppo_config, check_resources
 from sagemaker_rl.job.progress import Progress
@@ -56,7 +56,7 @@ def train(
     with (ray_session.started(cpus, paths, stall_timeout_s=job.stall_timeout_s) as watchdog,
           _algorithm(config, job) as algo):
         logger.info("algorithm built")  # with the log's times: the job's start-up (bench/trial_start.py)
-        _say_sampler(algo)
+        _say_lean_refusals(algo)
         if on_built is not None:
             on_built(algo)
         _start(algo, job, state, checkpoint)
@@ -77,11 +77,18 @@ def _algorithm(config: Any, job: JobConfig) -> Iterator[Any]:
         algo.stop()
 
 
-def _say_sampler(algo: Any) -> None:
-    """A notice for each reason an env runner samples with RLlib's loop though the job asked for the lean one."""
-    refusals = algo.env_runner_group.foreach_env_runner(lambda runner: getattr(runner, "lean_refusal", None))
-    for refusal in sorted({refusal for refusal in refusals if refusal}):
+def _say_lean_refusals(algo: Any) -> None:
+    """A notice for each reason an env runner or the learner runs RLlib's loop though the job asked for the lean one."""
+    def refusals(results: Any) -> list[str]:
+        return sorted({refusal for refusal in results if refusal})
+
+    for refusal in refusals(algo.env_runner_group.foreach_env_runner(lambda runner: getattr(runner, "lean_refusal",
+                                                                                            None))):
         logger.warning("notice: sampling with RLlib's loop: the lean sampler (%s) does not serve %s", SAMPLER_KEY,
+                       refusal)
+    for refusal in refusals(result.get() for result in algo.learner_group.foreach_learner(
+            lambda learner: getattr(learner, "lean_refusal", None))):
+        logger.warning("notice: updating with RLlib's loop: the lean learner (%s) does not serve %s", LEARNER_KEY,
                        refusal)
 
 

@@ -129,17 +129,19 @@ def test_a_runner_the_lean_sampler_does_not_serve_samples_with_rllibs_loop_and_s
 
 
 @pytest.mark.slow
-def test_the_job_says_when_its_runners_sample_with_rllibs_loop(caplog: pytest.LogCaptureFixture) -> None:
-    job = reacher_job()
+def test_the_job_says_when_its_runners_or_its_learner_run_rllibs_loop(caplog: pytest.LogCaptureFixture) -> None:
+    job = reacher_job(**{"rl.training.gsde_resample_steps": 4})  # gSDE's module: the lean learner does not serve it
     config = ppo_config.build_ppo_config(job, cpus=1)
     _with_callback(config)
     ray_session.start_ray(1)
     algo = ppo_config.build_algorithm(config, job)
     try:
         with caplog.at_level(logging.WARNING):
-            training._say_sampler(algo)
+            training._say_lean_refusals(algo)
     finally:
         algo.stop()
         ray_session.stop_ray()
     assert "notice: sampling with RLlib's loop: the lean sampler (rl.training.sampler) does not serve RLlib " \
            "callbacks" in caplog.text
+    assert "notice: updating with RLlib's loop: the lean learner (rl.training.learner) does not serve a module other " \
+           "than RLlib's default PPO module" in caplog.text
