@@ -86,6 +86,8 @@ class LeanPPOLearner(PPOTorchLearner):
             return "a module other than RLlib's default PPO module"
         if module.is_stateful():
             return "a stateful (recurrent) module"
+        if any(parameter.device.type != "cpu" for parameter in module.parameters()):
+            return "a learner on a GPU (the lean loop is measured on the CPU only)"
         if self.config.num_learners > 1 or self._grad_scalers is not None or self.config.torch_compile_learner:
             return "several learners, mixed precision or a compiled learner"
         if len(self.get_optimizers_for_module(MODULE_ID)) != 1 or self._lr_scheduler_classes is not None:
@@ -93,7 +95,9 @@ class LeanPPOLearner(PPOTorchLearner):
         return None
 
     def update(self, *args: Any, **kwargs: Any) -> Any:
-        if self.lean_refusal is not None or args or kwargs.get("training_data") is None or set(kwargs) - _LEAN_ARGS:
+        training_data = kwargs.get("training_data")
+        if self.lean_refusal is not None or args or set(kwargs) - _LEAN_ARGS or training_data is None \
+                or training_data.data_iterators:
             return super().update(*args, **kwargs)
         return self._lean_update(**kwargs)
 

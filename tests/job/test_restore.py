@@ -21,6 +21,7 @@ from sagemaker_rl.errors import UserError
 from sagemaker_rl.job import checkpoints, ray_session, training
 from sagemaker_rl.job.hyperparameters import LIVE_AFTER_RESTORE, not_live_reason, parse_hyperparameters
 from sagemaker_rl.job.keys import PPO_PREFIX
+from sagemaker_rl.job.learner import MODULE_ID
 from sagemaker_rl.job.ppo_config import build_algorithm, build_ppo_config
 
 pytestmark = pytest.mark.slow
@@ -62,12 +63,12 @@ class FirstUpdate:
         self.grad_clips: list[Any] = []
         self.kl_targets: list[float] = []
         learner = self.learner = algo.learner_group._learner  # num_learners 0: the learner is in this process
-        compute_loss, postprocess, update_kl = (learner.compute_loss_for_module,
-                                                learner.postprocess_gradients_for_module,
-                                                learner._update_module_kl_coeff)
+        compute_loss, lean_step_loss, postprocess, update_kl = (learner.compute_loss_for_module, learner._loss,
+                                                                learner.postprocess_gradients_for_module,
+                                                                learner._update_module_kl_coeff)
 
-        def loss(*, module_id: str, config: Any, batch: Any, fwd_out: Any) -> Any:
-            self.losses.append({
+        def live(module_id: str, config: Any, batch: Any) -> dict[str, Any]:
+            return {
                 "lr": [group["lr"] for optimizer in learner._named_optimizers.values()
                        for group in optimizer.param_groups],
                 "clip_param": config.clip_param,
@@ -76,8 +77,15 @@ class FirstUpdate:
                 "entropy_coeff": float(learner.entropy_coeff_schedulers_per_module[module_id].get_current_value()),
                 "kl_coeff": float(learner.curr_kl_coeffs_per_module[module_id]),
                 "minibatch": len(batch["obs"]),
-            })
+            }
+
+        def loss(*, module_id: str, config: Any, batch: Any, fwd_out: Any) -> Any:
+            self.losses.append(live(module_id, config, batch))
             return compute_loss(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
+
+        def lean_loss(module: Any, batch: Any) -> Any:  # the job's lean learner: every minibatch but the last
+            self.losses.append(live(MODULE_ID, learner.config.get_config_for_module(MODULE_ID), batch))
+            return lean_step_loss(module, batch)
 
         def gradients(*, module_id: str, config: Any = None, module_gradients_dict: Any) -> Any:
             self.grad_clips.append(config.grad_clip)
@@ -88,6 +96,7 @@ class FirstUpdate:
             update_kl(module_id=module_id, config=config, kl_loss=kl_loss)
 
         learner.compute_loss_for_module = loss
+        learner._loss = lean_loss
         learner.postprocess_gradients_for_module = gradients
         learner._update_module_kl_coeff = kl
 
