@@ -1,10 +1,10 @@
 """PPO's update with less Python per minibatch: RLlib's own learner, loss and optimizer, with a shorter loop.
 
 On the `fast` presets' small networks, RLlib's update spends about as long on bookkeeping per minibatch
-as on the forward and backward passes (docs/benchmarks.md, "The learner"): each minibatch is sliced and
-concatenated as a SampleBatch, runs through the module's wrappers, builds the previous policy's
-distribution whether the loss needs it or not, and logs a dozen metrics that are reported for the last
-minibatch only (their window is 1). This learner runs the same update with less of that:
+as on the forward and backward passes (docs/benchmarks.md, "The learner: a shorter minibatch loop"):
+each minibatch is sliced and concatenated as a SampleBatch, runs through the module's wrappers, builds
+the previous policy's distribution whether the loss needs it or not, and logs a dozen metrics that are
+reported for the last minibatch only (their window is 1). This learner runs the same update with less:
 
 - the batch is RLlib's, made by its learner connectors (advantages, value targets, the loss mask);
 - the minibatches are the rows RLlib's cyclic iterator gives, drawn from numpy's global stream as it
