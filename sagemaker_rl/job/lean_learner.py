@@ -39,6 +39,7 @@ from sagemaker_rl.job.learner import MODULE_ID
 
 # What PPO's learner group passes to a learner's update; with anything else (several learners) RLlib's loop runs.
 _LEAN_ARGS = {"training_data", "timesteps", "num_epochs", "minibatch_size", "shuffle_batch_per_epoch"}
+# The columns `_loss` and the default module read (and the previous policy's inputs with a KL loss).
 _LOSS_COLUMNS = (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.LOSS_MASK, Postprocessing.ADVANTAGES,
                  Postprocessing.VALUE_TARGETS)
 
@@ -122,6 +123,7 @@ class LeanPPOLearner(PPOTorchLearner):
                                    minibatch_size=minibatch_size, shuffle=shuffle_batch_per_epoch and num_epochs > 1))
         module: Any = self.module[MODULE_ID]
         module.train()
+        (_, optimizer), = self.get_optimizers_for_module(MODULE_ID)
         loss_per_module: dict[str, Any] = {}
         for number, picked in enumerate(rows):
             index = torch.from_numpy(picked)
@@ -133,7 +135,7 @@ class LeanPPOLearner(PPOTorchLearner):
                 if last:  # RLlib's own step: it logs the metrics the iteration reports
                     _, loss_per_module, _ = self._update(minibatch.policy_batches)
                 else:
-                    self._lean_step(module, minibatch.policy_batches[MODULE_ID])
+                    self._lean_step(module, minibatch.policy_batches[MODULE_ID], config, optimizer)
             self._log_metrics(batch=minibatch)
             self._log_steps_trained_metrics(minibatch)
         for module_id, loss in loss_per_module.items():
@@ -141,17 +143,15 @@ class LeanPPOLearner(PPOTorchLearner):
         self.after_gradient_based_update(timesteps=timesteps or {})
         return self.metrics.reduce()
 
-    def _lean_step(self, module: Any, batch: SampleBatch) -> None:
+    def _lean_step(self, module: Any, batch: SampleBatch, config: Any, optimizer: Any) -> None:
         """One minibatch's update: `_loss`, then what RLlib's `_update` does with a loss, without its metrics.
 
         RLlib's gradient clip runs on the gradients in the optimizer's order, as RLlib's postprocessing
         calls it; its apply step checks each gradient for NaN and infinity twice, one op each. Here one
         check covers all of them; a step with any is RLlib's own (it zeroes them, with a warning).
         """
-        config: Any = self.config.get_config_for_module(MODULE_ID)
-        (_, optimizer), = self.get_optimizers_for_module(MODULE_ID)
         gradients = self.filter_param_dict_for_optimizer(
-            self.compute_gradients({MODULE_ID: self._loss(module, batch)}), optimizer)
+            self.compute_gradients({MODULE_ID: self._loss(module, batch, config)}), optimizer)
         if config.grad_clip:
             self._get_clip_function()(gradients, grad_clip=config.grad_clip, grad_clip_by=config.grad_clip_by)
         if torch.isfinite(torch.cat([gradient.reshape(-1) for gradient in gradients.values()])).all():
@@ -159,9 +159,8 @@ class LeanPPOLearner(PPOTorchLearner):
         else:
             self.apply_gradients(gradients)
 
-    def _loss(self, module: Any, batch: Any) -> torch.Tensor:
+    def _loss(self, module: Any, batch: Any, config: Any) -> torch.Tensor:
         """PPO's total loss on `batch`, term for term as RLlib 2.60's compute_loss_for_module, without its metrics."""
-        config: Any = self.config.get_config_for_module(MODULE_ID)  # a PPOConfig
         fwd_out = module._forward_train(batch)
         mask = batch.get(Columns.LOSS_MASK)
         num_valid: Any = None if mask is None else torch.sum(mask)

@@ -83,9 +83,9 @@ class FirstUpdate:
             self.losses.append(live(module_id, config, batch))
             return compute_loss(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
 
-        def lean_loss(module: Any, batch: Any) -> Any:  # the job's lean learner: every minibatch but the last
-            self.losses.append(live(MODULE_ID, learner.config.get_config_for_module(MODULE_ID), batch))
-            return lean_step_loss(module, batch)
+        def lean_loss(module: Any, batch: Any, config: Any) -> Any:  # the lean learner: all minibatches but the last
+            self.losses.append(live(MODULE_ID, config, batch))
+            return lean_step_loss(module, batch, config)
 
         def gradients(*, module_id: str, config: Any = None, module_gradients_dict: Any) -> Any:
             self.grad_clips.append(config.grad_clip)
