@@ -8,8 +8,9 @@ initial log std: `sagemaker_rl.job`'s building blocks, as a user of both would w
 two trials at a time, and reports the mean return over the last 100 episodes with its env steps
 after every iteration, up to the user's training budget. `time_budget_s` ends the run. Schedulers:
 - ASHA (asynchronous successive halving, reduction factor 3, on env steps) with Ray Tune's random search
-  over our default space (`tuning.config.default_space`: lr log-uniform, initial log std uniform, gamma with
-  1 - gamma log-uniform, its reverse-logarithmic scaling);
+  over our default space for the target (`tuning.config.default_space`: lr log-uniform, initial log std uniform,
+  gamma with 1 - gamma log-uniform, its reverse-logarithmic scaling; the wide ranges and the minibatch size where
+  the job starts from no preset tuned here, as our run: `tuning.config.searches_wide`);
 - PBT (Ray Tune's PopulationBasedTraining, synchronous, its own exploit and explore rules) over the space and
   with the population and perturbation interval of our strategy PBT (`tuning.config.default_pbt_space`: lr,
   gamma, lambda, clip param; one member per core, at least `MIN_POPULATION`; `DEFAULT_PERTURBATION_INTERVAL`
@@ -34,8 +35,14 @@ from typing import Any
 from common import RESULT_PREFIX
 
 from sagemaker_rl.job import ENV_ID_KEY, SEED_KEY, SIMULATOR_KEY, STOP_PREFIX
-from sagemaker_rl.tuning.config import DEFAULT_PERTURBATION_INTERVAL, MIN_POPULATION, default_pbt_space, default_space
-from sagemaker_rl.tuning.space import ContinuousParameter, Scaling, SearchSpace
+from sagemaker_rl.tuning.config import (
+    DEFAULT_PERTURBATION_INTERVAL,
+    MIN_POPULATION,
+    default_pbt_space,
+    default_space,
+    searches_wide,
+)
+from sagemaker_rl.tuning.space import CategoricalParameter, ContinuousParameter, Scaling, SearchSpace
 
 METRIC = "episode_reward_mean"
 STEPS = "env_steps"
@@ -67,6 +74,9 @@ def search_space(ours: SearchSpace) -> dict[str, Any]:
 
     space: dict[str, Any] = {}
     for parameter in ours.parameters:
+        if isinstance(parameter, CategoricalParameter):
+            space[parameter.name] = tune.choice(list(parameter.values))
+            continue
         assert isinstance(parameter, ContinuousParameter)
         low, high = parameter.min_value, parameter.max_value
         if parameter.scaling_type is Scaling.LOGARITHMIC:
@@ -135,7 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     base: dict[str, Any] = {ENV_ID_KEY: args.env} if args.env else {SIMULATOR_KEY: args.simulator}
     pbt = args.scheduler == "PBT"
-    space = search_space(default_pbt_space() if pbt else default_space())
+    wide = searches_wide(args.problem, base)  # our default ranges for this target, as our run searches them
+    space = search_space(default_pbt_space(wide=wide) if pbt else default_space(wide=wide))
     ray_session.start_ray(args.cpus)
     started = time.monotonic()
     try:

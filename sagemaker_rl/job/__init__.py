@@ -26,6 +26,7 @@ from sagemaker_rl.job.keys import (
     MAX_EPISODE_STEPS_KEY,
     PLATFORM_PREFIXES,
     PPO_PREFIX,
+    PRESET_KEY,
     SEED_KEY,
     SIMULATOR_KEY,
     STOP_PREFIX,
@@ -33,7 +34,7 @@ from sagemaker_rl.job.keys import (
     ppo_key,
     target_label,
 )
-from sagemaker_rl.job.problems import DEFAULT_SIMULATOR, PROBLEMS, SIMULATORS, get_problem
+from sagemaker_rl.job.problems import DEFAULT_SIMULATOR, PROBLEMS, SIMULATORS, get_problem, starts_tuned
 from sagemaker_rl.job.standby import READY_FD_ENV as STANDBY_READY_FD_ENV
 from sagemaker_rl.job.standby import SCRIPT as STANDBY_SCRIPT
 from sagemaker_rl.job.standby import assignment as standby_assignment
@@ -49,6 +50,7 @@ __all__ = [
     "MODULE",
     "PLATFORM_PREFIXES",
     "PPO_PREFIX",
+    "PRESET_KEY",
     "PROBLEMS",
     "SEED_KEY",
     "SIMULATORS",
@@ -67,5 +69,6 @@ __all__ = [
     "ppo_key",
     "run",
     "standby_assignment",
+    "starts_tuned",
     "target_label",
 ]
