@@ -1214,13 +1214,11 @@ def _default_of(label: str) -> str:
     """Whether the untuned default of a target was chosen on it (a problem's own preset) or not (generic)."""
     from common import target
 
-    from sagemaker_rl.job.keys import SIMULATOR_KEY
-    from sagemaker_rl.job.problems import GENERIC, default_preset, get_preset
+    from sagemaker_rl.job import DEFAULT_SIMULATOR, SIMULATOR_KEY, starts_tuned
 
     chosen = target(label)
-    preset = GENERIC if chosen.problem is None else get_preset(chosen.problem, chosen.env[SIMULATOR_KEY],
-                                                                default_preset(chosen.problem))
-    return "no default of ours chosen on it" if preset is GENERIC else "its default is its own `fast` preset"
+    tuned = starts_tuned(chosen.problem, chosen.env.get(SIMULATOR_KEY, DEFAULT_SIMULATOR), None)
+    return "its default is its own `fast` preset" if tuned else "no default of ours chosen on it"
 
 
 def _humanoid_headline(loaded: list[_Result]) -> str | None:

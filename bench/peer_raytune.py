@@ -8,9 +8,8 @@ initial log std: `sagemaker_rl.job`'s building blocks, as a user of both would w
 two trials at a time, and reports the mean return over the last 100 episodes with its env steps
 after every iteration, up to the user's training budget. `time_budget_s` ends the run. Schedulers:
 - ASHA (asynchronous successive halving, reduction factor 3, on env steps) with Ray Tune's random search
-  over our default space for the target (`tuning.config.default_space`: lr log-uniform, initial log std uniform,
-  gamma with 1 - gamma log-uniform, its reverse-logarithmic scaling; the wide ranges and the minibatch size where
-  the job starts from no preset tuned here, as our run: `tuning.config.searches_wide`);
+  over the space our run searches on the target (`our_space`: our config builds it; lr log-uniform, initial log
+  std uniform, gamma with 1 - gamma log-uniform, its reverse-logarithmic scaling; --config: a tuning file's);
 - PBT (Ray Tune's PopulationBasedTraining, synchronous, its own exploit and explore rules) over the space and
   with the population and perturbation interval of our strategy PBT (`tuning.config.default_pbt_space`: lr,
   gamma, lambda, clip param; one member per core, at least `MIN_POPULATION`; `DEFAULT_PERTURBATION_INTERVAL`
@@ -35,13 +34,7 @@ from typing import Any
 from common import RESULT_PREFIX
 
 from sagemaker_rl.job import ENV_ID_KEY, SEED_KEY, SIMULATOR_KEY, STOP_PREFIX
-from sagemaker_rl.tuning.config import (
-    DEFAULT_PERTURBATION_INTERVAL,
-    MIN_POPULATION,
-    default_pbt_space,
-    default_space,
-    searches_wide,
-)
+from sagemaker_rl.tuning.config import DEFAULT_PERTURBATION_INTERVAL, MIN_POPULATION, load_config
 from sagemaker_rl.tuning.space import CategoricalParameter, ContinuousParameter, Scaling, SearchSpace
 
 METRIC = "episode_reward_mean"
@@ -61,11 +54,19 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--cpus", type=int, default=2, help="cores; one trial per core")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="ASHA", help="Ray Tune's scheduler (default: ASHA)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler")
+    parser.add_argument("--config", type=Path, help="a tuning file whose space both tools search (default: ours)")
     parser.add_argument("--out", type=Path, required=True, help="where Ray Tune keeps its trials")
     return parser.parse_args()
 
 
 REVERSED = "@1-"  # a reverse-logarithmic parameter is searched as 1 - value, log-uniform
+
+
+def our_space(args: argparse.Namespace, base: dict[str, Any]) -> SearchSpace:
+    """The space our run searches on this target (with --config: that tuning file's), under ASHA or PBT as this
+    run's scheduler: our own config builds it, so both tools search the same ranges."""
+    overrides = {"problem": args.problem, "static": base, "strategy": args.scheduler}
+    return load_config(args.config, overrides).space
 
 
 def search_space(ours: SearchSpace) -> dict[str, Any]:
@@ -145,8 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     base: dict[str, Any] = {ENV_ID_KEY: args.env} if args.env else {SIMULATOR_KEY: args.simulator}
     pbt = args.scheduler == "PBT"
-    wide = searches_wide(args.problem, base)  # our default ranges for this target, as our run searches them
-    space = search_space(default_pbt_space(wide=wide) if pbt else default_space(wide=wide))
+    space = search_space(our_space(args, base))
     ray_session.start_ray(args.cpus)
     started = time.monotonic()
     try:

@@ -16,7 +16,8 @@ ends, so a stopped run resumes where it was:
      (`tuning.config.default_strategy`); `ours-pbt`: the same with `--strategy PBT` (each member trains the
      training budget; the answer is its best member's last values, as Ray Tune PBT's);
    - `rl-zoo3`: `bench/peer_zoo.py optimize` (rl-zoo3's PPO sampler, TPE and median pruner, two jobs at a time);
-   - `ray-tune-asha`: `bench/peer_raytune.py` (ASHA on env steps over our default space);
+   - `ray-tune-asha`: `bench/peer_raytune.py` (ASHA on env steps over the space our run searches: with
+     `--ours-config FILE`, that file's);
    - `ray-tune-pbt`: `bench/peer_raytune.py --scheduler PBT` (Ray Tune's PBT over our PBT's space and population).
 2. `train:ANSWER:SEED`: each answer trained again for `--train-steps` env steps on seeds 20000.. (no tool tuned on
    them), two at a time on one CPU each (a budget of env steps makes a result independent of speed): `default` (the
@@ -131,9 +132,9 @@ def _short(value: dict[str, Any]) -> str:
 
 def tune_ours(where: Target, record: Record, *, tool: str) -> dict[str, Any]:
     run_dir = record.work_dir / tool
-    space = ["--config", str(REPO / record.data["ours_config"])] if record.data.get("ours_config") else []
-    wall_s, code, _ = tune([*_child_target(where), *space, "--max-runtime", f"{record.data['budget_s']:.0f}",
-                            "--train-budget", str(record.data["train_steps"]), "--strategy", OURS[tool]], run_dir)
+    wall_s, code, _ = tune([*_child_target(where), *_ours_config(record),
+                            "--max-runtime", f"{record.data['budget_s']:.0f}", "--train-budget",
+                            str(record.data["train_steps"]), "--strategy", OURS[tool]], run_dir)
     best = run_dir / "best_hyperparameters.json"
     return {"exit_code": code, "wall_s": round(wall_s, 1), "run_dir": str(run_dir),
             "job_hyperparameters": json.loads(best.read_text()) if best.is_file() else None,
@@ -172,9 +173,14 @@ def tune_ray(where: Target, record: Record, *, scheduler: str) -> dict[str, Any]
     data = record.data
     return run_child("peer_raytune.py", [*_child_target(where), "--budget-s", str(data["budget_s"]),
                                          "--cpus", str(data["cpus"]), "--train-steps", str(data["train_steps"]),
-                                         "--scheduler", scheduler,
+                                         "--scheduler", scheduler, *_ours_config(record),
                                          "--out", str(record.work_dir / f"ray-tune-{scheduler.lower()}")],
                      timeout=data["budget_s"] + 900)
+
+
+def _ours_config(record: Record) -> list[str]:
+    """The flag naming the tuning file whose space our runs and Ray Tune's search, when the run has one."""
+    return ["--config", str(REPO / record.data["ours_config"])] if record.data.get("ours_config") else []
 
 
 TUNERS: dict[str, Callable[[Target, Record], dict[str, Any]]] = {

@@ -378,3 +378,26 @@ def test_the_peers_headline_takes_the_newest_finished_run_of_each_target(pages, 
     assert "peers-Pendulum-v1-20261205-130000.json" in pages.headline(results)
     (results / "peers-Pendulum-v1-20261205-130000.json").unlink()  # none other: shown, and its space said
     assert "2 fresh seeds; our runs searched `bench/studies/pbt-space.yaml`'s space): " in pages.headline(results)
+
+
+@pytest.mark.parametrize(("scheduler", "config", "names"), [
+    ("ASHA", None, ["rl.training.config.lr", "rl.training.initial_log_std", "rl.training.config.gamma"]),
+    ("PBT", None, ["rl.training.config.lr", "rl.training.config.gamma", "rl.training.config.lambda_",
+                   "rl.training.config.clip_param"]),
+    ("ASHA", "bench/studies/wide-space.yaml", ["rl.training.config.lr", "rl.training.initial_log_std",
+                                               "rl.training.config.gamma", "rl.training.config.minibatch_size"]),
+])
+def test_ray_tunes_peer_searches_the_space_our_run_searches(monkeypatch, scheduler, config, names):
+    monkeypatch.syspath_prepend(str(BENCH))
+    peer = importlib.import_module("peer_raytune")
+    from argparse import Namespace
+
+    from sagemaker_rl.tuning import load_config
+
+    args = Namespace(problem=None, scheduler=scheduler, config=config and REPO / config)
+    base = {"rl.env.id": "Pendulum-v1"}
+    ours = load_config(args.config, {"problem": None, "static": base, "strategy": scheduler})
+    space = peer.our_space(args, base)
+    assert space.names == names and space.parameters == ours.space.parameters
+    sampled = peer.search_space(space)  # Ray Tune's terms: a Categorical one as tune.choice
+    assert {key.removeprefix(peer.REVERSED) for key in sampled} == {*names, "rl.training.seed"}

@@ -26,17 +26,13 @@ import optuna
 from sagemaker_rl import metrics
 from sagemaker_rl.errors import check_count, did_you_mean, shorten
 from sagemaker_rl.job import (
-    DEFAULT_SIMULATOR,
     ENV_ID_KEY,
     INITIAL_LOG_STD_KEY,
-    PRESET_KEY,
     SEED_KEY,
-    SIMULATOR_KEY,
     STOP_PREFIX,
     get_problem,
     not_live_reason,
     ppo_key,
-    starts_tuned,
     target_label,
 )
 from sagemaker_rl.tuning.budget import TrainBudget, parse_train_budget
@@ -51,7 +47,6 @@ from sagemaker_rl.tuning.rundir import (
     write_config_file,
 )
 from sagemaker_rl.tuning.space import (
-    CategoricalParameter,
     ContinuousParameter,
     Scaling,
     SearchSpace,
@@ -105,57 +100,34 @@ MIN_POPULATION = 4  # fewer members leave nobody to exploit but one
 # The ranges both default spaces search, around the fast preset's values.
 _LR = ContinuousParameter(ppo_key("lr"), 5e-4, 5e-3, Scaling.LOGARITHMIC)
 _GAMMA = ContinuousParameter(ppo_key("gamma"), 0.98, 0.999, Scaling.REVERSE_LOGARITHMIC)
-_INITIAL_LOG_STD = ContinuousParameter(INITIAL_LOG_STD_KEY, -1.5, 0.5)
-# A job that starts from no preset tuned here (the generic preset: env ids, problem files, most problems) searches
-# wider ranges, centred on the generic preset's values, and the minibatch size (gradient steps per env step): the
-# ranges above, centred on reacher's, left out where Pendulum-v1 learns (gamma 0.9, small minibatches; measured in
-# docs/benchmarks.md, "Tuners side by side").
-_WIDE_LR = ContinuousParameter(ppo_key("lr"), 1e-4, 1e-2, Scaling.LOGARITHMIC)
-_WIDE_GAMMA = ContinuousParameter(ppo_key("gamma"), 0.9, 0.999, Scaling.REVERSE_LOGARITHMIC)
-_MINIBATCH = CategoricalParameter(ppo_key("minibatch_size"), (64, 256, 1024))
 
 
-def default_pbt_space(*, wide: bool = False) -> SearchSpace:
+def default_pbt_space() -> SearchSpace:
     """The default space of strategy PBT: settings a restored job uses live, around the fast preset's
-    values (the default space's initial_log_std only sets a new policy's, so it is not here); `wide`: the
-    ranges of a job that starts from no preset tuned here."""
+    values (the default space's initial_log_std only sets a new policy's, so it is not here)."""
     return SearchSpace(
         (
-            _WIDE_LR if wide else _LR,
-            _WIDE_GAMMA if wide else _GAMMA,
+            _LR,
+            _GAMMA,
             ContinuousParameter(ppo_key("lambda_"), 0.9, 0.999, Scaling.REVERSE_LOGARITHMIC),
             ContinuousParameter(ppo_key("clip_param"), 0.1, 0.4),
         )
     )
 
 
-def default_space(*, wide: bool = False) -> SearchSpace:
+def default_space() -> SearchSpace:
     """The default study's space: the three knobs that mattered most when the fast preset was found
-    (initial log std, lr, gamma), around the preset's values (bench/studies/focused-60s.yaml); `wide`: the
-    ranges of a job that starts from no preset tuned here, and its minibatch size. The seed's space is
-    spaces/seed.yaml."""
-    parameters = (_WIDE_LR, _INITIAL_LOG_STD, _WIDE_GAMMA, _MINIBATCH) if wide else (_LR, _INITIAL_LOG_STD, _GAMMA)
-    return SearchSpace(parameters, {STOP_PREFIX + "time_total_s": DEFAULT_TIME_PER_TRIAL_S})
-
-
-def _default_parameters(space: SearchSpace) -> bool:
-    """Whether `space` tunes the default space's parameters, less any its static values fix: they stand for "not
-    given", so a strategy or a target may replace them with its own defaults."""
-    return space.parameters == tuple(parameter for parameter in default_space().parameters
-                                     if parameter.name not in space.static)
-
-
-def _with_defaults(defaults: SearchSpace, static: Mapping[str, Any]) -> SearchSpace:
-    """The parameters of `defaults` that `static` does not fix, with `static`."""
-    return SearchSpace(tuple(parameter for parameter in defaults.parameters if parameter.name not in static), static)
-
-
-def searches_wide(problem: str | None, static: Mapping[str, Any]) -> bool:
-    """Whether a run of `problem` with these static values searches the wide default ranges: its jobs start from
-    no preset tuned here."""
-    simulator = str(static.get(SIMULATOR_KEY, DEFAULT_SIMULATOR))
-    preset = static.get(PRESET_KEY)
-    return not starts_tuned(problem, simulator, None if preset is None else str(preset))
+    (initial log std, lr, gamma), around the preset's values (bench/studies/focused-60s.yaml), on every target:
+    wider ranges for a job without a tuned preset measured worse (bench/studies/wide-space.yaml,
+    docs/benchmarks.md). The seed's space is spaces/seed.yaml."""
+    return SearchSpace(
+        (
+            _LR,
+            ContinuousParameter(INITIAL_LOG_STD_KEY, -1.5, 0.5),
+            _GAMMA,
+        ),
+        {STOP_PREFIX + "time_total_s": DEFAULT_TIME_PER_TRIAL_S},
+    )
 
 
 @dataclass(frozen=True)
@@ -215,8 +187,6 @@ class TuningConfig:
         _check_warm_start(self)
         if self.strategy.population_based:
             _check_pbt(self)
-        elif _default_parameters(self.space) and searches_wide(self.problem, self.space.static):
-            object.__setattr__(self, "space", _with_defaults(default_space(wide=True), self.space.static))
         check_strategy(self.strategy, self.early_stopping, self.space)
         _check_train_budget(self)
         if self.objective_metric not in OBJECTIVE_METRICS:
@@ -584,16 +554,23 @@ def record_run(given: TuningConfig, config: TuningConfig, command: list[str] | N
     write_config_file(config.run_dir, data)
 
 
+def _default_parameters(space: SearchSpace) -> bool:
+    """Whether `space` tunes the default space's parameters, less any its static values fix: they stand for "not
+    given", so a strategy may replace them with its own defaults."""
+    return space.parameters == tuple(parameter for parameter in default_space().parameters
+                                     if parameter.name not in space.static)
+
+
 def _check_pbt(config: TuningConfig) -> None:
     """Strategy PBT's (and PB2's) space, and the settings it refuses."""
     # The default space's parameters and trial time stand for "not given" (a tuning file's static values
     # are added to the defaults'): PBT has its own parameters (initial_log_std is not live) and no stop.
     default = default_space()
     static = {key: value for key, value in config.space.static.items() if default.static.get(key) != value}
-    space = SearchSpace(config.space.parameters, static)
+    parameters = config.space.parameters
     if _default_parameters(config.space):
-        space = _with_defaults(default_pbt_space(wide=searches_wide(config.problem, static)), static)
-    object.__setattr__(config, "space", space)
+        parameters = tuple(parameter for parameter in default_pbt_space().parameters if parameter.name not in static)
+    object.__setattr__(config, "space", SearchSpace(parameters, static))
     _check_pbt_space(config.space, config.strategy)
     for name, refused in (("seeds", config.seeds > 1), ("warm_start", bool(config.warm_start))):
         if refused:

@@ -63,6 +63,15 @@ def test_a_static_value_replaces_a_default_range():
     assert config.space.static["rl.training.config.lr"] == 0.001
 
 
+def test_pbt_gets_its_own_defaults_less_what_static_values_fix():
+    fixed = config_from_mapping({"strategy": "PBT", "static": {"rl.training.config.lr": 0.001}})
+    assert fixed.space.names == default_pbt_space().names[1:]  # before, the search's initial_log_std was left in
+    assert fixed.space.static == {"rl.training.config.lr": 0.001}
+    given = config_from_mapping({"strategy": "PBT", "parameters": {
+        "rl.training.config.gamma": {"type": "Continuous", "min_value": 0.9, "max_value": 0.99}}})
+    assert given.space.names == ["rl.training.config.gamma"]  # a given space is kept
+
+
 def test_sagemaker_parameter_ranges_are_accepted_in_a_file():
     config = config_from_mapping(
         {
