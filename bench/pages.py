@@ -950,6 +950,13 @@ def _interval(paired: dict[str, Any] | None) -> str:
     return "—" if not paired else f"{paired['difference']:+.1f} [{paired['low']:+.1f}, {paired['high']:+.1f}]"
 
 
+def _peers_shown(results: list[_Result]) -> _Result:
+    """Of one target's runs, the one its figures are quoted from: the newest finished run of our default space (a run
+    whose arms searched another space, `ours_config`, is an experiment), else the newest finished, else the newest."""
+    finished = [result for result in results if "finished" in result.data and result.data.get("summary")]
+    return _newest([result for result in finished if not result.data.get("ours_config")] or finished or results)
+
+
 def _peers_history_row(result: _Result) -> list[str]:
     summary = result.data.get("summary", {})
     best = max(summary, key=lambda name: summary[name]["mean"], default="—")
@@ -957,20 +964,21 @@ def _peers_history_row(result: _Result) -> list[str]:
 
 
 def _kind_section(loaded: list[_Result], kind: str, title: str, method: str, tables: Any,
-                  history: tuple[list[str], Any], per: str | None = None) -> _Section | None:
-    """A section of one result kind: its method, the newest file's tables (with `per`, a field: the newest of each
-    value of it, under its own heading), then a row per file when there are more."""
+                  history: tuple[list[str], Any], per: str | None = None,
+                  shown: Callable[[list[_Result]], _Result] = _newest) -> _Section | None:
+    """A section of one result kind: its method, the tables of the file `shown` picks (default: the newest; with
+    `per`, a field: of each value of it, under its own heading), then a row per file when there are more."""
     used = _of(loaded, kind)
     if not used:
         return None
     parts = [method]
     if per is None:
-        newest = _newest(used)
-        parts.append(_checked(newest, tables, newest))
+        chosen = shown(used)
+        parts.append(_checked(chosen, tables, chosen))
     else:
         for value in sorted({str(result.data[per]) for result in used}):
-            newest = _newest([result for result in used if str(result.data[per]) == value])
-            parts.append(f"### {value}\n\n" + _checked(newest, tables, newest))
+            chosen = shown([result for result in used if str(result.data[per]) == value])
+            parts.append(f"### {value}\n\n" + _checked(chosen, tables, chosen))
     header, row = history
     if len(used) > 1:
         parts.append("Every run:\n\n" + _table(header, [_checked(result, row, result) for result in used]))
@@ -1044,7 +1052,8 @@ def _humanoid_history_row(result: _Result) -> list[str]:
             *(_number(curves[name]["best_mean_return"]) if name in curves else "—" for name in ("fast", "seed"))]
 
 
-# (kind, title, method, the newest file's tables, (history header, history row)) of the sections of that shape
+# (kind, title, method, the newest file's tables, (history header, history row)[, per, shown]) of the sections of that
+# shape
 _ONE_KIND_SECTIONS = (
     ("generic-default", "Generic default", _GENERIC_METHOD, _generic_tables,
      (["file", "date", "budget", "runs done", "choice", "load average"], _generic_history_row)),
@@ -1055,7 +1064,7 @@ _ONE_KIND_SECTIONS = (
     ("main-job", "The main job's 15 minutes", _MAIN_JOB_METHOD, _pbt_table,
      (["file", "date", "load average", "return on fresh seeds, per repeat"], _pbt_history_row)),
     ("peers", "Tuners side by side", _PEERS_METHOD, _peers_tables,
-     (["file", "date", "target", "budget per tool", "best answer"], _peers_history_row), "target"),
+     (["file", "date", "target", "budget per tool", "best answer"], _peers_history_row), "target", _peers_shown),
     ("humanoid", "Humanoid", _HUMANOID_METHOD, _humanoid_tables,
      (["file", "date", "winner", "fast: best", "seed: best"], _humanoid_history_row)),
 )
@@ -1187,15 +1196,11 @@ def _generic_headline(loaded: list[_Result]) -> str | None:
 
 
 def _peers_headline(loaded: list[_Result]) -> str | None:
-    """Only finished runs, the newest of each target: the answers' means on fresh seeds, best first. A run whose arms
-    searched another space than ours by default (`ours_config`) is shown only for a target without another."""
-    newest: dict[str, _Result] = {}
+    """Only finished runs, of each target the one `_peers_shown` picks: the answers' means on fresh seeds, best
+    first."""
     finished = [result for result in _of(loaded, "peers") if "finished" in result.data and result.data.get("summary")]
-    shipped = {result.data["target"] for result in finished if not result.data.get("ours_config")}
-    for result in finished:
-        if not result.data.get("ours_config") or result.data["target"] not in shipped:
-            target = result.data["target"]
-            newest[target] = _newest([newest[target], result]) if target in newest else result
+    newest = {target: _peers_shown([result for result in finished if result.data["target"] == target])
+              for target in {result.data["target"] for result in finished}}
     if not newest:
         return None
     clauses = []

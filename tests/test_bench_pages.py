@@ -364,7 +364,13 @@ def test_a_newer_quick_run_goes_to_the_history_and_the_tables_come_from_the_full
     assert "4,321 env steps/s" in pages.headline(tmp_path / "results")
 
 
-def test_the_peers_headline_takes_the_newest_finished_run_of_each_target(pages, results):
+def _peers_table_file(page: str, target: str) -> str:
+    """The file the target's table on the Benchmarks page is quoted from."""
+    section = page.split(f"### {target}\n", 1)[1]
+    return re.search(r"peers-[^`/ ]+\.json", section).group(0)
+
+
+def test_the_peers_headline_and_table_take_the_newest_finished_run_of_each_target(pages, results):
     newer = _peers(finished=True)
     newer["summary"]["ours"]["mean"] = -111.0
     _write(results, "peers-Pendulum-v1-20261206-130000.json", newer)
@@ -373,9 +379,11 @@ def test_the_peers_headline_takes_the_newest_finished_run_of_each_target(pages, 
     assert "ours (Bayesian) -111.0" in text and "peers-Pendulum-v1-20261206-130000.json" in text
     assert "peers-Pendulum-v1-20261205-130000.json" not in text
     assert "searched" not in text
+    assert _peers_table_file(pages.benchmark_page(results), "Pendulum-v1") == "peers-Pendulum-v1-20261206-130000.json"
     newer["ours_config"] = "bench/studies/pbt-space.yaml"  # our arms on another space: the shipped run's figures
     _write(results, "peers-Pendulum-v1-20261206-130000.json", newer)
     assert "peers-Pendulum-v1-20261205-130000.json" in pages.headline(results)
+    assert _peers_table_file(pages.benchmark_page(results), "Pendulum-v1") == "peers-Pendulum-v1-20261205-130000.json"
     (results / "peers-Pendulum-v1-20261205-130000.json").unlink()  # none other: shown, and its space said
     assert "2 fresh seeds; our runs searched `bench/studies/pbt-space.yaml`'s space): " in pages.headline(results)
 
