@@ -1199,12 +1199,12 @@ def _peers_headline(loaded: list[_Result]) -> str | None:
     """Only finished runs, of each target the one `_peers_shown` picks: the answers' means on fresh seeds, best
     first."""
     finished = [result for result in _of(loaded, "peers") if "finished" in result.data and result.data.get("summary")]
-    newest = {target: _peers_shown([result for result in finished if result.data["target"] == target])
-              for target in {result.data["target"] for result in finished}}
-    if not newest:
+    shown = {target: _peers_shown([result for result in finished if result.data["target"] == target])
+             for target in {result.data["target"] for result in finished}}
+    if not shown:
         return None
     clauses = []
-    for target, result in sorted(newest.items()):
+    for target, result in sorted(shown.items()):
         data = result.data
         ranked = sorted(data["summary"].items(), key=lambda item: -item[1]["mean"])
         figures = ", ".join(f"{_answer_name(name)} {row['mean']:.1f}" for name, row in ranked)
@@ -1219,11 +1219,13 @@ def _default_of(label: str) -> str:
     """Whether the untuned default of a target was chosen on it (a problem's own preset) or not (generic)."""
     from common import target
 
-    from sagemaker_rl.job import DEFAULT_SIMULATOR, SIMULATOR_KEY, starts_tuned
+    from sagemaker_rl.job.keys import SIMULATOR_KEY
+    from sagemaker_rl.job.problems import GENERIC, default_preset, get_preset
 
     chosen = target(label)
-    tuned = starts_tuned(chosen.problem, chosen.env.get(SIMULATOR_KEY, DEFAULT_SIMULATOR), None)
-    return "its default is its own `fast` preset" if tuned else "no default of ours chosen on it"
+    preset = GENERIC if chosen.problem is None else get_preset(chosen.problem, chosen.env[SIMULATOR_KEY],
+                                                                default_preset(chosen.problem))
+    return "no default of ours chosen on it" if preset is GENERIC else "its default is its own `fast` preset"
 
 
 def _humanoid_headline(loaded: list[_Result]) -> str | None:

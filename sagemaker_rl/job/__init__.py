@@ -33,7 +33,7 @@ from sagemaker_rl.job.keys import (
     ppo_key,
     target_label,
 )
-from sagemaker_rl.job.problems import DEFAULT_SIMULATOR, PROBLEMS, SIMULATORS, get_problem, starts_tuned
+from sagemaker_rl.job.problems import DEFAULT_SIMULATOR, PROBLEMS, SIMULATORS, get_problem
 from sagemaker_rl.job.standby import READY_FD_ENV as STANDBY_READY_FD_ENV
 from sagemaker_rl.job.standby import SCRIPT as STANDBY_SCRIPT
 from sagemaker_rl.job.standby import assignment as standby_assignment
@@ -67,6 +67,5 @@ __all__ = [
     "ppo_key",
     "run",
     "standby_assignment",
-    "starts_tuned",
     "target_label",
 ]

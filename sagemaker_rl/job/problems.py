@@ -269,16 +269,6 @@ def default_preset(problem: str | None) -> str:
     return DEFAULT_PRESET if problem is not None else GENERIC_PRESET
 
 
-def starts_tuned(problem: str | None, simulator: str, preset: str | None) -> bool:
-    """Whether a job of `problem` on `simulator` starts from a `fast` preset chosen for it here (reacher's, hopper's,
-    humanoid's on roboschool) rather than the generic preset or the seed values (None: the job's default preset)."""
-    name = preset or default_preset(problem)
-    try:
-        return problem is not None and name == DEFAULT_PRESET and get_preset(problem, simulator, name) is not GENERIC
-    except UserError:
-        return False  # the job's own check reports the problem, simulator or preset it does not know
-
-
 def check_simulator(name: str) -> str:
     """`name` if it is a simulator we support; a UserError names the choices otherwise."""
     if name not in SIMULATORS:

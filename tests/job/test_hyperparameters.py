@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from sagemaker_rl.errors import UserError
 from sagemaker_rl.job.hyperparameters import parse_hyperparameters, to_hyperparameters
-from sagemaker_rl.job.problems import PRESETS, PROBLEMS, get_preset, starts_tuned
+from sagemaker_rl.job.problems import PRESETS, PROBLEMS, get_preset
 
 finite_floats = st.floats(allow_nan=False, allow_infinity=False, min_value=1e-9, max_value=1e6)
 
@@ -110,18 +110,6 @@ def test_the_fast_preset_is_the_default_and_every_problem_has_both_presets():
             for preset in (*PRESETS, "generic"):
                 assert get_preset(problem, simulator, preset).note  # every row says where it comes from
                 parse_hyperparameters({"rl.training.preset": preset, "rl.env.simulator": simulator}, problem)
-
-
-@pytest.mark.parametrize(("problem", "simulator", "preset", "tuned"), [
-    ("reacher", "roboschool", None, True), ("hopper", "roboschool", None, True), ("humanoid", "roboschool", None, True),
-    ("reacher", "mujoco", None, True),  # reacher/roboschool's tuned values
-    ("hopper", "mujoco", None, False), ("half_cheetah", "roboschool", None, False),  # the generic preset
-    ("reacher", "roboschool", "seed", False), ("reacher", "roboschool", "generic", False),
-    (None, "roboschool", None, False),  # an env without a problem
-    ("reacher", "isaac", None, False),  # a simulator the job refuses, in its own words
-])
-def test_a_job_starts_tuned_only_from_a_fast_preset_chosen_for_its_problem(problem, simulator, preset, tuned):
-    assert starts_tuned(problem, simulator, preset) is tuned
 
 
 def test_explicit_hyperparameters_override_the_preset_and_legacy_names_count_as_theirs():
