@@ -323,6 +323,7 @@ class _BulletEnv(gymnasium.Env):
         if self._port.physicsClientId < 0:  # the first reset connects to pybullet, which prints
             with _stdout_to_debug_log():
                 obs = self._port.reset()
+            _keep_bound_functions(self._port._p)
         else:
             obs = self._port.reset()
         return np.asarray(obs, dtype=np.float32), {}
@@ -340,6 +341,35 @@ class _BulletEnv(gymnasium.Env):
 
     def close(self) -> None:
         self._port.close()
+
+
+class _KeepBoundFunctions:
+    """A pybullet_utils client that keeps each pybullet function it binds to its connection (a mixin).
+
+    BulletClient looks every call up again (`__getattr__`: the module attribute, an `inspect` test and a
+    new `functools.partial`), and a port makes dozens of calls a step; kept in the instance, the next lookup
+    is a dict's. The functions and their arguments are the same, so are the simulation's numbers.
+    `disconnect` is looked up each time: BulletClient marks itself closed on that lookup.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = super().__getattr__(name)  # type: ignore[misc]  # BulletClient's, after this in the MRO
+        if name != "disconnect":
+            setattr(self, name, attribute)
+        return attribute
+
+
+_KEEPING_CLASSES: dict[type, type] = {}  # a client class: its subclass with the mixin
+
+
+def _keep_bound_functions(client: object) -> None:
+    """Make the port's pybullet client keep its bound functions (its robot and scene hold the same object)."""
+    client_class = type(client)
+    if client_class.__module__ != "pybullet_utils.bullet_client":  # another client (a later pybullet's) stays
+        return
+    if client_class not in _KEEPING_CLASSES:
+        _KEEPING_CLASSES[client_class] = type(client_class.__name__, (_KeepBoundFunctions, client_class), {})
+    client.__class__ = _KEEPING_CLASSES[client_class]
 
 
 def _float32_box(space: Any) -> gymnasium.spaces.Box:

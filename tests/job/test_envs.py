@@ -76,6 +76,27 @@ def test_time_limit_truncates_at_the_tables_episode_length(simulator: str) -> No
     assert steps == PROBLEMS["reacher"].envs[simulator].max_episode_steps  # 150 roboschool, 50 mujoco
 
 
+def test_pybullet_client_keeps_its_bound_functions_and_the_simulation_its_numbers() -> None:
+    from pybullet_utils.bullet_client import BulletClient
+
+    kept, plain = make_env("hopper", "roboschool"), make_env("hopper", "roboschool")
+    kept.reset(seed=1)
+    plain.reset(seed=1)
+    client, plain_client = kept.unwrapped._port._p, plain.unwrapped._port._p
+    plain_client.__class__ = BulletClient  # pybullet_utils' own: a new partial at every call
+    assert plain_client.getJointState is not plain_client.getJointState
+    assert client.getJointState is client.getJointState  # looked up once, then the instance's
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(300, 3)).astype(np.float32)
+    for action in actions:  # a few falls and resets: every call a step and a reset make
+        steps = kept.step(action), plain.step(action)
+        np.testing.assert_array_equal(steps[0][0], steps[1][0])
+        assert steps[0][1:4] == steps[1][1:4]
+        if steps[0][2] or steps[0][3]:
+            np.testing.assert_array_equal(kept.reset()[0], plain.reset()[0])
+    kept.close()
+    assert client._client == -1  # disconnect is looked up each time: the client knows it is closed
+
+
 def test_pybullet_output_goes_to_the_debug_log_not_stdout() -> None:
     result = _run_python("""
         import logging, sys
