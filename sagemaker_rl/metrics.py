@@ -18,8 +18,12 @@ EPISODE_REWARD_MAX = "episode_reward_max"
 EPISODE_REWARD_MIN = "episode_reward_min"
 TIMESTEPS_TOTAL = "timesteps_total"
 TRAINING_ITERATION = "training_iteration"
+# The mean return of a deterministic evaluation (the policy's mean action, fixed episode seeds), printed in the
+# iterations that evaluate (rl.training.evaluation_interval): a ranking without the exploration noise.
+EVALUATION_REWARD_MEAN = "evaluation_reward_mean"
 
-METRIC_NAMES = (EPISODE_REWARD_MEAN, EPISODE_REWARD_MAX, EPISODE_REWARD_MIN, TIMESTEPS_TOTAL, TRAINING_ITERATION)
+METRIC_NAMES = (EPISODE_REWARD_MEAN, EPISODE_REWARD_MAX, EPISODE_REWARD_MIN, EVALUATION_REWARD_MEAN, TIMESTEPS_TOTAL,
+                TRAINING_ITERATION)
 
 # The number pattern of the SageMaker Python SDK's RAY toolkit metric definitions.
 NUMBER_PATTERN = r"([-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?)"

@@ -50,6 +50,14 @@ def test_records_pair_each_iteration_with_its_env_steps_and_value():
     assert [record.value for record in metrics.read_records(out, metrics.EPISODE_REWARD_MAX)] == [-12.5, None, -9.25]
 
 
+def test_evaluations_are_read_at_the_iterations_that_printed_them():
+    out = ["episode_reward_mean: 1", "timesteps_total: 2000", "training_iteration: 1",
+           "episode_reward_mean: 2", "evaluation_reward_mean: 5.5", "timesteps_total: 4000", "training_iteration: 2"]
+    assert metrics.read_records(out, metrics.EVALUATION_REWARD_MEAN) == [
+        metrics.Record(1, 2000, None), metrics.Record(2, 4000, 5.5)]
+    assert [record.value for record in metrics.read_records(out)] == [1.0, 2.0]
+
+
 def test_records_are_read_incrementally_as_lines_arrive():
     reader = metrics.RecordReader()
     completed = [reader.feed(line) for line in _job_output([(1, 2000, 1.0), (2, 4000, 2.0)])]

@@ -1,4 +1,5 @@
-"""Evaluation: deterministic episodes of an exported policy (model/policy.onnx), without Ray."""
+"""Evaluation: deterministic episodes of an exported policy (model/policy.onnx), without Ray; and of the policy a
+job is training, from its iterations (`PolicyEvaluation`)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,50 @@ def evaluate(model_dir: Path, *, episodes: int = 10, seed: int = 0, video: Path 
     if video:
         _save_gif(frames, video)
     return result
+
+
+class PolicyEvaluation:
+    """Deterministic evaluations of the policy a job trains, in its driver: the policy the ONNX export would write
+    at that iteration (the current observation filter, the mean action, unsquashed and clipped), on `episodes`
+    episodes of one env whose seeds are the same at every evaluation, so that evaluations differ by the policy only.
+    """
+
+    def __init__(self, settings: Any, *, episodes: int, seed: int | None) -> None:
+        from sagemaker_rl.job.envs import make
+
+        self._env = make(settings)
+        self._episodes = episodes
+        self._seed = evaluation_seed(seed)
+
+    def __call__(self, algo: Any) -> float:
+        """The mean return of the evaluation's episodes under `algo`'s current policy."""
+        import torch
+
+        from sagemaker_rl.job.export import PolicyGraph
+        from sagemaker_rl.job.learner import MODULE_ID
+        from sagemaker_rl.job.model import observation_filter_stats
+
+        graph = PolicyGraph(algo.get_module(MODULE_ID), observation_filter_stats(algo)).eval()
+
+        def policy(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return graph(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+
+        return run_episodes(self._env, policy, episodes=self._episodes, seed=self._seed).mean
+
+    def close(self) -> None:
+        self._env.close()
+
+
+def evaluation_seed(seed: int | None) -> int:
+    """The seed of the first episode of every evaluation of a job seeded `seed` (the next ones: + 1, + 2, ...).
+
+    A stream of its own: the job's env runners seed their copies from (seed, runner) (env_runner.runner_seed).
+    """
+    return int(np.random.SeedSequence([seed or 0, _EVALUATION_STREAM]).generate_state(1)[0] % 2**31)
+
+
+_EVALUATION_STREAM = 0x6576616C  # "eval" in ASCII
 
 
 def run_episodes(env: Any, policy: Callable[[np.ndarray], np.ndarray], *, episodes: int, seed: int,

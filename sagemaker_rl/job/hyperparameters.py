@@ -26,6 +26,8 @@ from sagemaker_rl.job.keys import (
     ENV_KWARGS_KEY,
     ENV_PACKAGE_KEY,
     ENV_PREFIX,
+    EVALUATION_EPISODES_KEY,
+    EVALUATION_INTERVAL_KEY,
     GSDE_KEY,
     INITIAL_LOG_STD_KEY,
     KEEP_CHECKPOINTS_KEY,
@@ -225,6 +227,8 @@ class JobConfig:
     stop_grace_s: float = 20.0
     sampler: str = "lean"  # env_runner.LeanEnvRunner, or "rllib": RLlib's own sampling loop
     learner: str = "lean"  # lean_learner.LeanPPOLearner, or "rllib": RLlib's own PPO learner
+    evaluation_interval: int = 0  # env steps between deterministic evaluations (0: none)
+    evaluation_episodes: int = 5  # episodes of each (rl-zoo3's optimizer evaluates 5)
     env_facts: EnvFacts | None = None  # what building the env told, when the job was parsed with it
 
     @property
@@ -482,6 +486,8 @@ _JOB_KEYS: dict[str, FieldSpec] = {
     STOP_GRACE_KEY: FieldSpec((float,), 0.0, 3600),
     SAMPLER_KEY: FieldSpec((str,), choices=("lean", "rllib")),
     LEARNER_KEY: FieldSpec((str,), choices=("lean", "rllib")),
+    EVALUATION_INTERVAL_KEY: FieldSpec((int,), 0, 10**15),
+    EVALUATION_EPISODES_KEY: FieldSpec((int,), 1, 1000),
 }
 _STOP_FIELDS: dict[str, FieldSpec] = {
     "episode_reward_mean": FieldSpec((float,)),

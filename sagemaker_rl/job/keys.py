@@ -39,6 +39,8 @@ CLUSTER_TIMEOUT_KEY = TRAINING_PREFIX + "cluster_timeout_s"
 STOP_GRACE_KEY = TRAINING_PREFIX + "stop_grace_s"
 SAMPLER_KEY = TRAINING_PREFIX + "sampler"
 LEARNER_KEY = TRAINING_PREFIX + "learner"
+EVALUATION_INTERVAL_KEY = TRAINING_PREFIX + "evaluation_interval"
+EVALUATION_EPISODES_KEY = TRAINING_PREFIX + "evaluation_episodes"
 PER_RUNNER_ENVS_KEY = PPO_PREFIX + "num_envs_per_env_runner"
 
 # Old RLlib (and the seed's) names -> RLlib 2.60 names (a dotted target sets a nested key).
@@ -121,6 +123,10 @@ MEANINGS: dict[str, str] = {
     LEARNER_KEY: "how the learner loops over minibatches: `lean` (RLlib's update with less bookkeeping per minibatch, "
                  "the same weights to the bit; it falls back to RLlib's for what it does not serve, and says so) or "
                  "`rllib` (RLlib's own learner)",
+    EVALUATION_INTERVAL_KEY: "env steps between deterministic evaluations of the policy (its mean action, on "
+                             "episodes of fixed seeds, apart from training): each prints an `evaluation_reward_mean` "
+                             "line, and so does the job's last iteration; 0 (the default) evaluates never",
+    EVALUATION_EPISODES_KEY: f"episodes of each evaluation (`{EVALUATION_INTERVAL_KEY}`)",
     STOP_PREFIX + "episode_reward_mean": "stop when the mean return over the last 100 episodes reaches this",
     STOP_PREFIX + "time_total_s": "stop after this many training seconds, summed across restarts",
     STOP_PREFIX + "timesteps_total": "stop after this many env steps, summed across restarts",

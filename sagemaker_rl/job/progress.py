@@ -44,6 +44,7 @@ class Progress:
     time_this_iter_s: float
     episodes_this_iter: int
     learner: dict[str, float]
+    evaluation_reward_mean: float | None = None  # this iteration's deterministic evaluation, when it made one
 
 
 def read_progress(result: dict[str, Any], time_offset: float) -> Progress:
@@ -136,8 +137,8 @@ class ProgressLog:
     """progress.csv and TensorBoard event files in output/intermediate (appended across restarts)."""
 
     COLUMNS = ("training_iteration", "timesteps_total", "time_total_s", "episode_reward_mean",
-               "episode_reward_max", "episode_reward_min", "steps_this_iter", "time_this_iter_s",
-               "episodes_this_iter", *LEARNER_STATS)
+               "episode_reward_max", "episode_reward_min", "evaluation_reward_mean", "steps_this_iter",
+               "time_this_iter_s", "episodes_this_iter", *LEARNER_STATS)
 
     def __init__(self, directory: Path, *, after_iteration: int = 0) -> None:
         self._csv_path = directory / PROGRESS_CSV
@@ -157,18 +158,20 @@ class ProgressLog:
         return self
 
     def _drop_rows_after(self, iteration: int) -> None:
-        """Keep each iteration once: the rows past the resumed checkpoint are written again by the rerun."""
+        """Keep each iteration once: the rows past the resumed checkpoint are written again by the rerun (and a file
+        an earlier version wrote with other columns is rewritten with these)."""
         if not self._csv_path.exists():
             return
         with self._csv_path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            rows = list(reader)
         kept = [row for row in rows if row.get("training_iteration", "").isdigit()
                 and int(row["training_iteration"]) <= iteration]
-        if len(kept) == len(rows):
+        if len(kept) == len(rows) and tuple(reader.fieldnames or ()) == self.COLUMNS:
             return
         partial = self._csv_path.with_name(f".partial-{self._csv_path.name}")
         with partial.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=self.COLUMNS, restval="", extrasaction="ignore")
             writer.writeheader()
             writer.writerows(kept)
         partial.replace(self._csv_path)

@@ -26,6 +26,7 @@ from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.errors import JobError, UserError
 from sagemaker_rl.job import learner, progress, ray_session
 from sagemaker_rl.job.checkpoints import JobState, Snapshot, latest_checkpoint, restore, save_checkpoint, snapshot
+from sagemaker_rl.job.evaluation import PolicyEvaluation
 from sagemaker_rl.job.hyperparameters import JobConfig, StopCriteria
 from sagemaker_rl.job.keys import LEARNER_KEY, SAMPLER_KEY, STOP_GRACE_KEY, STOP_PREFIX
 from sagemaker_rl.job.model import model_written, write_model
@@ -108,7 +109,8 @@ def _loop(
     time_offset = state.time_total_s
     stop = _StopOnSigterm(job.stop_grace_s)
     completed: Snapshot | None = None  # the last iteration's, while no checkpoint holds it
-    with progress.ProgressLog(paths.intermediate, after_iteration=state.training_iteration) as progress_log:
+    with (progress.ProgressLog(paths.intermediate, after_iteration=state.training_iteration) as progress_log,
+          _evaluation(job) as evaluate):
         while True:
             try:
                 with stop.cuts_short():
@@ -127,11 +129,15 @@ def _loop(
                 print(metrics.diverged_line(), flush=True)
                 raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
                                f"({last.timesteps_total:,} env steps): {progress.divergence_hint(diverged, job.ppo)}")
+            steps_before = state.timesteps_total
             record_iteration(state, last, job)
+            reason = _stop_reason(job.stop, state, last.episode_reward_mean)
+            if evaluate is not None and not stop.requested and (
+                    reason or _crossed(job.evaluation_interval, steps_before, state.timesteps_total)):
+                last.evaluation_reward_mean = evaluate(algo)
             progress.report(job.label, last, best_reward=state.best_reward)
             progress_log.write(last)
             completed = snapshot(algo, state)
-            reason = _stop_reason(job.stop, state, last.episode_reward_mean)
             if reason or stop.requested:
                 save_checkpoint(algo, paths.checkpoints, completed, keep=job.keep_checkpoints)
                 if stop.requested:
@@ -142,6 +148,25 @@ def _loop(
             if state.training_iteration % job.checkpoint_freq == 0:
                 save_checkpoint(algo, paths.checkpoints, completed, keep=job.keep_checkpoints)
                 completed = None
+
+
+@contextmanager
+def _evaluation(job: JobConfig) -> Iterator[PolicyEvaluation | None]:
+    """The job's deterministic evaluations (None: it makes none), closed at the end."""
+    if not job.evaluation_interval:
+        yield None
+        return
+    evaluation = PolicyEvaluation(job.env, episodes=job.evaluation_episodes, seed=job.seed)
+    try:
+        yield evaluation
+    finally:
+        evaluation.close()
+
+
+def _crossed(interval: int, before: int, now: int) -> bool:
+    """The iteration from env step `before` to `now` passed a multiple of `interval` (a resumed job keeps the
+    schedule: it follows from the env-step count its checkpoint holds)."""
+    return now // interval > before // interval
 
 
 def _cut_short_reason(kept: int, grace_s: float) -> str:

@@ -24,9 +24,11 @@ from typing import Any, ClassVar, Literal
 import optuna
 
 from sagemaker_rl import metrics
+from sagemaker_rl.contract import decode_value
 from sagemaker_rl.errors import check_count, did_you_mean, shorten
 from sagemaker_rl.job import (
     ENV_ID_KEY,
+    EVALUATION_INTERVAL_KEY,
     INITIAL_LOG_STD_KEY,
     SEED_KEY,
     STOP_PREFIX,
@@ -84,7 +86,8 @@ DEFAULT_REEVALUATE_SEEDS = 3
 REEVALUATION_SHARE = Fraction(1, 3)
 MAX_WARM_START_PARENTS = 5  # SageMaker's limit
 MAX_SEEDS = 100  # seeds a trial or a re-evaluated configuration trains on, and configurations re-evaluated
-OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN)
+OBJECTIVE_METRICS = (metrics.EPISODE_REWARD_MEAN, metrics.EPISODE_REWARD_MAX, metrics.EPISODE_REWARD_MIN,
+                     metrics.EVALUATION_REWARD_MEAN)
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 DEFAULT_HYPERBAND_MIN_ENV_STEPS = 25_000  # about 3 iterations of the fast preset's 8,192-step batch
 # A job's wall time beyond its training (imports, Ray, build, export): an upper end of what `make tune` trials
@@ -195,6 +198,8 @@ class TuningConfig:
                 f"{did_you_mean(self.objective_metric, OBJECTIVE_METRICS)}: "
                 f"use one of {', '.join(OBJECTIVE_METRICS)}"
             )
+        if self.objective_metric == metrics.EVALUATION_REWARD_MEAN:
+            _check_evaluations(self)
         if self.objective_type not in OBJECTIVE_TYPES:
             raise TuningError(
                 f"objective_type {self.objective_type!r} is not one of {', '.join(OBJECTIVE_TYPES)}"
@@ -407,6 +412,19 @@ def _check_warm_start(config: TuningConfig) -> None:
             f"warm_start names {len(config.warm_start)} parent runs; SageMaker allows at most "
             f"{MAX_WARM_START_PARENTS}: keep the {MAX_WARM_START_PARENTS} most relevant"
         )
+
+
+def _check_evaluations(config: TuningConfig) -> None:
+    """Every job of a run whose objective is its evaluations makes them: ASHA's evaluate at its first rung's env steps
+    unless told otherwise (every rung is a multiple of it); other strategies need the interval given."""
+    static = config.space.static
+    if EVALUATION_INTERVAL_KEY not in static and config.strategy is Strategy.ASHA:
+        static = {**static, EVALUATION_INTERVAL_KEY: config.hyperband_min_env_steps}
+        object.__setattr__(config, "space", SearchSpace(config.space.parameters, static))
+    value = decode_value(static.get(EVALUATION_INTERVAL_KEY, 0))
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise TuningError(f"objective_metric {metrics.EVALUATION_REWARD_MEAN} is printed by jobs that evaluate: add a "
+                          f"static {EVALUATION_INTERVAL_KEY} of 1 or more (env steps between evaluations)")
 
 
 def _check_kinds(config: TuningConfig) -> None:

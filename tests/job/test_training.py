@@ -282,6 +282,28 @@ def test_evaluate_runs_deterministic_episodes_of_the_exported_policy(finished_jo
     assert float(numbers["min"]) <= float(numbers["mean"]) <= float(numbers["max"])
 
 
+def test_a_job_evaluates_its_policy_deterministically_at_its_interval_and_at_its_end(tmp_path, home):
+    from sagemaker_rl.job.evaluation import evaluate, evaluation_seed
+
+    write_hyperparameters(tmp_path, {**TINY_PPO, "rl.training.stop.training_iteration": 3, "rl.training.seed": 7,
+                                     "rl.training.evaluation_interval": 4000, "rl.training.evaluation_episodes": 2})
+    result = run_entrypoint("reacher", tmp_path, home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # 2,000 env steps an iteration: iteration 2 passes 4,000, iteration 3 is the last
+    blocks = re.findall(r"((?:^\w+: \S+\n)+?)training_iteration: (\d+)$", result.stdout, re.M)
+    evaluated = {int(iteration): float(re.search(r"^evaluation_reward_mean: (\S+)$", lines, re.M).group(1))
+                 for lines, iteration in blocks if "evaluation_reward_mean" in lines}
+    assert sorted(evaluated) == [2, 3]
+    with (tmp_path / "output" / "intermediate" / "progress.csv").open(newline="") as handle:
+        column = [row["evaluation_reward_mean"] for row in csv.DictReader(handle)]
+    assert column[0] == "" and [float(value) for value in column[1:]] == pytest.approx([evaluated[2], evaluated[3]],
+                                                                                      rel=1e-5)  # printed: 6 digits
+    # the last evaluation is the exported policy's, on the same episodes (ONNX Runtime's float32 arithmetic and
+    # torch's differ in the last bits, which 2 x 150 reacher steps carry into the third digit)
+    exported = evaluate(tmp_path / "model", episodes=2, seed=evaluation_seed(7))
+    assert evaluated[3] == pytest.approx(exported.mean, rel=0.01)
+
+
 def test_evaluate_names_a_directory_without_a_model(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "entrypoints" / "evaluate.py"), "--model-dir",
                              str(tmp_path)], capture_output=True, text=True, timeout=120)

@@ -9,6 +9,8 @@ behaviour:
   fake.lucky  1: add 100 to every reward when rl.training.seed < 10000 (good on the search's seeds only)
   fake.child  1: start a child process in the job's process group that sleeps for a long time
   fake.linger seconds to stay alive after writing output/success (a tuner can die before it sees the end)
+rl.training.evaluation_interval (env steps) makes it print evaluation_reward_mean, 2 * slope * i + seed, at the
+iterations that pass a multiple of it and at its last, as the job's deterministic evaluations.
 Stop criterion: rl.training.stop.training_iteration (default 3), or rl.training.stop.timesteps_total (1,000 env
 steps an iteration). A job that ends writes model/seed.txt (its seed). Each start appends a line to
 `starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`
@@ -65,6 +67,9 @@ def main() -> int:
         print(f"episode_reward_mean: {reward}", flush=True)
         if not nan:
             print(f"episode_reward_max: {slope * iteration + 1:.6g}", flush=True)
+        interval = int(hp.get("rl.training.evaluation_interval", 0))
+        if interval and (iteration * 1000 // interval > (iteration - 1) * 1000 // interval or iteration == iterations):
+            print(f"evaluation_reward_mean: {2 * slope * iteration + offset:.6g}", flush=True)
         print(f"timesteps_total: {iteration * 1000}", flush=True)
         print(f"training_iteration: {iteration}", flush=True)
         print(f"iteration {iteration}: reward {reward}", flush=True)

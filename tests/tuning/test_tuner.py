@@ -224,6 +224,24 @@ def test_asha_stops_poor_trials_at_a_rung_and_trains_the_rest_to_the_training_bu
     assert len(_asha_checked(result.run_dir)) == 8 and result.complete + result.pruned == 8 + 2
 
 
+def test_asha_ranks_on_the_jobs_evaluations_when_they_are_the_objective(tmp_path, fake_runner):
+    # the fake job evaluates every 2,000 env steps and at its end (9,000), at 2 * slope * iteration + seed
+    config = config_from_mapping({**ASHA_TRIALS, "run_dir": str(tmp_path / "run"),
+                                  "objective_metric": "evaluation_reward_mean",
+                                  "static": {**ASHA_TRIALS["static"], "rl.training.evaluation_interval": 2000}})
+    result = run_tuning(config, runner=fake_runner, out=io.StringIO())
+    trials = _study(result.run_dir).trials
+    assert any(t.state == TrialState.PRUNED for t in trials)
+    for trial in trials:
+        assert set(trial.intermediate_values) <= {2000, 4000, 6000, 8000, 9000}
+        sent = json.loads((Path(trial.user_attrs["trial_dir"]) / "input/config/hyperparameters.json").read_text())
+        slope, seed = float(sent.get("fake.slope", 1.0)), int(sent.get("rl.training.seed", 0))
+        for step, value in trial.intermediate_values.items():  # printed with 6 significant digits
+            assert value == pytest.approx(2 * slope * step / 1000 + seed, rel=1e-5, abs=1e-5)
+        if trial.state == TrialState.COMPLETE:
+            assert trial.last_step == 9000 and trial.value == trial.intermediate_values[9000]
+
+
 def test_asha_resumes_after_kill_9_without_running_a_finished_trial_again(tmp_path):
     run_dir = tmp_path / "run"
     tuner = _start_driver(run_dir, ASHA_TRIALS)
