@@ -486,7 +486,7 @@ _JOB_KEYS: dict[str, FieldSpec] = {
     STOP_GRACE_KEY: FieldSpec((float,), 0.0, 3600),
     SAMPLER_KEY: FieldSpec((str,), choices=("lean", "rllib")),
     LEARNER_KEY: FieldSpec((str,), choices=("lean", "rllib")),
-    EVALUATION_INTERVAL_KEY: FieldSpec((int,), 0, 10**15),
+    EVALUATION_INTERVAL_KEY: FieldSpec((int,), 0, 10**9),
     EVALUATION_EPISODES_KEY: FieldSpec((int,), 1, 1000),
 }
 _STOP_FIELDS: dict[str, FieldSpec] = {

@@ -123,12 +123,7 @@ def _loop(
                 raise JobError(_cut_short_reason((completed.job if completed else state).training_iteration,
                                                      job.stop_grace_s)) from None
             watchdog.kick()
-            diverged = progress.divergence(result)
-            last = progress.over_recent_episodes(progress.read_progress(result, time_offset), state)
-            if diverged:
-                print(metrics.diverged_line(), flush=True)
-                raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
-                               f"({last.timesteps_total:,} env steps): {progress.divergence_hint(diverged, job.ppo)}")
+            last = _iteration(result, time_offset, state, job)
             steps_before = state.timesteps_total
             record_iteration(state, last, job)
             reason = _stop_reason(job.stop, state, last.episode_reward_mean)
@@ -148,6 +143,17 @@ def _loop(
             if state.training_iteration % job.checkpoint_freq == 0:
                 save_checkpoint(algo, paths.checkpoints, completed, keep=job.keep_checkpoints)
                 completed = None
+
+
+def _iteration(result: dict[str, Any], time_offset: float, state: JobState, job: JobConfig) -> Progress:
+    """The iteration's progress; a JobError (after the reward line SageMaker reads as no number) if it diverged."""
+    diverged = progress.divergence(result)
+    last = progress.over_recent_episodes(progress.read_progress(result, time_offset), state)
+    if diverged:
+        print(metrics.diverged_line(), flush=True)
+        raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
+                       f"({last.timesteps_total:,} env steps): {progress.divergence_hint(diverged, job.ppo)}")
+    return last
 
 
 @contextmanager

@@ -224,6 +224,21 @@ def test_asha_stops_poor_trials_at_a_rung_and_trains_the_rest_to_the_training_bu
     assert len(_asha_checked(result.run_dir)) == 8 and result.complete + result.pruned == 8 + 2
 
 
+def test_asha_with_several_seeds_judges_each_rung_on_their_mean(tmp_path, fake_runner):
+    config = config_from_mapping({**ASHA_TRIALS, "run_dir": str(tmp_path / "run"), "seeds": 2, "max_jobs": 6})
+    result = run_tuning(config, runner=fake_runner, out=io.StringIO())
+    search = [t for t in _study(result.run_dir).trials if "reevaluation_of" not in t.user_attrs]
+    assert len(search) == 6 and any(t.state == TrialState.PRUNED for t in search)
+    assert all(t.last_step in (1000, 3000) for t in search if t.state == TrialState.PRUNED)
+    for trial in search:
+        sent = [json.loads((Path(trial.user_attrs["trial_dir"]) / f"seed-{i}/input/config/hyperparameters.json")
+                           .read_text()) for i in range(2)]
+        seeds = [int(values["rl.training.seed"]) for values in sent]
+        assert seeds[0] != seeds[1]
+        for step, value in trial.intermediate_values.items():  # the fake job's reward: slope * iteration + seed
+            assert value == pytest.approx(trial.params["fake.slope"] * step / 1000 + sum(seeds) / 2, rel=1e-5)
+
+
 def test_asha_ranks_on_the_jobs_evaluations_when_they_are_the_objective(tmp_path, fake_runner):
     # the fake job evaluates every 2,000 env steps and at its end (9,000), at 2 * slope * iteration + seed
     config = config_from_mapping({**ASHA_TRIALS, "run_dir": str(tmp_path / "run"),
