@@ -1,9 +1,17 @@
 """The reward lines' mean over the last 100 episodes, whichever iterations they finished in."""
 
+import csv
 import math
 
 from sagemaker_rl.job.checkpoints import JobState
-from sagemaker_rl.job.progress import EPISODES_PER_MEAN, Progress, divergence, divergence_hint, over_recent_episodes
+from sagemaker_rl.job.progress import (
+    EPISODES_PER_MEAN,
+    Progress,
+    ProgressLog,
+    divergence,
+    divergence_hint,
+    over_recent_episodes,
+)
 
 
 def _iteration(mean, episodes, high=None, low=None):
@@ -60,3 +68,16 @@ def test_the_hint_names_what_would_help_given_the_jobs_settings():
         "lower rl.training.config.lr (now 0.001) or set rl.training.config.grad_clip (e.g. 0.5)")
     assert divergence_hint(loss, {"lr": [[0, 1.6e-3], [1_000_000, 1.6e-4]], "grad_clip": 0.5}).endswith(
         "lower rl.training.config.grad_clip (now 0.5)")
+
+
+def test_a_progress_csv_of_an_earlier_version_is_rewritten_with_todays_columns_on_resume(tmp_path):
+    old = tmp_path / "progress.csv"  # the columns before evaluation_reward_mean
+    old.write_text("training_iteration,timesteps_total,episode_reward_mean\n1,2000,-5.5\n2,4000,-4.25\n")
+    with ProgressLog(tmp_path, after_iteration=2):
+        pass
+    with old.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == ProgressLog.COLUMNS
+    assert [(row["training_iteration"], row["episode_reward_mean"], row["evaluation_reward_mean"]) for row in rows] \
+        == [("1", "-5.5", ""), ("2", "-4.25", "")]
