@@ -236,7 +236,7 @@ def test_asha_with_several_seeds_judges_each_rung_on_their_mean(tmp_path, fake_r
         seeds = [int(values["rl.training.seed"]) for values in sent]
         assert seeds[0] != seeds[1]
         for step, value in trial.intermediate_values.items():  # the fake job's reward: slope * iteration + seed
-            assert value == pytest.approx(trial.params["fake.slope"] * step / 1000 + sum(seeds) / 2, rel=1e-5)
+            assert value == pytest.approx(trial.params["fake.slope"] * step / 1000 + sum(seeds) / 2, rel=1e-5, abs=1e-5)
 
 
 def test_asha_ranks_on_the_jobs_evaluations_when_they_are_the_objective(tmp_path, fake_runner):
