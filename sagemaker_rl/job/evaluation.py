@@ -8,11 +8,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sagemaker_rl.errors import UserError
+
+if TYPE_CHECKING:
+    from sagemaker_rl.job.hyperparameters import EnvSettings
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ class PolicyEvaluation:
     episodes of one env whose seeds are the same at every evaluation, so that evaluations differ by the policy only.
     """
 
-    def __init__(self, settings: Any, *, episodes: int, seed: int | None) -> None:
+    def __init__(self, settings: EnvSettings, *, episodes: int, seed: int | None) -> None:
         from sagemaker_rl.job.envs import make
 
         self._env = make(settings)

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,8 @@ def _loop(
     stop = _StopOnSigterm(job.stop_grace_s)
     completed: Snapshot | None = None  # the last iteration's, while no checkpoint holds it
     with (progress.ProgressLog(paths.intermediate, after_iteration=state.training_iteration) as progress_log,
-          _evaluation(job) as evaluate):
+          closing(PolicyEvaluation(job.env, episodes=job.evaluation_episodes, seed=job.seed))
+          if job.evaluation_interval else nullcontext() as evaluate):
         while True:
             try:
                 with stop.cuts_short():
@@ -154,19 +155,6 @@ def _iteration(result: dict[str, Any], time_offset: float, state: JobState, job:
         raise JobError(f"diverged: {diverged} at iteration {last.training_iteration} "
                        f"({last.timesteps_total:,} env steps): {progress.divergence_hint(diverged, job.ppo)}")
     return last
-
-
-@contextmanager
-def _evaluation(job: JobConfig) -> Iterator[PolicyEvaluation | None]:
-    """The job's deterministic evaluations (None: it makes none), closed at the end."""
-    if not job.evaluation_interval:
-        yield None
-        return
-    evaluation = PolicyEvaluation(job.env, episodes=job.evaluation_episodes, seed=job.seed)
-    try:
-        yield evaluation
-    finally:
-        evaluation.close()
 
 
 def _crossed(interval: int, before: int, now: int) -> bool:
