@@ -113,16 +113,7 @@ def _loop(
           closing(PolicyEvaluation(job.env, episodes=job.evaluation_episodes, seed=job.seed))
           if job.evaluation_interval else nullcontext() as evaluate):
         while True:
-            try:
-                with stop.cuts_short():
-                    result = algo.train()
-            except BaseException as error:
-                if not ray_session.ended_by(error, _CutShort):
-                    raise
-                if completed is not None:
-                    save_checkpoint(algo, paths.checkpoints, completed, keep=job.keep_checkpoints)
-                raise JobError(_cut_short_reason((completed.job if completed else state).training_iteration,
-                                                     job.stop_grace_s)) from None
+            result = _train(algo, stop, completed, job, paths, state)
             watchdog.kick()
             last = _iteration(result, time_offset, state, job)
             steps_before = state.timesteps_total
@@ -144,6 +135,22 @@ def _loop(
             if state.training_iteration % job.checkpoint_freq == 0:
                 save_checkpoint(algo, paths.checkpoints, completed, keep=job.keep_checkpoints)
                 completed = None
+
+
+def _train(
+    algo: Any, stop: _StopOnSigterm, completed: Snapshot | None, job: JobConfig, paths: JobPaths, state: JobState
+) -> dict[str, Any]:
+    """One training iteration; a SIGTERM that cuts it short saves the last completed one and ends the job."""
+    try:
+        with stop.cuts_short():
+            return algo.train()
+    except BaseException as error:
+        if not ray_session.ended_by(error, _CutShort):
+            raise
+        if completed is not None:
+            save_checkpoint(algo, paths.checkpoints, completed, keep=job.keep_checkpoints)
+        raise JobError(_cut_short_reason((completed.job if completed else state).training_iteration,
+                                         job.stop_grace_s)) from None
 
 
 def _iteration(result: dict[str, Any], time_offset: float, state: JobState, job: JobConfig) -> Progress:
