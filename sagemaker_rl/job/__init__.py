@@ -22,6 +22,7 @@ from sagemaker_rl.job.keys import (
     ENV_KEYS,
     ENV_KWARGS_KEY,
     ENV_PACKAGE_KEY,
+    EVALUATION_EPISODES_KEY,
     EVALUATION_INTERVAL_KEY,
     INITIAL_LOG_STD_KEY,
     MAX_EPISODE_STEPS_KEY,
@@ -34,6 +35,7 @@ from sagemaker_rl.job.keys import (
     ppo_key,
     target_label,
 )
+from sagemaker_rl.job.model import final_evaluation, trained_stop
 from sagemaker_rl.job.problems import DEFAULT_SIMULATOR, PROBLEMS, SIMULATORS, get_problem
 from sagemaker_rl.job.standby import READY_FD_ENV as STANDBY_READY_FD_ENV
 from sagemaker_rl.job.standby import SCRIPT as STANDBY_SCRIPT
@@ -45,6 +47,7 @@ __all__ = [
     "ENV_KEYS",
     "ENV_KWARGS_KEY",
     "ENV_PACKAGE_KEY",
+    "EVALUATION_EPISODES_KEY",
     "EVALUATION_INTERVAL_KEY",
     "MAX_EPISODE_STEPS_KEY",
     "INITIAL_LOG_STD_KEY",
@@ -62,6 +65,7 @@ __all__ = [
     "check_hyperparameters",
     "job_command",
     "child_env",
+    "final_evaluation",
     "get_problem",
     "latest_checkpoint",
     "not_live_reason",
@@ -70,4 +74,5 @@ __all__ = [
     "run",
     "standby_assignment",
     "target_label",
+    "trained_stop",
 ]

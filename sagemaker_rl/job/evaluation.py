@@ -75,9 +75,8 @@ class PolicyEvaluation:
     """
 
     def __init__(self, settings: EnvSettings, *, episodes: int, seed: int | None) -> None:
-        from sagemaker_rl.job.envs import make
-
-        self._env = make(settings)
+        self._settings = settings
+        self._env: Any = None  # made at the first evaluation: a job cut short before its end makes none
         self._episodes = episodes
         self._seed = evaluation_seed(seed)
 
@@ -89,6 +88,10 @@ class PolicyEvaluation:
         from sagemaker_rl.job.learner import MODULE_ID
         from sagemaker_rl.job.model import observation_filter_stats
 
+        if self._env is None:
+            from sagemaker_rl.job.envs import make
+
+            self._env = make(self._settings)
         graph = PolicyGraph(algo.get_module(MODULE_ID), observation_filter_stats(algo)).eval()
 
         def policy(obs: np.ndarray) -> np.ndarray:
@@ -98,7 +101,8 @@ class PolicyEvaluation:
         return run_episodes(self._env, policy, episodes=self._episodes, seed=self._seed).mean
 
     def close(self) -> None:
-        self._env.close()
+        if self._env is not None:
+            self._env.close()
 
 
 def evaluation_seed(seed: int | None) -> int:

@@ -227,8 +227,8 @@ class JobConfig:
     stop_grace_s: float = 20.0
     sampler: str = "lean"  # env_runner.LeanEnvRunner, or "rllib": RLlib's own sampling loop
     learner: str = "lean"  # lean_learner.LeanPPOLearner, or "rllib": RLlib's own PPO learner
-    evaluation_interval: int = 0  # env steps between deterministic evaluations (0: none)
-    evaluation_episodes: int = 5  # episodes of each (rl-zoo3's optimizer evaluates 5)
+    evaluation_interval: int = 0  # env steps between deterministic evaluations (0: at the job's end only)
+    evaluation_episodes: int = 5  # episodes of each (rl-zoo3's optimizer evaluates 5; 0: no evaluation)
     env_facts: EnvFacts | None = None  # what building the env told, when the job was parsed with it
 
     @property
@@ -271,6 +271,9 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str | None, env: EnvF
     else:
         _resolve_initial_log_std(job, given=INITIAL_LOG_STD_KEY in raw)
     _resolve_env_copies(job, {canonical_key(key) for key in ours})
+    if job.evaluation_interval and not job.evaluation_episodes:
+        raise UserError(f"{EVALUATION_INTERVAL_KEY} evaluates on {EVALUATION_EPISODES_KEY} episodes, which is 0: "
+                        f"set it to 1 or more, or drop {EVALUATION_INTERVAL_KEY}")
     return job
 
 
@@ -487,7 +490,7 @@ _JOB_KEYS: dict[str, FieldSpec] = {
     SAMPLER_KEY: FieldSpec((str,), choices=("lean", "rllib")),
     LEARNER_KEY: FieldSpec((str,), choices=("lean", "rllib")),
     EVALUATION_INTERVAL_KEY: FieldSpec((int,), 0, 10**9),
-    EVALUATION_EPISODES_KEY: FieldSpec((int,), 1, 1000),
+    EVALUATION_EPISODES_KEY: FieldSpec((int,), 0, 1000),
 }
 _STOP_FIELDS: dict[str, FieldSpec] = {
     "episode_reward_mean": FieldSpec((float,)),

@@ -125,8 +125,10 @@ MEANINGS: dict[str, str] = {
                  "`rllib` (RLlib's own learner)",
     EVALUATION_INTERVAL_KEY: "env steps between deterministic evaluations of the policy (its mean action, on "
                              "episodes of fixed seeds, apart from training): each prints an `evaluation_reward_mean` "
-                             "line, and so does the job's last iteration; 0 (the default) evaluates never",
-    EVALUATION_EPISODES_KEY: f"episodes of each evaluation (`{EVALUATION_INTERVAL_KEY}`)",
+                             "line; 0 (the default) evaluates at the job's end only",
+    EVALUATION_EPISODES_KEY: "episodes of each evaluation, the one of the policy the job ends with included (it "
+                             "prints the final `evaluation_reward_mean` and model/result.json keeps it); 0 evaluates "
+                             "never",
     STOP_PREFIX + "episode_reward_mean": "stop when the mean return over the last 100 episodes reaches this",
     STOP_PREFIX + "time_total_s": "stop after this many training seconds, summed across restarts",
     STOP_PREFIX + "timesteps_total": "stop after this many env steps, summed across restarts",

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.files import write_atomically
 from sagemaker_rl.job.checkpoints import JobState, disk_full_said
 from sagemaker_rl.job.hyperparameters import JobConfig, to_hyperparameters
+from sagemaker_rl.job.keys import STOP_PREFIX
 from sagemaker_rl.job.learner import MODULE_ID
 from sagemaker_rl.job.progress import Progress
 
@@ -30,6 +33,29 @@ def model_written(paths: JobPaths, state: JobState) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(result, dict) and result.get("training_iteration") == state.training_iteration
+
+
+def final_evaluation(model: Path) -> float | None:
+    """The deterministic evaluation of the policy a job's complete model/ holds (result.json), if the job made one."""
+    result = _read_json(model / RESULT_FILE)
+    value = result.get("evaluation_reward_mean")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def trained_stop(model: Path) -> dict[str, Any]:
+    """The stop criteria the job of a model/ trained with (params.json; empty when it has none)."""
+    hyperparameters = _read_json(model / "params.json").get("hyperparameters")
+    if not isinstance(hyperparameters, dict):
+        return {}
+    return {key: value for key, value in hyperparameters.items() if key.startswith(STOP_PREFIX)}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_model(algo: Any, job: JobConfig, paths: JobPaths, state: JobState, last: Progress | None) -> None:

@@ -111,7 +111,7 @@ def _loop(
     completed: Snapshot | None = None  # the last iteration's, while no checkpoint holds it
     with (progress.ProgressLog(paths.intermediate, after_iteration=state.training_iteration) as progress_log,
           closing(PolicyEvaluation(job.env, episodes=job.evaluation_episodes, seed=job.seed))
-          if job.evaluation_interval else nullcontext() as evaluate):
+          if job.evaluation_episodes else nullcontext() as evaluate):
         while True:
             result = _train(algo, stop, completed, job, paths, state)
             watchdog.kick()
@@ -165,9 +165,9 @@ def _iteration(result: dict[str, Any], time_offset: float, state: JobState, job:
 
 
 def _crossed(interval: int, before: int, now: int) -> bool:
-    """The iteration from env step `before` to `now` passed a multiple of `interval` (a resumed job keeps the
-    schedule: it follows from the env-step count its checkpoint holds)."""
-    return now // interval > before // interval
+    """The iteration from env step `before` to `now` passed a multiple of `interval` (0: never; a resumed job keeps
+    the schedule: it follows from the env-step count its checkpoint holds)."""
+    return bool(interval) and now // interval > before // interval
 
 
 def _cut_short_reason(kept: int, grace_s: float) -> str:

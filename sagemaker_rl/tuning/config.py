@@ -28,6 +28,7 @@ from sagemaker_rl.contract import decode_value
 from sagemaker_rl.errors import check_count, did_you_mean, shorten
 from sagemaker_rl.job import (
     ENV_ID_KEY,
+    EVALUATION_EPISODES_KEY,
     EVALUATION_INTERVAL_KEY,
     INITIAL_LOG_STD_KEY,
     SEED_KEY,
@@ -415,16 +416,15 @@ def _check_warm_start(config: TuningConfig) -> None:
 
 
 def _check_evaluations(config: TuningConfig) -> None:
-    """Every job of a run whose objective is its evaluations makes them: ASHA's evaluate at its first rung's env steps
-    unless told otherwise (every rung is a multiple of it); other strategies need the interval given."""
+    """Every job of a run whose objective is its evaluations makes them (every job evaluates at its end): ASHA's
+    also at its first rung's env steps unless told otherwise (every rung is a multiple of it)."""
     static = config.space.static
     if EVALUATION_INTERVAL_KEY not in static and config.strategy is Strategy.ASHA:
         static = {**static, EVALUATION_INTERVAL_KEY: config.hyperband_min_env_steps}
         object.__setattr__(config, "space", SearchSpace(config.space.parameters, static))
-    value = decode_value(static.get(EVALUATION_INTERVAL_KEY, 0))
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise TuningError(f"objective_metric {metrics.EVALUATION_REWARD_MEAN} is printed by jobs that evaluate: add a "
-                          f"static {EVALUATION_INTERVAL_KEY} of 1 or more (env steps between evaluations)")
+    if decode_value(static.get(EVALUATION_EPISODES_KEY)) == 0:
+        raise TuningError(f"objective_metric {metrics.EVALUATION_REWARD_MEAN} is printed by jobs that evaluate, but "
+                          f"the static {EVALUATION_EPISODES_KEY} is 0: drop it or set it to 1 or more")
 
 
 def _check_kinds(config: TuningConfig) -> None:

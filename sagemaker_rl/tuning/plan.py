@@ -20,6 +20,8 @@ from pathlib import Path
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from sagemaker_rl.contract import JobPaths
+from sagemaker_rl.job import final_evaluation, trained_stop
 from sagemaker_rl.tuning import direction as objective
 from sagemaker_rl.tuning import pbt
 from sagemaker_rl.tuning.budget import TrainBudget
@@ -33,7 +35,7 @@ from sagemaker_rl.tuning.config import (
     reevaluation_rounds,
 )
 from sagemaker_rl.tuning.ranking import Candidate, answer, candidates, fresh_seeds, reevaluations, segments
-from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, counted, read
+from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, Role, counted, read
 from sagemaker_rl.tuning.rundir import publish_model
 from sagemaker_rl.tuning.strategies import Strategy
 
@@ -271,17 +273,36 @@ class Reevaluation(Phase):
         return f"; re-evaluated {done} of {self.top + 1} configurations"
 
     def outputs(self, trials: Sequence[FrozenTrial], direction: StudyDirection, run_dir: Path) -> dict[str, Path]:
-        """The answer's trained policy: the model of its re-evaluation job with the best objective."""
+        """The run's trained policy: of the jobs that trained with the stop of the answer's re-evaluation (every
+        re-evaluation's, and the search trials' that ran in full), the one whose policy evaluated best at its end;
+        without evaluations, the answer's re-evaluation job with the best objective."""
         found = next((item for item in reevaluations(trials).values() if item.complete
                       and item.trial.number == getattr(answer(trials, direction), "number", None)), None)
         if found is None:
             return {}
-        record = read(found.trial)
-        job_dirs = [Path(output) for output in record.outputs or ()] or record.job_dirs(len(found.seeds))
-        scored = zip(job_dirs, found.values, strict=False)
+        scored = zip(_job_dirs(found.trial), found.values, strict=False)
         best_job = objective.best(scored, direction, lambda item: item[1])
-        model = publish_model(best_job[0], run_dir) if best_job else None
+        if best_job is None:
+            return {}
+        model = publish_model(_best_evaluated(trials, like=best_job[0]) or best_job[0], run_dir)
         return {"model": model} if model else {}
+
+
+def _job_dirs(trial: FrozenTrial) -> list[Path]:
+    """The base directories of a trial's jobs, wherever its runner put them."""
+    record = read(trial)
+    return [Path(output) for output in record.outputs or ()] or record.job_dirs(len(record.seeds or ()) or 1)
+
+
+def _best_evaluated(trials: Sequence[FrozenTrial], *, like: Path) -> Path | None:
+    """Of the complete trials' jobs that trained with the stop of the job in `like`, the one whose final
+    deterministic evaluation is best (None: none evaluated). An evaluation is a return: higher is better."""
+    stop = trained_stop(JobPaths(like).model)
+    evaluated = [(job_dir, value) for trial in trials if trial.state == TrialState.COMPLETE
+                 and not read(trial).role == Role.WARM_START for job_dir in _job_dirs(trial)
+                 if trained_stop(model := JobPaths(job_dir).model) == stop
+                 and (value := final_evaluation(model)) is not None]
+    return max(evaluated, key=lambda item: item[1])[0] if evaluated else None
 
 
 @dataclass

@@ -28,12 +28,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.files import write_atomically
+from sagemaker_rl.job import final_evaluation
 from sagemaker_rl.tuning import direction as objective_direction
 from sagemaker_rl.tuning import record
 from sagemaker_rl.tuning.budget import describe_length
 from sagemaker_rl.tuning.ranking import answer, reevaluations
 from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, Role, Status, read
-from sagemaker_rl.tuning.rundir import BEST_FILE, REPORT_FILE, TRIALS_FILE
+from sagemaker_rl.tuning.rundir import BEST_FILE, MODEL_DIR, REPORT_FILE, TRIALS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +171,13 @@ def trials_table(study: optuna.Study, *, objective: str = "episode_reward_mean")
     return "\n".join(lines + (["failed trials:", *failures] if failures else []))
 
 
+def _model_note(model: Path) -> str:
+    """What the run's policy scored at its job's end, and where its own hyperparameters are (they may be another
+    configuration's than the answer's: the run keeps its best-evaluated policy)."""
+    value = final_evaluation(model)
+    return "" if value is None else f" (its final evaluation {value:.6g}; {model / 'params.json'} says how it trained)"
+
+
 def summary(
     study: optuna.Study,
     files: dict[str, Path],
@@ -188,7 +196,7 @@ def summary(
     best = best_trial(study)
     if best is not None:
         lines += _answer_text(best, objective)
-    lines += [f"{label}: {path}" for label, path in files.items()]
+    lines += [f"{label}: {path}{_model_note(path) if label == MODEL_DIR else ''}" for label, path in files.items()]
     if stopped_hint:
         lines.append(f"\nstopped before the end; {stopped_hint}")
     elif "best_hyperparameters" in files:

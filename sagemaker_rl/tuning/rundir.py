@@ -29,7 +29,7 @@ TRIALS_FILE = "trials.csv"
 BEST_FILE = "best_hyperparameters.json"
 LOG_FILE = "tuner.log"  # the tuner's log records (INFO and up)
 SCHEDULE_FILE = "schedule.json"  # strategy PBT: the best final member's hyperparameter schedule
-MODEL_DIR = "model"  # the run's trained policy: the answer's best re-evaluation job's, or PBT's best final member's
+MODEL_DIR = "model"  # the run's trained policy: its best-evaluated job's at the answer's training, or PBT's
 
 
 def default_storage(run_dir: Path) -> str:

@@ -199,6 +199,9 @@ def test_mujoco_has_its_own_stop_target():
     ({"rl.training.config.model_config.fcnet_hidens": [8]}, "did you mean 'fcnet_hiddens'?"),
     ({"rl.training.config.num_epochs": True}, "must be a whole number"),
     ({"rl.training.run": "DQN"}, "trains PPO only"),
+    ({"rl.training.evaluation_interval": 4000, "rl.training.evaluation_episodes": 0},
+     "rl.training.evaluation_interval evaluates on rl.training.evaluation_episodes episodes, which is 0: set it to 1 "
+     "or more, or drop rl.training.evaluation_interval"),
 ])
 def test_bad_hyperparameters_fail_with_one_clear_sentence(raw, message):
     with pytest.raises(UserError) as error:

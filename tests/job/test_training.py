@@ -21,7 +21,7 @@ from tests.conftest import REPO, SDK_RAY_REGEX, TINY_PPO, job_env, run_entrypoin
 pytestmark = pytest.mark.slow
 
 ALLOWED_STDOUT = re.compile(
-    r"^(episode_reward_(mean|max|min): \S+|timesteps_total: \d+|training_iteration: \d+"
+    r"^((episode|evaluation)_reward_(mean|max|min): \S+|timesteps_total: \d+|training_iteration: \d+"
     r"|\[reacher\] iter \d+ \|.*|Stopped: .*|Resumed from .*|Model written to .*)$")
 
 
@@ -304,6 +304,17 @@ def test_a_job_evaluates_its_policy_deterministically_at_its_interval_and_at_its
     assert evaluated[3] == pytest.approx(exported.mean, rel=0.01)
 
 
+def test_a_job_evaluates_the_policy_it_ends_with_and_its_model_keeps_the_figure(finished_job):
+    base, _, result = finished_job
+    assert result.returncode == 0, result.stderr[-3000:]
+    blocks = re.findall(r"((?:^\w+: \S+\n)+?)training_iteration: (\d+)$", result.stdout, re.M)
+    evaluated = {int(iteration): float(re.search(r"^evaluation_reward_mean: (\S+)$", lines, re.M).group(1))
+                 for lines, iteration in blocks if "evaluation_reward_mean" in lines}
+    assert list(evaluated) == [2]  # no interval: its last iteration only
+    kept = json.loads((base / "model" / "result.json").read_text())["evaluation_reward_mean"]
+    assert kept == pytest.approx(evaluated[2], rel=1e-5)  # printed: 6 digits
+
+
 def test_evaluate_names_a_directory_without_a_model(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "entrypoints" / "evaluate.py"), "--model-dir",
                              str(tmp_path)], capture_output=True, text=True, timeout=120)
@@ -315,10 +326,11 @@ def test_each_entrypoint_trains_one_tiny_iteration(tmp_path, home, problem, simu
     write_hyperparameters(tmp_path, {**TINY_PPO, "rl.env.simulator": simulator,
                                      "rl.training.config.train_batch_size_per_learner": 1000,
                                      "rl.training.config.batch_mode": "truncate_episodes",
-                                     "rl.training.stop.training_iteration": 1})
+                                     "rl.training.stop.training_iteration": 1, "rl.training.evaluation_episodes": 0})
     result = run_entrypoint(problem, tmp_path, home)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.findall(r"^training_iteration: (\d+)$", result.stdout, re.M) == ["1"]
+    assert "evaluation_reward_mean" not in result.stdout  # 0 evaluation episodes: none
     params = json.loads((tmp_path / "model" / "params.json").read_text())
     assert (params["problem"], params["simulator"]) == (problem, simulator)
     # Their fast preset anneals lr from 3e-4: the first update already uses the schedule's value.

@@ -9,10 +9,13 @@ behaviour:
   fake.lucky  1: add 100 to every reward when rl.training.seed < 10000 (good on the search's seeds only)
   fake.child  1: start a child process in the job's process group that sleeps for a long time
   fake.linger seconds to stay alive after writing output/success (a tuner can die before it sees the end)
-rl.training.evaluation_interval (env steps) makes it print evaluation_reward_mean, 2 * slope * i + seed, at the
-iterations that pass a multiple of it and at its last, as the job's deterministic evaluations.
+It prints evaluation_reward_mean, 2 * slope * i + seed, at its last iteration and, given
+rl.training.evaluation_interval (env steps), at the iterations that pass a multiple of it, as the job's
+deterministic evaluations (none when rl.training.evaluation_episodes is 0); `fake.evaluation`, an object of slopes
+to values ({"0.5": 900}), sets the last one of the jobs of those slopes.
 Stop criterion: rl.training.stop.training_iteration (default 3), or rl.training.stop.timesteps_total (1,000 env
-steps an iteration). A job that ends writes model/seed.txt (its seed). Each start appends a line to
+steps an iteration). A job that ends writes model/seed.txt (its seed), model/params.json (its hyperparameters) and
+model/result.json (its last iteration, with its evaluation). Each start appends a line to
 `starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`
 (and RAY_ADDRESS, when given, to `ray_address.log`, with the Ray token variables it got).
 """
@@ -51,6 +54,7 @@ def main() -> int:
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         (base / "child.started").write_text("")
     print("fake job starting", flush=True)
+    evaluation = None
     for iteration in range(1, iterations + 1):
         time.sleep(pause)
         if mode == "crash" and iteration == 2:
@@ -67,17 +71,30 @@ def main() -> int:
         print(f"episode_reward_mean: {reward}", flush=True)
         if not nan:
             print(f"episode_reward_max: {slope * iteration + 1:.6g}", flush=True)
-        interval = int(hp.get("rl.training.evaluation_interval", 0))
-        if interval and (iteration * 1000 // interval > (iteration - 1) * 1000 // interval or iteration == iterations):
-            print(f"evaluation_reward_mean: {2 * slope * iteration + offset:.6g}", flush=True)
+        evaluation = _evaluation(hp, slope, iteration, offset, last=iteration == iterations)
+        if evaluation is not None:
+            print(f"evaluation_reward_mean: {evaluation:.6g}", flush=True)
         print(f"timesteps_total: {iteration * 1000}", flush=True)
         print(f"training_iteration: {iteration}", flush=True)
         print(f"iteration {iteration}: reward {reward}", flush=True)
     (base / "model").mkdir(exist_ok=True)
     (base / "model/seed.txt").write_text(f"{hp.get('rl.training.seed')}\n")
+    (base / "model/params.json").write_text(json.dumps({"hyperparameters": hp, "seed": hp.get("rl.training.seed")}))
+    result = {"training_iteration": iterations, "evaluation_reward_mean": evaluation}
+    (base / "model/result.json").write_text(json.dumps(result))
     (base / "output/success").write_text("")
     time.sleep(float(hp.get("fake.linger", 0)))
     return 0
+
+
+def _evaluation(hp: dict, slope: float, iteration: int, offset: int, *, last: bool) -> float | None:
+    """The evaluation the job prints at `iteration` (None: it does not evaluate there)."""
+    interval = int(hp.get("rl.training.evaluation_interval", 0))
+    crossed = bool(interval) and iteration * 1000 // interval > (iteration - 1) * 1000 // interval
+    if not int(hp.get("rl.training.evaluation_episodes", 5)) or not (crossed or last):
+        return None
+    return float(hp.get("fake.evaluation", {}).get(str(slope), 2 * slope * iteration + offset) if last else
+                 2 * slope * iteration + offset)
 
 
 if __name__ == "__main__":

@@ -107,11 +107,9 @@ def test_sagemaker_parameter_ranges_are_accepted_in_a_file():
         ({"train_budget": "1M", "strategy": "PBT", "perturbation_interval": 20_000},
          r"train_budget sets strategy PBT's perturbation_interval \(train_budget / generations: 100,000\)"),
         ({"train_budget": "1M", "reevaluate_top": 0}, "the budget the re-evaluation trains at: set reevaluate_top"),
-        ({"objective": {"metric": "evaluation_reward_mean"}},
-         r"objective_metric evaluation_reward_mean is printed by jobs that evaluate: add a static "
-         r"rl.training.evaluation_interval of 1 or more \(env steps between evaluations\)"),
-        ({"objective": {"metric": "evaluation_reward_mean"}, "static": {"rl.training.evaluation_interval": 0}},
-         "add a static rl.training.evaluation_interval of 1 or more"),
+        ({"objective": {"metric": "evaluation_reward_mean"}, "static": {"rl.training.evaluation_episodes": 0}},
+         "objective_metric evaluation_reward_mean is printed by jobs that evaluate, but the static "
+         "rl.training.evaluation_episodes is 0: drop it or set it to 1 or more"),
         # 4 re-evaluation jobs (the best and the default on 2 seeds), 2 at a time: 2 rounds of 600 + 20 s
         ({"train_budget": "10min", "reevaluate_seeds": 2, "max_runtime_s": 1239},
          r"train_budget 10min does not fit in max_runtime_s 1239: the re-evaluation alone \(4 jobs, 2 at a time\) "
@@ -127,6 +125,9 @@ def test_a_run_ranks_on_evaluations_when_its_jobs_make_them():
     given = config_from_mapping({"objective": {"metric": "evaluation_reward_mean"},
                                  "static": {"rl.training.evaluation_interval": "25000"}})
     assert given.objective_metric == "evaluation_reward_mean"
+    # a search of whole trials ranks on the evaluation every job makes at its end
+    bayesian = config_from_mapping({"objective": {"metric": "evaluation_reward_mean"}, "strategy": "Bayesian"})
+    assert "rl.training.evaluation_interval" not in bayesian.space.static
     # ASHA's jobs evaluate at its first rung's env steps (a ninth of the budget): every rung is a multiple of it
     asha = config_from_mapping({"train_budget": "900k", "objective": {"metric": "evaluation_reward_mean"}})
     assert asha.strategy is Strategy.ASHA and asha.space.static["rl.training.evaluation_interval"] == 100_000

@@ -74,7 +74,9 @@ def test_re_evaluation_trains_the_top_configurations_and_the_default_on_the_same
 
 def test_at_a_training_budget_the_answer_is_judged_and_trained_there_and_its_best_policy_is_the_runs(
         tmp_path, fake_runner):
-    config = _config(tmp_path, reevaluate_top=1, reevaluate_seeds=2, max_parallel_jobs=2, train_budget="5k")
+    config = _config(tmp_path, reevaluate_top=1, reevaluate_seeds=2, max_parallel_jobs=2, train_budget="5k", static={
+        "rl.training.stop.training_iteration": 3,
+        "fake.evaluation": {"0.5": 20000}})  # a search trial's policy, trained shorter than the budget: not the run's
     out = io.StringIO()
     result = run_tuning(config, runner=fake_runner, out=out)
     trials = _study(result.run_dir).trials
@@ -84,11 +86,29 @@ def test_at_a_training_budget_the_answer_is_judged_and_trained_there_and_its_bes
         assert trial.user_attrs["seed_objectives"] == pytest.approx(
             [5 * (2.0 if trial.user_attrs["reevaluation_of"] != "default" else 1.0) + seed for seed in (10000, 10001)])
     best = json.loads((result.run_dir / "best_hyperparameters.json").read_text())
-    assert best == {"fake.slope": 2.0, "rl.training.stop.timesteps_total": 5000}  # what "train with them" trains
+    assert best == {"fake.slope": 2.0, "rl.training.stop.timesteps_total": 5000,  # what "train with them" trains
+                    "fake.evaluation": {"0.5": 20000}}
     assert (result.run_dir / "model/seed.txt").read_text() == "10001\n"  # the answer's best job's policy
     assert result.files["model"] == result.run_dir / "model"
     text = out.getvalue()
     assert "fresh seeds at 5,000 env steps (4 jobs)" in text and f"model: {result.run_dir / 'model'}" in text
+
+
+@pytest.mark.parametrize("episodes", [5, 0])
+def test_the_runs_policy_is_the_best_evaluated_of_the_jobs_trained_as_long_as_the_answer(tmp_path, fake_runner,
+                                                                                        episodes):
+    """A search trial that ran in full may hold the best policy of the run though its configuration is not the
+    answer; without evaluations the answer's best re-evaluation job's policy is the run's, as before."""
+    config = _config(tmp_path, reevaluate_top=1, reevaluate_seeds=2, max_parallel_jobs=2, static={
+        "rl.training.stop.training_iteration": 3, "rl.training.evaluation_episodes": episodes,
+        "fake.evaluation": {"0.5": 20000}})  # slope 0.5 learns slower but its policy evaluates best
+    result = run_tuning(config, runner=fake_runner, out=io.StringIO())
+    assert json.loads((result.run_dir / "best_hyperparameters.json").read_text())["fake.slope"] == 2.0
+    policy = json.loads((result.run_dir / "model/params.json").read_text())
+    assert policy["hyperparameters"]["fake.slope"] == (0.5 if episodes else 2.0)
+    assert policy["seed"] == (None if episodes else 10001)  # the search trial's job, or the answer's best
+    if episodes:
+        assert json.loads((result.run_dir / "model/result.json").read_text())["evaluation_reward_mean"] == 20000
 
 
 def test_a_lucky_search_trial_loses_to_the_default_and_the_default_is_the_answer(tmp_path, fake_runner):
