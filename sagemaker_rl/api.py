@@ -281,7 +281,8 @@ class Tuning:
 
     @property
     def model_dir(self) -> Path | None:
-        """The answer's trained model/ (PBT: the best final member's), or None (none yet, or on SageMaker's S3)."""
+        """The run's trained model/ (its best-evaluated policy at the answer's training; PBT: the best final member's),
+        or None (none yet, or on SageMaker's S3)."""
         if (self.run_dir / MODEL_DIR).is_dir():
             return self.run_dir / MODEL_DIR
         study = self._study()

@@ -340,6 +340,23 @@ def default_strategy(train_budget: str | None, early_stopping: EarlyStopping) ->
     return Strategy.BAYESIAN
 
 
+def unread_evaluation(
+    config: TuningConfig, hyperparameters: Mapping[str, Any], *, generation: int | None = None
+) -> dict[str, Any]:
+    """What a search trial's job (or PBT's segment of `generation`) gets besides `hyperparameters`: no evaluation
+    of its final policy (`rl.training.evaluation_episodes=0`) when nothing would read it, so that its episodes
+    cost the trial nothing. Read are: every evaluation of a run that ranks on them or whose static values set
+    them; a search trial's when it trains with the re-evaluation's stop (its policy may be the run's model/);
+    the last generation's segments'."""
+    if config.objective_metric == metrics.EVALUATION_REWARD_MEAN or _EVALUATION_KEYS & set(config.space.static):
+        return {}
+    training = config.training
+    at_reevaluations_stop = training is None or training.apply(hyperparameters) == hyperparameters
+    read = generation == config.generations - 1 if generation is not None else (
+        bool(config.reevaluate_top) and at_reevaluations_stop)
+    return {} if read else {EVALUATION_EPISODES_KEY: 0}
+
+
 def reevaluation_jobs(top: int, seeds: int) -> int:
     """Jobs a re-evaluation of the `top` best and the default on `seeds` seeds adds after the search."""
     return (top + 1) * seeds if top else 0
@@ -452,6 +469,7 @@ def _check_kinds(config: TuningConfig) -> None:
 
 
 _SPACE_KEYS = ("parameters", "static", "ParameterRanges", "StaticHyperParameters")
+_EVALUATION_KEYS = {EVALUATION_EPISODES_KEY, EVALUATION_INTERVAL_KEY}
 _RECORD_KEYS = ("reproduce", "run")  # written into tuning.json by the tuner; not read as settings
 
 

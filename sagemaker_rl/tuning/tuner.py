@@ -37,7 +37,13 @@ from typing import IO, Any
 from sagemaker_rl.console import Console
 from sagemaker_rl.job import SEED_KEY
 from sagemaker_rl.tuning import pbt, report
-from sagemaker_rl.tuning.config import TuningConfig, check_hyperparameters, load_run_config, record_run
+from sagemaker_rl.tuning.config import (
+    TuningConfig,
+    check_hyperparameters,
+    load_run_config,
+    record_run,
+    unread_evaluation,
+)
 from sagemaker_rl.tuning.plan import Plan, Retrain, Sample, StartSegment, View, Work, make_plan
 from sagemaker_rl.tuning.ranking import reevaluations
 from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, Status, counts, hyperparameters, read
@@ -322,6 +328,7 @@ class _Tuner:
     def _sample(self) -> None:
         config = self._config
         trial, directory, flat = self._trials.ask(config.space)
+        flat = {**flat, **unread_evaluation(config, flat)}  # not recorded: a re-evaluation of it evaluates
         seeds = None
         if config.seeds > 1:
             base_seed = int(flat.get(SEED_KEY, 0))
@@ -342,7 +349,8 @@ class _Tuner:
             except (TuningError, OSError) as error:  # the segment fails; its member takes a checkpoint next
                 self._scheduler.fail(trial, f"could not start from trial {parent.number}'s checkpoint: {error}", 0.0)
                 return False
-        self._scheduler.queue(trial, directory, flat, None)
+        unread = unread_evaluation(config, flat, generation=segment.generation)
+        self._scheduler.queue(trial, directory, {**flat, **unread}, None)
         if segment.exploited is not None:
             self._scheduler.note = f"member {segment.member} takes member {segment.exploited}'s checkpoint"
         return True

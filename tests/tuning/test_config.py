@@ -16,7 +16,12 @@ from sagemaker_rl.tuning import (
     config_from_mapping,
     load_config,
 )
-from sagemaker_rl.tuning.config import DEFAULT_PERTURBATION_INTERVAL, default_pbt_space, reevaluation_jobs
+from sagemaker_rl.tuning.config import (
+    DEFAULT_PERTURBATION_INTERVAL,
+    default_pbt_space,
+    reevaluation_jobs,
+    unread_evaluation,
+)
 from sagemaker_rl.tuning.strategies import EarlyStopping, Strategy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -265,3 +270,20 @@ def test_a_legacy_name_in_the_space_is_noticed_once(caplog):
 def test_every_shipped_study_file_loads(path):
     config = load_config(path)
     assert config.space.parameters and "rl.training.stop.time_total_s" in config.space.static
+
+
+def test_a_job_skips_the_evaluation_nothing_reads():
+    skip = {"rl.training.evaluation_episodes": 0}
+    trial = {"rl.training.stop.time_total_s": 60}
+    budgeted = config_from_mapping({"train_budget": "300k", "strategy": "Bayesian"})
+    assert unread_evaluation(budgeted, trial) == skip  # trained shorter than the budget: never the run's policy
+    assert unread_evaluation(budgeted, {"rl.training.stop.timesteps_total": 300_000}) == {}
+    assert unread_evaluation(config_from_mapping({"strategy": "Bayesian"}), trial) == {}  # the re-evaluation's stop
+    assert unread_evaluation(config_from_mapping({"strategy": "Bayesian", "reevaluate_top": 0}), trial) == skip
+    pbt = config_from_mapping({"strategy": "PBT", "population": 4, "max_jobs": 12})  # 3 generations
+    assert [unread_evaluation(pbt, {}, generation=generation) for generation in range(3)] == [skip, skip, {}]
+    for kept in ({"objective": {"metric": "evaluation_reward_mean"}},
+                 {"static": {"rl.training.evaluation_interval": 5000}}):
+        assert unread_evaluation(config_from_mapping({"strategy": "PBT", **kept}), {}, generation=0) == {}
+        assert unread_evaluation(config_from_mapping({"train_budget": "300k", "strategy": "Bayesian", **kept}),
+                                 trial) == {}

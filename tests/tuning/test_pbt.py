@@ -171,6 +171,9 @@ def test_a_tiny_pbt_run_exploits_and_the_taker_continues_the_donors_checkpoint_w
     assert schedule["trial"] == max((trial for trial in trials if read(trial).generation == 2),
                                     key=lambda trial: trial.value).number
     assert (run_dir / "model" / "policy.onnx").is_file()
+    for trial in trials:  # only the last generation's members evaluate their policies
+        log = (Path(trial.user_attrs["trial_dir"]) / "stdout.log").read_text()
+        assert ("evaluation_reward_mean: " in log) == (read(trial).generation == 2)
     assert "exploit" in (run_dir / "report.html").read_text()
     assert ("(they train the best member's last values for 12,000 env steps from scratch; the member itself learned "
             "on schedule.json's values)") in out

@@ -25,6 +25,11 @@ from sagemaker_rl.tuning.runners import PID_FILE
 from .test_tuner import DRIVER, _start_driver, _study, _wait_for
 
 
+def _job_dirs(trial) -> list[Path]:
+    directory = Path(trial.user_attrs["trial_dir"])
+    return sorted(directory.glob("seed-*")) or [directory]
+
+
 def _config(tmp_path: Path, **settings):
     return config_from_mapping({
         "run_dir": str(tmp_path / "run"),
@@ -90,6 +95,9 @@ def test_at_a_training_budget_the_answer_is_judged_and_trained_there_and_its_bes
                     "fake.evaluation": {"0.5": 20000}}
     assert (result.run_dir / "model/seed.txt").read_text() == "10001\n"  # the answer's best job's policy
     assert result.files["model"] == result.run_dir / "model"
+    for trial in trials:  # the search's jobs, shorter than the budget, skip the evaluation nobody reads
+        sent = json.loads((_job_dirs(trial)[0] / "input/config/hyperparameters.json").read_text())
+        assert ("rl.training.evaluation_episodes" in sent) == ("reevaluation_of" not in trial.user_attrs)
     text = out.getvalue()
     assert "fresh seeds at 5,000 env steps (4 jobs)" in text and f"model: {result.run_dir / 'model'}" in text
 
