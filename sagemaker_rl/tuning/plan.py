@@ -299,7 +299,7 @@ def _best_evaluated(trials: Sequence[FrozenTrial], *, like: Path) -> Path | None
     deterministic evaluation is best (None: none evaluated). An evaluation is a return: higher is better."""
     stop = trained_stop(JobPaths(like).model)
     evaluated = [(job_dir, value) for trial in trials if trial.state == TrialState.COMPLETE
-                 and not read(trial).role == Role.WARM_START for job_dir in _job_dirs(trial)
+                 and read(trial).role is not Role.WARM_START for job_dir in _job_dirs(trial)
                  if trained_stop(model := JobPaths(job_dir).model) == stop
                  and (value := final_evaluation(model)) is not None]
     return max(evaluated, key=lambda item: item[1])[0] if evaluated else None
