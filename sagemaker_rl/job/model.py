@@ -28,11 +28,7 @@ RESULT_FILE = "result.json"  # written last to model/: with it, the model of its
 
 def model_written(paths: JobPaths, state: JobState) -> bool:
     """model/ holds the complete model of the checkpoint `state` came from."""
-    try:
-        result = json.loads((paths.model / RESULT_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(result, dict) and result.get("training_iteration") == state.training_iteration
+    return _read_json(paths.model / RESULT_FILE).get("training_iteration") == state.training_iteration
 
 
 def final_evaluation(model: Path) -> float | None:

@@ -20,14 +20,10 @@ from optuna.trial import TrialState
 
 from sagemaker_rl.tuning import TuningError, config_from_mapping, run_tuning
 from sagemaker_rl.tuning.config import REEVALUATION_SEED_BASE
+from sagemaker_rl.tuning.record import read
 from sagemaker_rl.tuning.runners import PID_FILE
 
 from .test_tuner import DRIVER, _start_driver, _study, _wait_for
-
-
-def _job_dirs(trial) -> list[Path]:
-    directory = Path(trial.user_attrs["trial_dir"])
-    return sorted(directory.glob("seed-*")) or [directory]
 
 
 def _config(tmp_path: Path, **settings):
@@ -96,7 +92,7 @@ def test_at_a_training_budget_the_answer_is_judged_and_trained_there_and_its_bes
     assert (result.run_dir / "model/seed.txt").read_text() == "10001\n"  # the answer's best job's policy
     assert result.files["model"] == result.run_dir / "model"
     for trial in trials:  # the search's jobs, shorter than the budget, skip the evaluation nobody reads
-        sent = json.loads((_job_dirs(trial)[0] / "input/config/hyperparameters.json").read_text())
+        sent = json.loads((read(trial).job_dirs(1)[0] / "input/config/hyperparameters.json").read_text())
         assert ("rl.training.evaluation_episodes" in sent) == ("reevaluation_of" not in trial.user_attrs)
     text = out.getvalue()
     assert "fresh seeds at 5,000 env steps (4 jobs)" in text and f"model: {result.run_dir / 'model'}" in text
