@@ -930,7 +930,7 @@ def _peers_tables(result: _Result) -> str:
             f"fresh seeds, {data['episodes']} deterministic episodes per policy ({state})."
             + (f" Our runs searched the space of `{data['ours_config']}`." if data.get("ours_config") else "")
             + (f" {data['note']}" if data.get("note") else ""))
-    tuning = [[tool, _seconds(part.get("wall_s")), str(part.get("trials", "—")), _number(part.get("best_value")),
+    tuning = [[tool, _seconds(part.get("wall_s")), _trials_cell(part), _number(part.get("best_value")),
                _loads([part.get("load_average_after")]), part.get("failure", "")]
               for tool in data["tools"] if (part := parts.get(f"tune:{tool}")) is not None]
     rows = [[_answer_name(name), _number(row["mean"]), _number(row["spread"]), str(row["seeds"]),
@@ -948,6 +948,12 @@ def _peers_tables(result: _Result) -> str:
 
 def _interval(paired: dict[str, Any] | None) -> str:
     return "—" if not paired else f"{paired['difference']:+.1f} [{paired['low']:+.1f}, {paired['high']:+.1f}]"
+
+
+def _trials_cell(part: dict[str, Any]) -> str:
+    """A tool's trials, and how many continued a paused one (our ASHA's promotions), e.g. `31 (+6 promotions)`."""
+    promotions = part.get("promotions")
+    return f"{part.get('trials', '—')}" + (f" (+{promotions} promotions)" if promotions else "")
 
 
 def _peers_shown(results: list[_Result]) -> _Result:

@@ -51,6 +51,7 @@ from common import BENCH, REPO, Target, cores, job, load_average, run_child, tar
 from sagemaker_rl.files import write_atomically
 from sagemaker_rl.job import SEED_KEY, SIMULATOR_KEY, STOP_PREFIX
 from sagemaker_rl.job.keys import CHECKPOINT_FREQ_KEY
+from sagemaker_rl.tuning import asha
 
 OURS = {"ours": "Bayesian", "ours-asha": "ASHA", "ours-pbt": "PBT"}  # our tools and the strategy each runs
 TOOLS = (*OURS, "rl-zoo3", "ray-tune-asha", "ray-tune-pbt")
@@ -135,14 +136,17 @@ def tune_ours(where: Target, record: Record, *, tool: str) -> dict[str, Any]:
     wall_s, code, _ = tune([*_child_target(where), *_ours_config(record),
                             "--max-runtime", f"{record.data['budget_s']:.0f}", "--train-budget",
                             str(record.data["train_steps"]), "--strategy", OURS[tool]], run_dir)
+    rungs = record.data["train_steps"] // asha.REDUCTION_FACTOR**2 if OURS[tool] == "ASHA" else None
     best = run_dir / "best_hyperparameters.json"
     return {"exit_code": code, "wall_s": round(wall_s, 1), "run_dir": str(run_dir),
             "job_hyperparameters": json.loads(best.read_text()) if best.is_file() else None,
-            "own_policy": str(run_dir / "model") if (run_dir / "model").is_dir() else None, **_search_figures(run_dir)}
+            "own_policy": str(run_dir / "model") if (run_dir / "model").is_dir() else None,
+            **_search_figures(run_dir, rungs)}
 
 
-def _search_figures(run_dir: Path) -> dict[str, Any]:
-    """Our run's search trials (PBT: segments) and its best objective in the search (its own figure, as the
+def _search_figures(run_dir: Path, min_resource: int | None = None) -> dict[str, Any]:
+    """Our run's search trials (PBT: segments), those of them stopped at a rung, the ASHA promotions that continued
+    one, the trials that trained the whole budget, and its best objective in the search (its own figure, as the
     peers')."""
     import optuna
     from optuna.trial import TrialState
@@ -153,8 +157,44 @@ def _search_figures(run_dir: Path) -> dict[str, Any]:
     study = optuna.load_study(study_name=run_dir.name, storage=default_storage(run_dir))  # tune.py names it so
     searched = [trial for trial in study.get_trials(deepcopy=False) if read(trial).is_search]
     values = [trial.value for trial in searched if trial.state is TrialState.COMPLETE and trial.value is not None]
-    return {"trials": len(searched), "pruned": sum(trial.state is TrialState.PRUNED for trial in searched),
-            "best_value": max(values, default=None)}
+    figures = {"trials": sum(read(trial).uses_budget for trial in searched),
+               "pruned": sum(trial.state is TrialState.PRUNED for trial in searched),
+               "promotions": sum(not read(trial).uses_budget for trial in searched),
+               "complete": len(values), "best_value": max(values, default=None)}
+    return figures | ({"past_lone_rungs": past_lone_rungs(searched, min_resource)} if min_resource else {})
+
+
+def past_lone_rungs(trials: list[Any], min_resource: int) -> float | None:
+    """The share of an ASHA search's env steps trained past a rung by a trial that went on with fewer than three
+    values there (itself included) to be compared with: what Optuna's and Ray Tune's ASHA do with a rung's first
+    trials, where ours waits (a promotion's training counts from its start, its parent's rung's values then)."""
+    from sagemaker_rl.tuning.record import read
+
+    by_number = {trial.number: trial for trial in trials}
+    reported: dict[int, list[float]] = {}  # rung -> when each value there was reported
+    went_on: list[tuple[float, int, int]] = []  # (when, rung, env steps trained after it up to the next rung)
+    total = 0
+    for trial in trials:
+        steps, parent = sorted(trial.intermediate_values), by_number.get(read(trial).parent)  # type: ignore[arg-type]
+        if not steps or trial.datetime_start is None:
+            continue
+        begin = max(parent.intermediate_values, default=0) if parent is not None else 0
+        total += steps[-1] - begin
+        curve, start = read(trial).curve_s or {}, trial.datetime_start.timestamp()
+        rung = 0
+        while (step := asha.rung_step(min_resource, rung)) <= steps[-1]:
+            following = asha.rung_step(min_resource, rung + 1)
+            if begin < step:  # its own report at the rung
+                at = min(value for value in steps if value >= step)
+                when = start + float(curve.get(str(at), 0.0))
+                reported.setdefault(rung, []).append(when)
+                went_on.append((when, rung, max(0, min(steps[-1], following) - at)))
+            elif begin < following:  # a promotion: it went on from its parent's report at this rung
+                went_on.append((start, rung, min(steps[-1], following) - begin))
+            rung += 1
+    lone = sum(trained for when, rung, trained in went_on
+               if sum(other <= when for other in reported.get(rung, [])) < asha.REDUCTION_FACTOR)
+    return round(lone / total, 3) if total else None
 
 
 def _child_target(where: Target) -> list[str]:

@@ -405,3 +405,24 @@ def test_ray_tunes_peer_searches_the_space_our_run_searches(monkeypatch, schedul
     assert space.names == names
     sampled = peer.search_space(space)  # Ray Tune's terms: a Categorical one as tune.choice
     assert {key.removeprefix(peer.REVERSED) for key in sampled} == {*names, "rl.training.seed"}
+
+
+def test_the_share_trained_past_a_rung_with_too_few_to_compare_counts_what_went_on_alone(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    peers = importlib.import_module("peers")
+    import datetime
+
+    import optuna
+
+    def trial(number: int, values: dict[int, float], at_s: float, **attrs: Any) -> optuna.trial.FrozenTrial:
+        made = optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, intermediate_values=values,
+                                         user_attrs={"curve_wall_s": {str(step): 1.0 for step in values}, **attrs})
+        made.number, made.datetime_start = number, datetime.datetime.fromtimestamp(at_s)
+        return made
+
+    # Rungs at 1,000, 3,000 and 9,000 env steps. Trial 0 went on past 1,000 alone (2,000 steps to the next rung),
+    # trial 1 stopped there, trial 2 went on as the third there (not alone), trial 3 continues trial 1 (promoted
+    # from 1,000 when three values were there): 3,000 + 1,000 + 3,000 + 2,000 steps in all, 2,000 of them alone.
+    trials = [trial(0, {1000: 1.0, 3000: 3.0}, 0.0), trial(1, {1000: 2.0}, 10.0),
+              trial(2, {1000: 0.0, 3000: 1.0}, 20.0), trial(3, {3000: 4.0}, 30.0, pbt_parent=1)]
+    assert peers.past_lone_rungs(trials, 1000) == round(2000 / 9000, 3)

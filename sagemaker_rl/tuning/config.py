@@ -32,12 +32,14 @@ from sagemaker_rl.job import (
     EVALUATION_INTERVAL_KEY,
     INITIAL_LOG_STD_KEY,
     SEED_KEY,
+    STOP_GRACE_KEY,
     STOP_PREFIX,
     get_problem,
     not_live_reason,
     ppo_key,
     target_label,
 )
+from sagemaker_rl.tuning import asha
 from sagemaker_rl.tuning.budget import TrainBudget, parse_train_budget
 from sagemaker_rl.tuning.completion import Criteria
 from sagemaker_rl.tuning.direction import of_objective_type
@@ -60,7 +62,6 @@ from sagemaker_rl.tuning.space import (
     parse_space,
 )
 from sagemaker_rl.tuning.strategies import (
-    ASHA_REDUCTION_FACTOR,
     EarlyStopping,
     Strategy,
     check_strategy,
@@ -288,7 +289,7 @@ class TuningConfig:
         it, so that a trial meets three rungs)."""
         budget = self.training
         if self.hyperband_min_resource is None and self.strategy is Strategy.ASHA and budget and budget.env_steps:
-            return max(1, budget.env_steps // ASHA_REDUCTION_FACTOR**2)
+            return max(1, budget.env_steps // asha.REDUCTION_FACTOR**2)
         return self.hyperband_min_resource or DEFAULT_HYPERBAND_MIN_ENV_STEPS
 
     @property
@@ -355,6 +356,16 @@ def unread_evaluation(
     read = generation == config.generations - 1 if generation is not None else (
         bool(config.reevaluate_top) and at_reevaluations_stop)
     return {} if read else {EVALUATION_EPISODES_KEY: 0}
+
+
+def paused_at_once(config: TuningConfig) -> dict[str, Any]:
+    """What an ASHA search trial's job gets besides its hyperparameters: `rl.training.stop_grace_s=0`, so that a job
+    a rung pauses keeps its last completed iteration's checkpoint (a promotion continues from it) and ends at once,
+    instead of finishing the iteration in progress (most paused trials are never continued). Not when the static
+    values set a grace."""
+    if config.strategy is not Strategy.ASHA or STOP_GRACE_KEY in config.space.static:
+        return {}
+    return {STOP_GRACE_KEY: 0}
 
 
 def reevaluation_jobs(top: int, seeds: int) -> int:

@@ -22,8 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sagemaker_rl.contract import JobPaths
 from sagemaker_rl.job import final_evaluation, trained_stop
+from sagemaker_rl.tuning import asha, pbt
 from sagemaker_rl.tuning import direction as objective
-from sagemaker_rl.tuning import pbt
 from sagemaker_rl.tuning.budget import TrainBudget
 from sagemaker_rl.tuning.completion import Criteria, completion_reason
 from sagemaker_rl.tuning.config import (
@@ -35,7 +35,7 @@ from sagemaker_rl.tuning.config import (
     reevaluation_rounds,
 )
 from sagemaker_rl.tuning.ranking import Candidate, answer, candidates, fresh_seeds, reevaluations, segments
-from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, Role, counted, read
+from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, Role, counted, read, trial_job_dirs
 from sagemaker_rl.tuning.rundir import publish_model
 from sagemaker_rl.tuning.strategies import Strategy
 
@@ -56,6 +56,13 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Promote:
+    """Continue a paused ASHA trial from its checkpoint (asha.py)."""
+
+    trial: FrozenTrial
+
+
+@dataclass(frozen=True)
 class StartSegment:
     """Start a PBT segment, from its parent's final checkpoint."""
 
@@ -70,7 +77,7 @@ class Retrain:
     seeds: list[int]
 
 
-Work = Sample | StartSegment | Retrain
+Work = Sample | Promote | StartSegment | Retrain
 
 
 class Phase:
@@ -124,7 +131,7 @@ class SearchEnd:
 
     def completed(self, view: View) -> str | None:
         return completion_reason(view.trials, view.direction, self.criteria, budget=self.budget) or \
-            self._out_of_time(view)
+            self.out_of_time(view)
 
     def reevaluation_seed_count(self, view: View) -> int:
         """Fresh seeds per re-evaluated configuration: a started re-evaluation's; else, within the configured range,
@@ -143,8 +150,9 @@ class SearchEnd:
         rounds = int(self.max_runtime_s * REEVALUATION_SHARE // job_s)
         return min(most, max(fewest, rounds * self.parallel // (self.top + 1)))
 
-    def _out_of_time(self, view: View) -> str | None:
-        """Another trial (and the re-evaluation after it) would not end within the run's max runtime."""
+    def out_of_time(self, view: View, share: float = 1.0) -> str | None:
+        """Another trial (and the re-evaluation after it) would not end within the run's max runtime (`share`: the
+        part of a trial's training it does, for a promotion)."""
         finished = _timed_search_trials(view.trials)
         if self.max_runtime_s is None or not finished:
             return None
@@ -153,7 +161,7 @@ class SearchEnd:
         if self.trials_at_training:  # a trial that is not stopped early trains as long as a re-evaluation job
             trial_s = max(trial_s, job_s)
         rounds = reevaluation_rounds(self.top, self._seed_count(view.trials, job_s), self.parallel)
-        if view.elapsed_s + trial_s + rounds * job_s <= self.max_runtime_s:
+        if view.elapsed_s + share * trial_s + rounds * job_s <= self.max_runtime_s:
             return None
         after = " and the re-evaluation after it" if rounds else ""
         return f"the run's max runtime ({self.max_runtime_s:g} s) leaves no time for another trial{after}"
@@ -185,8 +193,9 @@ class SearchEnd:
 
 
 def _timed_search_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The search's finished trials with a recorded wall time."""
-    return [trial for trial in trials if trial.state.is_finished() and read(trial).is_search and read(trial).duration_s]
+    """The search's finished trials with a recorded wall time (a promotion's is only part of its training)."""
+    return [trial for trial in trials if trial.state.is_finished() and read(trial).uses_budget
+            and read(trial).duration_s]
 
 
 def _job_cost(trial: FrozenTrial) -> tuple[float, float] | None:
@@ -209,14 +218,35 @@ class Search(Phase):
 
     label: str  # what is tuned: the problem or the env
     end: SearchEnd
+    asha_min_resource: int | None = None  # strategy ASHA's first rung: paused trials are promoted before new ones
     _completed: str | None = None
 
     def next(self, view: View) -> Work | None:
+        if self.asha_min_resource and (paused := self._promotion(view)) is not None:
+            return Promote(paused)
         if self.end.has_room(view):
             return Sample()
         if search_has_room(view.trials, self.end.budget):  # the budget had room: a criterion ended the search
             self._completed = self._completed or self.end.completed(view)
         return None
+
+    def _promotion(self, view: View) -> FrozenTrial | None:
+        """ASHA's next paused trial to continue: while new trials may start, one in its rung's top third; after
+        that (the budget is used, or the time left holds no new trial) also a rung's best, if its rest fits in
+        the time, so that the search's best configurations train to the end. None once a criterion is met."""
+        end, min_resource = self.end, self.asha_min_resource
+        assert min_resource is not None
+        if any(trial.state == TrialState.WAITING for trial in view.trials):
+            return None  # a rerun takes the next trial the study gives
+        sampling = end.has_room(view)
+        if not sampling and completion_reason(view.trials, view.direction, end.criteria, budget=end.budget):
+            return None
+        paused = asha.promotion(view.trials, view.direction, min_resource, closing=not sampling)
+        if paused is None or sampling:
+            return paused
+        trained = max(paused.intermediate_values, default=0)
+        share = 1.0 - trained / end.training.env_steps if end.training and end.training.env_steps else 1.0
+        return None if end.out_of_time(view, share) else paused
 
     def describe(self) -> str:
         return f"tuning {self.label}: {self.end.budget} trials"
@@ -280,7 +310,7 @@ class Reevaluation(Phase):
                       and item.trial.number == getattr(answer(trials, direction), "number", None)), None)
         if found is None:
             return {}
-        scored = zip(_job_dirs(found.trial), found.values, strict=False)
+        scored = zip(trial_job_dirs(found.trial), found.values, strict=False)
         best_job = objective.best(scored, direction, lambda item: item[1])
         if best_job is None:
             return {}
@@ -288,18 +318,12 @@ class Reevaluation(Phase):
         return {"model": model} if model else {}
 
 
-def _job_dirs(trial: FrozenTrial) -> list[Path]:
-    """The base directories of a trial's jobs, wherever its runner put them."""
-    record = read(trial)
-    return [Path(output) for output in record.outputs or ()] or record.job_dirs(len(record.seeds or ()) or 1)
-
-
 def _best_evaluated(trials: Sequence[FrozenTrial], *, like: Path) -> Path | None:
     """Of the complete trials' jobs that trained with the stop of the job in `like`, the one whose final
     deterministic evaluation is best (None: none evaluated). An evaluation is a return: higher is better."""
     stop = trained_stop(JobPaths(like).model)
     evaluated = [(job_dir, value) for trial in trials if trial.state == TrialState.COMPLETE
-                 and read(trial).role is not Role.WARM_START for job_dir in _job_dirs(trial)
+                 and read(trial).role is not Role.WARM_START for job_dir in trial_job_dirs(trial)
                  if trained_stop(model := JobPaths(job_dir).model) == stop
                  and (value := final_evaluation(model)) is not None]
     return max(evaluated, key=lambda item: item[1])[0] if evaluated else None
@@ -380,6 +404,6 @@ def make_plan(config: TuningConfig, direction: StudyDirection) -> Plan:
                     config.reevaluation_seeds, config.max_parallel_jobs, config.seeds, config.training,
                     trials_at_training=asha_at_training)
     return Plan([
-        Search(config.label, end),
+        Search(config.label, end, config.hyperband_min_env_steps if config.strategy is Strategy.ASHA else None),
         Reevaluation(config.reevaluate_top, end, dict(config.space.static), config.training),
     ])

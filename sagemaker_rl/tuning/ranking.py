@@ -186,7 +186,7 @@ def progress_line(
 
 def trials_progress(trials: Sequence[FrozenTrial], direction: StudyDirection, *, budget: int, running: int) -> str:
     """`progress_line` for the search trials of a local study."""
-    found = counts([trial for trial in trials if read(trial).is_search])
+    found = counts([trial for trial in trials if read(trial).uses_budget])
     top = best(trials, direction)
     return progress_line(
         done=found[Status.COMPLETE] + found[Status.PRUNED] + found[Status.FAILED],

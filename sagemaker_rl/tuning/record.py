@@ -9,7 +9,8 @@ kept elsewhere (a SageMaker training job).
 A trial has one `Role`: a search trial (sampled from the space; it uses the budget), a re-evaluation
 (a finished search's top configuration or the default, trained again on seeds no trial used), a
 warm-start trial (a parent run's result, copied in as the sampler's prior knowledge; never run
-here) or a PBT segment (one member's job in one generation; it uses the budget like a search trial).
+here), a PBT segment (one member's job in one generation; it uses the budget like a search trial) or an ASHA
+promotion (a paused search trial continued from its checkpoint; the trial it continues used the budget).
 Its `Status` follows from Optuna's state and the record: a failed trial that was stopped with the
 tuner, or run again, is interrupted.
 """
@@ -46,6 +47,7 @@ class Role(StrEnum):
     REEVALUATION = "re-evaluation"
     WARM_START = "warm start"
     SEGMENT = "PBT segment"
+    PROMOTION = "promotion"  # ASHA: a paused search trial continued from its checkpoint (asha.py)
 
 
 class Status(StrEnum):
@@ -93,7 +95,7 @@ class TrialRecord:
     curve_s: dict[str, float] | None = _key("curve_wall_s")  # seconds from its start to each reported step
     member: int | None = _key("pbt_member")  # a PBT segment: the member it trains
     generation: int | None = _key("pbt_generation")  # 0, 1, ...: it trains to (generation + 1) x the interval
-    parent: int | None = _key("pbt_parent")  # the trial whose final checkpoint it starts from (None: fresh)
+    parent: int | None = _key("pbt_parent")  # the trial whose last checkpoint it starts from (None: fresh)
     exploited: int | None = _key("pbt_exploited_from")  # the member whose checkpoint it took (None: its own)
 
     def __post_init__(self) -> None:
@@ -117,17 +119,24 @@ class TrialRecord:
             return Role.WARM_START
         if self.member is not None:
             return Role.SEGMENT
+        if self.parent is not None:
+            return Role.PROMOTION
         return Role.SEARCH
 
     @property
     def is_search(self) -> bool:
-        """Sampled by this run's study, so it uses the budget (a search trial or a PBT segment)."""
+        """Part of this run's search: a search trial, a PBT segment or an ASHA promotion."""
+        return self.role in (Role.SEARCH, Role.SEGMENT, Role.PROMOTION)
+
+    @property
+    def uses_budget(self) -> bool:
+        """It counts against the run's budget of trials (a promotion continues one that did)."""
         return self.role in (Role.SEARCH, Role.SEGMENT)
 
     @property
     def replanned(self) -> bool:
         """An interrupted trial of this role is not queued again: its run's plan starts a new one."""
-        return self.role in (Role.REEVALUATION, Role.SEGMENT)
+        return self.role in (Role.REEVALUATION, Role.SEGMENT, Role.PROMOTION)
 
     @property
     def comparable(self) -> bool:
@@ -149,8 +158,8 @@ class TrialRecord:
         return Path((self.outputs or [str(self.trial_dir)])[0])
 
     def describe(self) -> str:
-        """`search`, `re-evaluation of trial 7` / `... of default`, `warm start (PARENT trial 3)`, or a segment's
-        `member 1, generation 2, from member 0's checkpoint`."""
+        """`search`, `re-evaluation of trial 7` / `... of default`, `warm start (PARENT trial 3)`, a segment's
+        `member 1, generation 2, from member 0's checkpoint`, or a promotion's `continues trial 4`."""
         role = self.role
         if role is Role.REEVALUATION:
             key = self.reevaluation_of
@@ -161,6 +170,8 @@ class TrialRecord:
         if role is Role.SEGMENT:
             exploit = f", from member {self.exploited}'s checkpoint" if self.exploited is not None else ""
             return f"member {self.member}, generation {self.generation}{exploit}"
+        if role is Role.PROMOTION:
+            return f"continues trial {self.parent}"  # from its checkpoint
         return str(Role.SEARCH)
 
 
@@ -178,6 +189,12 @@ def write(trial: optuna.Trial, **fields: Any) -> None:
     """Store fields of a live trial's record (each by its TrialRecord name)."""
     for name, value in TrialRecord(**fields).attrs().items():
         trial.set_user_attr(name, value)
+
+
+def trial_job_dirs(trial: FrozenTrial) -> list[Path]:
+    """The base directories of a trial's jobs, wherever its runner put them."""
+    record = read(trial)
+    return [Path(output) for output in record.outputs or ()] or record.job_dirs(len(record.seeds or ()) or 1)
 
 
 def tuned(trial: FrozenTrial) -> dict[str, Any]:
@@ -214,7 +231,7 @@ def counts(trials: Sequence[FrozenTrial]) -> dict[Status, int]:
 def counted(trials: Sequence[FrozenTrial]) -> int:
     """Search trials that use the budget: all but interrupted ones (their reruns count instead)."""
     rerun = replaced(trials)
-    return sum(1 for trial in trials if read(trial).is_search and status(trial, rerun) is not Status.INTERRUPTED)
+    return sum(1 for trial in trials if read(trial).uses_budget and status(trial, rerun) is not Status.INTERRUPTED)
 
 
 def external_trial(

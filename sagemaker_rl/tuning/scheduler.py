@@ -29,7 +29,8 @@ from sagemaker_rl.tuning.trials import Trials
 
 logger = logging.getLogger(__name__)
 
-STOP_GRACE_S = 5.0  # seconds a stopped job gets to end before it is killed (its checkpoint is not reused)
+STOP_GRACE_S = 15.0  # seconds a stopped job gets to end before it is killed (ASHA continues a paused one from the
+# checkpoint it saves as it ends: config.paused_at_once)
 
 
 @dataclass

@@ -4,9 +4,9 @@ Bayesian -> TPE (with a constant liar, so parallel trials do not all pick the sa
 random sampling; Grid -> every combination of the Categorical values (SageMaker allows Categorical
 parameters only and sets the number of jobs to the number of combinations); Hyperband -> TPE plus
 Optuna's HyperbandPruner; ASHA (not a SageMaker strategy: local and Ray runs) -> TPE plus asynchronous
-successive halving (Li et al. 2020; Optuna's SuccessiveHalvingPruner, as Ray Tune's ASHA): at each rung of
-min_resource x 3^k env steps a trial goes on only while it is in the best third of the trials that reached
-that rung. The resource, and every step a trial reports, is env steps, not training
+successive halving with promotions (`asha.py`): at each rung of min_resource x 3^k env steps a trial goes on
+only while it is in the best third of the trials that reached that rung, and a paused one is continued from
+its checkpoint when later trials put it there. The resource, and every step a trial reports, is env steps, not training
 iterations: trials with different batch sizes do different work per iteration. Early stopping Auto
 follows SageMaker's documented rule: stop a trial whose objective at a step is worse than the median
 of the running averages of earlier trials up to that step. Hyperband has its own early stopping,
@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sagemaker_rl.tuning.asha import AshaPruner
 from sagemaker_rl.tuning.direction import better
 from sagemaker_rl.tuning.space import SearchSpace, TuningError, parse_choice
 
@@ -46,7 +47,6 @@ class Strategy(StrEnum):
 
 
 LOCAL_STRATEGIES = (Strategy.PBT, Strategy.PB2, Strategy.ASHA)  # strategies SageMaker AMT does not have
-ASHA_REDUCTION_FACTOR = 3  # a third of the trials at a rung go on to the next, three times as long
 
 
 class EarlyStopping(StrEnum):
@@ -109,8 +109,7 @@ def make_pruner(
             min_resource=min_resource, max_resource=max_resource if max_resource else "auto"
         )
     if strategy is Strategy.ASHA:
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource,
-                                                       reduction_factor=ASHA_REDUCTION_FACTOR)
+        return AshaPruner(min_resource)
     if early_stopping is EarlyStopping.AUTO:
         return MedianRunningAveragePruner()
     return optuna.pruners.NopPruner()

@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import optuna
+from optuna.trial import FrozenTrial
+
 from sagemaker_rl.console import Console
 from sagemaker_rl.job import SEED_KEY
 from sagemaker_rl.tuning import pbt, report
@@ -41,14 +44,23 @@ from sagemaker_rl.tuning.config import (
     TuningConfig,
     check_hyperparameters,
     load_run_config,
+    paused_at_once,
     record_run,
     unread_evaluation,
 )
-from sagemaker_rl.tuning.plan import Plan, Retrain, Sample, StartSegment, View, Work, make_plan
+from sagemaker_rl.tuning.plan import Plan, Promote, Retrain, Sample, StartSegment, View, Work, make_plan
 from sagemaker_rl.tuning.ranking import reevaluations
-from sagemaker_rl.tuning.record import DEFAULT_CANDIDATE, Status, counts, hyperparameters, read
+from sagemaker_rl.tuning.record import (
+    DEFAULT_CANDIDATE,
+    Status,
+    TrialRecord,
+    counts,
+    hyperparameters,
+    trial_job_dirs,
+    tuned,
+)
 from sagemaker_rl.tuning.recovery import recover
-from sagemaker_rl.tuning.rundir import is_run_dir, locked
+from sagemaker_rl.tuning.rundir import is_run_dir, job_dirs, locked
 from sagemaker_rl.tuning.runners import LocalProcessRunner, Runner
 from sagemaker_rl.tuning.scheduler import Scheduler
 from sagemaker_rl.tuning.shared_ray import SharedRay
@@ -318,23 +330,36 @@ class _Tuner:
     def _begin(self, work: Work) -> bool:
         """Ask the study for the trial(s) of `work` and queue their jobs; False when nothing could start."""
         if isinstance(work, Sample):
-            self._sample()
+            self._queue_search(*self._trials.ask(self._config.space))
+        elif isinstance(work, Promote):
+            return self._promote(work.trial)
         elif isinstance(work, StartSegment):
             return self._start_segment(work.segment)
         elif isinstance(work, Retrain):
             self._retrain(work)
         return True
 
-    def _sample(self) -> None:
+    def _queue_search(self, trial: optuna.Trial, directory: Path, flat: dict[str, Any]) -> None:
+        """Queue a search trial's jobs: one per seed from its seed on."""
         config = self._config
-        trial, directory, flat = self._trials.ask(config.space)
-        flat = {**flat, **unread_evaluation(config, flat)}  # not recorded: a re-evaluation of it evaluates
-        seeds = None
-        if config.seeds > 1:
-            base_seed = int(flat.get(SEED_KEY, 0))
-            seeds = [base_seed + index for index in range(config.seeds)]
+        # Not recorded: a re-evaluation of it evaluates, and trains with the user's stop grace.
+        flat = {**flat, **unread_evaluation(config, flat), **paused_at_once(config)}
+        seeds = [int(flat.get(SEED_KEY, 0)) + index for index in range(config.seeds)] if config.seeds > 1 else None
+        if seeds:
             self._trials.record_seeds(trial, seeds)
         self._scheduler.queue(trial, directory, flat, seeds)
+
+    def _promote(self, paused: FrozenTrial) -> bool:
+        """ASHA's promotion: a new trial with a paused trial's values, each job from its job's last checkpoint."""
+        trial, directory, flat = self._trials.ask(self._config.space, planned=tuned(paused),
+                                                  record=TrialRecord(parent=paused.number))
+        error = _start_from(paused, [self._runner.job_dir(job) for job in job_dirs(directory, self._config.seeds)])
+        if error:  # recorded: the paused trial is not promoted again
+            self._scheduler.fail(trial, f"could not continue trial {paused.number} from its checkpoint: {error}", 0.0)
+            return False
+        self._queue_search(trial, directory, flat)
+        self._scheduler.note = f"trial {paused.number} promoted: trial {trial.number} continues it"
+        return True
 
     def _start_segment(self, segment: pbt.Segment) -> bool:
         """A PBT segment, started from its parent's final checkpoint."""
@@ -344,9 +369,7 @@ class _Tuner:
                                                   extra=extra)
         if segment.parent is not None:
             parent = next(item for item in self._trials.all() if item.number == segment.parent)
-            try:
-                pbt.start_from(read(parent).files_dir, self._runner.job_dir(directory))
-            except (TuningError, OSError) as error:  # the segment fails; its member takes a checkpoint next
+            if error := _start_from(parent, [self._runner.job_dir(directory)]):  # its member takes a checkpoint next
                 self._scheduler.fail(trial, f"could not start from trial {parent.number}'s checkpoint: {error}", 0.0)
                 return False
         unread = unread_evaluation(config, flat, generation=segment.generation)
@@ -421,6 +444,17 @@ class _StopRequest:
     """Ctrl-C or SIGTERM asked the run to stop (the loop stops at its next safe point)."""
 
     requested = False
+
+
+def _start_from(parent: FrozenTrial, job_dirs: list[Path]) -> str | None:
+    """Put the last checkpoint of each of the parent trial's jobs into its counterpart in `job_dirs` (a PBT segment,
+    an ASHA promotion: their jobs resume from it); why not, when one cannot be."""
+    try:
+        for source, target in zip(trial_job_dirs(parent), job_dirs, strict=True):
+            pbt.start_from(source, target)
+    except (TuningError, OSError, ValueError) as error:
+        return str(error)
+    return None
 
 
 @contextmanager

@@ -14,7 +14,9 @@ rl.training.evaluation_interval (env steps), at the iterations that pass a multi
 deterministic evaluations (none when rl.training.evaluation_episodes is 0); `fake.evaluation`, an object of slopes
 to values ({"0.5": 900}), sets the last one of the jobs of those slopes.
 Stop criterion: rl.training.stop.training_iteration (default 3), or rl.training.stop.timesteps_total (1,000 env
-steps an iteration). A job that ends writes model/seed.txt (its seed), model/params.json (its hyperparameters) and
+steps an iteration). After each iteration it writes checkpoints/checkpoint_NNNNNN/job_state.json (the real job's
+format, counters only); a job that finds one there continues after its iteration. A job that ends writes
+model/seed.txt (its seed), model/params.json (its hyperparameters) and
 model/result.json (its last iteration, with its evaluation). Each start appends a line to
 `starts.log` in the base directory (the tests count reruns with it) and SM_NUM_CPUS to `env.log`
 (and RAY_ADDRESS, when given, to `ray_address.log`, with the Ray token variables it got).
@@ -55,7 +57,9 @@ def main() -> int:
         (base / "child.started").write_text("")
     print("fake job starting", flush=True)
     evaluation = None
-    for iteration in range(1, iterations + 1):
+    checkpoints = base / "checkpoints"
+    done = max((int(path.name.removeprefix("checkpoint_")) for path in checkpoints.glob("checkpoint_*")), default=0)
+    for iteration in range(done + 1, iterations + 1):
         time.sleep(pause)
         if mode == "crash" and iteration == 2:
             (base / "output/failure").write_text("the job failed: RuntimeError: boom\n\ntraceback ...\n")
@@ -77,6 +81,9 @@ def main() -> int:
         print(f"timesteps_total: {iteration * 1000}", flush=True)
         print(f"training_iteration: {iteration}", flush=True)
         print(f"iteration {iteration}: reward {reward}", flush=True)
+        state = {"training_iteration": iteration, "timesteps_total": iteration * 1000}
+        (checkpoints / f"checkpoint_{iteration:06d}").mkdir(parents=True)
+        (checkpoints / f"checkpoint_{iteration:06d}/job_state.json").write_text(json.dumps(state))
     (base / "model").mkdir(exist_ok=True)
     (base / "model/seed.txt").write_text(f"{hp.get('rl.training.seed')}\n")
     (base / "model/params.json").write_text(json.dumps({"hyperparameters": hp, "seed": hp.get("rl.training.seed")}))

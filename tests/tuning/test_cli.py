@@ -162,7 +162,8 @@ def test_tune_reacher_end_to_end_with_the_real_job(tmp_path):
 @pytest.mark.slow
 def test_asha_on_the_real_job_stops_trials_at_rungs_and_judges_the_rest_at_the_training_budget(tmp_path):
     """Four real trials under ASHA with a training budget of three iterations (rungs at 666, 2,000 and 6,000 env
-    steps): a trial goes on only in the best third of its rung; the answer is re-evaluated at the budget."""
+    steps): a trial goes on only in the best third of its rung, a paused one is promoted from its checkpoint (here,
+    once the budget allows no new trial, its rung's best); the answer is re-evaluated at the budget."""
     config = tmp_path / "asha.yaml"
     config.write_text(
         "strategy: ASHA\nmax_jobs: 4\nmax_parallel_jobs: 2\nreevaluate_top: 1\nreevaluate_seeds: 1\n"
@@ -180,11 +181,18 @@ def test_asha_on_the_real_job_stops_trials_at_rungs_and_judges_the_rest_at_the_t
     assert done.returncode == 0, done.stdout + done.stderr
     rows = list(csv.DictReader(open(run_dir / "trials.csv")))
     search = [row for row in rows if row["role"] == "search"]
-    assert len(search) == 4 and {row["status"] for row in search} <= {"complete", "pruned"}
-    for row in search:
+    promoted = [row for row in rows if row["role"].startswith("continues trial ")]
+    assert len(search) == 4 and {row["status"] for row in search + promoted} <= {"complete", "pruned"}
+    for row in search + promoted:
         steps = int(row["env_steps"])
         assert steps >= 6000 if row["status"] == "complete" else steps < 6000
-    assert [row["status"] for row in rows if row["role"] != "search"] == ["complete", "complete"]
+    assert any(row["status"] == "complete" for row in search + promoted)
+    for row in promoted:  # its job resumed from its parent's last checkpoint, past the parent's last report
+        parent, trial_dir = rows[int(row["role"].split()[-1])], run_dir / "trials" / f"{int(row['trial']):04d}"
+        assert "Resumed from checkpoint_" in (trial_dir / "stdout.log").read_text()
+        with (trial_dir / "output" / "intermediate" / "progress.csv").open() as handle:
+            assert int(next(csv.DictReader(handle))["timesteps_total"]) > int(parent["env_steps"])
+    assert [row["status"] for row in rows if row["role"].startswith("re-evaluation")] == ["complete", "complete"]
     assert json.loads((run_dir / "best_hyperparameters.json").read_text())["rl.training.stop.timesteps_total"] == 6000
     assert (run_dir / "model" / "policy.onnx").is_file()
 

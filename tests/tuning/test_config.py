@@ -19,6 +19,7 @@ from sagemaker_rl.tuning import (
 from sagemaker_rl.tuning.config import (
     DEFAULT_PERTURBATION_INTERVAL,
     default_pbt_space,
+    paused_at_once,
     reevaluation_jobs,
     unread_evaluation,
 )
@@ -287,3 +288,9 @@ def test_a_job_skips_the_evaluation_nothing_reads():
         assert unread_evaluation(config_from_mapping({"strategy": "PBT", **kept}), {}, generation=0) == {}
         assert unread_evaluation(config_from_mapping({"train_budget": "300k", "strategy": "Bayesian", **kept}),
                                  trial) == {}
+
+
+def test_an_asha_search_job_ends_at_once_when_paused_unless_the_user_set_its_grace():
+    assert paused_at_once(config_from_mapping({"strategy": "ASHA"})) == {"rl.training.stop_grace_s": 0}
+    assert paused_at_once(config_from_mapping({"strategy": "Bayesian"})) == {}
+    assert paused_at_once(config_from_mapping({"strategy": "ASHA", "static": {"rl.training.stop_grace_s": 60}})) == {}

@@ -17,6 +17,7 @@ from sagemaker_rl.tuning import (
     Strategy,
     TuningError,
 )
+from sagemaker_rl.tuning.asha import AshaPruner
 from sagemaker_rl.tuning.strategies import check_strategy, make_pruner, make_sampler, parse_early_stopping
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -31,8 +32,8 @@ def test_each_strategy_maps_to_its_sampler_and_pruner():
     assert isinstance(make_pruner(Strategy.BAYESIAN, EarlyStopping.AUTO), MedianRunningAveragePruner)
     assert isinstance(make_pruner(Strategy.RANDOM, EarlyStopping.OFF), optuna.pruners.NopPruner)
     assert isinstance(make_sampler(Strategy.ASHA, SPACE, seed=1, max_jobs=8), optuna.samplers.TPESampler)
-    assert isinstance(make_pruner(Strategy.ASHA, EarlyStopping.OFF, min_resource=1000),
-                      optuna.pruners.SuccessiveHalvingPruner)
+    asha = make_pruner(Strategy.ASHA, EarlyStopping.OFF, min_resource=1000)
+    assert isinstance(asha, AshaPruner) and asha.min_resource == 1000
 
 
 @pytest.mark.parametrize("strategy", [Strategy.HYPERBAND, Strategy.ASHA])

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 from sagemaker_rl.tuning import TuningError, config_from_mapping, open_run, reopen_run, run_tuning
+from sagemaker_rl.tuning.record import trial_job_dirs
 from sagemaker_rl.tuning.runners import PID_FILE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -203,34 +205,57 @@ ASHA_TRIALS = {
 
 
 def _asha_checked(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
-    """The invariants of a finished ASHA run: every stopped trial stopped at a rung, every other trained the whole
-    budget, and the re-evaluation trained there too; its search trials (reruns of interrupted ones included)."""
+    """The invariants of a finished ASHA run: every stopped trial stopped at its first report past a rung, every
+    other trained the whole budget, every promotion continued a stopped trial from its checkpoint (the fake job's
+    reward, slope * iteration + seed, goes on from the iteration it stopped at), and the re-evaluation trained at
+    the budget too. Its search trials that used the budget (reruns of interrupted ones included)."""
     trials = _study(run_dir).trials
     search = [t for t in trials if "reevaluation_of" not in t.user_attrs and t.state != TrialState.FAIL]
     assert any(t.state == TrialState.PRUNED for t in search)
-    assert all(t.last_step in (1000, 3000) for t in search if t.state == TrialState.PRUNED)
-    assert all(t.last_step == 9000 for t in search if t.state == TrialState.COMPLETE)
-    sent = json.loads((Path(search[0].user_attrs["trial_dir"]) / "input/config/hyperparameters.json").read_text())
+    for trial in search:
+        parent = trials[trial.user_attrs["pbt_parent"]] if "pbt_parent" in trial.user_attrs else None
+        before = max(parent.intermediate_values) if parent else 0
+        steps = sorted(trial.intermediate_values)
+        if trial.state == TrialState.PRUNED:
+            previous = steps[-2] if len(steps) > 1 else before
+            assert any(previous < rung <= steps[-1] for rung in (1000, 3000)), (trial.number, previous, steps)
+        else:
+            assert trial.state == TrialState.COMPLETE and steps[-1] == 9000
+        if parent is not None:
+            assert parent.state == TrialState.PRUNED and trial.params == parent.params and steps[0] > before
+            sent_jobs = [json.loads((job / "input/config/hyperparameters.json").read_text())
+                         for job in trial_job_dirs(trial)]
+            seed = statistics.fmean(int(values.get("rl.training.seed", 0)) for values in sent_jobs)  # their mean
+            for step, value in trial.intermediate_values.items():
+                assert value == pytest.approx(trial.params["fake.slope"] * step / 1000 + seed, rel=1e-5, abs=1e-5)
+    first = [t for t in search if "pbt_parent" not in t.user_attrs]
+    sent = json.loads((trial_job_dirs(first[0])[0] / "input/config/hyperparameters.json").read_text())
     assert json.loads(sent["rl.training.stop.timesteps_total"]) == 9000 and "rl.training.stop.time_total_s" not in sent
+    # a job a rung pauses ends at once (its last completed iteration's checkpoint kept): sent, not recorded
+    assert json.loads(sent["rl.training.stop_grace_s"]) == 0
+    assert "rl.training.stop_grace_s" not in first[0].user_attrs["hyperparameters"]
     reevaluated = [t for t in trials if "reevaluation_of" in t.user_attrs]
     assert reevaluated and all(t.state == TrialState.COMPLETE and t.last_step == 9000 for t in reevaluated)
-    return search
+    return first
 
 
 def test_asha_stops_poor_trials_at_a_rung_and_trains_the_rest_to_the_training_budget(tmp_path, fake_runner):
     config = config_from_mapping({**ASHA_TRIALS, "run_dir": str(tmp_path / "run")})
     assert config.hyperband_min_env_steps == 1000
     result = run_tuning(config, runner=fake_runner, out=io.StringIO())
-    assert len(_asha_checked(result.run_dir)) == 8 and result.complete + result.pruned == 8 + 2
+    assert len(_asha_checked(result.run_dir)) == 8
+    promoted = [t for t in _study(result.run_dir).trials if "pbt_parent" in t.user_attrs]
+    # 8 trials at the first rung: too few to fill the next two by the top third alone, so when the budget allows no
+    # new trial each rung's best goes on, and the search's best configuration trains to the end
+    assert any(t.state == TrialState.COMPLETE for t in promoted)
+    assert f"continues trial {promoted[0].user_attrs['pbt_parent']}" in (result.run_dir / "trials.csv").read_text()
 
 
 def test_asha_with_several_seeds_judges_each_rung_on_their_mean(tmp_path, fake_runner):
     config = config_from_mapping({**ASHA_TRIALS, "run_dir": str(tmp_path / "run"), "seeds": 2, "max_jobs": 6})
     result = run_tuning(config, runner=fake_runner, out=io.StringIO())
-    search = [t for t in _study(result.run_dir).trials if "reevaluation_of" not in t.user_attrs]
-    assert len(search) == 6 and any(t.state == TrialState.PRUNED for t in search)
-    assert all(t.last_step in (1000, 3000) for t in search if t.state == TrialState.PRUNED)
-    for trial in search:
+    assert len(_asha_checked(result.run_dir)) == 6
+    for trial in [t for t in _study(result.run_dir).trials if "reevaluation_of" not in t.user_attrs]:
         sent = [json.loads((Path(trial.user_attrs["trial_dir"]) / f"seed-{i}/input/config/hyperparameters.json")
                            .read_text()) for i in range(2)]
         seeds = [int(values["rl.training.seed"]) for values in sent]
@@ -357,7 +382,9 @@ def test_resume_after_kill_9_keeps_finished_trials_and_reruns_running_ones(tmp_p
     assert set(reruns) | recorded == set(running) and not set(reruns) & recorded
     for number, rerun in reruns.items():
         assert after[number].state == TrialState.FAIL
-        assert rerun.params == running[number].params and rerun.state == TrialState.COMPLETE
+        # the values of the trial it reruns (one the tuner was killed in the middle of asking for had none yet)
+        assert rerun.params == running[number].params or not running[number].params
+        assert rerun.state == TrialState.COMPLETE
     for number in recorded:
         assert _starts(running[number].user_attrs["trial_dir"]) == 1
     counted = [t for t in after if t.number not in reruns]
