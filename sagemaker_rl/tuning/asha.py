@@ -6,7 +6,9 @@ it stops there, paused with the checkpoint its job saves when stopped. Before th
 paused trial that has since entered its rung's top floor(n / 3) (later trials did worse) is promoted: a new
 trial continues it from its checkpoint. So a rung's first trials wait for others to be compared with, where
 Optuna's SuccessiveHalvingPruner and Ray Tune's ASHA promote a rung's first trial with nobody to compare (a
-search's random first trials then train the whole budget; docs/benchmarks.md, "ASHA's first trials").
+search's random first trials then train the whole budget; docs/benchmarks.md, "ASHA's first trials"). Once no
+new trial will start (the plan decides: plan.Search), a rung's best paused trial is promoted too, however few
+reached the rung, so that the best configurations train to the end.
 
 A trial's value at a rung is its objective at its first report at or past the rung; a promoted trial's own
 reports start after its parent's, so each rung holds one value per configuration and stretch of training.
@@ -37,7 +39,8 @@ def _ladder(trial: FrozenTrial) -> bool:
 
 def _start(trial: FrozenTrial, by_number: dict[int, FrozenTrial]) -> int:
     """The env step its training started after: its parent's last report for a promotion, else -1."""
-    parent = by_number.get(read(trial).parent) if read(trial).parent is not None else None  # type: ignore[arg-type]
+    number = read(trial).parent
+    parent = by_number.get(number) if number is not None else None
     return max(parent.intermediate_values, default=-1) if parent is not None else -1
 
 
@@ -105,6 +108,7 @@ def promotion(trials: Sequence[FrozenTrial], direction: StudyDirection, min_reso
     continued = {read(trial).parent for trial in trials if read(trial).role is Role.PROMOTION
                  and status(trial, rerun) is not Status.INTERRUPTED}
     by_number = {trial.number: trial for trial in trials}
+    competing: dict[int, list[float]] = {}  # each rung's values, read once
     found: list[tuple[int, float, FrozenTrial]] = []
     for trial in trials:
         if trial.state != TrialState.PRUNED or not _ladder(trial) or trial.number in continued:
@@ -112,9 +116,11 @@ def promotion(trials: Sequence[FrozenTrial], direction: StudyDirection, min_reso
         crossed = _rungs_crossed(min_resource, _start(trial, by_number), max(trial.intermediate_values, default=-1))
         if not crossed:
             continue
-        value = _value_at(trial, rung_step(min_resource, crossed[-1]))
-        competing = rung_values(trials, min_resource, crossed[-1])
-        if value is not None and promotable(value, competing, direction, closing=closing):
+        rung = crossed[-1]
+        value = _value_at(trial, rung_step(min_resource, rung))
+        if rung not in competing:
+            competing[rung] = rung_values(trials, min_resource, rung)
+        if value is not None and promotable(value, competing[rung], direction, closing=closing):
             sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
-            found.append((crossed[-1], sign * value, trial))
+            found.append((rung, sign * value, trial))
     return max(found, key=lambda item: (item[0], item[1], -item[2].number))[2] if found else None
