@@ -52,6 +52,9 @@ from sagemaker_rl.files import write_atomically
 from sagemaker_rl.job import SEED_KEY, SIMULATOR_KEY, STOP_PREFIX
 from sagemaker_rl.job.keys import CHECKPOINT_FREQ_KEY
 from sagemaker_rl.tuning import asha
+from sagemaker_rl.tuning.config import load_run_config
+from sagemaker_rl.tuning.record import read
+from sagemaker_rl.tuning.strategies import Strategy
 
 OURS = {"ours": "Bayesian", "ours-asha": "ASHA", "ours-pbt": "PBT"}  # our tools and the strategy each runs
 TOOLS = (*OURS, "rl-zoo3", "ray-tune-asha", "ray-tune-pbt")
@@ -136,22 +139,20 @@ def tune_ours(where: Target, record: Record, *, tool: str) -> dict[str, Any]:
     wall_s, code, _ = tune([*_child_target(where), *_ours_config(record),
                             "--max-runtime", f"{record.data['budget_s']:.0f}", "--train-budget",
                             str(record.data["train_steps"]), "--strategy", OURS[tool]], run_dir)
-    rungs = record.data["train_steps"] // asha.REDUCTION_FACTOR**2 if OURS[tool] == "ASHA" else None
     best = run_dir / "best_hyperparameters.json"
     return {"exit_code": code, "wall_s": round(wall_s, 1), "run_dir": str(run_dir),
             "job_hyperparameters": json.loads(best.read_text()) if best.is_file() else None,
             "own_policy": str(run_dir / "model") if (run_dir / "model").is_dir() else None,
-            **_search_figures(run_dir, rungs)}
+            **_search_figures(run_dir)}
 
 
-def _search_figures(run_dir: Path, min_resource: int | None = None) -> dict[str, Any]:
+def _search_figures(run_dir: Path) -> dict[str, Any]:
     """Our run's search trials (PBT: segments), those of them stopped at a rung, the ASHA promotions that continued
     one, the trials that trained the whole budget, and its best objective in the search (its own figure, as the
     peers')."""
     import optuna
     from optuna.trial import TrialState
 
-    from sagemaker_rl.tuning.record import read
     from sagemaker_rl.tuning.rundir import default_storage
 
     study = optuna.load_study(study_name=run_dir.name, storage=default_storage(run_dir))  # tune.py names it so
@@ -161,15 +162,16 @@ def _search_figures(run_dir: Path, min_resource: int | None = None) -> dict[str,
                "pruned": sum(trial.state is TrialState.PRUNED for trial in searched),
                "promotions": sum(not read(trial).uses_budget for trial in searched),
                "complete": len(values), "best_value": max(values, default=None)}
-    return figures | ({"past_lone_rungs": past_lone_rungs(searched, min_resource)} if min_resource else {})
+    config = load_run_config(run_dir)  # its first rung, as the run computed it
+    if config.strategy is not Strategy.ASHA:
+        return figures
+    return figures | {"past_lone_rungs": past_lone_rungs(searched, config.hyperband_min_env_steps)}
 
 
 def past_lone_rungs(trials: list[Any], min_resource: int) -> float | None:
     """The share of an ASHA search's env steps trained past a rung by a trial that went on with fewer than three
     values there (itself included) to be compared with: what Optuna's and Ray Tune's ASHA do with a rung's first
     trials, where ours waits (a promotion's training counts from its start, its parent's rung's values then)."""
-    from sagemaker_rl.tuning.record import read
-
     by_number = {trial.number: trial for trial in trials}
     reported: dict[int, list[float]] = {}  # rung -> when each value there was reported
     went_on: list[tuple[float, int, int]] = []  # (when, rung, env steps trained after it up to the next rung)
