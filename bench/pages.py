@@ -969,6 +969,61 @@ def _peers_history_row(result: _Result) -> list[str]:
     return [f"`{result.name}`", result.date, result.data["target"], f"{result.data['budget_s']:g} s", best]
 
 
+_PEERS_RUNS_METHOD = """\
+One run of a tuner is one draw: its answer moves with the run's luck. Each row gathers the distinct runs of one
+answer across every finished `bench/peers.py` file of our default space with the same target, budget, training
+budget, seeds and episodes (a file that copies another's parts for a tool counts that tool's run once): the mean
+over runs of the answer's mean return on the fresh seeds, the lowest and highest run, and every run's figure with the
+date of its file (our code changed between runs: a run measures the code of its date). A row "TOOL's own policy" is
+the policy each of that tool's runs trained itself (one policy a run), on the same episodes."""
+
+
+def _peers_runs_section(loaded: list[_Result]) -> _Section | None:
+    """Per comparable set of peers files, every answer's distinct runs (`_answer_runs`)."""
+    used = [result for result in _of(loaded, "peers")
+            if "finished" in result.data and result.data.get("summary") and not result.data.get("ours_config")]
+    groups: dict[tuple[Any, ...], list[_Result]] = {}
+    for result in used:
+        data = result.data
+        key = (data["target"], data["budget_s"], data["train_steps"], data["seeds"], data["episodes"], data["cpus"])
+        groups.setdefault(key, []).append(result)
+    tables = []
+    for (target_, budget_s, train_steps, *_), results in sorted(groups.items(), key=lambda item: str(item[0])):
+        runs = _checked(results[-1], _answer_runs, results)
+        rows = []
+        for name, dated in sorted(runs.items(), key=lambda item: -statistics.fmean(mean for mean, _ in item[1])):
+            means = [mean for mean, _ in dated]
+            rows.append([_answer_name(name), str(len(means)), _number(statistics.fmean(means)), _number(min(means)),
+                         _number(max(means)), ", ".join(f"{mean:.0f} ({date})" for mean, date in dated)])
+        tables.append(f"### {target_}\n\n{len(results)} files, {budget_s:g} s of tuning per tool, answers trained for "
+                      f"{train_steps:,} env steps.\n\n"
+                      + _table(["answer", "runs", "mean over runs", "lowest run", "highest run", "each run"], rows))
+    if not tables:
+        return None
+    return _Section("Tuners across runs", "\n\n".join([_PEERS_RUNS_METHOD, *tables]),
+                    tuple(result.name for result in used))
+
+
+def _answer_runs(results: list[_Result]) -> dict[str, list[tuple[float, str]]]:
+    """Each answer's mean return in each distinct run with the date of the first file holding it, oldest first, and
+    each of our runs' own policy (`TOOL's own policy`). A tool's run is its `tune:` part (a copied part is the same
+    run); an answer no tool tuned (the default, rl-zoo3's row) is its training parts."""
+    runs: dict[str, dict[str, tuple[float, str]]] = {}
+    for result in results:
+        parts = result.data["parts"]
+        figures = [(name, row["mean"], parts.get(f"tune:{name.removesuffix('-in-our-job')}"))
+                   for name, row in result.data["summary"].items()]
+        figures += [(f"{_answer_name(key.split(':', 1)[1])}'s own policy", part["mean_return"],
+                     parts.get(f"tune:{key.split(':', 1)[1]}"))
+                    for key, part in parts.items() if key.startswith("own-policy:") and "mean_return" in part]
+        for name, mean, tune in figures:
+            identity = json.dumps(tune if tune is not None else
+                                  {key: part for key, part in parts.items() if key.startswith(f"train:{name}:")},
+                                  sort_keys=True)
+            runs.setdefault(name, {}).setdefault(identity, (mean, result.date))
+    return {name: list(means.values()) for name, means in runs.items()}
+
+
 def _kind_section(loaded: list[_Result], kind: str, title: str, method: str, tables: Any,
                   history: tuple[list[str], Any], per: str | None = None,
                   shown: Callable[[list[_Result]], _Result] = _newest) -> _Section | None:
@@ -1081,7 +1136,7 @@ def _all_sections(loaded: list[_Result]) -> list[_Section]:
                                     _tuner_section(loaded),
                                     _trial_start_section(loaded),
                                     *(_kind_section(loaded, *kind) for kind in _ONE_KIND_SECTIONS),
-                                    _ray_section(loaded)) if section is not None]
+                                    _peers_runs_section(loaded), _ray_section(loaded)) if section is not None]
 
 
 # ----------------------------------------------------------------------------------------------- headline
@@ -1218,7 +1273,8 @@ def _peers_headline(loaded: list[_Result]) -> str | None:
         clauses.append(f"on {target} ({_default_of(target)}; {data['budget_s']:g} s each on {data['cpus']} cores, "
                        f"answers trained again for {data['train_steps']:,} env steps on {data['seeds']} fresh "
                        f"seeds{space}): {figures} (`{result.shown}`)")
-    return "Tuners side by side, mean return of the final policies " + "; ".join(clauses) + "."
+    return ("Tuners side by side, mean return of the final policies " + "; ".join(clauses) + ". One run of each tool "
+            "is one draw: every run's figure is in Benchmarks, Tuners across runs.")
 
 
 def _default_of(label: str) -> str:

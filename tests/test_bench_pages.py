@@ -388,6 +388,24 @@ def test_the_peers_headline_and_table_take_the_newest_finished_run_of_each_targe
     assert "2 fresh seeds; our runs searched `bench/studies/pbt-space.yaml`'s space): " in pages.headline(results)
 
 
+def test_across_runs_a_tool_run_copied_into_a_later_file_counts_once_and_a_new_run_adds_one(pages, tmp_path):
+    first = _peers(finished=True)
+    _write(tmp_path / "results", "peers-Pendulum-v1-20261205-130000.json", first)
+    copied = _peers(finished=True)  # the same tune:ours and default parts: nothing run again
+    _write(tmp_path / "results", "peers-Pendulum-v1-20261206-130000.json", copied)
+    rerun = _peers(finished=True)  # ours tuned again; the default's training parts copied
+    rerun["parts"]["tune:ours"] = {**rerun["parts"]["tune:ours"], "wall_s": 812.0}
+    rerun["summary"]["ours"]["mean"] = -150.0
+    _write(tmp_path / "results", "peers-Pendulum-v1-20261207-130000.json", rerun)
+    _write(tmp_path / "results", "peers-Pendulum-v1-20261208-130000.json", _peers(finished=False))  # not finished
+    section = pages.benchmark_page(tmp_path / "results").split("## Tuners across runs", 1)[1]
+    assert "3 files, 900 s of tuning per tool" in section
+    assert ("| ours (Bayesian) | 2 | -250.0 | -350.0 | -150.0 | -350 (2026-12-05 13:00), -150 (2026-12-07 13:00) |"
+            in section)
+    assert "| untuned default | 1 | -1,050.0 | -1,050.0 | -1,050.0 | -1050 (2026-12-05 13:00) |" in section
+    assert "| ours (Bayesian)'s own policy | 2 | -250.5 |" in section
+
+
 @pytest.mark.parametrize(("scheduler", "config", "names"), [
     ("ASHA", None, ["rl.training.config.lr", "rl.training.initial_log_std", "rl.training.config.gamma"]),
     ("PBT", None, ["rl.training.config.lr", "rl.training.config.gamma", "rl.training.config.lambda_",
