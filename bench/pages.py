@@ -978,6 +978,9 @@ date of its file (our code changed between runs: a run measures the code of its 
 the policy each of that tool's runs trained itself (one policy a run), on the same episodes."""
 
 
+_OWN_POLICY = "'s own policy"  # the row of a tool's runs' own policies: `ours (ASHA)'s own policy`
+
+
 def _peers_runs_section(loaded: list[_Result]) -> _Section | None:
     """Per comparable set of peers files, every answer's distinct runs (`_answer_runs`)."""
     used = [result for result in _of(loaded, "peers")
@@ -991,7 +994,8 @@ def _peers_runs_section(loaded: list[_Result]) -> _Section | None:
     for (target_, budget_s, train_steps, *_), results in sorted(groups.items(), key=lambda item: str(item[0])):
         runs = _checked(results[-1], _answer_runs, results)
         rows = []
-        for name, dated in sorted(runs.items(), key=lambda item: -statistics.fmean(mean for mean, _ in item[1])):
+        for name, dated in sorted(runs.items(), key=lambda item: (item[0].endswith(_OWN_POLICY),  # answers first
+                                                                  -statistics.fmean(mean for mean, _ in item[1]))):
             means = [mean for mean, _ in dated]
             rows.append([_answer_name(name), str(len(means)), _number(statistics.fmean(means)), _number(min(means)),
                          _number(max(means)), ", ".join(f"{mean:.0f} ({date})" for mean, date in dated)])
@@ -1013,7 +1017,7 @@ def _answer_runs(results: list[_Result]) -> dict[str, list[tuple[float, str]]]:
         parts = result.data["parts"]
         figures = [(name, row["mean"], parts.get(f"tune:{name.removesuffix('-in-our-job')}"))
                    for name, row in result.data["summary"].items()]
-        figures += [(f"{_answer_name(key.split(':', 1)[1])}'s own policy", part["mean_return"],
+        figures += [(_answer_name(key.split(':', 1)[1]) + _OWN_POLICY, part["mean_return"],
                      parts.get(f"tune:{key.split(':', 1)[1]}"))
                     for key, part in parts.items() if key.startswith("own-policy:") and "mean_return" in part]
         for name, mean, tune in figures:

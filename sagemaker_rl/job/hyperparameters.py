@@ -265,7 +265,7 @@ def parse_hyperparameters(raw: Mapping[str, Any], problem: str | None, env: EnvF
             job.stop.episode_reward_mean = None if env is None else env.reward_threshold
         else:
             job.stop.episode_reward_mean = get_problem(problem).env(job.simulator).stop_reward
-    _check_consistency(job.ppo)
+    _check_consistency(job.ppo, ours)
     if env is not None and env.discrete_actions:
         _resolve_discrete(job, given={canonical_key(key) for key in ours})
     else:
@@ -551,11 +551,16 @@ def _set_stop(stop: StopCriteria, key: str, name: str, value: Any) -> None:
     setattr(stop, name, check_value(key, value, _STOP_FIELDS[name]))
 
 
-def _check_consistency(ppo: dict[str, Any]) -> None:
+def _check_consistency(ppo: dict[str, Any], given: list[str]) -> None:
+    """The minibatch fits in the batch; the error names each setting as the hyperparameters `given` it (an old
+    RLlib name too), else by its own name."""
     batch, minibatch = ppo.get("train_batch_size_per_learner"), ppo.get("minibatch_size")
     if isinstance(batch, int) and isinstance(minibatch, int) and minibatch > batch:
-        raise UserError(f"minibatch_size ({minibatch}) must be <= train_batch_size_per_learner ({batch}): "
-                        f"lower {PPO_PREFIX}minibatch_size or raise {PPO_PREFIX}train_batch_size_per_learner")
+        named = {canonical_key(key): key for key in given}
+        minibatch_key, batch_key = (named.get(PPO_PREFIX + name, PPO_PREFIX + name)
+                                    for name in ("minibatch_size", "train_batch_size_per_learner"))
+        raise UserError(f"{minibatch_key} ({minibatch}) must be <= {batch_key} ({batch}): lower {minibatch_key} or "
+                        f"raise {batch_key}")
 
 
 @functools.cache

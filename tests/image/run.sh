@@ -20,15 +20,15 @@ fi
 # Each run adds ~9 GB of images (a new venv layer per commit): untag our images that are not this commit's, which
 # deletes them, and delete our untagged final images; the build cache (untagged builder stages, whose large layers
 # every commit shares) stays. How much a build needs depends on that cache (docs/development.md, measured): refuse
-# below what a build with its cache needs, and when a build fails having started below what one without it needs,
-# say that space may be why.
+# below what a build with its cache needs, and when a build fails after the test started below what one without it
+# needs, say that space may be why.
 image=$(make --no-print-directory -s image-name COMMIT="$commit")
 ours=$($DOCKER image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}' | grep -E "^([^ ]*/)?${image%%:*}:") || true
 keep=$(grep -F -- "-$commit-" <<<"$ours" | cut -d' ' -f2 | sort -u) || true  # none on a commit's first run
 grep -vwF -f <(echo "${keep:-none}") <<<"$ours" | cut -d' ' -f1 | xargs -r $DOCKER rmi >/dev/null || true
 $DOCKER image prune -f --filter label=org.opencontainers.image.title=sagemaker-rl >/dev/null  # rebuilt commits' finals
 storage=$($DOCKER info --format "{{$([ "$DOCKER" = podman ] && echo .Store.GraphRoot || echo .DockerRootDir)}}")
-NEEDS_CACHED_GB=20 NEEDS_UNCACHED_GB=42
+NEEDS_CACHED_GB=30 NEEDS_UNCACHED_GB=42
 free_gb=$(df -P --block-size=1G "$storage" | awk 'NR == 2 {print $4}')
 echo "image-test: ${free_gb:-?} GB free for the images"
 if [ -n "$free_gb" ] && [ "$free_gb" -lt $NEEDS_CACHED_GB ]; then
@@ -41,7 +41,7 @@ build() {  # VARIANT, make's arguments
   shift
   if ! make --no-print-directory build VARIANT="$variant" "${build_args[@]}" "$@"; then
     if [ -n "$free_gb" ] && [ "$free_gb" -lt $NEEDS_UNCACHED_GB ]; then
-      echo "image-test: the $variant build failed having started with $free_gb GB free, and a build without its" \
+      echo "image-test: the $variant build failed; the test started with $free_gb GB free and a build without its" \
         "cache needs about $NEEDS_UNCACHED_GB GB: if the error above is about space, free some (e.g." \
         "$DOCKER system prune -a)" >&2
     fi

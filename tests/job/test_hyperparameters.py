@@ -183,7 +183,10 @@ def test_mujoco_has_its_own_stop_target():
      "timestep 0, got 'fast'"),
     ({"rl.training.config.gamma": 1.5}, "rl.training.config.gamma must be a number > 0 and <= 1, got 1.5"),
     ({"rl.training.config.lr": "nan"}, "must be a number"),
-    ({"rl.training.config.minibatch_size": 30000}, "minibatch_size (30000) must be <= train_batch_size_per_learner"),
+    ({"rl.training.config.minibatch_size": 30000},
+     "rl.training.config.minibatch_size (30000) must be <= rl.training.config.train_batch_size_per_learner"),
+    ({"rl.training.config.sgd_minibatch_size": 30000},  # the old name, as given
+     "rl.training.config.sgd_minibatch_size (30000) must be <= rl.training.config.train_batch_size_per_learner"),
     ({"rl.env.simulator": "bullet"}, "unknown simulator 'bullet'"),
     ({"rl.training.config.env": "Hopper-v5"}, "cannot be set as a hyperparameter"),
     ({"rl.training.config.observation_filter": "MeanStd"},
