@@ -152,7 +152,12 @@ def test_resume_after_kill_9_during_re_evaluation_finishes_it_without_rerunning_
         return any("reevaluation_of" in t.user_attrs and t.state == TrialState.RUNNING
                    and (Path(t.user_attrs["trial_dir"]) / "seed-0" / PID_FILE).exists() for t in trials)
 
-    _wait_for(reevaluating, timeout=120)
+    try:
+        _wait_for(reevaluating, timeout=120)
+    except AssertionError:  # it timed out once in a full test-fast run: say what the tuner was doing
+        tuner.kill()
+        printed = tuner.communicate()[0][-4000:]
+        raise AssertionError(f"no re-evaluation job seen running within 120 s; the tuner printed:\n{printed}") from None
     tuner.kill()
     tuner.wait()
     before = _study(run_dir).trials
