@@ -972,7 +972,7 @@ def _peers_history_row(result: _Result) -> list[str]:
 _PEERS_RUNS_METHOD = """\
 One run of a tuner is one draw: its answer moves with the run's luck. Each row gathers the distinct runs of one
 answer across every finished `bench/peers.py` file of our default space with the same target, budget, training
-budget, seeds and episodes (a file that copies another's parts for a tool counts that tool's run once): the mean
+budget, seeds, episodes and cores (a file that copies another's parts for a tool counts that tool's run once): the mean
 over runs of the answer's mean return on the fresh seeds, the lowest and highest run, and every run's figure with the
 date of its file (our code changed between runs: a run measures the code of its date). A row "TOOL's own policy" is
 the policy each of that tool's runs trained itself (one policy a run), on the same episodes."""
