@@ -956,10 +956,15 @@ def _trials_cell(part: dict[str, Any]) -> str:
     return f"{part.get('trials', '—')}" + (f" (+{promotions} promotions)" if promotions else "")
 
 
+def _peers_finished(result: _Result) -> bool:
+    """A peers run that ended with its summary (the only kind quoted or gathered across runs)."""
+    return "finished" in result.data and bool(result.data.get("summary"))
+
+
 def _peers_shown(results: list[_Result]) -> _Result:
     """Of one target's runs, the one its figures are quoted from: the newest finished run of our default space (a run
     whose arms searched another space, `ours_config`, is an experiment), else the newest finished, else the newest."""
-    finished = [result for result in results if "finished" in result.data and result.data.get("summary")]
+    finished = [result for result in results if _peers_finished(result)]
     return _newest([result for result in finished if not result.data.get("ours_config")] or finished or results)
 
 
@@ -984,7 +989,7 @@ _OWN_POLICY = "'s own policy"  # the row of a tool's runs' own policies: `ours (
 def _peers_runs_section(loaded: list[_Result]) -> _Section | None:
     """Per comparable set of peers files, every answer's distinct runs (`_answer_runs`)."""
     used = [result for result in _of(loaded, "peers")
-            if "finished" in result.data and result.data.get("summary") and not result.data.get("ours_config")]
+            if _peers_finished(result) and not result.data.get("ours_config")]
     groups: dict[tuple[Any, ...], list[_Result]] = {}
     for result in used:
         data = result.data
@@ -1263,7 +1268,7 @@ def _generic_headline(loaded: list[_Result]) -> str | None:
 def _peers_headline(loaded: list[_Result]) -> str | None:
     """Only finished runs, of each target the one `_peers_shown` picks: the answers' means on fresh seeds, best
     first."""
-    finished = [result for result in _of(loaded, "peers") if "finished" in result.data and result.data.get("summary")]
+    finished = [result for result in _of(loaded, "peers") if _peers_finished(result)]
     shown = {target: _peers_shown([result for result in finished if result.data["target"] == target])
              for target in {result.data["target"] for result in finished}}
     if not shown:
